@@ -1,0 +1,1 @@
+"""onnxgate's model registry: versions, artifacts, deployments and the audit log."""
