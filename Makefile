@@ -33,11 +33,13 @@ typecheck: $(STAMP)
 check: lint typecheck protos-check test
 
 # Stubs are generated, never edited. The sed turns protoc's top-level imports into
-# package-relative ones so the stubs import as gateway._proto.*.
+# package-relative ones so the stubs import as gateway._proto.*, and puts our descriptors in
+# a private pool (see src/gateway/_proto/_pool.py).
 protos: $(STAMP)
 	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m grpc_tools.protoc -Iprotos --python_out=$(PROTO_OUT) --grpc_python_out=$(PROTO_OUT) \
 		--mypy_out=$(PROTO_OUT) --mypy_grpc_out=$(PROTO_OUT) protos/grpc_service.proto protos/admin.proto
 	sed -i -E 's/^import (\w+_pb2)( as \w+)?$$/from . import \1\2/' $(PROTO_OUT)/*_pb2_grpc.py $(PROTO_OUT)/*.pyi
+	sed -i -E 's/^from google.protobuf import descriptor_pool as _descriptor_pool$$/from gateway._proto import _pool/; s/_descriptor_pool.Default\(\)/_pool.POOL/' $(PROTO_OUT)/*_pb2.py
 
 protos-check: protos
 	git diff --exit-code -- $(PROTO_OUT)

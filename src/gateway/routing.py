@@ -133,9 +133,7 @@ class RoutingTable:
         return self._roles.get(version, "pinned")
 
 
-def choose(
-    table: RoutingTable, *, version: str | None, routing_key: str | None, u: float
-) -> Route:
+def choose(table: RoutingTable, *, version: str | None, routing_key: str | None, u: float) -> Route:
     """Route one request: explicit version, else routing key, else weighted pick with ``u``.
 
     ``u`` is the caller's uniform draw in [0, 1); it is ignored by the first two rules.

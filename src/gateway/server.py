@@ -1,0 +1,232 @@
+"""Composition root: build every collaborator from :class:`Settings`, start, drain, stop.
+
+Nothing else in the package constructs collaborators or holds module-level state; tests
+build a :class:`Gateway` on ``127.0.0.1:0`` and talk to the port it reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import signal
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from gateway._proto import admin_pb2, admin_pb2_grpc, grpc_service_pb2, grpc_service_pb2_grpc
+from gateway.admin import AdminServicer
+from gateway.auth import requires_token
+from gateway.catalog import Catalog
+from gateway.errorhandling import grpc_errors
+from gateway.inference import InferenceServicer, InferObserver
+from gateway.metrics import DeploymentCollector, GatewayMetrics
+from gateway.metrics_http import start_metrics_server
+from gateway.settings import Settings
+from registry.registry import Registry
+
+__all__ = ["Gateway", "serve"]
+
+log = logging.getLogger(__name__)
+
+INFERENCE_SERVICE = grpc_service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
+ADMIN_SERVICE = admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
+INFERENCE_METHODS = tuple(
+    m.name for m in grpc_service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods
+)
+ADMIN_METHODS = tuple(m.name for m in admin_pb2.DESCRIPTOR.services_by_name["AdminService"].methods)
+
+
+class _ReflectionPool:
+    """Answers reflection from our private pool first, then protobuf's default pool
+    (where the health and reflection services live)."""
+
+    def __init__(self) -> None:
+        from google.protobuf import descriptor_pool
+
+        from gateway._proto import _pool
+
+        self._pools = (_pool.POOL, descriptor_pool.Default())
+
+    def __getattr__(self, name: str) -> Any:
+        pools = self._pools
+
+        def lookup(*args: Any) -> Any:
+            error: Exception | None = None
+            for pool in pools:
+                try:
+                    return getattr(pool, name)(*args)
+                except KeyError as exc:
+                    error = exc
+            assert error is not None
+            raise error
+
+        return lookup
+
+
+def _wrap_methods(servicer: Any, names: Iterable[str], wrap: Callable[[Any], Any]) -> None:
+    for name in names:
+        setattr(servicer, name, wrap(getattr(servicer, name)))
+
+
+class Gateway:
+    """One gateway process: gRPC server, catalog, registry watcher, metrics endpoint."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        registry: Registry | None = None,
+        metrics: GatewayMetrics | None = None,
+        observers: tuple[InferObserver, ...] = (),
+    ) -> None:
+        self.settings = settings
+        self.registry = registry or Registry.open(settings.registry, settings.artifact_dir)
+        self._owns_registry = registry is None
+        self.metrics = metrics or GatewayMetrics()
+        self._inference_pool = concurrent.futures.ThreadPoolExecutor(
+            settings.effective_inference_threads, thread_name_prefix="onnxgate-infer"
+        )
+        self._io_pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="onnxgate-io")
+        self.catalog = Catalog(
+            self.registry,
+            settings,
+            self.metrics,
+            inference_executor=self._inference_pool,
+            io_executor=self._io_pool,
+        )
+        self.metrics.add_collector(DeploymentCollector(self.catalog.deployment_snapshot))
+        self.inference = InferenceServicer(
+            self.catalog,
+            self.metrics,
+            max_inflight=settings.max_inflight,
+            max_batch_size=settings.max_batch_size,
+            observers=observers,
+        )
+        self.admin = AdminServicer(self.registry, self.catalog, io_executor=self._io_pool)
+        self.health = health.aio.HealthServicer()
+        self.server: grpc.aio.Server | None = None
+        self.port = 0
+        self.metrics_port = 0
+        self._metrics_server: Any = None
+        self._stop_watch = asyncio.Event()
+        self._watch_task: asyncio.Task[None] | None = None
+
+    def _build_server(self) -> grpc.aio.Server:
+        s = self.settings
+        options = [
+            ("grpc.max_receive_message_length", s.max_message_bytes),
+            ("grpc.max_send_message_length", s.max_message_bytes),
+            # Several workers share one port only when asked to; otherwise a taken port is
+            # an error, not a silent second listener.
+            ("grpc.so_reuseport", 1 if s.workers > 1 else 0),
+        ]
+        server = grpc.aio.server(options=options)
+        _wrap_methods(self.inference, INFERENCE_METHODS, grpc_errors)
+        if s.predict_tokens:
+            _wrap_methods(
+                self.inference,
+                ("ModelInfer",),
+                lambda m: grpc_errors(requires_token(s.predict_tokens)(m.__wrapped__)),
+            )
+        _wrap_methods(
+            self.admin, ADMIN_METHODS, lambda m: grpc_errors(requires_token(s.admin_tokens)(m))
+        )
+        grpc_service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(self.inference, server)
+        admin_pb2_grpc.add_AdminServiceServicer_to_server(self.admin, server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(
+            (INFERENCE_SERVICE, ADMIN_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME),
+            server,
+            pool=_ReflectionPool(),
+        )
+        return server
+
+    def _credentials(self) -> grpc.ServerCredentials | None:
+        s = self.settings
+        if s.tls_cert is None or s.tls_key is None:
+            return None
+        root = s.tls_client_ca.read_bytes() if s.tls_client_ca else None
+        return grpc.ssl_server_credentials(
+            [(s.tls_key.read_bytes(), s.tls_cert.read_bytes())],
+            root_certificates=root,
+            require_client_auth=root is not None,
+        )
+
+    async def start(self) -> int:
+        """Load every deployed version, then listen. Health turns SERVING only after that."""
+        await self.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.catalog.sync(force=True)
+        self.server = self._build_server()
+        address = f"{self.settings.host}:{self.settings.port}"
+        creds = self._credentials()
+        if creds is None:
+            self.port = self.server.add_insecure_port(address)
+        else:
+            self.port = self.server.add_secure_port(address, creds)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {address}")
+        await self.server.start()
+        self._start_metrics_endpoint()
+        self._watch_task = asyncio.get_running_loop().create_task(
+            self.catalog.watch(self._stop_watch)
+        )
+        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        await self.health.set(INFERENCE_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+        log.info(
+            "onnxgate serving on %s:%d (metrics :%d); models: %s",
+            self.settings.host,
+            self.port,
+            self.metrics_port,
+            ", ".join(sorted(self.catalog.entries())) or "none yet",
+        )
+        return self.port
+
+    def _start_metrics_endpoint(self) -> None:
+        if self.settings.metrics_port < 0:
+            return
+        self._metrics_server, self.metrics_port = start_metrics_server(
+            self.metrics.registry, self.settings.host, self.settings.metrics_port
+        )
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Mark NOT_SERVING, stop accepting, let in-flight calls finish, release everything."""
+        grace = self.settings.grace_s if grace is None else grace
+        await self.health.enter_graceful_shutdown()
+        self._stop_watch.set()
+        if self._watch_task is not None:
+            await self._watch_task
+        if self.server is not None:
+            await self.server.stop(grace)
+        await self.catalog.close()
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server.server_close()
+        self._inference_pool.shutdown(wait=True)
+        self._io_pool.shutdown(wait=True)
+        if self._owns_registry:
+            self.registry.close()
+
+    async def wait(self) -> None:
+        if self.server is not None:
+            await self.server.wait_for_termination()
+
+
+async def _serve_async(settings: Settings) -> None:
+    gw = Gateway(settings)
+    await gw.start()
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await stopping.wait()
+    log.info("signal received; draining for up to %.1fs", settings.grace_s)
+    await gw.stop()
+
+
+def serve(settings: Settings) -> None:
+    """Run one gateway process until SIGTERM/SIGINT."""
+    asyncio.run(_serve_async(settings))

@@ -1,0 +1,101 @@
+"""``onnxgate serve --workers N``: N gateway processes sharing one port (SO_REUSEPORT).
+
+Each worker has its own event loop, sessions and batchers; the kernel spreads connections
+across them. Metrics stay one coherent endpoint: workers write their samples to
+prometheus_client's multiprocess files and the parent process alone serves ``/metrics``,
+summing them, plus the deployment gauges read from the registry at scrape time.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import tempfile
+import threading
+from collections.abc import Iterable
+
+from gateway.settings import Settings
+
+__all__ = ["serve_workers"]
+
+log = logging.getLogger(__name__)
+
+
+def _worker_main(settings: Settings, index: int) -> None:
+    from gateway.server import serve
+
+    logging.basicConfig(
+        level=settings.log_level,
+        format=f"%(asctime)s %(levelname)s worker{index} %(name)s: %(message)s",
+    )
+    serve(settings)
+
+
+def serve_workers(settings: Settings) -> None:
+    if settings.port == 0:
+        raise SystemExit("onnxgate: --workers > 1 needs an explicit --port to share")
+    metrics_dir = tempfile.mkdtemp(prefix="onnxgate-metrics-")
+    # NOTE: prometheus_client picks its value storage when first imported, so the variable
+    # must be set before the (spawned, hence fresh) workers import it.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    ctx = multiprocessing.get_context("spawn")
+    worker_settings = settings.replace(metrics_port=-1)
+    procs = [
+        ctx.Process(target=_worker_main, args=(worker_settings, i), name=f"onnxgate-worker{i}")
+        for i in range(settings.workers)
+    ]
+    for p in procs:
+        p.start()
+    server = _parent_metrics(settings, metrics_dir)
+    stop = threading.Event()
+
+    def forward(signum: int, _frame: object) -> None:
+        stop.set()
+        for p in procs:
+            if p.is_alive() and p.pid is not None:
+                os.kill(p.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    log.info("started %d workers on port %d", settings.workers, settings.port)
+    try:
+        while not stop.is_set():
+            if not any(p.is_alive() for p in procs):
+                break
+            stop.wait(0.5)
+    finally:
+        for p in procs:
+            p.join(settings.grace_s + 5)
+            if p.is_alive():
+                p.kill()
+        if server is not None:
+            server.shutdown()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _parent_metrics(settings: Settings, metrics_dir: str):  # type: ignore[no-untyped-def]
+    if settings.metrics_port < 0:
+        return None
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    from gateway.metrics import DeploymentCollector
+    from gateway.metrics_http import start_metrics_server
+    from registry.registry import Registry
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=metrics_dir)
+    reg = Registry.open(settings.registry, settings.artifact_dir)
+
+    def snapshot() -> Iterable[tuple[str, int, list[tuple[str, str, float]], list[str]]]:
+        return [
+            (m, d.revision, [(a.version, str(a.role), a.weight) for a in d.arms], [])
+            for m, d in reg.deployments().items()
+        ]
+
+    registry.register(DeploymentCollector(snapshot))
+    server, _port = start_metrics_server(registry, settings.host, settings.metrics_port)
+    return server
