@@ -1,0 +1,75 @@
+"""Shared fixtures: a registry on a real SQLite file, and real gateways on loopback.
+
+A gateway runs its grpc.aio server on an event loop in a background thread, so tests talk
+to it with ordinary blocking clients (tritonclient, our own stubs, the CLI) exactly as an
+application would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway._proto import admin_pb2_grpc, grpc_service_pb2_grpc
+from gateway.embedded import EmbeddedGateway
+from gateway.server import Gateway
+from gateway.settings import Settings
+from registry.registry import Registry
+
+ADMIN_TOKEN = "test-admin-token"
+
+
+class RunningGateway(EmbeddedGateway):
+    """An embedded gateway plus the stubs tests use most."""
+
+    def stub(self) -> grpc_service_pb2_grpc.GRPCInferenceServiceStub:
+        return grpc_service_pb2_grpc.GRPCInferenceServiceStub(self.channel())
+
+    def admin(self) -> admin_pb2_grpc.AdminServiceStub:
+        return admin_pb2_grpc.AdminServiceStub(self.channel())
+
+
+@pytest.fixture
+def registry_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'registry.db'}"
+
+
+@pytest.fixture
+def registry(registry_url: str, tmp_path: Path) -> Iterator[Registry]:
+    reg = Registry.open(registry_url, tmp_path / "artifacts")
+    yield reg
+    reg.close()
+
+
+@pytest.fixture
+def make_gateway(
+    registry: Registry, registry_url: str, tmp_path: Path
+) -> Iterator[Callable[..., RunningGateway]]:
+    """Start gateways over the test registry; every one is stopped at teardown."""
+    running: list[RunningGateway] = []
+
+    def start(**overrides: Any) -> RunningGateway:
+        fields: dict[str, Any] = {
+            "registry": registry_url,
+            "artifact_dir": tmp_path / "artifacts",
+            "host": "127.0.0.1",
+            "port": 0,
+            "metrics_port": 0,
+            "poll_interval_s": 0.2,
+            "admin_tokens": {ADMIN_TOKEN: "test-operator"},
+        }
+        fields.update(overrides)
+        rg = RunningGateway(Gateway(Settings(**fields), registry=registry))
+        running.append(rg)
+        return rg.start()
+
+    yield start
+    for rg in running:
+        rg.stop()
+
+
+def admin_metadata(token: str = ADMIN_TOKEN) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),)
