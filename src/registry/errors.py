@@ -1,0 +1,90 @@
+"""The registry's one exception tree, so callers catch registry failures by kind.
+
+::
+
+    RegistryError                 root; anything the registry refuses or cannot do
+    ├── NotFoundError             unknown model or version
+    ├── AlreadyExists             version already registered (versions are immutable)
+    ├── InvalidName               model/version name breaks the naming rule (also ValueError)
+    ├── InvalidArtifact           bytes are not an ONNX model onnxruntime can load
+    ├── IncompatibleSignature     new version's inputs/outputs break the champion's callers
+    ├── InvalidDeployment         arms/shadows/weights make no valid deployment (also ValueError)
+    ├── StaleRevision             optimistic check failed: someone changed the deployment first
+    └── ArtifactIntegrityError    stored bytes are missing or no longer hash to their sha256
+
+The gateway maps these onto its own errors at its edge; this package never imports grpc.
+Messages name the offending model, version or field and never include artifact bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "AlreadyExists",
+    "ArtifactIntegrityError",
+    "IncompatibleSignature",
+    "InvalidArtifact",
+    "InvalidDeployment",
+    "InvalidName",
+    "NotFoundError",
+    "RegistryError",
+    "StaleRevision",
+]
+
+
+class RegistryError(Exception):
+    """Root of every error the registry raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFoundError(RegistryError):
+    """An unknown model or version was named."""
+
+
+class AlreadyExists(RegistryError):
+    """A version with that name is already registered; versions are never overwritten."""
+
+
+class InvalidName(RegistryError, ValueError):
+    """A model or version name does not match ``^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$``."""
+
+
+class InvalidArtifact(RegistryError):
+    """The artifact is not an ONNX model that onnxruntime can load."""
+
+
+class IncompatibleSignature(RegistryError):
+    """The new version's signature would break callers of the current champion."""
+
+    def __init__(self, model: str, version: str, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        listed = "; ".join(self.problems)
+        super().__init__(
+            f"version {version!r} of model {model!r} is incompatible with the current "
+            f"champion: {listed} (use force to override)"
+        )
+
+
+class InvalidDeployment(RegistryError, ValueError):
+    """The requested arms, shadows or weights do not form a valid deployment."""
+
+
+class StaleRevision(RegistryError):
+    """An optimistic concurrency check failed: the deployment moved on meanwhile."""
+
+    def __init__(self, model: str, expected: int, actual: int | None) -> None:
+        self.expected = expected
+        self.actual = actual
+        now = "unknown" if actual is None else str(actual)
+        super().__init__(
+            f"deployment of model {model!r} is at revision {now}, expected revision "
+            f"{expected}; re-read it and retry"
+        )
+
+
+class ArtifactIntegrityError(RegistryError):
+    """Stored artifact bytes are missing or do not hash to their recorded sha256."""

@@ -1,0 +1,120 @@
+"""Content-addressed artifact store: model bytes on disk, named by their sha256.
+
+Layout is ``root/ab/cdef...`` (first two hex digits as a directory, so no directory holds
+more than 1/256 of the files). Writes are atomic (temp file in the same directory, fsync,
+``os.replace``) so a reader never sees half a model, and reads re-hash so silent corruption
+or tampering surfaces as :class:`ArtifactIntegrityError` instead of a wrong prediction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from registry.errors import ArtifactIntegrityError
+
+__all__ = ["ArtifactStore"]
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_CHUNK = 1 << 20
+
+
+def _fsync_dir(path: Path) -> None:
+    # Makes the rename itself durable; not every platform can open a directory.
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class ArtifactStore:
+    """Stores and returns artifact bytes by sha256; safe for several processes at once."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, sha: str) -> Path:
+        """Where the artifact with this sha256 lives (whether or not it exists)."""
+        # Validating the name also keeps a crafted "sha" from escaping the root.
+        if not _SHA256.match(sha):
+            raise ValueError(f"not a lowercase sha256 hex digest: {sha!r}")
+        return self.root / sha[:2] / sha[2:]
+
+    def exists(self, sha: str) -> bool:
+        return self.path(sha).is_file()
+
+    def _digest_of_file(self, path: Path) -> str:
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            while chunk := f.read(_CHUNK):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    def put(self, data: bytes) -> str:
+        """Store ``data`` and return its sha256; storing the same bytes twice is a no-op."""
+        sha = hashlib.sha256(data).hexdigest()
+        target = self.path(sha)
+        # An existing file is trusted only if it still hashes right; otherwise rewrite it.
+        if target.is_file() and self._digest_of_file(target) == sha:
+            return sha
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp_name, target)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        _fsync_dir(target.parent)
+        return sha
+
+    def read(self, sha: str) -> bytes:
+        """Return the bytes stored under ``sha``, re-hashed to prove they are intact."""
+        target = self.path(sha)
+        try:
+            data = target.read_bytes()
+        except FileNotFoundError:
+            raise ArtifactIntegrityError(f"artifact {sha} is missing from the store") from None
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != sha:
+            raise ArtifactIntegrityError(
+                f"artifact {sha} is corrupt: its bytes now hash to {actual}"
+            )
+        return data
+
+    def delete(self, sha: str) -> None:
+        """Overwrite the artifact with zeros, fsync, then unlink it; missing is a no-op.
+
+        NOTE: overwriting defeats casual recovery from the same file system only; on
+        copy-on-write file systems and SSDs old blocks may survive. Encrypt at rest if
+        that matters.
+        """
+        target = self.path(sha)
+        try:
+            size = target.stat().st_size
+        except FileNotFoundError:
+            return
+        with target.open("r+b") as f:
+            zeros = bytes(min(size, _CHUNK))
+            remaining = size
+            while remaining > 0:
+                n = min(remaining, len(zeros))
+                f.write(zeros[:n])
+                remaining -= n
+            f.flush()
+            os.fsync(f.fileno())
+        target.unlink(missing_ok=True)
+        _fsync_dir(target.parent)
