@@ -37,7 +37,7 @@ check: lint typecheck protos-check test
 # a private pool (see src/gateway/_proto/_pool.py).
 protos: $(STAMP)
 	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m grpc_tools.protoc -Iprotos --python_out=$(PROTO_OUT) --grpc_python_out=$(PROTO_OUT) \
-		--mypy_out=$(PROTO_OUT) --mypy_grpc_out=$(PROTO_OUT) protos/grpc_service.proto protos/admin.proto
+		--mypy_out=$(PROTO_OUT) --mypy_grpc_out=$(PROTO_OUT) protos/*.proto
 	sed -i -E 's/^import (\w+_pb2)( as \w+)?$$/from . import \1\2/' $(PROTO_OUT)/*_pb2_grpc.py $(PROTO_OUT)/*.pyi
 	sed -i -E 's/^from google.protobuf import descriptor_pool as _descriptor_pool$$/from gateway._proto import _pool/; s/_descriptor_pool.Default\(\)/_pool.POOL/' $(PROTO_OUT)/*_pb2.py
 

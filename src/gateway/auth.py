@@ -29,9 +29,9 @@ Method = Callable[[Req, grpc.aio.ServicerContext[Any, Any]], Awaitable[Resp]]
 def authenticate(metadata: Any, tokens: Mapping[str, str]) -> str:
     """Return the principal for the call's bearer token, or raise Unauthenticated."""
     presented = None
-    for item in metadata or ():
-        if item.key == "authorization":
-            presented = item.value if isinstance(item.value, str) else item.value.decode()
+    for name, value in metadata or ():
+        if name == "authorization":
+            presented = value if isinstance(value, str) else value.decode()
             break
     if presented is None:
         raise Unauthenticated("missing 'authorization: Bearer <token>' metadata")

@@ -367,9 +367,9 @@ def cmd_infer(args: argparse.Namespace) -> int:
         response = stub.ModelInfer(request, timeout=args.timeout)
     role = response.parameters["role"].string_param if "role" in response.parameters else ""
     outputs = {}
-    for spec, raw in zip(response.outputs, response.raw_output_contents, strict=True):
-        dtype = converters.DATATYPE_TO_NUMPY[spec.datatype]
-        outputs[spec.name] = np.frombuffer(raw, dtype=dtype).reshape(tuple(spec.shape))
+    for out, raw in zip(response.outputs, response.raw_output_contents, strict=True):
+        dtype = converters.DATATYPE_TO_NUMPY[out.datatype]
+        outputs[out.name] = np.frombuffer(raw, dtype=dtype).reshape(tuple(out.shape))
     payload = {
         "model": response.model_name,
         "version": response.model_version,
@@ -385,6 +385,12 @@ def cmd_infer(args: argparse.Namespace) -> int:
 
     _emit(args, payload, table)
     return EXIT_OK
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from gateway import loadgen
+
+    return loadgen.run_from_args(args)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -526,6 +532,12 @@ def build_parser() -> argparse.ArgumentParser:
     hi.add_argument("--limit", type=int, default=0)
     client_opts(hi)
     hi.set_defaults(func=cmd_history)
+
+    from gateway import loadgen
+
+    be = sub.add_parser("bench", help="load-test a gateway (closed or open loop)")
+    loadgen.add_arguments(be)
+    be.set_defaults(func=cmd_bench)
     return p
 
 

@@ -37,9 +37,8 @@ def _routing_key(req: InferRequest, context: Context) -> str | None:
     key = req.parameters.get(ROUTING_KEY_PARAM)
     if key is not None and key != "":
         return str(key)
-    for item in context.invocation_metadata() or ():
-        if item.key == ROUTING_KEY_METADATA:
-            value = item.value
+    for name, value in context.invocation_metadata() or ():
+        if name == ROUTING_KEY_METADATA:
             return value.decode() if isinstance(value, bytes) else value
     return None
 

@@ -7,7 +7,6 @@ part on the event loop and costs a few attribute reads per input, no array passe
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 
@@ -78,7 +77,7 @@ class VersionStats:
 
 
 class LoadedVersion:
-    """A version in memory. ``inflight`` lets the catalog unload it only once drained."""
+    """A version in memory: session, signature checks and Triton-style counters."""
 
     def __init__(
         self,
@@ -102,8 +101,6 @@ class LoadedVersion:
             len(s.shape) >= 1 and s.shape[0] == -1 for s in signature.inputs + signature.outputs
         )
         self.stats = VersionStats()
-        self.inflight = 0
-        self._lock = threading.Lock()
 
     @classmethod
     def load(
@@ -185,7 +182,8 @@ class LoadedVersion:
         for name in requested:
             if name not in self._output_set:
                 raise InvalidArgument(
-                    f"requested output '{name}' does not exist; outputs are {list(self.output_names)}"
+                    f"requested output '{name}' does not exist; "
+                    f"outputs are {list(self.output_names)}"
                 )
 
     def run(self, inputs: Tensors) -> Tensors:
@@ -193,13 +191,6 @@ class LoadedVersion:
         values = self.session.run(None, inputs)
         return dict(zip(self.output_names, values, strict=True))
 
-    def enter(self) -> None:
-        with self._lock:
-            self.inflight += 1
-
-    def leave(self) -> None:
-        with self._lock:
-            self.inflight -= 1
 
 
 def _dt_name(numpy_name: str) -> str:

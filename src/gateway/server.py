@@ -141,7 +141,7 @@ class Gateway:
         reflection.enable_server_reflection(
             (INFERENCE_SERVICE, ADMIN_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME),
             server,
-            pool=_ReflectionPool(),
+            pool=_ReflectionPool(),  # type: ignore[arg-type]  # duck-typed: see class
         )
         return server
 

@@ -87,7 +87,7 @@ def _parent_metrics(settings: Settings, metrics_dir: str):  # type: ignore[no-un
     from registry.registry import Registry
 
     registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=metrics_dir)
+    MultiProcessCollector(registry, path=metrics_dir)  # type: ignore[no-untyped-call]
     reg = Registry.open(settings.registry, settings.artifact_dir)
 
     def snapshot() -> Iterable[tuple[str, int, list[tuple[str, str, float]], list[str]]]:
