@@ -94,7 +94,9 @@ class Catalog:
             raise Unavailable(f"model '{model}' has no version with traffic weight") from None
         served = entry.served.get(route.version)
         if served is None:
-            raise NotFound(f"model '{model}' version '{version}' is not loaded")
+            if version:
+                raise NotFound(f"model '{model}' version '{version}' is not loaded")
+            raise Unavailable(f"model '{model}' has no loaded version to serve")
         return served, route
 
     def shadows(self, model: str) -> tuple[Served, ...]:
@@ -118,6 +120,8 @@ class Catalog:
         if not version:
             champions = [a.version for a in entry.table.arms if a.role == "champion"]
             version = champions[0] if champions else next(iter(entry.served), "")
+            if version not in entry.served:
+                raise NotFound(f"model '{model}' has no loaded version")
         served = entry.served.get(version)
         if served is None:
             raise NotFound(f"model '{model}' version '{version}' is not loaded")

@@ -360,16 +360,23 @@ def cmd_infer(args: argparse.Namespace) -> int:
                 raise CliError(f"no --data for input '{spec.name}'")
             want = converters.DATATYPE_TO_NUMPY[spec.datatype]
             arr = arrays[spec.name]
+            request.inputs.add(name=spec.name, datatype=spec.datatype, shape=arr.shape)
+            if spec.datatype == "BYTES":
+                request.raw_input_contents.append(converters.encode_bytes(arr))
+                continue
             if arr.dtype != want and np.can_cast(arr.dtype, want, casting="same_kind"):
                 arr = arr.astype(want)  # .npy files are often float64; the model says FP32
-            request.inputs.add(name=spec.name, datatype=spec.datatype, shape=arr.shape)
             request.raw_input_contents.append(np.ascontiguousarray(arr).tobytes())
         response = stub.ModelInfer(request, timeout=args.timeout)
     role = response.parameters["role"].string_param if "role" in response.parameters else ""
     outputs = {}
     for out, raw in zip(response.outputs, response.raw_output_contents, strict=True):
-        dtype = converters.DATATYPE_TO_NUMPY[out.datatype]
-        outputs[out.name] = np.frombuffer(raw, dtype=dtype).reshape(tuple(out.shape))
+        shape = tuple(out.shape)
+        if out.datatype == "BYTES":
+            outputs[out.name] = converters.decode_bytes(raw, shape)
+        else:
+            dtype = converters.DATATYPE_TO_NUMPY[out.datatype]
+            outputs[out.name] = np.frombuffer(raw, dtype=dtype).reshape(shape)
     payload = {
         "model": response.model_name,
         "version": response.model_version,

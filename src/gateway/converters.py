@@ -7,6 +7,7 @@ always go out in ``raw_output_contents``, which is what tritonclient's ``as_nump
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
@@ -101,10 +102,18 @@ def _decode_params(params: Mapping[str, pb.InferParameter]) -> dict[str, ParamVa
     return {key: _param_value(value) for key, value in params.items()}
 
 
+# Larger element counts cannot be real requests (the message size limit is far below) and
+# would overflow numpy's index arithmetic.
+_MAX_ELEMENTS = 2**40
+
+
 def _check_shape(name: str, shape: Iterable[int]) -> tuple[int, ...]:
     dims = tuple(int(d) for d in shape)
     if any(d < 0 for d in dims):
         raise InvalidArgument(f"input '{name}': shape {list(dims)} has a negative dimension")
+    # math.prod on Python ints cannot wrap; zero dims are skipped so [0, huge] is caught too.
+    if math.prod(d for d in dims if d) > _MAX_ELEMENTS:
+        raise InvalidArgument(f"input '{name}': shape {list(dims)} is too large")
     return dims
 
 
@@ -118,6 +127,10 @@ def _text(name: str, data: bytes) -> str:
 
 def _decode_bytes_raw(name: str, raw: bytes, count: int) -> npt.NDArray[np.object_]:
     """BYTES raw layout: each element is a 4-byte little-endian length, then the bytes."""
+    if count * 4 > len(raw):
+        raise InvalidArgument(
+            f"input '{name}': raw BYTES content of {len(raw)} bytes cannot hold {count} elements"
+        )
     out = np.empty(count, dtype=np.object_)
     offset = 0
     for i in range(count):
@@ -136,10 +149,15 @@ def _decode_bytes_raw(name: str, raw: bytes, count: int) -> npt.NDArray[np.objec
     return out
 
 
+def decode_bytes(raw: bytes, shape: tuple[int, ...]) -> npt.NDArray[np.object_]:
+    """Inverse of :func:`encode_bytes` (elements come back as str)."""
+    return _decode_bytes_raw("output", raw, math.prod(shape)).reshape(shape)
+
+
 def _decode_raw(
     name: str, datatype: str, shape: tuple[int, ...], raw: bytes
 ) -> npt.NDArray[np.generic]:
-    count = int(np.prod(shape, dtype=np.int64))
+    count = math.prod(shape)
     if datatype == "BYTES":
         return _decode_bytes_raw(name, raw, count).reshape(shape)
     dtype = DATATYPE_TO_NUMPY[datatype]
@@ -149,7 +167,10 @@ def _decode_raw(
             f"input '{name}': raw content has {len(raw)} bytes, but shape {list(shape)} of "
             f"{datatype} needs {expected}"
         )
-    return np.frombuffer(raw, dtype=dtype).reshape(shape)
+    arr = np.frombuffer(raw, dtype=dtype).reshape(shape)
+    if datatype == "BOOL" and arr.size and arr.view(np.uint8).max() > 1:
+        raise InvalidArgument(f"input '{name}': BOOL bytes must be 0 or 1")
+    return arr
 
 
 def _decode_typed(
@@ -159,7 +180,7 @@ def _decode_typed(
     if field is None:
         raise InvalidArgument(f"input '{name}': {datatype} must be sent in raw_input_contents")
     values = getattr(contents, field)
-    count = int(np.prod(shape, dtype=np.int64))
+    count = math.prod(shape)
     if len(values) != count:
         raise InvalidArgument(
             f"input '{name}': contents.{field} has {len(values)} values, shape {list(shape)} "
@@ -214,7 +235,8 @@ def decode_infer_request(request: pb.ModelInferRequest) -> InferRequest:
     )
 
 
-def _encode_bytes(arr: npt.NDArray[np.generic]) -> bytes:
+def encode_bytes(arr: npt.NDArray[np.generic]) -> bytes:
+    """Serialise a BYTES tensor: per element a 4-byte little-endian length, then the bytes."""
     parts: list[bytes] = []
     for item in arr.reshape(-1):
         data = item if isinstance(item, bytes) else str(item).encode("utf-8")
@@ -241,7 +263,7 @@ def encode_infer_response(
         datatype = numpy_to_datatype(arr.dtype)
         out_specs.add(name=name, datatype=datatype, shape=arr.shape)
         if datatype == "BYTES":
-            raw.append(_encode_bytes(arr))
+            raw.append(encode_bytes(arr))
         else:
             raw.append(np.ascontiguousarray(arr).tobytes())
     return response

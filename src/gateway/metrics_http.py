@@ -17,6 +17,12 @@ def start_metrics_server(
     """Serve ``registry`` on ``host:port`` (0 = any free port); return server and port."""
     app = make_wsgi_app(registry)
     server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_SilentHandler)
-    thread = threading.Thread(target=server.serve_forever, name="onnxgate-metrics", daemon=True)
+    # A short poll interval keeps shutdown() quick (it waits for the loop to notice).
+    thread = threading.Thread(
+        target=server.serve_forever,
+        kwargs={"poll_interval": 0.05},
+        name="onnxgate-metrics",
+        daemon=True,
+    )
     thread.start()
     return server, server.server_port
