@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from shared import ADMIN_TOKEN, admin_metadata  # noqa: F401  (re-exported for old imports)
 
 from gateway._proto import admin_pb2_grpc, grpc_service_pb2_grpc
 from gateway.embedded import EmbeddedGateway
@@ -19,7 +20,8 @@ from gateway.server import Gateway
 from gateway.settings import Settings
 from registry.registry import Registry
 
-ADMIN_TOKEN = "test-admin-token"
+# One throwaway PostgreSQL cluster per session, for the backend-parametrised suites.
+pytest_plugins = ["pg_cluster"]
 
 
 class RunningGateway(EmbeddedGateway):
@@ -69,7 +71,3 @@ def make_gateway(
     yield start
     for rg in running:
         rg.stop()
-
-
-def admin_metadata(token: str = ADMIN_TOKEN) -> tuple[tuple[str, str], ...]:
-    return (("authorization", f"Bearer {token}"),)

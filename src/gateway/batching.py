@@ -7,13 +7,18 @@ adding the requests behind it, in order, until either
 
 * the next request would push the batch past ``max_batch_size`` rows (it then leads the
   next batch; a request larger than ``max_batch_size`` runs alone), or
-* ``max_delay_us`` has passed since the *first* request of the batch was enqueued.
+* ``max_delay_us`` has passed since the *first* request of the batch was enqueued, or
+* no batch is running at all: then the batch goes at once with what is already queued.
 
 Each input is concatenated along axis 0, the model runs once on an executor thread, and
 every output is sliced back by row offsets, one future per request.
 
 Why each choice
 ---------------
+* An idle batcher never waits: at concurrency 1 waiting would add ``max_delay`` to every
+  request for no gain. Batches still form under load, because requests that arrive while
+  batches run queue up behind them (measured: p50 at concurrency 1 went from 2.0 ms with an
+  unconditional delay to the unbatched figure).
 * The delay counts from the first request's enqueue, not from when the worker woke: the
   promise to a client is "at most ``max_delay`` of waiting for company", and under load
   (every in-flight slot busy) a request that already waited goes out at once, with
@@ -277,7 +282,11 @@ class Batcher:
             if self._closing:
                 return []
             await self._wait_for_arrival(None)
-        due = self._pending[0].enqueued + self._delay_s
+        # Waiting for company only pays while the model is busy: with no batch in flight the
+        # first request goes at once with whatever is already queued (an idle gateway adds no
+        # latency), and under load requests pile up behind the running batches anyway.
+        idle = not self._batches
+        due = self._pending[0].enqueued + (0.0 if idle else self._delay_s)
         max_rows = self._policy.max_batch_size
         batch: list[_Request] = []
         rows = 0

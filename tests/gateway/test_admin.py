@@ -6,7 +6,7 @@ import json
 
 import grpc
 import pytest
-from conftest import ADMIN_TOKEN, admin_metadata
+from shared import ADMIN_TOKEN, admin_metadata
 
 from gateway import modelzoo
 from gateway._proto import admin_pb2 as apb

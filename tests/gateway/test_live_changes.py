@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import grpc
 import numpy as np
 import pytest
-from conftest import admin_metadata
+from shared import admin_metadata
 from scipy import stats
 
 from gateway import modelzoo

@@ -144,16 +144,42 @@ def test_request_larger_than_max_batch_runs_alone(executor: ThreadPoolExecutor) 
     assert [len(b) for b in model.batches] == [6, 1]
 
 
-def test_lone_request_waits_about_max_delay(executor: ThreadPoolExecutor) -> None:
-    batcher = Batcher(Model(), BatchPolicy(max_delay_us=50_000), name="m", executor=executor)
+def test_idle_batcher_sends_a_lone_request_at_once(executor: ThreadPoolExecutor) -> None:
+    model = Model()
+    batcher = Batcher(model, BatchPolicy(max_delay_us=2_000_000), name="m", executor=executor)
 
     async def main() -> None:
         start = time.monotonic()
         await batcher.submit(rows(0, 1))
+        assert time.monotonic() - start < 0.5  # far below the 2 s delay
+
+    run(main)
+    assert [len(b) for b in model.batches] == [1]
+
+
+def test_while_busy_a_request_waits_about_max_delay_for_company(
+    executor: ThreadPoolExecutor,
+) -> None:
+    model = Model(gated=True)
+    policy = BatchPolicy(max_delay_us=50_000)
+    batcher = Batcher(model, policy, name="m", executor=executor, max_inflight_batches=2)
+
+    async def main() -> None:
+        first = asyncio.ensure_future(batcher.submit(rows(0, 1)))
+        await wait_started(model)  # one batch is now running (blocked on the gate)
+        start = time.monotonic()
+        second = asyncio.ensure_future(batcher.submit(rows(10, 1)))
+        await asyncio.sleep(0.01)
+        third = asyncio.ensure_future(batcher.submit(rows(20, 1)))
+        await asyncio.sleep(0.005)
+        model.gate.set()  # the busy spell ends; the second batch's delay was already set
+        await asyncio.gather(first, second, third)
         elapsed = time.monotonic() - start
         assert 0.045 <= elapsed < 1.0
 
     run(main)
+    # The second request waited for company and left with the third.
+    assert [len(b) for b in model.batches] == [1, 2]
 
 
 def test_full_batch_goes_without_waiting_for_delay(executor: ThreadPoolExecutor) -> None:
