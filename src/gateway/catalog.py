@@ -234,6 +234,7 @@ class Catalog:
             max_batch_size=s.max_batch_size,
             max_delay_us=s.max_delay_us,
             max_queue=s.max_queue,
+            inline_below_us=s.inline_below_us,
         )
         observer = BatchMetrics(self._metrics, model, version, loaded.stats.record_batch)
         batcher = Batcher(

@@ -66,10 +66,11 @@ def _actor() -> str:
 
 
 def _open_registry(args: argparse.Namespace) -> Any:
-    from registry.registry import Registry
+    # Creates an empty database; refuses an outdated one ("run `onnxgate db upgrade`").
+    from registry.schema_check import open_registry
 
     s = _settings(args)
-    return Registry.open(s.registry, s.artifact_dir)
+    return open_registry(s.registry, s.artifact_dir)
 
 
 def _version_dict(v: Any) -> dict[str, Any]:
@@ -85,10 +86,14 @@ def _version_dict(v: Any) -> dict[str, Any]:
         "created_at": v.created_at.isoformat(),
         "created_by": v.created_by,
         "signature": v.signature.to_dict(),
+        "lineage": v.lineage.to_dict(),
+        "validation": v.validation,
     }
 
 
 def cmd_models_register(args: argparse.Namespace) -> int:
+    from gateway import cli_governance
+
     meta: dict[str, str] = {}
     for item in args.meta or []:
         key, sep, value = item.partition("=")
@@ -100,6 +105,11 @@ def cmd_models_register(args: argparse.Namespace) -> int:
         data = path.read_bytes()
     except OSError as exc:
         raise CliError(f"cannot read {path}: {exc.strerror}") from exc
+    profile = None
+    if getattr(args, "reference", None):
+        from gateway.cli_monitoring import reference_doc
+
+        profile = reference_doc(Path(args.reference), data, meta)
     reg = _open_registry(args)
     try:
         rec = reg.register_version(
@@ -111,7 +121,14 @@ def cmd_models_register(args: argparse.Namespace) -> int:
             metadata=meta,
             actor=_actor(),
             force=args.force,
+            lineage=cli_governance.lineage_from_args(args),
         )
+        if profile is not None:
+            doc, summary = profile
+            reg.set_profile(
+                rec.model, rec.version, doc, source="reference", actor=_actor(), summary=summary
+            )
+            rec = cli_governance.revalidate_if_profile_required(reg, rec, _actor())
     finally:
         reg.close()
     _emit(
@@ -248,7 +265,11 @@ def cmd_traffic_set(args: argparse.Namespace) -> int:
         args,
         "SetWeights",
         pb.SetWeightsRequest(
-            model=args.name, weights=weights, roles=roles, reason=args.reason or ""
+            model=args.name,
+            weights=weights,
+            roles=roles,
+            reason=args.reason or "",
+            expected_revision=getattr(args, "expected_revision", 0) or 0,
         ),
     )
     _deployment_out(args, resp.deployment)
@@ -470,6 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--owner")
     r.add_argument("--meta", action="append", metavar="KEY=VALUE")
     r.add_argument("--force", action="store_true", help="accept an incompatible signature")
+    r.add_argument("--reference", metavar="FILE", help="reference sample (.npy/.npz/.csv)")
     registry_opts(r)
     r.set_defaults(func=cmd_models_register)
     ls = models.add_parser("list", help="list models")
@@ -533,6 +555,9 @@ def build_parser() -> argparse.ArgumentParser:
     sr.add_argument("--reason")
     client_opts(sr)
     sr.set_defaults(func=cmd_shadow_remove)
+    from gateway import cli_monitoring
+
+    cli_monitoring.add_parsers(sub, shadow)  # drift, shadow report
 
     hi = sub.add_parser("history", help="deployment history of a model")
     hi.add_argument("name")
@@ -545,6 +570,15 @@ def build_parser() -> argparse.ArgumentParser:
     be = sub.add_parser("bench", help="load-test a gateway (closed or open loop)")
     loadgen.add_arguments(be)
     be.set_defaults(func=cmd_bench)
+    from gateway import cli_governor
+
+    cli_governor.add_commands(sub, client_opts)  # feedback, governor, policy
+    from gateway import cli_governance
+
+    cli_governance.install(  # models search|card|..., approve, audit, deployment, retention, db
+        sub, models=models, register=r, traffic_set=tset, registry_opts=registry_opts,
+        client_opts=client_opts,
+    )  # fmt: skip
     return p
 
 

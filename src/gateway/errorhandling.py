@@ -35,6 +35,10 @@ _REGISTRY_CODES: tuple[tuple[type[reg.RegistryError], grpc.StatusCode], ...] = (
     (reg.InvalidDeployment, grpc.StatusCode.INVALID_ARGUMENT),
     (reg.InvalidArtifact, grpc.StatusCode.INVALID_ARGUMENT),
     (reg.InvalidName, grpc.StatusCode.INVALID_ARGUMENT),
+    (reg.InvalidLineage, grpc.StatusCode.INVALID_ARGUMENT),
+    # A governance rule's refusal; PermissionRefused (four-eyes) first: it is a subclass.
+    (reg.PermissionRefused, grpc.StatusCode.PERMISSION_DENIED),
+    (reg.PolicyViolation, grpc.StatusCode.FAILED_PRECONDITION),
 )
 
 INTERNAL_MESSAGE = "internal error; the gateway logged the details"

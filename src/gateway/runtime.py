@@ -118,6 +118,8 @@ class LoadedVersion:
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Spinning intra-op threads burn the cores the event loop needs between runs.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = ort.InferenceSession(
             artifact, sess_options=options, providers=resolve_providers(providers)
         )

@@ -17,16 +17,37 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from gateway._proto import admin_pb2, admin_pb2_grpc, grpc_service_pb2, grpc_service_pb2_grpc
+from gateway._proto import (
+    admin_pb2,
+    admin_pb2_grpc,
+    governance_pb2,
+    governance_pb2_grpc,
+    grpc_service_pb2,
+    grpc_service_pb2_grpc,
+    monitoring_pb2,
+    monitoring_pb2_grpc,
+)
 from gateway.admin import AdminServicer
 from gateway.auth import requires_token
 from gateway.catalog import Catalog
 from gateway.errorhandling import grpc_errors
+from gateway.evidence_sources import FeedbackEvidence, MetricsEvidence, MonitorEvidence
+from gateway.feedback import FeedbackStore
+from gateway.governance_api import GovernanceServicer
+from gateway.governor_api import GOVERNOR_SERVICE, GovernorServicer
+from gateway.governor_loop import Governor, default_holder
+from gateway.governor_metrics import GovernorMetrics
 from gateway.inference import InferenceServicer, InferObserver
 from gateway.metrics import DeploymentCollector, GatewayMetrics
 from gateway.metrics_http import start_metrics_server
+from gateway.monitor import Monitor, MonitorConfig, served_versions
+from gateway.monitoring_api import MonitoringServicer
+from gateway.monitoring_metrics import MonitoringCollector
+from gateway.roles import RoleGuard
 from gateway.settings import Settings
+from gateway.shadow import ShadowScorer
 from registry.registry import Registry
+from registry.schema_check import open_registry
 
 __all__ = ["Gateway", "serve"]
 
@@ -38,6 +59,12 @@ INFERENCE_METHODS = tuple(
     m.name for m in grpc_service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods
 )
 ADMIN_METHODS = tuple(m.name for m in admin_pb2.DESCRIPTOR.services_by_name["AdminService"].methods)
+_MONITORING = monitoring_pb2.DESCRIPTOR.services_by_name["MonitoringService"]
+MONITORING_SERVICE = _MONITORING.full_name
+MONITORING_METHODS = tuple(m.name for m in _MONITORING.methods)
+_GOVERNANCE = governance_pb2.DESCRIPTOR.services_by_name["GovernanceService"]
+GOVERNANCE_SERVICE = _GOVERNANCE.full_name
+GOVERNANCE_METHODS = tuple(m.name for m in _GOVERNANCE.methods)
 
 
 class _ReflectionPool:
@@ -84,7 +111,8 @@ class Gateway:
         observers: tuple[InferObserver, ...] = (),
     ) -> None:
         self.settings = settings
-        self.registry = registry or Registry.open(settings.registry, settings.artifact_dir)
+        # Refuses (SchemaOutdated: "run `onnxgate db upgrade`") a schema older than ours.
+        self.registry = registry or open_registry(settings.registry, settings.artifact_dir)
         self._owns_registry = registry is None
         self.metrics = metrics or GatewayMetrics()
         self._inference_pool = concurrent.futures.ThreadPoolExecutor(
@@ -99,14 +127,70 @@ class Gateway:
             io_executor=self._io_pool,
         )
         self.metrics.add_collector(DeploymentCollector(self.catalog.deployment_snapshot))
+        # Drift monitor and shadow scorer: observers that only enqueue (see monitor.py).
+        versions = served_versions(self.catalog)
+        self.monitor = (
+            Monitor(MonitorConfig.from_settings(settings), self.registry, versions=versions)
+            if settings.monitoring
+            else None
+        )
+        self.shadow = ShadowScorer(
+            self.catalog.shadows,
+            queue_size=settings.shadow_queue,
+            threads=settings.shadow_threads,
+            feed=None if self.monitor is None else self.monitor.offer,
+            versions=versions,
+        )
+        self.metrics.add_collector(
+            MonitoringCollector(
+                None if self.monitor is None else self.monitor.snapshot,
+                self.shadow.snapshot,
+                top_k=settings.monitor_top_k,
+            )
+        )
+        watchers: tuple[InferObserver, ...] = (self.shadow.observe,)
+        if self.monitor is not None:
+            watchers += (self.monitor.observe,)
+        # Governor: predictions kept for delayed labels (recorded only for models with a
+        # policy), evidence sources, and the loop that moves traffic (started in start()).
+        self.feedback = FeedbackStore(
+            max_records=settings.feedback_records, ttl_s=settings.feedback_ttl_s
+        )
+        watchers += (self.feedback.observe,)
+        governor_metrics = GovernorMetrics(self.metrics)
+        drift = None if self.monitor is None else self.monitor.snapshot
+        self.governor = Governor(
+            self.registry,
+            self.catalog,
+            self.feedback,
+            [
+                MetricsEvidence(self.metrics),
+                FeedbackEvidence(self.feedback),
+                MonitorEvidence(drift, self.shadow.snapshot),
+            ],
+            io_executor=self._io_pool,
+            holder=default_holder(),
+            tick_s=settings.governor_interval_s,
+            on_decision=governor_metrics.on_decision,
+        )
+        governor_metrics.attach(self.governor, self.feedback)
+        self.governor_api = GovernorServicer(
+            self.registry,
+            self.feedback,
+            io_executor=self._io_pool,
+            on_change=self.governor.evaluate_now,
+        )
+        self._governor_task: asyncio.Task[None] | None = None
         self.inference = InferenceServicer(
             self.catalog,
             self.metrics,
             max_inflight=settings.max_inflight,
             max_batch_size=settings.max_batch_size,
-            observers=observers,
+            observers=observers + watchers,
         )
         self.admin = AdminServicer(self.registry, self.catalog, io_executor=self._io_pool)
+        self.monitoring = MonitoringServicer(self.monitor, self.shadow, io_executor=self._io_pool)
+        self.governance = GovernanceServicer(self.registry, io_executor=self._io_pool)
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
         self.port = 0
@@ -132,14 +216,37 @@ class Gateway:
                 ("ModelInfer",),
                 lambda m: grpc_errors(requires_token(s.predict_tokens)(m.__wrapped__)),
             )
-        _wrap_methods(
-            self.admin, ADMIN_METHODS, lambda m: grpc_errors(requires_token(s.admin_tokens)(m))
-        )
+        # Every operator RPC: token -> principal -> role -> the permission the method needs
+        # (gateway.roles.METHOD_PERMISSIONS), checked in this one place.
+        guard = RoleGuard(s.admin_tokens, s.admin_roles)
+
+        def guarded(service: str) -> Callable[[Any], Any]:
+            return lambda m: grpc_errors(guard(service, m))
+
+        for servicer, service, methods in (
+            (self.admin, ADMIN_SERVICE, ADMIN_METHODS),
+            (self.monitoring, MONITORING_SERVICE, MONITORING_METHODS),
+            (self.governance, GOVERNANCE_SERVICE, GOVERNANCE_METHODS),
+        ):
+            _wrap_methods(servicer, methods, guarded(service))
         grpc_service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(self.inference, server)
         admin_pb2_grpc.add_AdminServiceServicer_to_server(self.admin, server)
+        monitoring_pb2_grpc.add_MonitoringServiceServicer_to_server(self.monitoring, server)
+        governance_pb2_grpc.add_GovernanceServiceServicer_to_server(self.governance, server)
+        self.governor_api.add_to_server(
+            server, guard=guarded(GOVERNOR_SERVICE), predict_tokens=s.predict_tokens
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
-            (INFERENCE_SERVICE, ADMIN_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME),
+            (
+                INFERENCE_SERVICE,
+                ADMIN_SERVICE,
+                MONITORING_SERVICE,
+                GOVERNOR_SERVICE,
+                GOVERNANCE_SERVICE,
+                health.SERVICE_NAME,
+                reflection.SERVICE_NAME,
+            ),
             server,
             pool=_ReflectionPool(),  # type: ignore[arg-type]  # duck-typed: see class
         )
@@ -171,9 +278,15 @@ class Gateway:
             raise OSError(f"cannot listen on {address}")
         await self.server.start()
         self._start_metrics_endpoint()
+        if self.monitor is not None:
+            self.monitor.start()
         self._watch_task = asyncio.get_running_loop().create_task(
             self.catalog.watch(self._stop_watch)
         )
+        if self.settings.governor:
+            self._governor_task = asyncio.get_running_loop().create_task(
+                self.governor.run(self._stop_watch)
+            )
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self.health.set(INFERENCE_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         log.info(
@@ -199,8 +312,13 @@ class Gateway:
         self._stop_watch.set()
         if self._watch_task is not None:
             await self._watch_task
+        if self._governor_task is not None:
+            await self._governor_task
         if self.server is not None:
             await self.server.stop(grace)
+        self.shadow.close()
+        if self.monitor is not None:
+            self.monitor.close()
         await self.catalog.close()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()

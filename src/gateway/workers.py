@@ -84,11 +84,12 @@ def _parent_metrics(settings: Settings, metrics_dir: str):  # type: ignore[no-un
 
     from gateway.metrics import DeploymentCollector
     from gateway.metrics_http import start_metrics_server
-    from registry.registry import Registry
+    from registry.schema_check import open_registry
 
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=metrics_dir)  # type: ignore[no-untyped-call]
-    reg = Registry.open(settings.registry, settings.artifact_dir)
+    # Never migrates an existing database: an outdated one is refused, as by each worker.
+    reg = open_registry(settings.registry, settings.artifact_dir)
 
     def snapshot() -> Iterable[tuple[str, int, list[tuple[str, str, float]], list[str]]]:
         return [

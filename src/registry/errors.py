@@ -10,7 +10,10 @@
     ├── IncompatibleSignature     new version's inputs/outputs break the champion's callers
     ├── InvalidDeployment         arms/shadows/weights make no valid deployment (also ValueError)
     ├── StaleRevision             optimistic check failed: someone changed the deployment first
-    └── ArtifactIntegrityError    stored bytes are missing or no longer hash to their sha256
+    ├── ArtifactIntegrityError    stored bytes are missing or no longer hash to their sha256
+    ├── InvalidLineage            malformed lineage (metrics, tags, hashes...) (also ValueError)
+    └── PolicyViolation           a governance rule refused the change; ``.rule`` names it
+        └── PermissionRefused     ...because of who asked (four-eyes)
 
 The gateway maps these onto its own errors at its edge; this package never imports grpc.
 Messages name the offending model, version or field and never include artifact bytes.
@@ -26,8 +29,11 @@ __all__ = [
     "IncompatibleSignature",
     "InvalidArtifact",
     "InvalidDeployment",
+    "InvalidLineage",
     "InvalidName",
     "NotFoundError",
+    "PermissionRefused",
+    "PolicyViolation",
     "RegistryError",
     "StaleRevision",
 ]
@@ -88,3 +94,23 @@ class StaleRevision(RegistryError):
 
 class ArtifactIntegrityError(RegistryError):
     """Stored artifact bytes are missing or do not hash to their recorded sha256."""
+
+
+class InvalidLineage(RegistryError, ValueError):
+    """Lineage metadata is malformed: a bad hash, a non-finite metric, an unknown parent..."""
+
+
+class PolicyViolation(RegistryError):
+    """A governance rule refused the operation; ``rule`` names it (e.g. ``"approvals"``).
+
+    The message starts with ``rule '<name>':`` so that every refusal says which rule
+    refused it, wherever it is shown (CLI line, gRPC status details, audit reason).
+    """
+
+    def __init__(self, rule: str, message: str) -> None:
+        self.rule = rule
+        super().__init__(f"rule '{rule}': {message}")
+
+
+class PermissionRefused(PolicyViolation):
+    """The rule refused the operation because of who asked (e.g. four-eyes)."""

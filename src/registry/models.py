@@ -16,6 +16,7 @@ from sqlalchemy import (
     BigInteger,
     DateTime,
     Dialect,
+    Double,
     ForeignKey,
     Integer,
     MetaData,
@@ -24,16 +25,23 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
+    "Approval",
     "AuditEvent",
     "Base",
     "DeploymentRevision",
+    "GovernancePolicyRow",
+    "GovernorPolicyRow",
+    "GovernorStateRow",
     "Model",
     "ModelVersion",
     "RegistryState",
     "UTCDateTime",
+    "VersionMetric",
+    "VersionTag",
+    "VersionProfile",
     "audit_hash",
     "canonical_json",
     "utcnow",
@@ -128,6 +136,72 @@ class ModelVersion(Base):
     status: Mapped[str] = mapped_column(String(32), default="registered")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by: Mapped[str] = mapped_column(String(256), default="")
+    # Lineage (migration 0003): typed columns; metrics and tags live in their own tables so
+    # that `models search --metric auc>0.9 --tag team=risk` is plain, portable SQL.
+    license: Mapped[str] = mapped_column(String(128), default="")
+    training_data: Mapped[str] = mapped_column(Text, default="")
+    training_data_sha256: Mapped[str] = mapped_column(String(64), default="")
+    code_ref: Mapped[str] = mapped_column(String(256), default="")
+    parent: Mapped[str] = mapped_column(String(2 * NAME_LENGTH + 1), default="")  # model:version
+    hyperparameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    validation: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    metric_rows: Mapped[list[VersionMetric]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", order_by="VersionMetric.name"
+    )
+    tag_rows: Mapped[list[VersionTag]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", order_by="VersionTag.key"
+    )
+
+
+class VersionMetric(Base):
+    """One evaluation metric of a version (name -> float), searchable by comparison."""
+
+    __tablename__ = "version_metric"
+
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_version.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True, index=True)
+    value: Mapped[float] = mapped_column(Double)
+
+
+class VersionTag(Base):
+    """One ``key=value`` tag of a version, searchable by equality."""
+
+    __tablename__ = "version_tag"
+
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_version.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True, index=True)
+    value: Mapped[str] = mapped_column(String(256))
+
+
+class Approval(Base):
+    """One principal's approval of one version; (version, approver) is unique, so the count
+    of rows is the count of distinct approvers."""
+
+    __tablename__ = "approval"
+    __table_args__ = (UniqueConstraint("version_id", "approver"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_version.id"), index=True)
+    approver: Mapped[str] = mapped_column(String(256))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class GovernancePolicyRow(Base):
+    """The registry's one governance policy document (row ``id`` 1; absent = defaults).
+
+    Kept in the registry rather than in each process's settings so that every writer (CLI,
+    every gateway replica, the governor) enforces the same rules, and changing them is an
+    audited registry write like any other.
+    """
+
+    __tablename__ = "governance_policy"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(256), default="")
 
 
 class DeploymentRevision(Base):
@@ -148,6 +222,25 @@ class DeploymentRevision(Base):
     actor: Mapped[str] = mapped_column(String(256))
     reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class VersionProfile(Base):
+    """The reference profile drift monitoring compares a version's traffic with.
+
+    One row per version (replaced, never versioned: the audit log keeps the history).
+    ``profile`` is opaque to the registry: the gateway's serialised profile
+    (``{"format", "inputs", "outputs"}``); ``source`` says where it came from
+    ("reference" file at registration, the version's "first_window" in production, ...).
+    """
+
+    __tablename__ = "version_profile"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_version.id"), unique=True)
+    source: Mapped[str] = mapped_column(String(32))
+    profile: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(256), default="")
 
 
 class AuditEvent(Base):
@@ -199,3 +292,45 @@ class RegistryState(Base):
     change_counter: Mapped[int] = mapped_column(BigInteger, default=0)
     audit_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     audit_head: Mapped[str] = mapped_column(String(64), default=GENESIS_HASH)
+
+
+class GovernorPolicyRow(Base):
+    """One version of a model's governor policy (TOML as written); the highest is in force.
+
+    Versioned rather than replaced so that every decision can name the policy it applied.
+    """
+
+    __tablename__ = "governor_policy"
+    __table_args__ = (UniqueConstraint("model", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model: Mapped[str] = mapped_column(String(NAME_LENGTH), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    toml: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(256), default="")
+
+
+class GovernorStateRow(Base):
+    """The governor's memory of one model, plus (row ``model = "*"``) the leader lease.
+
+    The lease row is how one governor acts at a time across gateways: a governor holds it
+    while ``holder`` is its id and ``lease_expires_at`` is in the future, and takes it with a
+    conditional UPDATE that only matches a free or expired lease (atomic on every backend).
+    """
+
+    __tablename__ = "governor_state"
+
+    model: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(16), default="")  # "paused" by an operator
+    step: Mapped[int] = mapped_column(Integer, default=-1)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    rolled_back: Mapped[list[str]] = mapped_column(JSON, default=list)
+    approved: Mapped[list[str]] = mapped_column(JSON, default=list)
+    candidate: Mapped[str] = mapped_column(String(NAME_LENGTH), default="")
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    last_decision: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    next_evaluation_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    holder: Mapped[str] = mapped_column(String(256), default="")
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -6,14 +6,16 @@ caller's session so it runs inside the caller's transaction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from registry.deployment import Arm, Deployment, Shadow
 from registry.errors import NotFoundError
+from registry.lineage import Lineage, lineage_of
 from registry.models import DeploymentRevision, Model, ModelVersion, utcnow
 from registry.signature import Signature
 
@@ -46,6 +48,9 @@ class VersionRecord:
     status: str
     created_at: datetime
     created_by: str
+    lineage: Lineage = field(default_factory=Lineage)
+    validation: dict[str, Any] | None = None  # the last ValidationReport, as stored
+    status_changed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,9 @@ def version_record(model: str, row: ModelVersion) -> VersionRecord:
         status=row.status,
         created_at=row.created_at,
         created_by=row.created_by,
+        lineage=lineage_of(row),
+        validation=row.validation,
+        status_changed_at=row.status_changed_at,
     )
 
 

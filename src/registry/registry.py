@@ -18,6 +18,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from registry import profiles_store
+from registry.approvals import check_deployment
 from registry.audit import AuditLog, AuditRecord
 from registry.deployment import Arm, Deployment, Role, Shadow, validate_deployment
 from registry.errors import (
@@ -25,10 +27,17 @@ from registry.errors import (
     IncompatibleSignature,
     InvalidDeployment,
     InvalidName,
+    NotFoundError,
+    PolicyViolation,
     RegistryError,
     StaleRevision,
 )
+from registry.governance import Governance, record_registration
+from registry.governor_store import GovernorStore
+from registry.lifecycle import Status, apply_deployment_statuses
+from registry.lineage import Lineage
 from registry.models import DeploymentRevision, Model, ModelVersion, utcnow
+from registry.policy import load_policy
 from registry.records import (
     DeploymentRecord,
     ModelRecord,
@@ -50,6 +59,7 @@ from registry.schema import (
 )
 from registry.signature import Signature, incompatibilities, signature_from_bytes
 from registry.store import ArtifactStore
+from registry.validation import probe_artifact
 
 __all__ = ["AuditRecord", "DeploymentRecord", "ModelRecord", "Registry", "VersionRecord"]
 
@@ -62,6 +72,14 @@ def _check_name(kind: str, value: str) -> None:
             f"{kind} name {value!r} is invalid: use 1-128 letters, digits, '_', '.' or '-', "
             "starting with a letter or digit"
         )
+
+
+def _deployment_or_none(session: Session, model: Model) -> Deployment | None:
+    # A model can exist without a deployment when policy withheld its first one.
+    try:
+        return current_deployment(session, model)
+    except NotFoundError:
+        return None
 
 
 def _next_version(existing: Sequence[str]) -> str:
@@ -88,6 +106,10 @@ class Registry:
             engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
         )
         self._audit = AuditLog(self._reads, writes)
+        self.governance = Governance(self._reads, self._audit, store)
+        """Policy, approvals, validation, lineage search, history and retention."""
+        self.governor = GovernorStore(self._reads, writes, self._audit)
+        """The governor's policies, state and leader lease (gateway.governor_loop)."""
 
     @classmethod
     def open(cls, url: str, artifact_dir: Path | str, *, create: bool = True) -> Registry:
@@ -99,7 +121,7 @@ class Registry:
             elif not schema_is_current(engine):
                 raise RegistryError(
                     "the registry database schema is missing or out of date; "
-                    "run the migrations (registry.schema.upgrade)"
+                    "run `onnxgate db upgrade` (registry.schema.upgrade)"
                 )
         except BaseException:
             engine.dispose()
@@ -137,12 +159,15 @@ class Registry:
         metadata: Mapping[str, str] | None = None,
         actor: str = "cli",
         force: bool = False,
+        lineage: Lineage | None = None,
     ) -> VersionRecord:
         """Register ``artifact`` as a new, immutable version of ``model``.
 
         ``version`` None picks the next integer. The first version of a new model becomes
-        its champion (deployment revision 1). A later version must stay compatible with
-        the champion's signature unless ``force`` (the problems are then audited).
+        its champion (deployment revision 1) if the governance policy allows it. A later
+        version must stay compatible with the champion's signature unless ``force`` (the
+        problems are then audited). The version is validated (see :mod:`registry.validation`)
+        and the report stored with it and in its audit event.
         """
         _check_name("model", model)
         if version is not None:
@@ -153,11 +178,15 @@ class Registry:
         # Loading is slow: do it, and write the bytes, before taking the write lock.
         # NOTE: bytes of a registration that then fails stay in the store, unreferenced;
         # deleting them here could race with a concurrent registration of the same bytes.
+        lineage = (lineage or Lineage()).validated()
         signature = signature_from_bytes(artifact)
+        probe = probe_artifact(artifact)
         sha = self._store.put(artifact)
         with self._audit.writing() as session:
+            if not self._store.exists(sha):  # retention removed these bytes meanwhile
+                self._store.put(artifact)
             row = session.scalar(select(Model).where(Model.name == model))
-            current = None if row is None else current_deployment(session, row)
+            current = None if row is None else _deployment_or_none(session, row)
             if row is None:
                 row = Model(name=model, created_at=utcnow())
                 session.add(row)
@@ -193,6 +222,15 @@ class Registry:
                 created_by=actor,
             )
             session.add(mv)
+            governed, bootstrap = record_registration(
+                session,
+                row,
+                mv,
+                probe=probe,
+                incompatible=problems,
+                lineage=lineage,
+                first=current is None,
+            )
             after: dict[str, Any] = {
                 "sha256": sha,
                 "size_bytes": len(artifact),
@@ -200,6 +238,7 @@ class Registry:
                 "owner": owner,
                 "description": description,
                 "metadata": meta,
+                **governed,
             }
             if problems:
                 after["forced_incompatibilities"] = problems
@@ -210,16 +249,18 @@ class Registry:
                 subject=f"{model}:{version}",
                 after=after,
             )
-            if current is None:
+            if bootstrap:
                 first = Deployment(model, 1, (Arm(version, Role.CHAMPION, 1.0),))
                 reason = "first version of a new model becomes its champion"
                 add_revision(session, row, first, actor, reason)
+                changes = {version: [mv.status, Status.CHAMPION.value]}
+                mv.status = Status.CHAMPION.value
                 self._audit.append(
                     session,
                     actor=actor,
                     action="deployment.set",
                     subject=model,
-                    after=first.to_dict(),
+                    after={**first.to_dict(), "status_changes": changes},
                     reason=reason,
                 )
             session.flush()
@@ -292,13 +333,19 @@ class Registry:
         actor: str,
         reason: str,
         expected_revision: int | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> Deployment:
-        """Write the next deployment revision that ``build`` derives from the current one."""
+        """Write the next deployment revision that ``build`` derives from the current one.
+
+        ``details`` (e.g. the governor's decision, gates and figures) go into the audit
+        event's ``after`` under "details", in the same transaction.
+        """
         based_on = expected_revision
         try:
             with self._audit.writing() as session:
                 row = find_model(session, model)
-                current = current_deployment(session, row)
+                # Revision 0, no arms: a model whose first deployment the policy withheld.
+                current = _deployment_or_none(session, row) or Deployment(model, 0, ())
                 based_on = current.revision if based_on is None else based_on
                 if current.revision != based_on:
                     raise StaleRevision(model, based_on, current.revision)
@@ -307,17 +354,34 @@ class Registry:
                 validate_deployment(new.arms, new.shadows)
                 for name in sorted(new.versions()):
                     find_version(session, row, name)
+                # Governance rules hold for every writer (admin API, CLI, governor).
+                check_deployment(session, row, current, new, load_policy(session))
                 add_revision(session, row, new, actor, reason)
+                changes = apply_deployment_statuses(session, row, current, new, utcnow())
                 self._audit.append(
                     session,
                     actor=actor,
                     action=action,
                     subject=model,
                     before=current.to_dict(),
-                    after=new.to_dict(),
+                    after={
+                        **new.to_dict(),
+                        **({"status_changes": changes} if changes else {}),
+                        **({"details": dict(details)} if details else {}),
+                    },
                     reason=reason,
                 )
                 session.flush()
+        except PolicyViolation as exc:
+            after = {"rule": exc.rule, "attempted": action}
+            self.record_audit(
+                actor=actor,
+                action="governance.refused",
+                subject=model,
+                after=after,
+                reason=exc.message,
+            )
+            raise
         except IntegrityError as exc:
             # Backstop for the unique (model_id, revision): another writer got there first.
             # Any other integrity failure (the revision did not move) is not ours to rename.
@@ -336,6 +400,7 @@ class Registry:
         actor: str,
         reason: str = "",
         expected_revision: int | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> Deployment:
         """Replace ``model``'s arms and shadows with a new revision.
 
@@ -354,6 +419,7 @@ class Registry:
             actor=actor,
             reason=reason,
             expected_revision=expected_revision,
+            details=details,
         )
 
     def set_weights(
@@ -365,6 +431,7 @@ class Registry:
         actor: str,
         reason: str = "",
         expected_revision: int | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> Deployment:
         """Serve exactly the versions in ``weights`` (see :meth:`Deployment.reweighted`)."""
         return self._change(
@@ -374,10 +441,18 @@ class Registry:
             actor=actor,
             reason=reason,
             expected_revision=expected_revision,
+            details=details,
         )
 
     def promote(
-        self, model: str, version: str, *, actor: str, reason: str = "", keep_old: bool = False
+        self,
+        model: str,
+        version: str,
+        *,
+        actor: str,
+        reason: str = "",
+        keep_old: bool = False,
+        details: Mapping[str, Any] | None = None,
     ) -> Deployment:
         """Make ``version`` champion (see :meth:`Deployment.promoted`)."""
         return self._change(
@@ -386,6 +461,7 @@ class Registry:
             action="deployment.promote",
             actor=actor,
             reason=reason,
+            details=details,
         )
 
     def rollback(self, model: str, *, actor: str, reason: str = "") -> Deployment:
@@ -422,6 +498,55 @@ class Registry:
                 DeploymentRecord(deployment_of(model, r), r.actor, r.reason, r.created_at)
                 for r in rows
             ]
+
+    # -- reference profiles (drift monitoring) --------------------------------------
+
+    def set_profile(
+        self,
+        model: str,
+        version: str,
+        profile: Mapping[str, Any],
+        *,
+        source: str,
+        actor: str,
+        only_if_absent: bool = False,
+        summary: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Store ``profile`` (an opaque JSON document) as the version's reference profile.
+
+        Replaces any previous one; the audit event (same transaction) records the source,
+        the profile's sha256 and size and ``summary``, not the profile itself. With
+        ``only_if_absent`` an existing profile is kept and False returned (so a profile the
+        gateway derives from traffic never overwrites one registered meanwhile).
+        """
+        sha, size = profiles_store.digest(profile)
+        with self._audit.writing() as session:
+            mv = find_version(session, find_model(session, model), version)
+            if only_if_absent and profiles_store.read_profile(session, mv) is not None:
+                return False
+            previous = profiles_store.write_profile(
+                session, mv, profile, source=source, actor=actor
+            )
+            before = None
+            if previous is not None:
+                old_sha, old_size = profiles_store.digest(previous.profile)
+                before = {"source": previous.source, "sha256": old_sha, "bytes": old_size}
+            self._audit.append(
+                session,
+                actor=actor,
+                action="version.profile",
+                subject=f"{model}:{version}",
+                before=before,
+                after={"source": source, "sha256": sha, "bytes": size, **(summary or {})},
+            )
+        return True
+
+    def get_profile(self, model: str, version: str) -> tuple[dict[str, Any], str] | None:
+        """The version's reference profile and its source, or None if it has none."""
+        with self._reading() as session:
+            mv = find_version(session, find_model(session, model), version)
+            row = profiles_store.read_profile(session, mv)
+            return None if row is None else (dict(row.profile), row.source)
 
     # -- change counter and audit ---------------------------------------------------
 

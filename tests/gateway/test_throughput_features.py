@@ -71,20 +71,33 @@ def test_concurrent_burst_is_batched_and_every_answer_matches(registry, make_gat
     assert rows / batches > 2
 
 
-def test_client_deadline_while_queued_is_deadline_exceeded(registry, make_gateway):
-    registry.register_version("mlp", MLP, actor="t")
-    gw = make_gateway(max_delay_us=2_000_000, max_batch_size=512)  # batches wait up to 2 s
-    stub = gw.stub()
-    x = np.zeros((1, 32), dtype=np.float32)
-    try:
-        stub.ModelInfer(_request(x), timeout=0.2)
-    except grpc.RpcError as exc:
-        assert exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    else:  # pragma: no cover
-        raise AssertionError("a request queued past its deadline was answered")
-    # The server is fine afterwards.
-    gw2_stub = gw.stub()
-    assert gw2_stub.ModelInfer(_request(x), timeout=10).model_version == "1"
+def test_request_whose_deadline_passes_while_queued_is_never_run(registry, make_gateway):
+    big = modelzoo.mlp((256, 1024, 1024, 10), seed=1)
+    registry.register_version("big", big, actor="t")
+    # Batches wait up to 2 s for company while the model is busy.
+    gw = make_gateway(max_delay_us=2_000_000, max_batch_size=8192)
+    with gw.channel() as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        busy = stub.ModelInfer.future(_request(np.ones((4096, 256), np.float32), "big"), timeout=30)
+        time.sleep(0.05)  # the big batch is running now
+        try:
+            stub.ModelInfer(_request(np.ones((1, 256), np.float32), "big"), timeout=0.3)
+        except grpc.RpcError as exc:
+            assert exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        else:  # pragma: no cover
+            raise AssertionError("a request queued past its deadline was answered")
+        assert busy.result().model_version == "1"
+        time.sleep(2.2)  # past the queued request's batching delay
+        assert stub.ModelInfer(_request(np.ones((1, 256), np.float32), "big"), timeout=10)
+    samples = _samples(gw.metrics_url)
+    labels = (("model", "big"), ("version", "1"))
+    dropped = sum(
+        samples.get(("onnxgate_batcher_dropped_total", tuple(sorted((*labels, ("reason", r))))), 0)
+        for r in ("deadline", "cancelled")
+    )
+    assert dropped == 1
+    # Only the big batch and the last request ran: the expired request's row never did.
+    assert samples[("onnxgate_batch_size_rows_sum", labels)] == 4096 + 1
 
 
 def test_unavailable_provider_falls_back_to_cpu(caplog, registry, make_gateway):

@@ -1,14 +1,13 @@
 """Fixtures for the registry tests: a registry on a real database and tiny ONNX models.
 
-The database comes from the ``registry_url`` fixture: a SQLite file in ``tmp_path`` by
-default, or the URL in ``ONNXGATE_TEST_REGISTRY_URL`` (e.g. a scratch PostgreSQL
-database, ``postgresql+psycopg://...``), which is wiped before and after each test so the
-whole suite can run against it.
+The database comes from the ``registry_url`` fixture, parametrised over both backends: a
+SQLite file in ``tmp_path``, and PostgreSQL — the session's throwaway cluster (see
+``tests/pg_cluster.py``) or the URL in ``ONNXGATE_TEST_REGISTRY_URL`` — wiped before
+each test, so the whole suite runs on each.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,13 +22,9 @@ try:
 except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
-from sqlalchemy import text
+from pg_cluster import BACKENDS, backend_url
 
-from registry.models import Base
 from registry.registry import Registry
-from registry.schema import make_engine
-
-URL_ENV = "ONNXGATE_TEST_REGISTRY_URL"
 
 ModelFactory = Callable[..., bytes]
 
@@ -86,26 +81,9 @@ def model_other_signature() -> bytes:
     return linear_model(in_features=3, seed=3)
 
 
-def _wipe(url: str) -> None:
-    engine = make_engine(url)
-    try:
-        with engine.begin() as conn:
-            Base.metadata.drop_all(conn)
-            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    finally:
-        engine.dispose()
-
-
-@pytest.fixture
-def registry_url(tmp_path: Path) -> Iterator[str]:
-    external = os.environ.get(URL_ENV)
-    if not external:
-        # A nested directory proves Registry.open creates the parent.
-        yield f"sqlite:///{tmp_path / 'db' / 'registry.db'}"
-        return
-    _wipe(external)
-    yield external
-    _wipe(external)
+@pytest.fixture(params=BACKENDS)
+def registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    yield from backend_url(request, tmp_path)
 
 
 @pytest.fixture

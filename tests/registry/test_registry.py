@@ -49,7 +49,8 @@ def test_register_then_get_and_list(reg: Registry, model_v1: bytes) -> None:
     assert rec.size_bytes == len(model_v1) and len(rec.sha256) == 64
     assert rec.signature.inputs == (TensorSpec("x", "FP32", (-1, 4)),)
     assert (rec.description, rec.owner, rec.metadata) == ("first", "ml-team", {"git": "abc123"})
-    assert rec.status == "registered" and rec.created_by == "alice"
+    # The lifecycle status: the first version of a new model becomes its champion.
+    assert rec.status == "champion" and rec.created_by == "alice"
     assert rec.created_at.tzinfo is not None and rec.created_at.utcoffset() == UTC.utcoffset(None)
     assert reg.get_version("iris", "v1") == rec
     assert reg.get_version("iris") == rec  # None -> champion

@@ -457,3 +457,56 @@ def test_outputs_without_batch_axis_fail_the_batch(executor: ThreadPoolExecutor)
         assert all(isinstance(r, InferenceFailed) for r in results)
 
     run(main)
+
+
+def test_tiny_runs_move_inline_and_slow_runs_stay_on_the_executor(
+    executor: ThreadPoolExecutor,
+) -> None:
+    def make(delay_s: float) -> tuple[Callable[[Tensors], Tensors], list[int]]:
+        threads: list[int] = []
+
+        def run(inputs: Tensors) -> Tensors:
+            threads.append(threading.get_ident())
+            if delay_s:
+                time.sleep(delay_s)
+            return {"y": compute(inputs["x"])}
+
+        return run, threads
+
+    fast, fast_threads = make(0.0)
+    slow, slow_threads = make(0.002)  # 2 ms per run: far above the 100 us inline bound
+    policy = BatchPolicy(inline_below_us=100)
+
+    async def main() -> None:
+        loop_thread = threading.get_ident()
+        for batcher, threads in (
+            (Batcher(fast, policy, name="fast", executor=executor), fast_threads),
+            (Batcher(slow, policy, name="slow", executor=executor), slow_threads),
+        ):
+            for i in range(5):
+                out = await batcher.submit(rows(i, 1))
+                np.testing.assert_array_equal(out["y"], compute(rows(i, 1)["x"]))
+            on_loop = [t == loop_thread for t in threads]
+            if batcher.name == "fast":
+                assert on_loop == [False, True, True, True, True]  # first run measures
+            else:
+                assert not any(on_loop)
+
+    run(main)
+
+
+def test_inline_disabled_always_uses_the_executor(executor: ThreadPoolExecutor) -> None:
+    seen: list[int] = []
+
+    def run_fn(inputs: Tensors) -> Tensors:
+        seen.append(threading.get_ident())
+        return {"y": compute(inputs["x"])}
+
+    batcher = Batcher(run_fn, BatchPolicy(inline_below_us=0), name="m", executor=executor)
+
+    async def main() -> None:
+        for i in range(4):
+            await batcher.submit(rows(i, 1))
+        assert threading.get_ident() not in seen
+
+    run(main)

@@ -1,0 +1,337 @@
+"""A model's governor policy: what the governor may do, when, and on what evidence.
+
+Policies are TOML documents stored (versioned, audited) in the registry and parsed here
+into frozen dataclasses; :func:`parse_policy` names every unknown key and out-of-range
+value, so a bad policy is refused at ``policy set`` rather than misread later. Pure: no
+grpc, no SQLAlchemy.
+
+Example (every key optional; these are the defaults unless noted)::
+
+    mode = "enforce"            # enforce | dry-run | paused
+    require_approval = false    # final promotion waits for `onnxgate governor approve`
+
+    [canary]
+    steps = [5, 10, 25, 50]     # percent of traffic, ascending; promote after the last
+    interval_s = 60.0           # seconds between evaluations of this model
+    min_requests = 200          # candidate requests in a step before it may advance
+    min_labels = 0              # candidate labels (delayed feedback) per step, 0: none
+
+    [gates]                     # a threshold set to false switches its gate off
+    max_error_rate = 0.02       # candidate's error rate
+    max_error_rate_delta = 0.01 # candidate's error rate minus the champion's
+    max_p99_ratio = 1.5         # candidate p99 latency / champion p99 latency
+    max_drifted_features = 0    # fail when more than K input features drift
+    output_drift = true         # fail on a drift verdict on the candidate's outputs
+    min_shadow_agreement = false  # e.g. 0.9: share of shadowed requests agreeing
+    max_quality_drop = 0.02     # candidate quality may trail the champion's by this much
+    min_disparate_impact = 0.8  # min/max positive-prediction rate across segments
+    min_tpr_ratio = false       # min/max true-positive rate across segments (labels)
+    min_requests = 20           # requests before rate/latency gates are judged
+    min_labels = 30             # labels (each side) before quality gates are judged
+    min_segment_count = 30      # predictions (labels for TPR) a segment needs to count
+    hard = ["error_rate", "error_rate_delta", "output_drift"]  # fail: roll back at once
+    soft_failures = 3           # consecutive failures of soft gates before rolling back
+
+    [challenger]                # champion/challenger: promote on a sequential test
+    alpha = 0.05                # false-promotion probability, however often we look
+    tau = 0.05                  # mixture std of the quality difference (metric units)
+    min_labels = 50             # labels per side before the test is consulted
+
+    [feedback]                  # how predictions are recorded and labels scored
+    task = "classification"     # classification (accuracy) | regression (MAE)
+    output = ""                 # output tensor to record; "" picks one (see feedback.py)
+    positive = "1"              # classification: the positive class (fairness)
+    threshold = 0.5             # regression: a prediction >= threshold is "positive"
+    segment_param = "segment"   # request parameter naming the caller's segment
+    segment_feature = ""        # or an input column, "x:3"; used when the param is absent
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from typing import Any
+
+__all__ = [
+    "GATE_NAMES",
+    "CanaryPolicy",
+    "ChallengerPolicy",
+    "FeedbackPolicy",
+    "Gates",
+    "Mode",
+    "Policy",
+    "PolicyError",
+    "parse_policy",
+]
+
+
+class PolicyError(ValueError):
+    """A policy document is malformed; the message names the key."""
+
+
+class Mode(StrEnum):
+    ENFORCE = "enforce"
+    DRY_RUN = "dry-run"
+    PAUSED = "paused"
+
+
+GATE_NAMES = (
+    "error_rate",
+    "error_rate_delta",
+    "p99_ratio",
+    "input_drift",
+    "output_drift",
+    "shadow_agreement",
+    "quality",
+    "disparate_impact",
+    "tpr_ratio",
+)
+
+
+@dataclass(frozen=True)
+class CanaryPolicy:
+    steps: tuple[float, ...] = (5.0, 10.0, 25.0, 50.0)
+    interval_s: float = 60.0
+    min_requests: int = 200
+    min_labels: int = 0
+
+
+@dataclass(frozen=True)
+class Gates:
+    """Thresholds; ``None`` switches a gate off."""
+
+    max_error_rate: float | None = 0.02
+    max_error_rate_delta: float | None = 0.01
+    max_p99_ratio: float | None = 1.5
+    max_drifted_features: int | None = 0
+    output_drift: bool = True
+    min_shadow_agreement: float | None = None
+    max_quality_drop: float | None = 0.02
+    min_disparate_impact: float | None = 0.8
+    min_tpr_ratio: float | None = None
+    min_requests: int = 20
+    min_labels: int = 30
+    min_segment_count: int = 30
+    hard: frozenset[str] = frozenset({"error_rate", "error_rate_delta", "output_drift"})
+    soft_failures: int = 3
+
+
+@dataclass(frozen=True)
+class ChallengerPolicy:
+    alpha: float = 0.05
+    tau: float = 0.05
+    min_labels: int = 50
+
+
+@dataclass(frozen=True)
+class FeedbackPolicy:
+    task: str = "classification"
+    output: str = ""
+    positive: str = "1"
+    threshold: float = 0.5
+    segment_param: str = "segment"
+    segment_feature: str = ""
+
+    @property
+    def segment_column(self) -> tuple[str, int] | None:
+        """``segment_feature`` "x:3" as ("x", 3); a bare name means column 0."""
+        if not self.segment_feature:
+            return None
+        name, _, col = self.segment_feature.partition(":")
+        return name, int(col or 0)
+
+
+@dataclass(frozen=True)
+class Policy:
+    mode: Mode = Mode.ENFORCE
+    require_approval: bool = False
+    canary: CanaryPolicy = field(default_factory=CanaryPolicy)
+    gates: Gates = field(default_factory=Gates)
+    challenger: ChallengerPolicy = field(default_factory=ChallengerPolicy)
+    feedback: FeedbackPolicy = field(default_factory=FeedbackPolicy)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (for audit events and ``policy show --json``)."""
+        gates = {f.name: getattr(self.gates, f.name) for f in fields(Gates)}
+        gates["hard"] = sorted(self.gates.hard)
+        return {
+            "mode": self.mode.value,
+            "require_approval": self.require_approval,
+            "canary": {**vars(self.canary), "steps": list(self.canary.steps)},
+            "gates": gates,
+            "challenger": dict(vars(self.challenger)),
+            "feedback": dict(vars(self.feedback)),
+        }
+
+
+# -- parsing ---------------------------------------------------------------------------------
+
+
+def _number(where: str, value: Any, *, lo: float, hi: float = math.inf) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PolicyError(f"{where}: expected a number, got {value!r}")
+    if not (math.isfinite(value) and lo <= value <= hi):
+        raise PolicyError(f"{where}: {value!r} is outside [{lo:g}, {hi:g}]")
+    return float(value)
+
+
+def _count(where: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise PolicyError(f"{where}: expected a whole number >= 0, got {value!r}")
+    return value
+
+
+def _flag(where: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise PolicyError(f"{where}: expected true or false, got {value!r}")
+    return value
+
+
+def _text(where: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise PolicyError(f"{where}: expected a string, got {value!r}")
+    return value
+
+
+def _table(doc: Mapping[str, Any], name: str, allowed: set[str]) -> dict[str, Any]:
+    table = doc.get(name, {})
+    if not isinstance(table, dict):
+        raise PolicyError(f"[{name}] must be a table")
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise PolicyError(f"[{name}]: unknown key(s) {', '.join(unknown)}")
+    return table
+
+
+def _optional(where: str, value: Any, *, lo: float, hi: float = math.inf) -> float | None:
+    # `false` switches a gate off; `true` is not a threshold.
+    if value is False:
+        return None
+    return _number(where, value, lo=lo, hi=hi)
+
+
+def _canary(doc: Mapping[str, Any]) -> CanaryPolicy:
+    t = _table(doc, "canary", {f.name for f in fields(CanaryPolicy)})
+    d = CanaryPolicy()
+    steps = t.get("steps", list(d.steps))
+    if not isinstance(steps, list) or not steps:
+        raise PolicyError("canary.steps: expected a non-empty list of percentages")
+    parsed = tuple(_number("canary.steps", s, lo=0.0, hi=100.0) for s in steps)
+    if any(s <= 0 or s >= 100 for s in parsed) or list(parsed) != sorted(set(parsed)):
+        raise PolicyError("canary.steps: percentages must be strictly ascending, in (0, 100)")
+    interval = _number("canary.interval_s", t.get("interval_s", d.interval_s), lo=0.01)
+    return CanaryPolicy(
+        steps=parsed,
+        interval_s=interval,
+        min_requests=_count("canary.min_requests", t.get("min_requests", d.min_requests)),
+        min_labels=_count("canary.min_labels", t.get("min_labels", d.min_labels)),
+    )
+
+
+def _gates(doc: Mapping[str, Any]) -> Gates:
+    t = _table(doc, "gates", {f.name for f in fields(Gates)})
+    d = Gates()
+
+    def opt(key: str, lo: float, hi: float = math.inf) -> float | None:
+        return _optional(f"gates.{key}", t[key], lo=lo, hi=hi) if key in t else getattr(d, key)
+
+    drifted = t.get("max_drifted_features", d.max_drifted_features)
+    hard = t.get("hard", sorted(d.hard))
+    if not isinstance(hard, list) or not all(isinstance(h, str) for h in hard):
+        raise PolicyError("gates.hard: expected a list of gate names")
+    unknown = sorted(set(hard) - set(GATE_NAMES))
+    if unknown:
+        raise PolicyError(f"gates.hard: unknown gate(s) {unknown}; gates: {list(GATE_NAMES)}")
+    soft = _count("gates.soft_failures", t.get("soft_failures", d.soft_failures))
+    if soft < 1:
+        raise PolicyError("gates.soft_failures: must be >= 1")
+    return Gates(
+        max_error_rate=opt("max_error_rate", 0.0, 1.0),
+        max_error_rate_delta=opt("max_error_rate_delta", 0.0, 1.0),
+        max_p99_ratio=opt("max_p99_ratio", 0.0),
+        max_drifted_features=None
+        if drifted is False
+        else _count("gates.max_drifted_features", drifted),
+        output_drift=_flag("gates.output_drift", t.get("output_drift", d.output_drift)),
+        min_shadow_agreement=opt("min_shadow_agreement", 0.0, 1.0),
+        max_quality_drop=opt("max_quality_drop", 0.0),
+        min_disparate_impact=opt("min_disparate_impact", 0.0, 1.0),
+        min_tpr_ratio=opt("min_tpr_ratio", 0.0, 1.0),
+        min_requests=_count("gates.min_requests", t.get("min_requests", d.min_requests)),
+        min_labels=_count("gates.min_labels", t.get("min_labels", d.min_labels)),
+        min_segment_count=_count(
+            "gates.min_segment_count", t.get("min_segment_count", d.min_segment_count)
+        ),
+        hard=frozenset(hard),
+        soft_failures=soft,
+    )
+
+
+def _challenger(doc: Mapping[str, Any]) -> ChallengerPolicy:
+    t = _table(doc, "challenger", {f.name for f in fields(ChallengerPolicy)})
+    d = ChallengerPolicy()
+    alpha = _number("challenger.alpha", t.get("alpha", d.alpha), lo=1e-9, hi=0.5)
+    return ChallengerPolicy(
+        alpha=alpha,
+        tau=_number("challenger.tau", t.get("tau", d.tau), lo=1e-9),
+        min_labels=_count("challenger.min_labels", t.get("min_labels", d.min_labels)),
+    )
+
+
+def _feedback(doc: Mapping[str, Any]) -> FeedbackPolicy:
+    t = _table(doc, "feedback", {f.name for f in fields(FeedbackPolicy)})
+    d = FeedbackPolicy()
+    task = _text("feedback.task", t.get("task", d.task))
+    if task not in ("classification", "regression"):
+        raise PolicyError(f"feedback.task: expected classification or regression, got {task!r}")
+    positive = t.get("positive", d.positive)
+    if isinstance(positive, int) and not isinstance(positive, bool):
+        positive = str(positive)  # `positive = 1` means the class "1"
+    policy = FeedbackPolicy(
+        task=task,
+        output=_text("feedback.output", t.get("output", d.output)),
+        positive=_text("feedback.positive", positive),
+        threshold=_number("feedback.threshold", t.get("threshold", d.threshold), lo=-math.inf),
+        segment_param=_text("feedback.segment_param", t.get("segment_param", d.segment_param)),
+        segment_feature=_text(
+            "feedback.segment_feature", t.get("segment_feature", d.segment_feature)
+        ),
+    )
+    try:
+        policy.segment_column  # noqa: B018 - validates "name:column"
+    except ValueError:
+        raise PolicyError(
+            "feedback.segment_feature: expected INPUT or INPUT:COLUMN, "
+            f"got {policy.segment_feature!r}"
+        ) from None
+    return policy
+
+
+def parse_policy(text: str) -> Policy:
+    """Parse and validate a TOML policy; raise :class:`PolicyError` naming what is wrong."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"not valid TOML: {exc}") from exc
+    top = {"mode", "require_approval", "canary", "gates", "challenger", "feedback"}
+    unknown = sorted(set(doc) - top)
+    if unknown:
+        raise PolicyError(f"unknown key(s) {', '.join(unknown)}; expected {sorted(top)}")
+    mode = _text("mode", doc.get("mode", Mode.ENFORCE.value))
+    try:
+        parsed_mode = Mode(mode)
+    except ValueError:
+        raise PolicyError(
+            f"mode: expected one of {[m.value for m in Mode]}, got {mode!r}"
+        ) from None
+    return Policy(
+        mode=parsed_mode,
+        require_approval=_flag("require_approval", doc.get("require_approval", False)),
+        canary=_canary(doc),
+        gates=_gates(doc),
+        challenger=_challenger(doc),
+        feedback=_feedback(doc),
+    )

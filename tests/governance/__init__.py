@@ -1,0 +1,1 @@
+"""Governance tests (a package, so its conftest does not shadow the root one)."""
