@@ -48,7 +48,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -149,6 +148,7 @@ class Batcher:
         clock: Callable[[], float] = time.monotonic,
         observer: BatchObserver | None = None,
         max_inflight_batches: int = 2,
+        cost: Callable[[int], float] | None = None,
     ) -> None:
         if max_inflight_batches < 1:
             raise ValueError("max_inflight_batches must be at least 1")
@@ -161,9 +161,10 @@ class Batcher:
         self._max_inflight = max_inflight_batches
         self._delay_s = policy.max_delay_us / 1e6
         self._inline_s = policy.inline_below_us / 1e6
-        # Smoothed run time per row; unknown until a run is measured, so the first runs
-        # (warm-up included) go to the executor.
-        self._s_per_row = math.inf
+        # NOTE: the cost model comes from the caller (measured at load, on an idle thread);
+        # timing runs here would not do: a run on the executor is billed for the wait to
+        # get the GIL back from a busy loop, which made every small model look slow.
+        self._cost = cost
         self._closing = False
         self._waiting = 0  # live requests in the queue (cancelled ones leave at once)
         self._pending: deque[_Request] = deque()
@@ -323,15 +324,26 @@ class Batcher:
                 # if an injected clock has not moved.
                 return batch
 
+    def _inline(self, rows: int) -> bool:
+        return self._cost is not None and self._cost(rows) < self._inline_s
+
     async def _run_parts(self, parts: list[Tensors], rows: int) -> Tensors:
         """Run one batch inline when it is predicted to be tiny, else on the executor."""
-        if self._s_per_row * rows < self._inline_s:
-            outputs, took = _timed_run_batch(self._run, parts)
-        else:
-            outputs, took = await run_blocking(self._executor, _timed_run_batch, self._run, parts)
-        per_row = took / max(rows, 1)
-        s = self._s_per_row
-        self._s_per_row = per_row if s == math.inf else 0.8 * s + 0.2 * per_row
+        if not self._inline(rows):
+            return await run_blocking(self._executor, _run_batch, self._run, parts)
+        start = time.perf_counter()
+        outputs = _run_batch(self._run, parts)
+        took = time.perf_counter() - start
+        if took > 10 * self._inline_s:
+            # The model was not as cheap as measured (input-dependent cost?): stop
+            # blocking the loop with it.
+            logger.warning(
+                "model %s: inline run took %.0f us (bound %.0f us); using the executor from now",
+                self._name,
+                took * 1e6,
+                self._inline_s * 1e6,
+            )
+            self._cost = None
         return outputs
 
     def _pending_head(self) -> bool:
@@ -438,7 +450,7 @@ class Batcher:
         rows = next(iter(inputs.values())).shape[0]
         # NOTE: a task, shielded below, so the slot is held until the thread finishes even
         # when the client goes away (cancelling an executor call does not stop the thread).
-        if self._s_per_row * rows < self._inline_s:
+        if self._inline(rows):
             # Tiny run: _run_parts computes it on the loop without suspending, so there is
             # no slot to hold and nothing for a cancellation to leave behind.
             try:
@@ -472,10 +484,9 @@ class Batcher:
         self._observer.on_queue_depth(len(self._direct))
 
 
-def _timed_run_batch(run: RunFn, parts: list[Tensors]) -> tuple[Tensors, float]:
-    """Concatenate (off the loop when on the executor), run once, and time the run."""
-    start = time.perf_counter()
+def _run_batch(run: RunFn, parts: list[Tensors]) -> Tensors:
+    """Concatenate (off the loop when on the executor), then run once."""
     if len(parts) == 1:
-        return run(parts[0]), time.perf_counter() - start
+        return run(parts[0])
     merged = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
-    return run(merged), time.perf_counter() - start
+    return run(merged)

@@ -243,6 +243,7 @@ class Catalog:
             name=f"{model}:{version}",
             executor=self._inference_executor,
             observer=observer,
+            cost=loaded.estimated_run_s,
         )
         log.info("loaded %s version %s (sha256 %s…)", model, version, record.sha256[:12])
         return Served(loaded, batcher)

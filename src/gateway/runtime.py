@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -101,6 +102,8 @@ class LoadedVersion:
             len(s.shape) >= 1 and s.shape[0] == -1 for s in signature.inputs + signature.outputs
         )
         self.stats = VersionStats()
+        self._t1 = float("inf")  # measured by warm_up()
+        self._per_row = float("inf")
 
     @classmethod
     def load(
@@ -142,9 +145,23 @@ class LoadedVersion:
                 sample[spec.name] = np.zeros(shape, dtype=dtype)
         return sample
 
-    def warm_up(self) -> None:
-        """One real inference before any request may arrive (first runs allocate)."""
-        self.run(self.sample_inputs())
+    def warm_up(self, probe_rows: int = 32) -> None:
+        """Real inferences before any request may arrive (first runs allocate), timed to
+        give :meth:`estimated_run_s` its two points: one row, and ``probe_rows`` rows."""
+        one = self.sample_inputs()
+        self.run(one)
+        self._t1 = _best_of(lambda: self.run(one))
+        if self.batchable and probe_rows > 1:
+            many = self.sample_inputs(probe_rows)
+            self.run(many)
+            tn = _best_of(lambda: self.run(many))
+            self._per_row = max(0.0, (tn - self._t1) / (probe_rows - 1))
+        else:
+            self._per_row = self._t1
+
+    def estimated_run_s(self, rows: int) -> float:
+        """Predicted seconds for one run of ``rows`` rows (linear in rows, from warm-up)."""
+        return self._t1 + self._per_row * max(rows - 1, 0)
 
     def validate(self, inputs: Tensors) -> int:
         """Check names, dtypes and shapes against the signature; return the row count."""
@@ -193,6 +210,15 @@ class LoadedVersion:
         values = self.session.run(None, inputs)
         return dict(zip(self.output_names, values, strict=True))
 
+
+def _best_of(fn: Callable[[], object], repeats: int = 5) -> float:
+    """Fastest of a few timed calls: the least disturbed by other threads."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def _dt_name(numpy_name: str) -> str:

@@ -459,54 +459,87 @@ def test_outputs_without_batch_axis_fail_the_batch(executor: ThreadPoolExecutor)
     run(main)
 
 
-def test_tiny_runs_move_inline_and_slow_runs_stay_on_the_executor(
+def _threaded_model(delay_s: float = 0.0) -> tuple[Callable[[Tensors], Tensors], list[int]]:
+    threads: list[int] = []
+
+    def run(inputs: Tensors) -> Tensors:
+        threads.append(threading.get_ident())
+        if delay_s:
+            time.sleep(delay_s)
+        return {"y": compute(inputs["x"])}
+
+    return run, threads
+
+
+def test_runs_predicted_tiny_go_inline_others_to_the_executor(
     executor: ThreadPoolExecutor,
 ) -> None:
-    def make(delay_s: float) -> tuple[Callable[[Tensors], Tensors], list[int]]:
-        threads: list[int] = []
-
-        def run(inputs: Tensors) -> Tensors:
-            threads.append(threading.get_ident())
-            if delay_s:
-                time.sleep(delay_s)
-            return {"y": compute(inputs["x"])}
-
-        return run, threads
-
-    fast, fast_threads = make(0.0)
-    slow, slow_threads = make(0.002)  # 2 ms per run: far above the 100 us inline bound
     policy = BatchPolicy(inline_below_us=100)
+    cases = {
+        "tiny": (lambda rows: 2e-6 * rows, True),  # 2 us per row: 8 us for 4 rows
+        "slow": (lambda rows: 0.002, False),
+        "unmeasured": (None, False),
+    }
 
     async def main() -> None:
         loop_thread = threading.get_ident()
-        for batcher, threads in (
-            (Batcher(fast, policy, name="fast", executor=executor), fast_threads),
-            (Batcher(slow, policy, name="slow", executor=executor), slow_threads),
-        ):
-            for i in range(5):
-                out = await batcher.submit(rows(i, 1))
-                np.testing.assert_array_equal(out["y"], compute(rows(i, 1)["x"]))
-            on_loop = [t == loop_thread for t in threads]
-            if batcher.name == "fast":
-                assert on_loop == [False, True, True, True, True]  # first run measures
-            else:
-                assert not any(on_loop)
+        for name, (cost, inline) in cases.items():
+            run_fn, threads = _threaded_model()
+            batcher = Batcher(run_fn, policy, name=name, executor=executor, cost=cost)
+            for i in range(4):
+                out = await batcher.submit(rows(i, 4))
+                np.testing.assert_array_equal(out["y"], compute(rows(i, 4)["x"]))
+            assert [t == loop_thread for t in threads] == [inline] * 4, name
 
     run(main)
 
 
-def test_inline_disabled_always_uses_the_executor(executor: ThreadPoolExecutor) -> None:
-    seen: list[int] = []
+def test_inline_disabled_or_unbatched_paths_respect_the_bound(executor: ThreadPoolExecutor) -> None:
+    async def main() -> None:
+        loop_thread = threading.get_ident()
+        off_fn, off_threads = _threaded_model()
+        off = Batcher(
+            off_fn,
+            BatchPolicy(inline_below_us=0),
+            name="off",
+            executor=executor,
+            cost=lambda rows: 1e-9,
+        )
+        direct_fn, direct_threads = _threaded_model()
+        direct = Batcher(
+            direct_fn,
+            BatchPolicy(enabled=False),
+            name="direct",
+            executor=executor,
+            cost=lambda rows: 1e-6,
+        )
+        for i in range(3):
+            await off.submit(rows(i, 1))
+            await direct.submit(rows(i, 1))
+        assert loop_thread not in off_threads
+        assert direct_threads == [loop_thread] * 3
 
-    def run_fn(inputs: Tensors) -> Tensors:
-        seen.append(threading.get_ident())
-        return {"y": compute(inputs["x"])}
+    run(main)
 
-    batcher = Batcher(run_fn, BatchPolicy(inline_below_us=0), name="m", executor=executor)
+
+def test_inline_run_slower_than_predicted_falls_back_to_the_executor(
+    executor: ThreadPoolExecutor, caplog: pytest.LogCaptureFixture
+) -> None:
+    run_fn, threads = _threaded_model(delay_s=0.005)  # 5 ms, predicted 1 us
+    batcher = Batcher(
+        run_fn,
+        BatchPolicy(inline_below_us=100),
+        name="liar",
+        executor=executor,
+        cost=lambda rows: 1e-6,
+    )
 
     async def main() -> None:
-        for i in range(4):
+        loop_thread = threading.get_ident()
+        for i in range(3):
             await batcher.submit(rows(i, 1))
-        assert threading.get_ident() not in seen
+        assert [t == loop_thread for t in threads] == [True, False, False]
 
-    run(main)
+    with caplog.at_level("WARNING", logger="gateway.batching"):
+        run(main)
+    assert "using the executor from now" in caplog.text
