@@ -74,6 +74,7 @@ DEFAULT_ROLE = AccessRole.ADMIN
 _ADMIN = "onnxgate.admin.v1.AdminService/"
 _GOV = "onnxgate.governance.v1.GovernanceService/"
 _MON = "onnxgate.monitoring.v1.MonitoringService/"
+_GVR = "onnxgate.governor.v1.GovernorService/"
 _R, _O, _A, _X = Permission.READ, Permission.OPERATE, Permission.APPROVE, Permission.ADMINISTER
 
 METHOD_PERMISSIONS: Mapping[str, Permission] = {
@@ -98,6 +99,12 @@ METHOD_PERMISSIONS: Mapping[str, Permission] = {
     _GOV + "SetPolicy": _X,
     _MON + "GetDrift": _R,
     _MON + "GetShadowReport": _R,
+    _GVR + "GetStatus": _R,
+    _GVR + "GetPolicy": _R,
+    _GVR + "Pause": _O,
+    _GVR + "Resume": _O,
+    _GVR + "SetPolicy": _O,
+    _GVR + "Approve": _A,
 }
 
 principal_role: ContextVar[AccessRole] = ContextVar("principal_role", default=AccessRole.VIEWER)
