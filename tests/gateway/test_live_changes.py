@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import grpc
 import numpy as np
 import pytest
-from shared import admin_metadata
 from scipy import stats
+from shared import admin_metadata
 
 from gateway import modelzoo
 from gateway._proto import admin_pb2 as apb

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from shared import ADMIN_TOKEN, admin_metadata
 from monitoring_support import send
+from shared import ADMIN_TOKEN, admin_metadata
 
 from gateway import cli, modelzoo
 from gateway._proto import admin_pb2 as apb

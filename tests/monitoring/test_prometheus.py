@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from shared import admin_metadata
 from monitoring_support import get_drift, register_with_reference, send
+from shared import admin_metadata
 
 from gateway import modelzoo
 from gateway._proto import admin_pb2 as apb

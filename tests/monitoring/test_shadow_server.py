@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import onnxruntime as ort
-from shared import admin_metadata
 from monitoring_support import AUTH, get_drift, infer_request, monitoring, send
+from shared import admin_metadata
 
 from gateway import modelzoo
 from gateway._proto import admin_pb2 as apb
