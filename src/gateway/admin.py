@@ -168,6 +168,22 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         )
         return await self._applied(dep)
 
+    async def _replace_shadows(
+        self, current: Deployment, shadows: list[Shadow], reason: str
+    ) -> pb.DeploymentResponse:
+        """Same arms, new shadow list; fails if someone changed the deployment meanwhile."""
+        dep = await run_blocking(
+            self._io,
+            self._registry.set_deployment,
+            current.model,
+            list(current.arms),
+            shadows,
+            actor=principal.get(),
+            reason=reason,
+            expected_revision=current.revision,
+        )
+        return await self._applied(dep)
+
     async def AddShadow(
         self, request: pb.AddShadowRequest, context: Context
     ) -> pb.DeploymentResponse:
@@ -176,17 +192,8 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
         shadows = [s for s in current.shadows if s.version != request.version]
         shadows.append(Shadow(request.version, request.fraction))
         await self._catalog.preload(request.model, [request.version])
-        dep = await run_blocking(
-            self._io,
-            self._registry.set_deployment,
-            request.model,
-            list(current.arms),
-            shadows,
-            actor=principal.get(),
-            reason=request.reason or f"shadow {request.version} at {request.fraction:g}",
-            expected_revision=current.revision,
-        )
-        return await self._applied(dep)
+        reason = request.reason or f"shadow {request.version} at {request.fraction:g}"
+        return await self._replace_shadows(current, shadows, reason)
 
     async def RemoveShadow(
         self, request: pb.RemoveShadowRequest, context: Context
@@ -198,17 +205,8 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
                 f"version '{request.version}' is not a shadow of '{request.model}'"
             )
         shadows = [s for s in current.shadows if s.version != request.version]
-        dep = await run_blocking(
-            self._io,
-            self._registry.set_deployment,
-            request.model,
-            list(current.arms),
-            shadows,
-            actor=principal.get(),
-            reason=request.reason or f"remove shadow {request.version}",
-            expected_revision=current.revision,
-        )
-        return await self._applied(dep)
+        reason = request.reason or f"remove shadow {request.version}"
+        return await self._replace_shadows(current, shadows, reason)
 
     async def ListHistory(
         self, request: pb.ListHistoryRequest, context: Context
