@@ -1,0 +1,90 @@
+"""Predict authentication (off by default, on with predict tokens) and TLS / mTLS."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+
+from gateway import modelzoo
+from gateway._proto import grpc_service_pb2 as pb
+from gateway._proto import grpc_service_pb2_grpc as pb_grpc
+
+
+def _request() -> pb.ModelInferRequest:
+    req = pb.ModelInferRequest(model_name="lin")
+    req.inputs.add(name="x", datatype="FP32", shape=[1, 4])
+    req.raw_input_contents.append(np.ones((1, 4), np.float32).tobytes())
+    return req
+
+
+@pytest.fixture
+def lin(registry):
+    registry.register_version("lin", modelzoo.linear(4, 2), actor="t")
+
+
+def test_predict_is_open_by_default(lin, make_gateway):
+    assert make_gateway().stub().ModelInfer(_request(), timeout=5).model_version == "1"
+
+
+def test_predict_tokens_guard_model_infer_only(lin, make_gateway):
+    gw = make_gateway(predict_tokens={"app-token": "billing-app"})
+    stub = gw.stub()
+    for metadata in ((), (("authorization", "Bearer nope"),)):
+        with pytest.raises(grpc.RpcError) as err:
+            stub.ModelInfer(_request(), metadata=metadata, timeout=5)
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert "app-token" not in err.value.details()
+    ok = stub.ModelInfer(_request(), metadata=(("authorization", "Bearer app-token"),), timeout=5)
+    assert ok.model_version == "1"
+    # Health-style calls stay open so load balancers and probes need no secret.
+    assert stub.ServerLive(pb.ServerLiveRequest(), timeout=5).live
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Path:
+    d = tmp_path / "pki"
+    d.mkdir()
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+             "ca.pem", "-days", "1", "-subj", "/CN=onnxgate-test-ca", cwd=d)  # fmt: skip
+    (d / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    for name in ("server", "client"):
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out",
+                 f"{name}.csr", "-subj", f"/CN={name}", cwd=d)  # fmt: skip
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                 "-CAcreateserial", "-out", f"{name}.pem", "-days", "1", "-extfile", "san.ext",
+                 cwd=d)  # fmt: skip
+    return d
+
+
+def test_mtls_requires_a_client_certificate(lin, make_gateway, pki):
+    gw = make_gateway(
+        tls_cert=pki / "server.pem", tls_key=pki / "server.key", tls_client_ca=pki / "ca.pem",
+        metrics_port=-1,
+    )  # fmt: skip
+    ca = (pki / "ca.pem").read_bytes()
+    with_cert = grpc.ssl_channel_credentials(
+        root_certificates=ca,
+        private_key=(pki / "client.key").read_bytes(),
+        certificate_chain=(pki / "client.pem").read_bytes(),
+    )
+    with grpc.secure_channel(gw.target, with_cert) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        assert stub.ModelInfer(_request(), timeout=10).model_version == "1"
+    without_cert = grpc.ssl_channel_credentials(root_certificates=ca)
+    with grpc.secure_channel(gw.target, without_cert) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as err:
+            stub.ModelInfer(_request(), timeout=5)
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    # Plaintext is refused too.
+    with grpc.insecure_channel(gw.target) as channel:
+        with pytest.raises(grpc.RpcError):
+            pb_grpc.GRPCInferenceServiceStub(channel).ServerLive(pb.ServerLiveRequest(), timeout=5)
