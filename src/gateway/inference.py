@@ -166,7 +166,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         served: Served | None = None
         try:
             req = converters.decode_infer_request(request)
-            served, route = self._catalog.route(req.model, req.version, _routing_key(req, context))
+            # A pinned version ignores keys: skip reading the call's metadata.
+            key = None if req.version else _routing_key(req, context)
+            served, route = self._catalog.route(req.model, req.version, key)
             loaded = served.loaded
             loaded.validate(req.inputs)
             if req.requested_outputs:

@@ -134,9 +134,11 @@ def test_running_gateway_serves_a_model_registered_later_through_the_cli(
 
     assert onnxgate("models", "register", "lin", str(lin_file)) == 0
     capsys.readouterr()
-    deadline = time.monotonic() + 2.0
+    # The point is "without a restart", not speed: poll is 0.2 s, the bound is generous for
+    # a loaded CI box.
+    deadline = time.monotonic() + 20.0
     while not stub.ModelReady(pb.ModelReadyRequest(name="lin"), timeout=5).ready:
-        assert time.monotonic() < deadline, "gateway did not pick up the new model within 2 s"
+        assert time.monotonic() < deadline, "gateway did not pick up the new model within 20 s"
         time.sleep(0.05)
 
     x = np.random.default_rng(0).standard_normal((3, 4))  # float64, as .npy files often are

@@ -69,6 +69,8 @@ def test_policy_metadata_licence_and_profile(reg: Registry) -> None:
         license="Apache-2.0", training_data="s3://d", metrics={"auc": 0.9}, tags={"team": "risk"}
     )
     rec = reg.register_version("m", linear(2), owner="ana", lineage=good)
+    assert checks(reg, "m", rec.version)["profile"] is False  # required, not there yet
+    assert rec.status == "registered"
     assert checks(reg, "m", rec.version) | {"profile": True} == dict.fromkeys(
         checks(reg, "m", rec.version), True
     )

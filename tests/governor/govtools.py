@@ -120,8 +120,19 @@ class Load:
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    errors: list[BaseException] = field(default_factory=list)
 
     def _run(self, seed: int) -> None:
+        # A client that dies would silently stop traffic and labels, and a test asserting
+        # "not promoted" would then pass without testing anything: record and re-raise.
+        try:
+            self._loop(seed)
+        except BaseException as exc:
+            with self._lock:
+                self.errors.append(exc)
+            raise
+
+    def _loop(self, seed: int) -> None:
         rng = np.random.default_rng(seed)
         pending: list[gpb.FeedbackItem] = []
         with grpc.insecure_channel(self.target) as channel:
@@ -161,6 +172,9 @@ class Load:
         self._stop.set()
         for t in self._threads:
             t.join(15)
+        assert not self.errors, f"a load client died: {self.errors[0]!r}"
+        assert not any(t.is_alive() for t in self._threads), "a load client did not stop"
+        assert self.outcomes, "the load sent no request"
         return self.outcomes
 
     def failures(self) -> list[Outcome]:

@@ -16,6 +16,7 @@ from govtools import (
     fragile_model,
     governor,
     governor_changes,
+    normal_rows,
     set_policy,
     threshold_model,
     wait_for,
@@ -38,6 +39,33 @@ min_requests = 20
 """
 
 
+def _record_decisions(gw) -> list:
+    """Every decision the governor makes (holds are not audited, so the audit log alone
+    cannot show that the *first* failing evaluation was the one that rolled back)."""
+    seen: list = []
+    governor_loop = gw.gateway.governor
+    previous = governor_loop._on_decision
+
+    def record(decision) -> None:
+        seen.append(decision)
+        if previous is not None:
+            previous(decision)
+
+    governor_loop._on_decision = record
+    return seen
+
+
+def _first_failure_rolled_back(seen: list, gate: str) -> None:
+    statuses = [
+        (d.kind.value, next((g.status.value for g in d.gates if g.name == gate), None))
+        for d in seen
+        if d.candidate == "2"
+    ]
+    first = next(i for i, (_, status) in enumerate(statuses) if status == "fail")
+    assert statuses[first][0] == "rollback", statuses
+    assert all(status != "fail" for _, status in statuses[:first])
+
+
 def _gate_history(registry, model: str, gate: str) -> list[str]:
     out = []
     for d in decisions(registry, model):
@@ -51,6 +79,7 @@ def test_failing_canary_is_rolled_back_at_the_first_failing_evaluation(registry,
     good = registry.get_deployment("m")  # the champion alone: what a rollback restores
     registry.set_weights("m", {"1": 80, "2": 20}, {"2": Role.CANARY}, actor="t")
     gw = make_gateway(**FAST)
+    seen = _record_decisions(gw)
     set_policy(gw, "m", POLICY)
 
     def rows(rng: np.random.Generator, i: int) -> tuple[np.ndarray, str]:
@@ -62,9 +91,13 @@ def test_failing_canary_is_rolled_back_at_the_first_failing_evaluation(registry,
     load = Load(gw.target, "m", rows).start()
     try:
         rolled = wait_for(lambda: governor_changes(registry, "m"), timeout=30)
-        time.sleep(0.5)  # requests routed before the swap finish on the canary
+        # Requests routed before the swap finish on the canary: count from the moment this
+        # gateway routes the rolled-back revision, plus a margin for those in flight.
+        revision = registry.get_deployment("m").revision
+        wait_for(lambda: gw.gateway.catalog.entry("m").table.revision == revision)
+        time.sleep(0.5)
         settled = len(load.outcomes)
-        time.sleep(1.0)
+        wait_for(lambda: len(load.outcomes) - settled >= 20, timeout=30)
     finally:
         outcomes = load.stop()
 
@@ -75,6 +108,7 @@ def test_failing_canary_is_rolled_back_at_the_first_failing_evaluation(registry,
     assert gate["status"] == "fail" and gate["hard"] and gate["value"] > gate["threshold"]
     # The first failing evaluation rolled back: no earlier decision saw the gate fail.
     assert _gate_history(registry, "m", "error_rate").count("fail") == 1
+    _first_failure_rolled_back(seen, "error_rate")
     now = registry.get_deployment("m")
     assert (now.arms, now.shadows) == (good.arms, good.shadows)  # last good deployment
     failures = [o for o in outcomes if not o.ok]
@@ -82,10 +116,21 @@ def test_failing_canary_is_rolled_back_at_the_first_failing_evaluation(registry,
     assert all(o.ok for o in outcomes[settled:])  # none after the rollback took effect
     status = governor(gw).GetStatus(gpb.GetStatusRequest(model="m"), metadata=admin_metadata(gw))
     assert list(status.rolled_back) == ["2"]
-    # Put back by an operator, it is held, never advanced.
+    # Put back by an operator and given healthy traffic, it is held, never advanced.
     registry.set_weights("m", {"1": 80, "2": 20}, {"2": Role.CANARY}, actor="t")
     revision = registry.get_deployment("m").revision
-    time.sleep(0.8)
+    healthy = Load(gw.target, "m", normal_rows).start()
+    try:
+
+        def held() -> bool:
+            s = governor(gw).GetStatus(gpb.GetStatusRequest(model="m"), metadata=admin_metadata(gw))
+            reasons = " ".join(s.reasons)
+            return s.last_decision == "hold" and "will not promote it again" in reasons
+
+        wait_for(held, timeout=30)
+        time.sleep(0.5)  # a few more evaluations with enough requests
+    finally:
+        healthy.stop()
     assert registry.get_deployment("m").revision == revision
 
 
@@ -113,6 +158,7 @@ def test_drifting_canary_is_rolled_back_by_the_monitor_evidence(registry, make_g
             "monitor_interval_s": 0.1,
         }
     )
+    seen = _record_decisions(gw)
     set_policy(gw, "m", POLICY.replace("min_requests = 40", "min_requests = 1000"))
 
     def shifted(rng: np.random.Generator, i: int) -> tuple[np.ndarray, str]:
@@ -129,6 +175,7 @@ def test_drifting_canary_is_rolled_back_by_the_monitor_evidence(registry, make_g
     assert gate["status"] == "fail" and gate["hard"]
     assert decision["figures"]["2"]["output_drifted"] is True
     assert _gate_history(registry, "m", "output_drift").count("fail") == 1
+    _first_failure_rolled_back(seen, "output_drift")
     now = registry.get_deployment("m")
     assert (now.arms, now.shadows) == (good.arms, good.shadows)
     assert all(o.ok for o in outcomes)
