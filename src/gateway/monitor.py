@@ -70,6 +70,7 @@ FIRST_WINDOW = "first_window"
 ACTOR = "gateway:monitor"
 SIDES = ("inputs", "outputs")
 REGISTRY_RETRY_S = 5.0
+RETIRED_KEPT = 64  # last reports of versions no longer served, oldest dropped first
 BIN_EVERY_ROWS = 4096
 
 
@@ -161,6 +162,11 @@ class MonitorSnapshot:
     sampled_out: int = 0
     queue_depth: int = 0
     errors: int = 0
+    # Last reports of versions that stopped serving (e.g. rolled back): kept for people
+    # asking "why", never exported as live gauges.
+    retired: Mapping[tuple[str, str], VersionDrift] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
     def get(self, model: str, version: str) -> VersionDrift | None:
         return self.versions.get(model, {}).get(version)
@@ -253,6 +259,7 @@ class Monitor:
         self._offer_dropped = 0
         self._lock = threading.Lock()  # the worker's state: windows, profiles, snapshot
         self._states: dict[tuple[str, str], _VersionState] = {}
+        self._retired: dict[tuple[str, str], VersionDrift] = {}
         self._errors = 0
         self._snapshot = MonitorSnapshot()
         self._stop = threading.Event()
@@ -337,6 +344,7 @@ class Monitor:
                 sampled_out=self.sampled_out,
                 queue_depth=len(self._queue),
                 errors=self._errors,
+                retired=MappingProxyType(dict(self._retired)),
             )
             self._snapshot = snap
         return snap
@@ -436,6 +444,14 @@ class Monitor:
         active = set(self._versions())
         for key in [k for k in self._states if k not in active]:
             del self._states[key]
+            last = self._snapshot.get(*key)
+            if last is not None:
+                self._retired.pop(key, None)
+                self._retired[key] = last
+                while len(self._retired) > RETIRED_KEPT:
+                    del self._retired[next(iter(self._retired))]
+        for key in [k for k in self._retired if k in active]:
+            del self._retired[key]  # serving again: live state takes over
 
     def _side_report(self, side: _Side) -> SideDrift | None:
         w, profile = side.window, side.profile

@@ -124,12 +124,16 @@ class MonitoringServicer(pb_grpc.MonitoringServiceServicer):
             snap = self._monitor.snapshot()
         versions = snap.versions.get(request.model, {})
         if request.version:
-            if request.version not in versions:
+            # A version no longer served (rolled back, retired) answers with its last report.
+            found = versions.get(request.version) or snap.retired.get(
+                (request.model, request.version)
+            )
+            if found is None:
                 raise NotFound(
                     f"model '{request.model}' version '{request.version}' has no monitored "
                     "traffic on this gateway yet"
                 )
-            chosen = [versions[request.version]]
+            chosen = [found]
         else:
             if not versions:
                 raise NotFound(f"model '{request.model}' has no monitored traffic yet")

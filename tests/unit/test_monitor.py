@@ -127,6 +127,25 @@ def test_versions_no_longer_served_are_forgotten(registry, version) -> None:
     assert monitor.refresh().versions == {}
 
 
+def test_last_report_of_a_version_no_longer_served_is_kept_apart(registry, version) -> None:
+    served = [("lin", "1")]
+    monitor = Monitor(MonitorConfig(window=200, min_rows=100), registry, versions=lambda: served)
+    rng = np.random.default_rng(4)
+    reference = build_version_profiles(version.signature, rng.standard_normal((2000, FEATURES)))
+    registry.set_profile("lin", "1", reference.to_doc(), source="reference", actor="test")
+    _observe(monitor, version, (rng.standard_normal((200, FEATURES)) + 3).astype(np.float32))
+    live = monitor.refresh().get("lin", "1")
+    assert live is not None and live.drifted
+    served.clear()  # rolled back
+    snap = monitor.refresh()
+    assert snap.versions == {}  # no live gauges for it any more
+    assert snap.retired[("lin", "1")] is live  # but "why was it rolled back?" has an answer
+    served.append(("lin", "1"))  # serving again: the live state takes over
+    _observe(monitor, version, rng.standard_normal((200, FEATURES)).astype(np.float32))
+    snap = monitor.refresh()
+    assert ("lin", "1") not in snap.retired and snap.get("lin", "1") is not None
+
+
 def test_worker_thread_publishes_and_stops(registry, version) -> None:
     monitor = Monitor(MonitorConfig(interval_s=0.05, poll_s=0.001), registry)
     monitor.start()
