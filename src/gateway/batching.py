@@ -202,15 +202,7 @@ class Batcher:
         loop = self._bind_loop()
         if not self._policy.enabled:
             return await self._submit_direct(loop, inputs, deadline)
-        if self._waiting >= self._policy.max_queue:
-            self._observer.on_dropped("queue_full")
-            raise ResourceExhausted(
-                f"model {self._name} has {self._policy.max_queue} requests queued; retry later"
-            )
-        now = self._clock()
-        if deadline is not None and deadline <= now:
-            self._observer.on_dropped("deadline")
-            raise DeadlineExceeded(f"deadline passed before model {self._name} could run")
+        now = self._admit(self._waiting, "queued", deadline)
         rows = next(iter(inputs.values())).shape[0]
         request = _Request(inputs, rows, loop.create_future(), now, deadline)
         self._pending.append(request)
@@ -433,20 +425,25 @@ class Batcher:
             request.queued = False
         self._waiting = 0
 
+    def _admit(self, depth: int, what: str, deadline: float | None) -> float:
+        """Refuse at once when full or already late; otherwise return the clock's now."""
+        if depth >= self._policy.max_queue:
+            self._observer.on_dropped("queue_full")
+            raise ResourceExhausted(
+                f"model {self._name} has {self._policy.max_queue} requests {what}; retry later"
+            )
+        now = self._clock()
+        if deadline is not None and deadline <= now:
+            self._observer.on_dropped("deadline")
+            raise DeadlineExceeded(f"deadline passed before model {self._name} could run")
+        return now
+
     # -- unbatched path -------------------------------------------------------------------
 
     async def _submit_direct(
         self, loop: asyncio.AbstractEventLoop, inputs: Tensors, deadline: float | None
     ) -> Tensors:
-        if len(self._direct) >= self._policy.max_queue:
-            self._observer.on_dropped("queue_full")
-            raise ResourceExhausted(
-                f"model {self._name} has {self._policy.max_queue} requests in flight; retry later"
-            )
-        start = self._clock()
-        if deadline is not None and deadline <= start:
-            self._observer.on_dropped("deadline")
-            raise DeadlineExceeded(f"deadline passed before model {self._name} could run")
+        start = self._admit(len(self._direct), "in flight", deadline)
         rows = next(iter(inputs.values())).shape[0]
         # NOTE: a task, shielded below, so the slot is held until the thread finishes even
         # when the client goes away (cancelling an executor call does not stop the thread).

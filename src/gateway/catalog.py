@@ -157,19 +157,27 @@ class Catalog:
             if (model, dep.revision) not in self._failed:
                 self._failed.add((model, dep.revision))
                 log.error("model %s revision %d not applied: %s", model, dep.revision, exc)
-                await run_blocking(
-                    self._io,
-                    self._registry.record_audit,
-                    actor="gateway",
-                    action="deployment.load_failed",
-                    subject=model,
-                    after={"revision": dep.revision, "error": str(exc)},
-                    reason="a version of this revision failed to load; previous routing kept",
+                await self._audit(
+                    "deployment.load_failed",
+                    model,
+                    {"revision": dep.revision, "error": str(exc)},
+                    "a version of this revision failed to load; previous routing kept",
                 )
             if current is not None:
                 return current
             return ModelEntry(RoutingTable(model=model, revision=0, arms=()), {})
         return ModelEntry(RoutingTable.from_deployment(dep), MappingProxyType(served))
+
+    async def _audit(self, action: str, model: str, after: object, reason: str) -> None:
+        await run_blocking(
+            self._io,
+            self._registry.record_audit,
+            actor="gateway",
+            action=action,
+            subject=model,
+            after=after,
+            reason=reason,
+        )
 
     async def preload(self, model: str, versions: Iterable[str]) -> None:
         """Load and warm ``versions`` before a deployment change is committed.
@@ -177,19 +185,17 @@ class Catalog:
         Raises FailedPrecondition (and audits the refusal) if any of them fails, so that the
         change is refused rather than routed to a broken version.
         """
+        wanted = frozenset(versions)  # read the iterable once: it is used twice below
         try:
-            await self._ensure_loaded(model, frozenset(versions))
+            await self._ensure_loaded(model, wanted)
         except NotFound:
             raise
         except Exception as exc:  # noqa: BLE001
-            await run_blocking(
-                self._io,
-                self._registry.record_audit,
-                actor="gateway",
-                action="deployment.refused",
-                subject=model,
-                after={"versions": sorted(versions), "error": str(exc)},
-                reason="version failed to load",
+            await self._audit(
+                "deployment.refused",
+                model,
+                {"versions": sorted(wanted), "error": str(exc)},
+                "version failed to load",
             )
             raise FailedPrecondition(
                 f"model '{model}': a version failed to load ({exc}); deployment unchanged"

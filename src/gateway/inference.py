@@ -50,13 +50,11 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         metrics: GatewayMetrics,
         *,
         max_inflight: int,
-        max_batch_size: int,
         observers: tuple[InferObserver, ...] = (),
     ) -> None:
         self._catalog = catalog
         self._metrics = metrics
         self._max_inflight = max_inflight
-        self._max_batch_size = max_batch_size
         self._inflight = 0
         self.observers = observers
 

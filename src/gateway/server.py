@@ -185,7 +185,6 @@ class Gateway:
             self.catalog,
             self.metrics,
             max_inflight=settings.max_inflight,
-            max_batch_size=settings.max_batch_size,
             observers=observers + watchers,
         )
         self.admin = AdminServicer(self.registry, self.catalog, io_executor=self._io_pool)
