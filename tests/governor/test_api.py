@@ -205,14 +205,20 @@ def test_authentication(registry, make_gateway, canary):
 def test_prometheus_exports_governor_state(registry, make_gateway, canary):
     gw = make_gateway(**FAST)
     set_policy(gw, "m", POLICY.replace("require_approval = true", ""))
+    promoted = 'onnxgate_governor_decisions_total{kind="promote",mode="enforce",model="m"} 1.0'
+
+    def scrape() -> str:
+        return urllib.request.urlopen(gw.metrics_url, timeout=5).read().decode()
+
     load = Load(gw.target, "m", normal_rows).start()
     try:
-        wait_for(lambda: registry.get_deployment("m").champion.version == "2", timeout=30)
+        # The promotion is written to the registry before the decision is counted: wait on
+        # the scraped counter itself, not on the deployment it follows.
+        text = wait_for(lambda: (t := scrape()) if promoted in t else "", timeout=30)
     finally:
         load.stop()
-    text = urllib.request.urlopen(gw.metrics_url, timeout=5).read().decode()
+    assert registry.get_deployment("m").champion.version == "2"
     assert 'onnxgate_governor_decisions_total{kind="advance",mode="enforce",model="m"} 1.0' in text
-    assert 'onnxgate_governor_decisions_total{kind="promote",mode="enforce",model="m"} 1.0' in text
     assert "onnxgate_governor_leader 1.0" in text
     assert 'onnxgate_governor_mode{mode="enforce",model="m"} 1.0' in text
     assert 'onnxgate_governor_gate_threshold{gate="error_rate",model="m",version="2"} 0.02' in text

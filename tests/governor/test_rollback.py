@@ -56,6 +56,9 @@ def _record_decisions(gw) -> list:
 
 
 def _first_failure_rolled_back(seen: list, gate: str) -> None:
+    # The rollback reaches the registry (and its audit log) before the loop reports the
+    # decision: wait for the report itself.
+    wait_for(lambda: any(d.candidate == "2" and d.kind.value == "rollback" for d in seen))
     statuses = [
         (d.kind.value, next((g.status.value for g in d.gates if g.name == gate), None))
         for d in seen
