@@ -42,7 +42,7 @@ def log(message: str) -> None:
 
 
 def model_bytes() -> dict[str, bytes]:
-    from gateway import modelzoo
+    from gateway.tools import modelzoo
 
     return {name: modelzoo.mlp(sizes, seed=0) for name, sizes in MODELS.items()}
 

@@ -1,6 +1,7 @@
 """Benchmark: vectorised drift statistics against a per-feature scipy loop.
 
-Times :func:`gateway.drift.compute_drift` (median of repeats, after one warm-up call) and a
+Times :func:`gateway.monitoring.drift.compute_drift` (median of repeats, after one warm-up call)
+and a
 loop over features calling ``scipy.stats.ks_2samp(method="asymp")``,
 ``scipy.stats.wasserstein_distance``, ``scipy.spatial.distance.jensenshannon`` and a
 straightforward PSI on the same data, for a profile whose KS/Wasserstein sample is bounded
@@ -39,8 +40,8 @@ import scipy  # noqa: E402
 from scipy import stats  # noqa: E402
 from scipy.spatial.distance import jensenshannon  # noqa: E402
 
-from gateway.drift import DriftReport, compute_drift  # noqa: E402
-from gateway.profiles import Profile, build_profile  # noqa: E402
+from gateway.monitoring.drift import DriftReport, compute_drift  # noqa: E402
+from gateway.monitoring.profiles import Profile, build_profile  # noqa: E402
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -21,9 +21,9 @@ import grpc
 import numpy as np
 import onnxruntime as ort
 
-from gateway import converters
 from gateway._proto import grpc_service_pb2 as pb
 from gateway._proto import grpc_service_pb2_grpc as pb_grpc
+from gateway.transport import converters
 from registry.signature import Signature, signature_from_session
 
 Context = grpc.aio.ServicerContext[Any, Any]

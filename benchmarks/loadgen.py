@@ -1,6 +1,6 @@
 """Load generator script: ``python benchmarks/loadgen.py --target HOST:PORT --model NAME``.
 
-A thin wrapper around :mod:`gateway.loadgen` (also ``onnxgate bench``); ``--help`` lists the
+A thin wrapper around :mod:`gateway.tools.loadgen` (also ``onnxgate bench``); ``--help`` lists the
 flags. The other benchmark scripts run it as a subprocess so load and driver never share a
 process.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from gateway.loadgen import main
+from gateway.tools.loadgen import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -15,9 +15,9 @@ import pytest
 from shared import ADMIN_TOKEN, admin_metadata  # noqa: F401  (re-exported for old imports)
 
 from gateway._proto import admin_pb2_grpc, grpc_service_pb2_grpc
-from gateway.embedded import EmbeddedGateway
 from gateway.server import Gateway
 from gateway.settings import Settings
+from gateway.tools.embedded import EmbeddedGateway
 from registry.registry import Registry
 
 # One throwaway PostgreSQL cluster per session, for the backend-parametrised suites.

@@ -13,7 +13,7 @@
     ├── PermissionDenied              PERMISSION_DENIED  token lacks the role
     └── InferenceFailed               INTERNAL           the model itself failed (message is safe)
 
-Only :mod:`gateway.errorhandling` turns these into statuses; everything else raises them.
+Only :mod:`gateway.transport.status` turns these into statuses; everything else raises them.
 Messages must be safe to show a client: they name fields and expectations, never payloads
 or secrets.
 """

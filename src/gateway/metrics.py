@@ -122,7 +122,8 @@ class RequestMetrics:
 
 
 class BatchMetrics:
-    """A :class:`gateway.batching.BatchObserver` feeding Prometheus and Triton statistics."""
+    """A :class:`gateway.serving.batching.BatchObserver` feeding Prometheus and Triton
+    statistics."""
 
     def __init__(
         self,

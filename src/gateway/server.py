@@ -27,25 +27,25 @@ from gateway._proto import (
     monitoring_pb2,
     monitoring_pb2_grpc,
 )
-from gateway.admin import AdminServicer
-from gateway.auth import requires_token
-from gateway.catalog import Catalog
-from gateway.errorhandling import grpc_errors
-from gateway.evidence_sources import FeedbackEvidence, MetricsEvidence, MonitorEvidence
-from gateway.feedback import FeedbackStore
-from gateway.governance_api import GovernanceServicer
-from gateway.governor_api import GOVERNOR_SERVICE, GovernorServicer
-from gateway.governor_loop import Governor, default_holder
-from gateway.governor_metrics import GovernorMetrics
-from gateway.inference import InferenceServicer, InferObserver
+from gateway.governor.collector import GovernorMetrics
+from gateway.governor.feedback import FeedbackStore
+from gateway.governor.loop import Governor, default_holder
+from gateway.governor.sources import FeedbackEvidence, MetricsEvidence, MonitorEvidence
 from gateway.metrics import DeploymentCollector, GatewayMetrics
-from gateway.metrics_http import start_metrics_server
-from gateway.monitor import Monitor, MonitorConfig, served_versions
-from gateway.monitoring_api import MonitoringServicer
-from gateway.monitoring_metrics import MonitoringCollector
-from gateway.roles import RoleGuard
+from gateway.monitoring.collector import MonitoringCollector
+from gateway.monitoring.monitor import Monitor, MonitorConfig, served_versions
+from gateway.monitoring.shadow import ShadowScorer
+from gateway.serving.catalog import Catalog
 from gateway.settings import Settings
-from gateway.shadow import ShadowScorer
+from gateway.transport.admin import AdminServicer
+from gateway.transport.auth import requires_token
+from gateway.transport.governance import GovernanceServicer
+from gateway.transport.governor import GOVERNOR_SERVICE, GovernorServicer
+from gateway.transport.inference import InferenceServicer, InferObserver
+from gateway.transport.metrics_http import start_metrics_server
+from gateway.transport.monitoring import MonitoringServicer
+from gateway.transport.roles import RoleGuard
+from gateway.transport.status import grpc_errors
 from registry.registry import Registry
 from registry.schema_check import open_registry
 
@@ -216,7 +216,7 @@ class Gateway:
                 lambda m: grpc_errors(requires_token(s.predict_tokens)(m.__wrapped__)),
             )
         # Every operator RPC: token -> principal -> role -> the permission the method needs
-        # (gateway.roles.METHOD_PERMISSIONS), checked in this one place.
+        # (gateway.transport.roles.METHOD_PERMISSIONS), checked in this one place.
         guard = RoleGuard(s.admin_tokens, s.admin_roles)
 
         def guarded(service: str) -> Callable[[Any], Any]:

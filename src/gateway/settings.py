@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.roles import parse_role_table, roles_in_token_spec, split_token_entry
+from gateway.transport.roles import parse_role_table, roles_in_token_spec, split_token_entry
 
 __all__ = ["Settings", "SettingsError"]
 
@@ -55,7 +55,7 @@ class Settings:
     tls_key: Path | None = None
     tls_client_ca: Path | None = None  # set: clients must present a certificate (mTLS)
     log_level: str = "INFO"
-    # Drift monitoring and shadow scoring (gateway.monitor, gateway.shadow).
+    # Drift monitoring and shadow scoring (gateway.monitoring.monitor, gateway.monitoring.shadow).
     monitoring: bool = True  # off: no windows, no drift (shadow scoring still runs)
     monitor_sample: float = 1.0  # share of requests whose tensors are monitored
     monitor_queue: int = 1024  # requests waiting for the monitor; beyond it they are dropped
@@ -67,7 +67,7 @@ class Settings:
     monitor_top_k: int = 20  # features per version/side exported to Prometheus
     shadow_queue: int = 256  # shadow requests waiting or running; beyond it they are dropped
     shadow_threads: int = 1  # executor threads for shadow inference
-    # The governor (gateway.governor_loop) and delayed labels (gateway.feedback).
+    # The governor (gateway.governor.loop) and delayed labels (gateway.governor.feedback).
     governor: bool = True  # off: no governor loop, and no predictions kept for feedback
     governor_interval_s: float = 1.0  # loop tick; each policy sets its model's own interval
     feedback_records: int = 100_000  # recent predictions kept to join delayed labels to
@@ -217,7 +217,7 @@ def _coerce(name: str, annotation: Any, value: Any) -> Any:
 def _parse_tokens(value: Any) -> dict[str, str]:
     """``principal:token,principal2:role:token2`` (env) or a TOML table {principal = token}.
 
-    A role in an entry is read by :func:`gateway.roles.roles_in_token_spec`; here only the
+    A role in an entry is read by :func:`gateway.transport.roles.roles_in_token_spec`; here only the
     token -> principal mapping is kept.
     """
     if isinstance(value, Mapping):

@@ -83,7 +83,7 @@ def _parent_metrics(settings: Settings, metrics_dir: str):  # type: ignore[no-un
     from prometheus_client.multiprocess import MultiProcessCollector
 
     from gateway.metrics import DeploymentCollector
-    from gateway.metrics_http import start_metrics_server
+    from gateway.transport.metrics_http import start_metrics_server
     from registry.schema_check import open_registry
 
     registry = CollectorRegistry()

@@ -173,7 +173,7 @@ def _profile(registry: Registry, rec: VersionRecord) -> Section:
     lines = [f"**Source:** {source}"]
     for side in ("inputs", "outputs"):
         part = profile.get(side) if isinstance(profile, dict) else None
-        if isinstance(part, dict):  # the layout of gateway.profiles.Profile.to_dict
+        if isinstance(part, dict):  # the layout of gateway.monitoring.profiles.Profile.to_dict
             names = part.get("feature_names")
             shown = ", ".join(map(str, names[:10])) if isinstance(names, list) else "?"
             more = (

@@ -1,6 +1,6 @@
 """Row-level reads and writes of versions' reference profiles (table ``version_profile``).
 
-The registry treats a profile as an opaque JSON document; :mod:`gateway.monitor` owns its
+The registry treats a profile as an opaque JSON document; :mod:`gateway.monitoring.monitor` owns its
 layout. Each function runs inside the caller's session, so :class:`registry.Registry` can
 write a profile and its audit event in one transaction.
 """

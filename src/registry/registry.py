@@ -109,7 +109,7 @@ class Registry:
         self.governance = Governance(self._reads, self._audit, store)
         """Policy, approvals, validation, lineage search, history and retention."""
         self.governor = GovernorStore(self._reads, writes, self._audit)
-        """The governor's policies, state and leader lease (gateway.governor_loop)."""
+        """The governor's policies, state and leader lease (gateway.governor.loop)."""
 
     @classmethod
     def open(cls, url: str, artifact_dir: Path | str, *, create: bool = True) -> Registry:

@@ -19,9 +19,9 @@ from typing import Any
 import grpc
 import pytest
 
-from gateway import modelzoo
 from gateway._proto import grpc_service_pb2 as pb
 from gateway._proto import grpc_service_pb2_grpc as pb_grpc
+from gateway.tools import modelzoo
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 SUMMARY_KEYS = {"spec", "mode", "requests", "ok", "rps", "errors", "latency_ms", "versions"}

@@ -8,9 +8,9 @@ import grpc
 import pytest
 from shared import ADMIN_TOKEN, admin_metadata
 
-from gateway import modelzoo
 from gateway._proto import admin_pb2 as apb
 from gateway.cli import main as cli
+from gateway.tools import modelzoo
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import grpc
 import numpy as np
 import pytest
 
-from gateway import modelzoo
 from gateway._proto import grpc_service_pb2 as pb
+from gateway.tools import modelzoo
 
 W = modelzoo.linear_weights(4, 2, seed=3)
 INVALID = grpc.StatusCode.INVALID_ARGUMENT

@@ -14,8 +14,9 @@ import grpc
 import numpy as np
 import pytest
 
-from gateway import cli, modelzoo
+from gateway import cli
 from gateway._proto import grpc_service_pb2 as pb
+from gateway.tools import modelzoo
 
 
 @pytest.fixture(autouse=True)

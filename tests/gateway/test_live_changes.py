@@ -20,10 +20,10 @@ import pytest
 from scipy import stats
 from shared import admin_metadata
 
-from gateway import modelzoo
 from gateway._proto import admin_pb2 as apb
 from gateway._proto import grpc_service_pb2 as pb
 from gateway._proto import grpc_service_pb2_grpc as pb_grpc
+from gateway.tools import modelzoo
 
 VERSIONS = ("1", "2", "3", "4")
 SEEDS = {v: 10 + int(v) for v in VERSIONS}

@@ -17,12 +17,12 @@ import tritonclient.grpc as triton
 from tritonclient.utils import InferenceServerException, deserialize_bytes_tensor
 
 import gateway
-from gateway import modelzoo
 from gateway._proto import grpc_service_pb2 as pb
+from gateway.tools import modelzoo
 
 MLP_SIZES = (8, 16, 3)
 
-# Our own table, not gateway.converters': the test must not share the code it checks.
+# Our own table, not gateway.transport.converters': the test must not share the code it checks.
 NUMPY = {
     "BOOL": np.bool_,
     "UINT8": np.uint8,

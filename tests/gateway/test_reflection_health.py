@@ -10,7 +10,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
-from gateway import modelzoo
+from gateway.tools import modelzoo
 
 INFERENCE = "inference.GRPCInferenceService"
 ADMIN = "onnxgate.admin.v1.AdminService"

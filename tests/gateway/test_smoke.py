@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tritonclient.grpc as triton
 
-from gateway import modelzoo
+from gateway.tools import modelzoo
 
 
 def test_tritonclient_infers_against_registered_model(registry, make_gateway):

@@ -18,10 +18,10 @@ import numpy as np
 import onnxruntime as ort
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway import modelzoo
 from gateway._proto import grpc_service_pb2 as pb
 from gateway._proto import grpc_service_pb2_grpc as pb_grpc
-from gateway.runtime import resolve_providers
+from gateway.serving.runtime import resolve_providers
+from gateway.tools import modelzoo
 
 MLP = modelzoo.mlp((32, 64, 64, 2), seed=5)
 
@@ -101,7 +101,7 @@ def test_request_whose_deadline_passes_while_queued_is_never_run(registry, make_
 
 
 def test_unavailable_provider_falls_back_to_cpu(caplog, registry, make_gateway):
-    with caplog.at_level(logging.WARNING, logger="gateway.runtime"):
+    with caplog.at_level(logging.WARNING, logger="gateway.serving.runtime"):
         chosen = resolve_providers(("CUDAExecutionProvider",))
     assert chosen == ["CPUExecutionProvider"]
     assert "CUDAExecutionProvider" in caplog.text and "falling back" in caplog.text

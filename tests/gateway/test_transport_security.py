@@ -9,9 +9,9 @@ import grpc
 import numpy as np
 import pytest
 
-from gateway import modelzoo
 from gateway._proto import grpc_service_pb2 as pb
 from gateway._proto import grpc_service_pb2_grpc as pb_grpc
+from gateway.tools import modelzoo
 
 
 def _request() -> pb.ModelInferRequest:

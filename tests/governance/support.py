@@ -6,7 +6,7 @@ from typing import Any
 
 from onnx import TensorProto, helper
 
-from gateway import modelzoo
+from gateway.tools import modelzoo
 from registry.policy import GovernancePolicy
 from registry.registry import Registry
 

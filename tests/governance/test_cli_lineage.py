@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway import cli, modelzoo
+from gateway import cli
+from gateway.tools import modelzoo
 from governance.support import linear
 from registry.registry import Registry
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway import modelzoo
+from gateway.tools import modelzoo
 from governance.support import linear, random_output, set_policy
 from registry.deployment import Arm, Role
 from registry.errors import InvalidLineage, NotFoundError, PermissionRefused, PolicyViolation

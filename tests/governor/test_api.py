@@ -134,7 +134,7 @@ def test_feedback_file_joins_labels_and_counts_unknown_ids(
     registry.register_version("m", threshold_model(1), version="1", actor="t")
     gw = make_gateway(**FAST)
     set_policy(gw, "m", "")
-    wait_for(lambda: "m" in gw.gateway.feedback.configured(), timeout=10)
+    wait_for(lambda: "m" in gw.gateway.governor.feedback.configured(), timeout=10)
     predicted = _predict(gw.target, 30)
     lines = ["id,label"] + [
         f"{rid},{label if i < 20 else 1 - label}" for i, (rid, label) in enumerate(predicted)
@@ -163,7 +163,7 @@ def test_feedback_file_joins_labels_and_counts_unknown_ids(
         "duplicate": 1,
         "invalid": 0,
     }
-    quality = gw.gateway.feedback.quality("m")["1"]
+    quality = gw.gateway.governor.feedback.quality("m")["1"]
     assert (quality.labelled, quality.correct) == (30, 20)
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b,c,d\n")
@@ -208,13 +208,14 @@ def test_prometheus_exports_governor_state(registry, make_gateway, canary):
     promoted = 'onnxgate_governor_decisions_total{kind="promote",mode="enforce",model="m"} 1.0'
 
     def scrape() -> str:
-        return urllib.request.urlopen(gw.metrics_url, timeout=5).read().decode()
+        text = urllib.request.urlopen(gw.metrics_url, timeout=5).read().decode()
+        return text if promoted in text else ""
 
     load = Load(gw.target, "m", normal_rows).start()
     try:
         # The promotion is written to the registry before the decision is counted: wait on
         # the scraped counter itself, not on the deployment it follows.
-        text = wait_for(lambda: (t := scrape()) if promoted in t else "", timeout=30)
+        text = wait_for(scrape, timeout=30)
     finally:
         load.stop()
     assert registry.get_deployment("m").champion.version == "2"
@@ -245,9 +246,11 @@ def test_one_governor_at_a_time(registry):
 def test_two_gateways_share_one_leader(registry, make_gateway, canary):
     first, second = make_gateway(**FAST), make_gateway(**FAST)
     set_policy(first, "m", POLICY)
-    wait_for(lambda: first.gateway.governor.is_leader or second.gateway.governor.is_leader)
+    wait_for(
+        lambda: first.gateway.governor.decide.is_leader or second.gateway.governor.decide.is_leader
+    )
     time.sleep(0.3)
-    leaders = [g.gateway.governor.is_leader for g in (first, second)]
+    leaders = [g.gateway.governor.decide.is_leader for g in (first, second)]
     assert leaders.count(True) == 1
 
 
@@ -261,7 +264,7 @@ def test_status_without_policy(registry, make_gateway, canary):
 
 
 def test_cli_paths(tmp_path: Path) -> None:
-    from gateway.cli_governor import read_labels
+    from gateway.cli.governor import read_labels
 
     f = tmp_path / "l.csv"
     f.write_text("request_id,label,row\na,1,0\nb,cat,2\n\n")

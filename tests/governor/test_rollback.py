@@ -23,7 +23,7 @@ from govtools import (
 )
 
 from gateway._proto import governor_pb2 as gpb
-from gateway.reference import build_version_profiles, onnx_runner
+from gateway.monitoring.reference import build_version_profiles, onnx_runner
 from registry.deployment import Role
 from registry.signature import signature_from_bytes
 
@@ -43,7 +43,7 @@ def _record_decisions(gw) -> list:
     """Every decision the governor makes (holds are not audited, so the audit log alone
     cannot show that the *first* failing evaluation was the one that rolled back)."""
     seen: list = []
-    governor_loop = gw.gateway.governor
+    governor_loop = gw.gateway.governor.decide
     previous = governor_loop._on_decision
 
     def record(decision) -> None:
@@ -97,7 +97,7 @@ def test_failing_canary_is_rolled_back_at_the_first_failing_evaluation(registry,
         # Requests routed before the swap finish on the canary: count from the moment this
         # gateway routes the rolled-back revision, plus a margin for those in flight.
         revision = registry.get_deployment("m").revision
-        wait_for(lambda: gw.gateway.catalog.entry("m").table.revision == revision)
+        wait_for(lambda: gw.gateway.serving.catalog.entry("m").table.revision == revision)
         time.sleep(0.5)
         settled = len(load.outcomes)
         wait_for(lambda: len(load.outcomes) - settled >= 20, timeout=30)
@@ -138,7 +138,7 @@ def test_failing_canary_is_rolled_back_at_the_first_failing_evaluation(registry,
 
 
 def test_drifting_canary_is_rolled_back_by_the_monitor_evidence(registry, make_gateway):
-    """The drift monitor (gateway.monitor) compares each version with its reference; the
+    """The drift monitor (gateway.monitoring.monitor) compares each version with its reference; the
     canary's reference says x ~ N(0, 1), its traffic is shifted, so its outputs drift."""
     champion, canary = threshold_model(1), threshold_model(1, scale=3.0)
     registry.register_version("m", champion, version="1", actor="t")

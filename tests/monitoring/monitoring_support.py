@@ -11,7 +11,7 @@ from shared import ADMIN_TOKEN
 from gateway._proto import grpc_service_pb2 as pb
 from gateway._proto import monitoring_pb2 as mpb
 from gateway._proto import monitoring_pb2_grpc as mpb_grpc
-from gateway.reference import build_version_profiles, onnx_runner
+from gateway.monitoring.reference import build_version_profiles, onnx_runner
 from registry.registry import Registry
 
 AUTH = (("authorization", f"Bearer {ADMIN_TOKEN}"),)

@@ -12,8 +12,9 @@ import pytest
 from monitoring_support import send
 from shared import ADMIN_TOKEN, admin_metadata
 
-from gateway import cli, modelzoo
+from gateway import cli
 from gateway._proto import admin_pb2 as apb
+from gateway.tools import modelzoo
 
 FEATURES = 8
 NAMES = [f"f{i}" for i in range(FEATURES)]
@@ -124,7 +125,7 @@ def test_shadow_report_command(registry, make_gateway, capfd) -> None:
     request = apb.AddShadowRequest(model="m", version="2", fraction=1.0)
     gw.admin().AddShadow(request, metadata=admin_metadata(), timeout=30)
     send(gw, "m", np.random.default_rng(1).standard_normal((500, FEATURES)), rows_per_call=50)
-    assert gw.gateway.shadow.drain(30)
+    assert gw.gateway.monitoring.shadow.drain(30)
     capfd.readouterr()
     assert cli.main(["shadow", "report", "m", "--target", gw.target]) == 0
     lines = capfd.readouterr().out.splitlines()

@@ -16,8 +16,8 @@ from monitoring_support import (
     send,
 )
 
-from gateway import modelzoo
 from gateway._proto import monitoring_pb2 as mpb
+from gateway.tools import modelzoo
 
 FEATURES = 8
 SHIFTED = (2, 5)

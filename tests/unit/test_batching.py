@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from gateway.batching import Batcher, BatchPolicy, Tensors
 from gateway.errors import DeadlineExceeded, InferenceFailed, ResourceExhausted, Unavailable
+from gateway.serving.batching import Batcher, BatchPolicy, Tensors
 
 POISON = -1.0
 
@@ -224,7 +224,7 @@ def test_failure_fails_exactly_its_batch(
         after = await batcher.submit(rows(30, 1))
         np.testing.assert_array_equal(after["y"], compute(rows(30, 1)["x"]))
 
-    with caplog.at_level(logging.ERROR, logger="gateway.batching"):
+    with caplog.at_level(logging.ERROR, logger="gateway.serving.batching"):
         run(main)
     [record] = caplog.records
     assert record.exc_info is not None and "poison row" in str(record.exc_info[1])
@@ -540,6 +540,6 @@ def test_inline_run_slower_than_predicted_falls_back_to_the_executor(
             await batcher.submit(rows(i, 1))
         assert [t == loop_thread for t in threads] == [True, False, False]
 
-    with caplog.at_level("WARNING", logger="gateway.batching"):
+    with caplog.at_level("WARNING", logger="gateway.serving.batching"):
         run(main)
     assert "using the executor from now" in caplog.text

@@ -11,8 +11,8 @@ import pytest
 from scipy import special, stats
 from scipy.spatial.distance import jensenshannon
 
-from gateway.drift import adjust_pvalues, compute_drift
-from gateway.profiles import Profile, build_profile
+from gateway.monitoring.drift import adjust_pvalues, compute_drift
+from gateway.monitoring.profiles import Profile, build_profile
 
 TOL = 1e-9
 FloatArray = npt.NDArray[np.float64]

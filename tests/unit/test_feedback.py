@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gateway.feedback import (
+from gateway.domain import InferRequest
+from gateway.governor.feedback import (
     FeedbackStore,
     LabelOutcome,
     disparate_impact,
@@ -13,9 +14,8 @@ from gateway.feedback import (
     predictions_of,
     segments_of,
 )
-from gateway.policy import FeedbackPolicy
-from gateway.routing import Route
-from gateway.types import InferRequest
+from gateway.governor.policy import FeedbackPolicy
+from gateway.serving.routing import Route
 
 CLS = FeedbackPolicy()
 REG = FeedbackPolicy(task="regression", threshold=10.0)

@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from gateway.governor import (
+from gateway.governor.decide import (
     DecisionKind,
     Drift,
     Evidence,
@@ -23,7 +23,7 @@ from gateway.governor import (
     candidate_of,
     decide,
 )
-from gateway.policy import CanaryPolicy, ChallengerPolicy, Gates, Mode, Policy
+from gateway.governor.policy import CanaryPolicy, ChallengerPolicy, Gates, Mode, Policy
 
 BOUNDS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, math.inf)
 POLICY = Policy(canary=CanaryPolicy(min_requests=100), gates=Gates(min_requests=20, min_labels=30))

@@ -8,8 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from gateway.drift import compute_drift
-from gateway.evidence import (
+from gateway.governor.evidence import (
     Drift,
     Evidence,
     Quality,
@@ -17,18 +16,19 @@ from gateway.evidence import (
     ShadowAgreement,
     Traffic,
 )
-from gateway.evidence_sources import (
+from gateway.governor.feedback import FeedbackStore
+from gateway.governor.loop import restore_target
+from gateway.governor.policy import FeedbackPolicy
+from gateway.governor.sources import (
     DriftEvidence,
     FeedbackEvidence,
     MetricsEvidence,
     MonitorEvidence,
     drift_from_reports,
 )
-from gateway.feedback import FeedbackStore
-from gateway.governor_loop import restore_target
 from gateway.metrics import GatewayMetrics
-from gateway.policy import FeedbackPolicy
-from gateway.profiles import build_profile
+from gateway.monitoring.drift import compute_drift
+from gateway.monitoring.profiles import build_profile
 from registry.deployment import Arm, Deployment, Role, Shadow
 
 

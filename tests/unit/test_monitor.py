@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from gateway import modelzoo
-from gateway.monitor import FIRST_WINDOW, Monitor, MonitorConfig
-from gateway.reference import build_version_profiles
-from gateway.types import InferRequest
+from gateway.domain import InferRequest
+from gateway.monitoring.monitor import FIRST_WINDOW, Monitor, MonitorConfig
+from gateway.monitoring.reference import build_version_profiles
+from gateway.tools import modelzoo
 
 FEATURES = 10
 

@@ -10,15 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gateway import modelzoo
-from gateway.drift_report import render_html
-from gateway.layout import FeatureLayout
-from gateway.reference import (
+from gateway.monitoring.layout import FeatureLayout
+from gateway.monitoring.reference import (
     VersionProfiles,
     build_version_profiles,
     onnx_runner,
     read_reference,
 )
+from gateway.monitoring.report import render_html
+from gateway.tools import modelzoo
 from registry.signature import Signature, TensorSpec, signature_from_bytes
 
 MIXED = (

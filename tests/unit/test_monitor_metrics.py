@@ -8,12 +8,12 @@ from types import MappingProxyType
 import numpy as np
 from prometheus_client import CollectorRegistry
 
-from gateway.drift import compute_drift
-from gateway.monitor import MonitorSnapshot, SideDrift, VersionDrift
-from gateway.monitoring_metrics import MonitoringCollector
-from gateway.profiles import build_profile
-from gateway.shadow import ShadowReport, ShadowSnapshot
-from gateway.windows import BinnedCounts
+from gateway.monitoring.collector import MonitoringCollector
+from gateway.monitoring.drift import compute_drift
+from gateway.monitoring.monitor import MonitorSnapshot, SideDrift, VersionDrift
+from gateway.monitoring.profiles import build_profile
+from gateway.monitoring.shadow import ShadowReport, ShadowSnapshot
+from gateway.monitoring.windows import BinnedCounts
 
 FEATURES = 40
 

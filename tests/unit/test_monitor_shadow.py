@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from gateway.shadow import OutputKinds, ShadowScorer, compare_outputs
-from gateway.types import InferRequest
+from gateway.domain import InferRequest
+from gateway.monitoring.shadow import OutputKinds, ShadowScorer, compare_outputs
 from registry.signature import Signature, TensorSpec
 
 CLASSIFIER = Signature(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.policy import Mode, Policy, PolicyError, parse_policy
+from gateway.governor.policy import Mode, Policy, PolicyError, parse_policy
 
 FULL = """
 mode = "dry-run"

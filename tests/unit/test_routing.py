@@ -1,4 +1,5 @@
-"""Unit tests for gateway.routing: pinned, sticky and weighted choice; shadows; state swaps."""
+"""Unit tests for gateway.serving.routing: pinned, sticky and weighted choice; shadows; state
+swaps."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from scipy.stats import chisquare
 
 import gateway
 import registry.deployment
-from gateway.routing import (
+from gateway.serving.routing import (
     NoRoute,
     Route,
     RoutingState,
@@ -170,7 +171,7 @@ def test_sticky_choice_is_the_same_in_another_process() -> None:
     roots = {str(Path(m.__file__).resolve().parents[1]) for m in (gateway, registry.deployment)}
     code = (
         "import json, sys\n"
-        "from gateway.routing import RoutingTable, choose\n"
+        "from gateway.serving.routing import RoutingTable, choose\n"
         "from registry.deployment import Arm, Deployment, Role\n"
         "roles = (Role.CHAMPION, Role.CHALLENGER, Role.CANARY)\n"
         "weights = (50, 30, 20)\n"

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from gateway.sequential import (
+from gateway.governor.sequential import (
     ArmSample,
     always_valid_p,
     compare,

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from gateway.drift import compute_drift
-from gateway.profiles import Profile, build_profile
-from gateway.windows import BinnedCounts, CountWindow
+from gateway.monitoring.drift import compute_drift
+from gateway.monitoring.profiles import Profile, build_profile
+from gateway.monitoring.windows import BinnedCounts, CountWindow
 
 
 def _names(n: int) -> list[str]:

@@ -1,0 +1,200 @@
+"""Audit and history commands of the ``onnxgate`` CLI, straight against the registry.
+
+``audit verify`` (exit 1 and the problems when the hash chain is broken), ``audit export
+--since ... --format jsonl`` (hashes included, so the export can be re-verified offline),
+``audit NAME`` (a table for people), ``deployment at NAME TIME`` (what served then),
+``retention apply [--dry-run]`` and ``db upgrade|status``. Installed by
+:func:`gateway.cli.governance.install`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from gateway.cli import parser as cli
+from gateway.cli.parser import EXIT_FAILED, EXIT_OK, CliError
+
+__all__ = ["cmd_audit", "cmd_db", "cmd_deployment_at", "cmd_retention"]
+
+
+def _detail(e: Any) -> str:
+    after = e.after if isinstance(e.after, dict) else {}
+    if e.action.startswith("deployment.") and "arms" in after:
+        total = sum(a["weight"] for a in after["arms"]) or 1.0
+        arms = " ".join(
+            f"{a['version']}({a['role'][:5]})={100 * a['weight'] / total:.0f}%"
+            for a in after["arms"]
+        )
+        return f"rev {after.get('revision')}: {arms}"
+    if e.action == "governance.refused":
+        return f"rule {after.get('rule')} refused {after.get('attempted')}"
+    if "status" in after:
+        before = e.before.get("status") if isinstance(e.before, dict) else None
+        extra = f" ({after['approvals']}/{after['required']})" if "approvals" in after else ""
+        return f"{before or '-'} -> {after['status']}{extra}"
+    return ""
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    if args.target_name == "verify":
+        return _audit_verify(args)
+    if args.target_name == "export":
+        return _audit_export(args)
+    subject = args.target_name
+    reg = cli._open_registry(args)
+    try:
+        events = reg.audit_events(subject, args.limit or None)
+    finally:
+        reg.close()
+    payload = [
+        {"seq": e.seq, "at": e.at.isoformat(), "actor": e.actor, "action": e.action,
+         "subject": e.subject, "before": e.before, "after": e.after, "reason": e.reason,
+         "hash": e.hash}
+        for e in events
+    ]  # fmt: skip
+    rows = [
+        (e.seq, e.at.isoformat()[:19], e.actor, e.action, e.subject, _detail(e), e.reason)
+        for e in events
+    ]
+    header = ("SEQ", "AT (UTC)", "ACTOR", "ACTION", "SUBJECT", "CHANGE", "REASON")
+    cli._emit(args, payload, lambda: cli._print_table(rows, header))
+    return EXIT_OK
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    reg = cli._open_registry(args)
+    try:
+        problems = reg.verify_audit_chain()
+        last = reg.audit_events(limit=1)
+        count = last[0].seq if last else 0
+    finally:
+        reg.close()
+    payload = {"intact": not problems, "events": count, "problems": problems}
+
+    def table() -> None:
+        if not problems:
+            print(f"audit chain intact: {count} event(s), every hash and link checked")
+            return
+        print(f"audit chain BROKEN: {len(problems)} problem(s)")
+        for p in problems:
+            print(f"  {p}")
+
+    cli._emit(args, payload, table)
+    return EXIT_OK if not problems else EXIT_FAILED
+
+
+def _audit_export(args: argparse.Namespace) -> int:
+    from registry.history import parse_instant
+
+    try:
+        since = parse_instant(args.since) if args.since else None
+        until = parse_instant(args.until) if args.until else None
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    reg = cli._open_registry(args)
+    try:
+        events = reg.governance.audit_export(since, until)
+    finally:
+        reg.close()
+    lines = "".join(json.dumps(e, sort_keys=True, ensure_ascii=False) + "\n" for e in events)
+    if args.output:
+        try:
+            Path(args.output).write_text(lines, encoding="utf-8")
+        except OSError as exc:
+            raise CliError(f"cannot write {args.output}: {exc.strerror}") from exc
+        print(f"exported {len(events)} event(s) to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(lines)
+    return EXIT_OK
+
+
+def cmd_deployment_at(args: argparse.Namespace) -> int:
+    from registry.history import parse_instant
+
+    try:
+        at = parse_instant(args.when)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    reg = cli._open_registry(args)
+    try:
+        found = reg.governance.deployment_at(args.name, at)
+    finally:
+        reg.close()
+    dep, rec = found.record.deployment, found.record
+    payload = {
+        "model": dep.model,
+        "at": at.isoformat(),
+        "revision": dep.revision,
+        "since": rec.created_at.isoformat(),
+        "until": None if found.until is None else found.until.isoformat(),
+        "actor": rec.actor,
+        "reason": rec.reason,
+        "arms": [a.to_dict() for a in dep.arms],
+        "shadows": [s.to_dict() for s in dep.shadows],
+    }
+
+    def table() -> None:
+        until = "still current" if found.until is None else f"until {found.until.isoformat()}"
+        print(f"model {dep.model} at {at.isoformat()}: revision {dep.revision}")
+        print(f"in force since {rec.created_at.isoformat()} ({until})")
+        print(f"set by {rec.actor}" + (f": {rec.reason}" if rec.reason else ""))
+        total = sum(a.weight for a in dep.arms) or 1.0
+        rows: list[tuple[Any, ...]] = [
+            (a.version, a.role.value, f"{100 * a.weight / total:.1f}%") for a in dep.arms
+        ]
+        rows += [(s.version, "shadow", f"{100 * s.fraction:.1f}% mirrored") for s in dep.shadows]
+        cli._print_table(rows, ("VERSION", "ROLE", "TRAFFIC"))
+
+    cli._emit(args, payload, table)
+    return EXIT_OK
+
+
+def cmd_retention(args: argparse.Namespace) -> int:
+    reg = cli._open_registry(args)
+    try:
+        items = reg.governance.retention(apply=not args.dry_run, actor=cli._actor())
+    finally:
+        reg.close()
+    payload = {"dry_run": args.dry_run, "items": [i.to_dict() for i in items]}
+
+    def table() -> None:
+        deleting = sum(i.action == "delete" for i in items)
+        verb = "would delete" if args.dry_run else "deleted"
+        print(f"retention ({'dry run, nothing changed' if args.dry_run else 'applied'}): "
+              f"{verb} {deleting} of {len(items)} retired version(s)")  # fmt: skip
+        rows = [
+            (i.model, i.version, (i.retired_at.isoformat()[:19] if i.retired_at else "-"),
+             i.action, i.artifact, i.reason)
+            for i in items
+        ]  # fmt: skip
+        cli._print_table(rows, ("MODEL", "VERSION", "RETIRED", "ACTION", "ARTIFACT", "REASON"))
+
+    cli._emit(args, payload, table)
+    return EXIT_OK
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from registry.schema import make_engine, upgrade_engine
+    from registry.schema_check import schema_status
+
+    engine = make_engine(cli._settings(args).registry)
+    try:
+        before = schema_status(engine)
+        if args.db_command == "upgrade":
+            upgrade_engine(engine)
+        after = schema_status(engine)
+    finally:
+        engine.dispose()
+    was, now = ", ".join(before.current) or "empty", ", ".join(after.current) or "empty"
+    payload = {"before": list(before.current), "current": list(after.current),
+               "head": list(after.head), "up_to_date": after.up_to_date}  # fmt: skip
+    if args.db_command == "upgrade":
+        text = f"registry schema at {now}" + (f" (upgraded from {was})" if was != now else "")
+    else:
+        text = after.describe() + ("" if after.up_to_date else "; run `onnxgate db upgrade`")
+    cli._emit(args, payload, lambda: print(text))
+    return EXIT_OK if after.up_to_date else EXIT_FAILED

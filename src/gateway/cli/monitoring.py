@@ -1,0 +1,279 @@
+"""``onnxgate`` commands for monitoring: ``drift``, ``shadow report``, and the reference
+profile that ``models register --reference FILE`` stores.
+
+``drift`` and ``shadow report`` call a gateway's MonitoringService (``--target``, admin
+token from ``ONNXGATE_ADMIN_TOKEN``); ``--json`` prints the payload that ``--html`` renders
+(:mod:`gateway.monitoring.report`). Registered from :func:`gateway.cli.parser.build_parser`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from gateway.cli import parser as cli
+
+__all__ = ["add_parsers", "reference_doc"]
+
+
+# -- reference profiles at registration ---------------------------------------------------
+
+
+def reference_doc(
+    path: Path, artifact: bytes, metadata: Mapping[str, str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Build the version's profile document from a reference file: (doc, audit summary).
+
+    Done before registering, so that a bad reference refuses the registration instead of
+    leaving a version without its profile.
+    """
+    from gateway.monitoring.reference import build_version_profiles, onnx_runner, read_reference
+    from registry.signature import signature_from_bytes
+
+    try:
+        sample, names = read_reference(path)
+        profiles = build_version_profiles(
+            signature_from_bytes(artifact),
+            sample,
+            names=names,
+            metadata=metadata,
+            run=onnx_runner(artifact),
+        )
+    except ValueError as exc:
+        raise cli.CliError(f"--reference {path}: {exc}") from exc
+    summary = {"reference": path.name, "profiles": profiles.summary()}
+    return profiles.to_doc(), summary
+
+
+# -- client commands -------------------------------------------------------------------------
+
+
+def _call(args: argparse.Namespace, method: str, request: Any) -> Any:
+    import grpc
+
+    from gateway._proto import monitoring_pb2_grpc
+
+    token = os.environ.get("ONNXGATE_ADMIN_TOKEN", "")
+    if not token:
+        raise cli.CliError("set ONNXGATE_ADMIN_TOKEN to an admin token")
+    with grpc.insecure_channel(args.target) as channel:
+        stub = monitoring_pb2_grpc.MonitoringServiceStub(channel)
+        return getattr(stub, method)(
+            request, metadata=(("authorization", f"Bearer {token}"),), timeout=args.timeout
+        )
+
+
+def _finite(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+_FEATURE_FIELDS = (
+    "psi",
+    "ks_statistic",
+    "ks_pvalue",
+    "js_distance",
+    "wasserstein",
+    "wasserstein_normalized",
+    "chi2",
+    "chi2_pvalue",
+    "mean_shift",
+    "std_ratio",
+    "nan_share",
+    "out_of_range_share",
+    "pvalue",
+    "pvalue_adjusted",
+)
+
+
+def drift_payload(model: str, resp: Any) -> dict[str, Any]:
+    """The GetDrift response as strict-JSON-safe dicts (NaN -> null)."""
+    versions = []
+    for v in resp.versions:
+        sides = []
+        for s in v.sides:
+            features = []
+            for f in s.features:
+                row: dict[str, Any] = {
+                    "name": f.name,
+                    "categorical": f.categorical,
+                    "drifted": f.drifted,
+                    "no_data": f.no_data,
+                }
+                row.update({k: _finite(getattr(f, k)) for k in _FEATURE_FIELDS})
+                if f.HasField("histogram"):
+                    row["histogram"] = {
+                        "edges": list(f.histogram.edges),
+                        "reference": list(f.histogram.reference),
+                        "current": list(f.histogram.current),
+                    }
+                features.append(row)
+            sides.append(
+                {
+                    "side": s.side,
+                    "drifted": s.drifted,
+                    "driving_features": list(s.driving_features),
+                    "alpha": s.alpha,
+                    "correction": s.correction,
+                    "window_rows": s.window_rows,
+                    "reference_rows": s.reference_rows,
+                    "features": features,
+                }
+            )
+        versions.append(
+            {
+                "version": v.version,
+                "profile_source": v.profile_source,
+                "window_rows": v.window_rows,
+                "rows_seen": v.rows_seen,
+                "drifted": v.drifted,
+                "skipped": list(v.skipped),
+                "computed_at": v.computed_at,
+                "sides": sides,
+            }
+        )
+    return {
+        "model": model,
+        "versions": versions,
+        "monitor_enqueued": resp.monitor_enqueued,
+        "monitor_dropped": resp.monitor_dropped,
+    }
+
+
+def _fmt(value: float | None, spec: str = ".4g") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _drift_table(payload: Mapping[str, Any], outputs: bool) -> None:
+    for v in payload["versions"]:
+        print(
+            f"{payload['model']}:{v['version']}  profile {v['profile_source'] or 'none yet'}  "
+            f"window {v['window_rows']} rows  seen {v['rows_seen']}"
+        )
+        sides = [s for s in v["sides"] if outputs or s["side"] == "inputs"]
+        if not sides:
+            print("  no drift computed yet (no profile or too few rows)\n")
+        for s in sides:
+            verdict = "DRIFT" if s["drifted"] else "ok"
+            driving = ", ".join(s["driving_features"]) or "-"
+            print(f"{s['side']}: {verdict} ({s['correction']}, alpha {s['alpha']:g}): {driving}")
+            rows = [
+                (
+                    f["name"],
+                    _fmt(f["psi"]),
+                    _fmt(f["ks_statistic"]),
+                    _fmt(f["pvalue"], ".3g"),
+                    _fmt(f["pvalue_adjusted"], ".3g"),
+                    _fmt(f["wasserstein_normalized"]),
+                    _fmt(f["mean_shift"], "+.3f"),
+                    "DRIFT" if f["drifted"] else ("no data" if f["no_data"] else ""),
+                )
+                for f in s["features"]
+            ]
+            header = ("FEATURE", "PSI", "KS", "P", "P_ADJ", "W/STD", "MEAN_SHIFT", "VERDICT")
+            cli._print_table(rows, header)
+            print()
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    from gateway._proto import monitoring_pb2 as pb
+    from gateway.monitoring.report import render_html
+
+    request = pb.GetDriftRequest(
+        model=args.name,
+        version=args.version or "",
+        refresh=not args.cached,
+        include_histograms=bool(args.html),
+    )
+    payload = drift_payload(args.name, _call(args, "GetDrift", request))
+    if args.html:
+        path = Path(args.html)
+        try:
+            path.write_text(render_html(payload), encoding="utf-8")
+        except OSError as exc:
+            raise cli.CliError(f"cannot write {path}: {exc.strerror}") from exc
+    if args.json:
+        print(json.dumps(payload, indent=2))
+    elif args.html:
+        print(f"wrote {args.html}")
+    else:
+        _drift_table(payload, args.outputs)
+    return cli.EXIT_OK
+
+
+def cmd_shadow_report(args: argparse.Namespace) -> int:
+    from gateway._proto import monitoring_pb2 as pb
+
+    resp = _call(args, "GetShadowReport", pb.GetShadowReportRequest(model=args.name))
+    comparisons = [
+        {
+            "version": c.version,
+            "served_version": c.served_version,
+            "requests": c.requests,
+            "rows": c.rows,
+            "errors": c.errors,
+            "classifier": c.classifier,
+            "agreement": _finite(c.agreement),
+            "mean_abs_diff": _finite(c.mean_abs_diff),
+            "max_abs_diff": _finite(c.max_abs_diff),
+            "latency_mean_seconds": _finite(c.latency_mean_seconds),
+            "latency_max_seconds": _finite(c.latency_max_seconds),
+        }
+        for c in resp.comparisons
+    ]
+    payload = {
+        "model": args.name,
+        "comparisons": comparisons,
+        "dropped": resp.dropped,
+        "pending": resp.pending,
+    }
+
+    def table() -> None:
+        rows = [
+            (
+                c["version"],
+                c["served_version"],
+                c["requests"],
+                c["rows"],
+                "-" if c["agreement"] is None else f"{100 * c['agreement']:.2f}%",
+                _fmt(c["mean_abs_diff"]),
+                _fmt(c["max_abs_diff"]),
+                "-"
+                if c["latency_mean_seconds"] is None
+                else f"{1e3 * c['latency_mean_seconds']:.2f}",
+                c["errors"],
+            )
+            for c in comparisons
+        ]
+        header = ("SHADOW", "VS", "CALLS", "ROWS", "AGREE", "MEAN|D|", "MAX|D|", "MS", "ERRORS")
+        cli._print_table(rows, header)
+        print(f"dropped (shadow queue full): {resp.dropped}")
+
+    cli._emit(args, payload, table)
+    return cli.EXIT_OK
+
+
+def _client_opts(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--target", default=os.environ.get("ONNXGATE_TARGET", "localhost:8001"))
+    sp.add_argument("--timeout", type=float, default=30.0)
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def add_parsers(sub: Any, shadow: Any) -> None:
+    """Add ``drift`` to the top-level subcommands and ``report`` under ``shadow``."""
+    d = sub.add_parser("drift", help="drift of a model's versions against their reference")
+    d.add_argument("name")
+    d.add_argument("--version", help="one version (default: every monitored version)")
+    d.add_argument("--outputs", action="store_true", help="also show the outputs' drift")
+    d.add_argument("--html", metavar="FILE", help="write an HTML report with histograms")
+    d.add_argument("--cached", action="store_true", help="last report; do not recompute")
+    _client_opts(d)
+    d.set_defaults(func=cmd_drift)
+    r = shadow.add_parser("report", help="shadow versions compared with what served")
+    r.add_argument("name")
+    _client_opts(r)
+    r.set_defaults(func=cmd_shadow_report)

@@ -1,0 +1,335 @@
+"""Delayed labels: a bounded record of recent predictions, and the quality they add up to.
+
+For every model with a policy, each successful prediction is recorded under its request
+``id`` (model, version, the predicted label or value per row, the caller's segment, the
+time). A label that arrives later (the ``Feedback`` RPC, ``onnxgate feedback``) is joined
+to it by id and row and scored: correct or not (classification), absolute error
+(regression). Ids that are unknown (never seen, or already evicted) or expired (older than
+the TTL) are counted, never an error for the caller.
+
+The record is an insertion-ordered LRU bounded both by size and by age, so memory stays
+bounded whatever the traffic; the per-version counters it feeds are cumulative and survive
+eviction. Per segment it counts predictions, positive predictions and, with labels,
+correct ones and true positives: enough for disparate impact (ratio of positive-
+prediction rates) and equal opportunity (ratio of true-positive rates).
+
+Which output is the prediction: ``feedback.output`` if the policy names one; otherwise an
+output called "label", else the first integer or string output, else the first output.
+A float output of several columns in a classification task is read as class scores
+(argmax); one float column as a score compared with ``feedback.threshold``.
+
+NOTE: :meth:`FeedbackStore.observe` runs on the request path after the response is built;
+it does a few small numpy operations and dict updates and nothing for models without a
+policy. A lock guards the state because the CLI and tests may call from other threads.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+
+from gateway.domain import InferRequest, Tensors
+from gateway.governor.evidence import Quality, SegmentCounts
+from gateway.governor.policy import FeedbackPolicy
+
+__all__ = ["FeedbackStore", "LabelOutcome", "disparate_impact", "normalise_label"]
+
+MAX_ROWS_KEPT = 1024  # rows per request whose predictions are kept for joining labels
+
+Prediction = str | float
+
+
+class LabelOutcome(StrEnum):
+    JOINED = "joined"
+    UNKNOWN = "unknown"
+    EXPIRED = "expired"
+    DUPLICATE = "duplicate"
+    INVALID = "invalid"
+
+
+def normalise_label(value: Any) -> str:
+    """One spelling per class: 1, 1.0, "1", np.int64(1) all become "1"; text is stripped."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            number = float(text)
+        except ValueError:
+            return text
+    else:
+        number = float(value)
+    if number.is_integer():
+        return str(int(number))
+    return repr(number)
+
+
+def disparate_impact(rates: Mapping[str, float]) -> float | None:
+    """min/max of the segments' positive rates (1.0 when every rate is 0)."""
+    if len(rates) < 2:
+        return None
+    top = max(rates.values())
+    return 1.0 if top == 0 else min(rates.values()) / top
+
+
+@dataclass(slots=True)
+class _Record:
+    model: str
+    version: str
+    predictions: tuple[Prediction, ...]
+    segments: tuple[str, ...]
+    at: float
+    policy: FeedbackPolicy
+    labelled: set[int] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class _Counts:
+    """Mutable cumulative counters of one version; :meth:`frozen` hands out a copy."""
+
+    predictions: int = 0
+    labelled: int = 0
+    correct: int = 0
+    abs_error: float = 0.0
+    abs_error_sq: float = 0.0
+    # segment -> [predictions, positives, labelled, correct, actual_pos, true_pos]
+    segments: dict[str, list[int]] = field(default_factory=dict)
+
+    def segment(self, name: str) -> list[int]:
+        counts = self.segments.get(name)
+        if counts is None:
+            counts = self.segments[name] = [0, 0, 0, 0, 0, 0]
+        return counts
+
+    def frozen(self) -> Quality:
+        return Quality(
+            self.predictions,
+            self.labelled,
+            self.correct,
+            self.abs_error,
+            self.abs_error_sq,
+            {s: SegmentCounts(*c) for s, c in self.segments.items()},
+        )
+
+
+def _output_name(policy: FeedbackPolicy, outputs: Tensors) -> str | None:
+    if policy.output:
+        return policy.output if policy.output in outputs else None
+    if "label" in outputs:
+        return "label"
+    for name, arr in outputs.items():
+        if arr.dtype.kind in "iuOSU":
+            return name
+    return next(iter(outputs), None)
+
+
+def predictions_of(policy: FeedbackPolicy, outputs: Tensors) -> list[Prediction]:
+    """The per-row prediction a label will be compared with (see the module docstring)."""
+    name = _output_name(policy, outputs)
+    if name is None:
+        return []
+    arr = np.asarray(outputs[name])
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if policy.task == "regression":
+        col = arr.reshape(arr.shape[0], -1)[:, 0]
+        return [float(v) for v in col.astype(np.float64)]
+    if arr.dtype.kind == "f":
+        flat = arr.reshape(arr.shape[0], -1)
+        if flat.shape[1] > 1:
+            return [str(int(i)) for i in np.argmax(flat, axis=1)]
+        return ["1" if v >= policy.threshold else "0" for v in flat[:, 0]]
+    return [normalise_label(v) for v in arr.reshape(arr.shape[0], -1)[:, 0]]
+
+
+def segments_of(policy: FeedbackPolicy, req: InferRequest, rows: int) -> list[str]:
+    """Each row's segment: the request parameter, else the input column; "" when neither."""
+    if policy.segment_param:
+        value = req.parameters.get(policy.segment_param)
+        if value is not None and value != "":
+            return [str(value)] * rows
+    column = policy.segment_column
+    if column is not None:
+        arr = req.inputs.get(column[0])
+        if arr is not None and arr.ndim >= 1 and arr.shape[0] == rows:
+            flat = arr.reshape(rows, -1)
+            if column[1] < flat.shape[1]:
+                return [normalise_label(v) for v in flat[:, column[1]]]
+    return [""] * rows
+
+
+class FeedbackStore:
+    """Recent predictions by request id, joined with labels into per-version quality."""
+
+    def __init__(
+        self,
+        *,
+        max_records: int = 100_000,
+        ttl_s: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_records < 1 or ttl_s <= 0:
+            raise ValueError("max_records must be >= 1 and ttl_s > 0")
+        self._max = max_records
+        self._ttl = ttl_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._policies: dict[str, FeedbackPolicy] = {}
+        self._records: OrderedDict[tuple[str, str], _Record] = OrderedDict()
+        self._counts: dict[tuple[str, str], _Counts] = {}
+        self.outcomes: dict[tuple[str, str], int] = {}  # (model, outcome) -> labels
+        self.evicted = 0
+
+    def configure(self, model: str, policy: FeedbackPolicy | None) -> None:
+        """Record predictions of ``model`` as ``policy`` says; None stops recording."""
+        with self._lock:
+            if policy is None:
+                self._policies.pop(model, None)
+            else:
+                self._policies[model] = policy
+
+    def configured(self) -> frozenset[str]:
+        return frozenset(self._policies)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    # -- request path -----------------------------------------------------------------------
+
+    def observe(self, req: InferRequest, served: object, route: Any, outputs: Tensors) -> None:
+        """An :data:`gateway.transport.inference.InferObserver`: record one served prediction."""
+        policy = self._policies.get(req.model)
+        if policy is None:
+            return
+        predictions = predictions_of(policy, outputs)
+        if not predictions:
+            return
+        segments = segments_of(policy, req, len(predictions))
+        self.record(req.model, route.version, req.id, predictions, segments, policy)
+
+    def record(
+        self,
+        model: str,
+        version: str,
+        request_id: str,
+        predictions: Sequence[Prediction],
+        segments: Sequence[str],
+        policy: FeedbackPolicy | None = None,
+    ) -> None:
+        """Count one request's predictions; keep them for joining if it has an id."""
+        policy = policy or self._policies.get(model) or FeedbackPolicy()
+        now = self._clock()
+        with self._lock:
+            counts = self._counts.setdefault((model, version), _Counts())
+            counts.predictions += len(predictions)
+            for pred, seg in zip(predictions, segments, strict=True):
+                if seg:
+                    c = counts.segment(seg)
+                    c[0] += 1
+                    c[1] += _positive(policy, pred)
+            if not request_id:
+                return
+            key = (model, request_id)
+            self._records.pop(key, None)  # a reused id refers to its latest request
+            self._records[key] = _Record(
+                model,
+                version,
+                tuple(predictions[:MAX_ROWS_KEPT]),
+                tuple(segments[:MAX_ROWS_KEPT]),
+                now,
+                policy,
+            )
+            self._evict(now)
+
+    def _evict(self, now: float) -> None:
+        records = self._records
+        while len(records) > self._max:
+            records.popitem(last=False)
+            self.evicted += 1
+        while records:
+            oldest = next(iter(records.values()))
+            if now - oldest.at <= self._ttl:
+                break
+            records.popitem(last=False)
+            self.evicted += 1
+
+    # -- labels -----------------------------------------------------------------------------
+
+    def add_label(
+        self,
+        model: str,
+        request_id: str,
+        *,
+        row: int = 0,
+        label: str | None = None,
+        value: float | None = None,
+    ) -> LabelOutcome:
+        """Join one row's true label (classification) or value (regression)."""
+        with self._lock:
+            outcome = self._join(model, request_id, row, label, value)
+            key = (model, outcome.value)
+            self.outcomes[key] = self.outcomes.get(key, 0) + 1
+            return outcome
+
+    def _join(
+        self, model: str, request_id: str, row: int, label: str | None, value: float | None
+    ) -> LabelOutcome:
+        rec = self._records.get((model, request_id))
+        if rec is None:
+            return LabelOutcome.UNKNOWN
+        if self._clock() - rec.at > self._ttl:
+            del self._records[(model, request_id)]
+            self.evicted += 1
+            return LabelOutcome.EXPIRED
+        if not 0 <= row < len(rec.predictions) or (label in (None, "") and value is None):
+            return LabelOutcome.INVALID
+        if row in rec.labelled:
+            return LabelOutcome.DUPLICATE
+        policy, pred, seg = rec.policy, rec.predictions[row], rec.segments[row]
+        counts = self._counts.setdefault((model, rec.version), _Counts())
+        if policy.task == "regression":
+            try:
+                truth = float(value if value is not None else str(label))
+            except ValueError:
+                return LabelOutcome.INVALID
+            if not np.isfinite(truth):
+                return LabelOutcome.INVALID
+            err = abs(float(pred) - truth)
+            counts.abs_error += err
+            counts.abs_error_sq += err * err
+            correct = False
+            actual_positive = truth >= policy.threshold
+        else:
+            truth_label = normalise_label(label if label not in (None, "") else value)
+            correct = truth_label == pred
+            actual_positive = truth_label == normalise_label(policy.positive)
+        rec.labelled.add(row)
+        counts.labelled += 1
+        counts.correct += correct
+        if seg:
+            c = counts.segment(seg)
+            c[2] += 1
+            c[3] += correct
+            c[4] += actual_positive
+            c[5] += actual_positive and _positive(policy, pred)
+        return LabelOutcome.JOINED
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def quality(self, model: str) -> dict[str, Quality]:
+        """Cumulative quality of each version of ``model`` seen so far."""
+        with self._lock:
+            return {v: c.frozen() for (m, v), c in self._counts.items() if m == model}
+
+
+def _positive(policy: FeedbackPolicy, pred: Prediction) -> bool:
+    if policy.task == "regression":
+        return float(pred) >= policy.threshold
+    return pred == normalise_label(policy.positive)

@@ -1,0 +1,310 @@
+"""Protobuf <-> numpy/domain conversion for the inference protocol.
+
+The only module besides the servicers that touches generated message types. Decoding is
+``np.frombuffer`` over the request's bytes (no copies, no per-element Python loops); outputs
+always go out in ``raw_output_contents``, which is what tritonclient's ``as_numpy`` reads.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from gateway._proto import grpc_service_pb2 as pb
+from gateway.domain import InferRequest, ParamValue, Tensors
+from gateway.errors import InvalidArgument
+from registry.signature import Signature, TensorSpec
+
+if TYPE_CHECKING:
+    from gateway.serving.runtime import VersionStats
+
+__all__ = [
+    "DATATYPE_TO_NUMPY",
+    "decode_infer_request",
+    "encode_infer_response",
+    "numpy_to_datatype",
+    "tensor_metadata",
+]
+
+DATATYPE_TO_NUMPY: dict[str, np.dtype[np.generic]] = {
+    "BOOL": np.dtype(np.bool_),
+    "UINT8": np.dtype(np.uint8),
+    "UINT16": np.dtype(np.uint16),
+    "UINT32": np.dtype(np.uint32),
+    "UINT64": np.dtype(np.uint64),
+    "INT8": np.dtype(np.int8),
+    "INT16": np.dtype(np.int16),
+    "INT32": np.dtype(np.int32),
+    "INT64": np.dtype(np.int64),
+    "FP16": np.dtype(np.float16),
+    "FP32": np.dtype(np.float32),
+    "FP64": np.dtype(np.float64),
+    "BYTES": np.dtype(np.object_),
+}
+_NUMPY_TO_DATATYPE = {dt: name for name, dt in DATATYPE_TO_NUMPY.items() if name != "BYTES"}
+
+# Which InferTensorContents field carries each datatype when sent typed, not raw.
+_CONTENTS_FIELD = {
+    "BOOL": "bool_contents",
+    "INT8": "int_contents",
+    "INT16": "int_contents",
+    "INT32": "int_contents",
+    "INT64": "int64_contents",
+    "UINT8": "uint_contents",
+    "UINT16": "uint_contents",
+    "UINT32": "uint_contents",
+    "UINT64": "uint64_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+    "BYTES": "bytes_contents",
+}
+
+DATATYPE_TO_CONFIG = {
+    "BOOL": pb.TYPE_BOOL,
+    "UINT8": pb.TYPE_UINT8,
+    "UINT16": pb.TYPE_UINT16,
+    "UINT32": pb.TYPE_UINT32,
+    "UINT64": pb.TYPE_UINT64,
+    "INT8": pb.TYPE_INT8,
+    "INT16": pb.TYPE_INT16,
+    "INT32": pb.TYPE_INT32,
+    "INT64": pb.TYPE_INT64,
+    "FP16": pb.TYPE_FP16,
+    "FP32": pb.TYPE_FP32,
+    "FP64": pb.TYPE_FP64,
+    "BYTES": pb.TYPE_STRING,
+}
+
+
+def numpy_to_datatype(dtype: np.dtype[np.generic]) -> str:
+    if dtype.kind in ("O", "S", "U"):
+        return "BYTES"
+    try:
+        return _NUMPY_TO_DATATYPE[dtype]
+    except KeyError:
+        raise InvalidArgument(f"unsupported output dtype {dtype}") from None
+
+
+def _param_value(param: pb.InferParameter) -> ParamValue:
+    which = param.WhichOneof("parameter_choice")
+    if which is None:
+        return ""
+    value: ParamValue = getattr(param, which)
+    return value
+
+
+def _decode_params(params: Mapping[str, pb.InferParameter]) -> dict[str, ParamValue]:
+    return {key: _param_value(value) for key, value in params.items()}
+
+
+# Larger element counts cannot be real requests (the message size limit is far below) and
+# would overflow numpy's index arithmetic.
+_MAX_ELEMENTS = 2**40
+
+
+def _check_shape(name: str, shape: Iterable[int]) -> tuple[int, ...]:
+    dims = tuple(int(d) for d in shape)
+    if any(d < 0 for d in dims):
+        raise InvalidArgument(f"input '{name}': shape {list(dims)} has a negative dimension")
+    # math.prod on Python ints cannot wrap; zero dims are skipped so [0, huge] is caught too.
+    if math.prod(d for d in dims if d) > _MAX_ELEMENTS:
+        raise InvalidArgument(f"input '{name}': shape {list(dims)} is too large")
+    return dims
+
+
+def _text(name: str, data: bytes) -> str:
+    # onnxruntime string tensors hold str; bytes would be str()-ed into "b'...'".
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidArgument(f"input '{name}': BYTES element is not valid UTF-8") from None
+
+
+def _decode_bytes_raw(name: str, raw: bytes, count: int) -> npt.NDArray[np.object_]:
+    """BYTES raw layout: each element is a 4-byte little-endian length, then the bytes."""
+    if count * 4 > len(raw):
+        raise InvalidArgument(
+            f"input '{name}': raw BYTES content of {len(raw)} bytes cannot hold {count} elements"
+        )
+    out = np.empty(count, dtype=np.object_)
+    offset = 0
+    for i in range(count):
+        if offset + 4 > len(raw):
+            raise InvalidArgument(f"input '{name}': raw BYTES content ends before element {i}")
+        (length,) = struct.unpack_from("<I", raw, offset)
+        offset += 4
+        if offset + length > len(raw):
+            raise InvalidArgument(f"input '{name}': raw BYTES element {i} overruns the buffer")
+        out[i] = _text(name, raw[offset : offset + length])
+        offset += length
+    if offset != len(raw):
+        raise InvalidArgument(
+            f"input '{name}': {len(raw) - offset} trailing bytes after {count} elements"
+        )
+    return out
+
+
+def decode_bytes(raw: bytes, shape: tuple[int, ...]) -> npt.NDArray[np.object_]:
+    """Inverse of :func:`encode_bytes` (elements come back as str)."""
+    return _decode_bytes_raw("output", raw, math.prod(shape)).reshape(shape)
+
+
+def _decode_raw(
+    name: str, datatype: str, shape: tuple[int, ...], raw: bytes
+) -> npt.NDArray[np.generic]:
+    count = math.prod(shape)
+    if datatype == "BYTES":
+        return _decode_bytes_raw(name, raw, count).reshape(shape)
+    dtype = DATATYPE_TO_NUMPY[datatype]
+    expected = count * dtype.itemsize
+    if len(raw) != expected:
+        raise InvalidArgument(
+            f"input '{name}': raw content has {len(raw)} bytes, but shape {list(shape)} of "
+            f"{datatype} needs {expected}"
+        )
+    arr = np.frombuffer(raw, dtype=dtype).reshape(shape)
+    if datatype == "BOOL" and arr.size and arr.view(np.uint8).max() > 1:
+        raise InvalidArgument(f"input '{name}': BOOL bytes must be 0 or 1")
+    return arr
+
+
+def _decode_typed(
+    name: str, datatype: str, shape: tuple[int, ...], contents: pb.InferTensorContents
+) -> npt.NDArray[np.generic]:
+    field = _CONTENTS_FIELD.get(datatype)
+    if field is None:
+        raise InvalidArgument(f"input '{name}': {datatype} must be sent in raw_input_contents")
+    values = getattr(contents, field)
+    count = math.prod(shape)
+    if len(values) != count:
+        raise InvalidArgument(
+            f"input '{name}': contents.{field} has {len(values)} values, shape {list(shape)} "
+            f"needs {count}"
+        )
+    if datatype == "BYTES":
+        arr = np.empty(count, dtype=np.object_)
+        arr[:] = [_text(name, v) for v in values]
+        return arr.reshape(shape)
+    dtype = DATATYPE_TO_NUMPY[datatype]
+    try:
+        return np.asarray(values, dtype=dtype).reshape(shape)
+    except OverflowError:
+        raise InvalidArgument(f"input '{name}': a value does not fit {datatype}") from None
+
+
+def decode_infer_request(request: pb.ModelInferRequest) -> InferRequest:
+    """Turn a ModelInferRequest into numpy tensors; every malformation is InvalidArgument."""
+    if not request.model_name:
+        raise InvalidArgument("model_name is required")
+    n_inputs = len(request.inputs)
+    if n_inputs == 0:
+        raise InvalidArgument("inputs: at least one input tensor is required")
+    raw = request.raw_input_contents
+    if raw and len(raw) != n_inputs:
+        raise InvalidArgument(
+            f"raw_input_contents has {len(raw)} entries but there are {n_inputs} inputs; "
+            "send every input raw or none"
+        )
+    tensors: Tensors = {}
+    for i, tensor in enumerate(request.inputs):
+        name = tensor.name
+        if not name:
+            raise InvalidArgument(f"inputs[{i}].name is empty")
+        if name in tensors:
+            raise InvalidArgument(f"input '{name}' appears twice")
+        datatype = tensor.datatype
+        if datatype not in DATATYPE_TO_NUMPY:
+            raise InvalidArgument(f"input '{name}': unknown datatype '{datatype}'")
+        shape = _check_shape(name, tensor.shape)
+        if raw:
+            tensors[name] = _decode_raw(name, datatype, shape, raw[i])
+        else:
+            tensors[name] = _decode_typed(name, datatype, shape, tensor.contents)
+    return InferRequest(
+        model=request.model_name,
+        version=request.model_version,
+        id=request.id,
+        inputs=tensors,
+        requested_outputs=tuple(o.name for o in request.outputs),
+        parameters=_decode_params(request.parameters) if request.parameters else {},
+    )
+
+
+def encode_bytes(arr: npt.NDArray[np.generic]) -> bytes:
+    """Serialise a BYTES tensor: per element a 4-byte little-endian length, then the bytes."""
+    parts: list[bytes] = []
+    for item in arr.reshape(-1):
+        data = item if isinstance(item, bytes) else str(item).encode("utf-8")
+        parts.append(struct.pack("<I", len(data)))
+        parts.append(data)
+    return b"".join(parts)
+
+
+def encode_infer_response(
+    *,
+    model: str,
+    version: str,
+    request_id: str,
+    outputs: Tensors,
+    parameters: Mapping[str, str] | None = None,
+) -> pb.ModelInferResponse:
+    response = pb.ModelInferResponse(model_name=model, model_version=version, id=request_id)
+    if parameters:
+        for key, value in parameters.items():
+            response.parameters[key].string_param = value
+    out_specs = response.outputs
+    raw = response.raw_output_contents
+    for name, arr in outputs.items():
+        datatype = numpy_to_datatype(arr.dtype)
+        out_specs.add(name=name, datatype=datatype, shape=arr.shape)
+        if datatype == "BYTES":
+            raw.append(encode_bytes(arr))
+        else:
+            raw.append(np.ascontiguousarray(arr).tobytes())
+    return response
+
+
+def tensor_metadata(specs: Iterable[TensorSpec]) -> list[pb.ModelMetadataResponse.TensorMetadata]:
+    return [
+        pb.ModelMetadataResponse.TensorMetadata(name=s.name, datatype=s.datatype, shape=s.shape)
+        for s in specs
+    ]
+
+
+def model_config(name: str, signature: Signature, max_batch_size: int) -> pb.ModelConfig:
+    """Triton's ModelConfig for client tools. With batching, dims exclude the batch dim."""
+    skip = 1 if max_batch_size > 0 else 0
+    config = pb.ModelConfig(
+        name=name, platform="onnxruntime_onnx", backend="onnxruntime", max_batch_size=max_batch_size
+    )
+    for spec in signature.inputs:
+        config.input.add(
+            name=spec.name, data_type=DATATYPE_TO_CONFIG[spec.datatype], dims=spec.shape[skip:]
+        )
+    for spec in signature.outputs:
+        config.output.add(
+            name=spec.name, data_type=DATATYPE_TO_CONFIG[spec.datatype], dims=spec.shape[skip:]
+        )
+    return config
+
+
+def fill_statistics(out: pb.ModelStatistics, model: str, version: str, stats: VersionStats) -> None:
+    """Copy a version's counters into Triton's ModelStatistics message."""
+    out.name = model
+    out.version = version
+    out.last_inference = stats.last_inference_ms
+    out.inference_count = stats.inference_count
+    out.execution_count = stats.execution_count
+    inf = out.inference_stats
+    inf.success.count, inf.success.ns = stats.success_count, stats.success_ns
+    inf.fail.count, inf.fail.ns = stats.fail_count, stats.fail_ns
+    inf.queue.count, inf.queue.ns = stats.queue_count, stats.queue_ns
+    inf.compute_infer.count, inf.compute_infer.ns = stats.compute_count, stats.compute_ns
+    for rows, (count, ns) in sorted(stats.batch_sizes.items()):
+        batch = out.batch_stats.add(batch_size=rows)
+        batch.compute_infer.count, batch.compute_infer.ns = count, ns
