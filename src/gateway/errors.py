@@ -1,4 +1,4 @@
-"""The gateway's one exception tree; each class names the gRPC status it maps to.
+"""The gateway's one exception tree; each class names the status it maps to.
 
 ::
 
@@ -13,14 +13,16 @@
     ├── PermissionDenied              PERMISSION_DENIED  token lacks the role
     └── InferenceFailed               INTERNAL           the model itself failed (message is safe)
 
-Only :mod:`gateway.transport.status` turns these into statuses; everything else raises them.
-Messages must be safe to show a client: they name fields and expectations, never payloads
-or secrets.
+A status is a plain name (:data:`StatusName`, the spelling of ``grpc.StatusCode`` members), so
+this module, and everything that raises these errors, stays free of grpc. Only
+:mod:`gateway.transport.status` turns the names into ``grpc.StatusCode`` values; everything
+else raises them. Messages must be safe to show a client: they name fields and expectations,
+never payloads or secrets.
 """
 
 from __future__ import annotations
 
-import grpc
+from typing import ClassVar, Literal
 
 __all__ = [
     "DeadlineExceeded",
@@ -31,15 +33,29 @@ __all__ = [
     "NotFound",
     "PermissionDenied",
     "ResourceExhausted",
+    "StatusName",
     "Unauthenticated",
     "Unavailable",
 ]
+
+StatusName = Literal[
+    "DEADLINE_EXCEEDED",
+    "FAILED_PRECONDITION",
+    "INTERNAL",
+    "INVALID_ARGUMENT",
+    "NOT_FOUND",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "UNAUTHENTICATED",
+    "UNAVAILABLE",
+]
+"""The status names an error may carry: members of ``grpc.StatusCode``, by name."""
 
 
 class GatewayError(Exception):
     """Root of every error the gateway reports to a client on purpose."""
 
-    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    code: ClassVar[StatusName] = "INTERNAL"
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -47,38 +63,38 @@ class GatewayError(Exception):
 
 
 class InvalidArgument(GatewayError):
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    code = "INVALID_ARGUMENT"
 
 
 class NotFound(GatewayError):
-    code = grpc.StatusCode.NOT_FOUND
+    code = "NOT_FOUND"
 
 
 class Unavailable(GatewayError):
-    code = grpc.StatusCode.UNAVAILABLE
+    code = "UNAVAILABLE"
 
 
 class ResourceExhausted(GatewayError):
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    code = "RESOURCE_EXHAUSTED"
 
 
 class DeadlineExceeded(GatewayError):
-    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    code = "DEADLINE_EXCEEDED"
 
 
 class FailedPrecondition(GatewayError):
-    code = grpc.StatusCode.FAILED_PRECONDITION
+    code = "FAILED_PRECONDITION"
 
 
 class Unauthenticated(GatewayError):
-    code = grpc.StatusCode.UNAUTHENTICATED
+    code = "UNAUTHENTICATED"
 
 
 class PermissionDenied(GatewayError):
-    code = grpc.StatusCode.PERMISSION_DENIED
+    code = "PERMISSION_DENIED"
 
 
 class InferenceFailed(GatewayError):
     """The model's run raised; the message is ours (model, version), not onnxruntime's text."""
 
-    code = grpc.StatusCode.INTERNAL
+    code = "INTERNAL"

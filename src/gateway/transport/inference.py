@@ -184,7 +184,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 parameters={"role": route.role},
             )
         except GatewayError as exc:
-            self._record_failure(exc.code, served, route, start)
+            self._record_failure(grpc.StatusCode[exc.code], served, route, start)
             raise
         except BaseException:
             self._record_failure(grpc.StatusCode.INTERNAL, served, route, start)

@@ -1,9 +1,10 @@
 """The one place where exceptions become gRPC statuses.
 
 Servicer methods are wrapped by :func:`grpc_errors` when the server is built. A
-:class:`GatewayError` aborts with its own code and message; a registry error with the code
-of its kind; anything else becomes INTERNAL with a fixed message and a logged traceback, so
-no exception text (which may carry paths or payload fragments) reaches a client.
+:class:`GatewayError` aborts with the status its ``code`` names (:func:`grpc_code`) and its
+message; a registry error with the code of its kind; anything else becomes INTERNAL with a
+fixed message and a logged traceback, so no exception text (which may carry paths or payload
+fragments) reaches a client.
 
 NOTE: a wrapper per method rather than a ``grpc.aio.ServerInterceptor``: an aio interceptor
 is an extra coroutine and handler lookup on every call, which on a ~5k requests/s/core
@@ -19,10 +20,10 @@ from typing import Any, TypeVar
 
 import grpc
 
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, StatusName
 from registry import errors as reg
 
-__all__ = ["grpc_errors", "status_for"]
+__all__ = ["grpc_code", "grpc_errors", "status_for"]
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +48,15 @@ Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
 
+def grpc_code(name: StatusName) -> grpc.StatusCode:
+    """The ``grpc.StatusCode`` a :class:`GatewayError` names by its ``code`` string."""
+    return grpc.StatusCode[name]
+
+
 def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """The status code and client-safe message for an exception."""
     if isinstance(exc, GatewayError):
-        return exc.code, exc.message
+        return grpc_code(exc.code), exc.message
     if isinstance(exc, reg.RegistryError):
         for kind, code in _REGISTRY_CODES:
             if isinstance(exc, kind):
