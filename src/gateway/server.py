@@ -216,7 +216,7 @@ class Gateway:
                 lambda m: grpc_errors(requires_token(s.predict_tokens)(m.__wrapped__)),
             )
         # Every operator RPC: token -> principal -> role -> the permission the method needs
-        # (gateway.transport.roles.METHOD_PERMISSIONS), checked in this one place.
+        # (gateway.access.METHOD_PERMISSIONS), checked in this one place.
         guard = RoleGuard(s.admin_tokens, s.admin_roles)
 
         def guarded(service: str) -> Callable[[Any], Any]:

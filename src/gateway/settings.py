@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway.transport.roles import parse_role_table, roles_in_token_spec, split_token_entry
+from gateway.access import parse_role_table, roles_in_token_spec, split_token_entry
 
 __all__ = ["Settings", "SettingsError"]
 
@@ -217,7 +217,7 @@ def _coerce(name: str, annotation: Any, value: Any) -> Any:
 def _parse_tokens(value: Any) -> dict[str, str]:
     """``principal:token,principal2:role:token2`` (env) or a TOML table {principal = token}.
 
-    A role in an entry is read by :func:`gateway.transport.roles.roles_in_token_spec`; here only the
+    A role in an entry is read by :func:`gateway.access.roles_in_token_spec`; here only the
     token -> principal mapping is kept.
     """
     if isinstance(value, Mapping):

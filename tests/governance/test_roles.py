@@ -26,8 +26,8 @@ from gateway._proto import (
     monitoring_pb2,
     monitoring_pb2_grpc,
 )
+from gateway.access import GRANTS, METHOD_PERMISSIONS, AccessRole, Permission
 from gateway.settings import Settings, SettingsError
-from gateway.transport.roles import GRANTS, METHOD_PERMISSIONS, AccessRole, Permission
 from governance.support import linear
 from registry.registry import Registry
 

@@ -7,8 +7,8 @@ whichever one holds the governor lease.
 
 Authentication is applied around these methods by :meth:`GovernorServicer.add_to_server`:
 operator methods go through the server's role guard, like every admin service (the
-permission each needs is looked up in :data:`gateway.transport.roles.METHOD_PERMISSIONS`; a method
-not listed there needs ``administer``); ``Feedback`` is authenticated like ``ModelInfer``
+permission each needs is looked up in :data:`gateway.access.METHOD_PERMISSIONS`; a method not
+listed there needs ``administer``); ``Feedback`` is authenticated like ``ModelInfer``
 (predict tokens when there are any, else open).
 """
 
