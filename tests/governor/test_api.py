@@ -134,7 +134,7 @@ def test_feedback_file_joins_labels_and_counts_unknown_ids(
     registry.register_version("m", threshold_model(1), version="1", actor="t")
     gw = make_gateway(**FAST)
     set_policy(gw, "m", "")
-    wait_for(lambda: "m" in gw.gateway.governor.feedback.configured(), timeout=10)
+    wait_for(lambda: "m" in gw.gateway.feedback.configured(), timeout=10)
     predicted = _predict(gw.target, 30)
     lines = ["id,label"] + [
         f"{rid},{label if i < 20 else 1 - label}" for i, (rid, label) in enumerate(predicted)
@@ -163,7 +163,7 @@ def test_feedback_file_joins_labels_and_counts_unknown_ids(
         "duplicate": 1,
         "invalid": 0,
     }
-    quality = gw.gateway.governor.feedback.quality("m")["1"]
+    quality = gw.gateway.feedback.quality("m")["1"]
     assert (quality.labelled, quality.correct) == (30, 20)
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b,c,d\n")
@@ -246,11 +246,9 @@ def test_one_governor_at_a_time(registry):
 def test_two_gateways_share_one_leader(registry, make_gateway, canary):
     first, second = make_gateway(**FAST), make_gateway(**FAST)
     set_policy(first, "m", POLICY)
-    wait_for(
-        lambda: first.gateway.governor.decide.is_leader or second.gateway.governor.decide.is_leader
-    )
+    wait_for(lambda: first.gateway.governor.is_leader or second.gateway.governor.is_leader)
     time.sleep(0.3)
-    leaders = [g.gateway.governor.decide.is_leader for g in (first, second)]
+    leaders = [g.gateway.governor.is_leader for g in (first, second)]
     assert leaders.count(True) == 1
 
 

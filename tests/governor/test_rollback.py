@@ -43,7 +43,7 @@ def _record_decisions(gw) -> list:
     """Every decision the governor makes (holds are not audited, so the audit log alone
     cannot show that the *first* failing evaluation was the one that rolled back)."""
     seen: list = []
-    governor_loop = gw.gateway.governor.decide
+    governor_loop = gw.gateway.governor
     previous = governor_loop._on_decision
 
     def record(decision) -> None:
@@ -97,7 +97,7 @@ def test_failing_canary_is_rolled_back_at_the_first_failing_evaluation(registry,
         # Requests routed before the swap finish on the canary: count from the moment this
         # gateway routes the rolled-back revision, plus a margin for those in flight.
         revision = registry.get_deployment("m").revision
-        wait_for(lambda: gw.gateway.serving.catalog.entry("m").table.revision == revision)
+        wait_for(lambda: gw.gateway.catalog.entry("m").table.revision == revision)
         time.sleep(0.5)
         settled = len(load.outcomes)
         wait_for(lambda: len(load.outcomes) - settled >= 20, timeout=30)
