@@ -28,9 +28,9 @@ from sqlalchemy.orm import Session
 
 from registry.deployment import Deployment
 from registry.errors import PermissionRefused, PolicyViolation
+from registry.governance_policy import GovernancePolicy
 from registry.lifecycle import Status, approval_count, resting_status
 from registry.models import Approval, Model, ModelVersion
-from registry.policy import GovernancePolicy
 
 __all__ = ["add_approval", "check_deployment", "same_principal"]
 

@@ -25,11 +25,11 @@ from registry.approvals import add_approval
 from registry.audit import AuditLog
 from registry.deployment import Deployment
 from registry.errors import NotFoundError, PolicyViolation
+from registry.governance_policy import GovernancePolicy, load_policy, store_policy
 from registry.history import PointInTime, audit_since, deployment_at
 from registry.lifecycle import SERVING, Status, resting_status
 from registry.lineage import Lineage, MetricFilter, apply_lineage, resolve_parent, search_statement
 from registry.models import Approval, Model, ModelVersion, utcnow
-from registry.policy import GovernancePolicy, load_policy, store_policy
 from registry.records import (
     VersionRecord,
     current_deployment,

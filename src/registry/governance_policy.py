@@ -19,6 +19,9 @@ it as TOML (``onnxgate policy set FILE``)::
 
 The defaults are permissive (no approvals, validation recorded but not enforced), so a
 registry without a policy behaves as it did before governance existed.
+
+Not the governor's per-model *rollout* policy (``gateway.governor.rollout.RolloutPolicy``:
+canary steps, gates), which is stored by :mod:`registry.governor_store`.
 """
 
 from __future__ import annotations

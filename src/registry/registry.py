@@ -33,11 +33,11 @@ from registry.errors import (
     StaleRevision,
 )
 from registry.governance import Governance, record_registration
+from registry.governance_policy import load_policy
 from registry.governor_store import GovernorStore
 from registry.lifecycle import Status, apply_deployment_statuses
 from registry.lineage import Lineage
 from registry.models import DeploymentRevision, Model, ModelVersion, utcnow
-from registry.policy import load_policy
 from registry.records import (
     DeploymentRecord,
     ModelRecord,

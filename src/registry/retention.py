@@ -28,9 +28,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from registry.governance_policy import GovernancePolicy
 from registry.lifecycle import Status
 from registry.models import Model, ModelVersion
-from registry.policy import GovernancePolicy
 from registry.records import current_deployments
 from registry.store import ArtifactStore
 

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from registry.governance_policy import GovernancePolicy
 from registry.lineage import Lineage
-from registry.policy import GovernancePolicy
 
 __all__ = ["Check", "ValidationReport", "complete_report", "probe_artifact"]
 

@@ -7,7 +7,7 @@ from typing import Any
 from onnx import TensorProto, helper
 
 from gateway.tools import modelzoo
-from registry.policy import GovernancePolicy
+from registry.governance_policy import GovernancePolicy
 from registry.registry import Registry
 
 

@@ -14,7 +14,7 @@ from gateway.governor.feedback import (
     predictions_of,
     segments_of,
 )
-from gateway.governor.policy import FeedbackPolicy
+from gateway.governor.rollout import FeedbackPolicy
 from gateway.serving.routing import Route
 
 CLS = FeedbackPolicy()

@@ -23,10 +23,12 @@ from gateway.governor.decide import (
     candidate_of,
     decide,
 )
-from gateway.governor.policy import CanaryPolicy, ChallengerPolicy, Gates, Mode, Policy
+from gateway.governor.rollout import CanaryPolicy, ChallengerPolicy, Gates, Mode, RolloutPolicy
 
 BOUNDS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, math.inf)
-POLICY = Policy(canary=CanaryPolicy(min_requests=100), gates=Gates(min_requests=20, min_labels=30))
+POLICY = RolloutPolicy(
+    canary=CanaryPolicy(min_requests=100), gates=Gates(min_requests=20, min_labels=30)
+)
 
 
 def traffic(requests: int, errors: int = 0, bucket: int = 1) -> Traffic:

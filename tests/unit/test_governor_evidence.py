@@ -18,7 +18,7 @@ from gateway.governor.evidence import (
 )
 from gateway.governor.feedback import FeedbackStore
 from gateway.governor.loop import restore_target
-from gateway.governor.policy import FeedbackPolicy
+from gateway.governor.rollout import FeedbackPolicy
 from gateway.governor.sources import (
     DriftEvidence,
     FeedbackEvidence,

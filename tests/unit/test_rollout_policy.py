@@ -1,10 +1,10 @@
-"""Policy TOML: defaults, every section parsed, and refusals that name the bad key."""
+"""RolloutPolicy TOML: defaults, every section parsed, and refusals that name the bad key."""
 
 from __future__ import annotations
 
 import pytest
 
-from gateway.governor.policy import Mode, Policy, PolicyError, parse_policy
+from gateway.governor.rollout import Mode, RolloutPolicy, RolloutPolicyError, parse_rollout_policy
 
 FULL = """
 mode = "dry-run"
@@ -48,11 +48,11 @@ segment_feature = "x:2"
 
 
 def test_empty_policy_is_the_defaults() -> None:
-    assert parse_policy("") == Policy()
+    assert parse_rollout_policy("") == RolloutPolicy()
 
 
 def test_every_key_is_read() -> None:
-    p = parse_policy(FULL)
+    p = parse_rollout_policy(FULL)
     assert p.mode is Mode.DRY_RUN and p.require_approval
     assert p.canary.steps == (1.0, 20.0, 60.0)
     assert (p.canary.interval_s, p.canary.min_requests, p.canary.min_labels) == (0.5, 10, 5)
@@ -92,5 +92,5 @@ def test_every_key_is_read() -> None:
     ],
 )
 def test_bad_policies_are_refused_by_name(text: str, needle: str) -> None:
-    with pytest.raises(PolicyError, match=needle.replace("[", r"\[").replace("]", r"\]")):
-        parse_policy(text)
+    with pytest.raises(RolloutPolicyError, match=needle.replace("[", r"\[").replace("]", r"\]")):
+        parse_rollout_policy(text)

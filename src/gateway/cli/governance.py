@@ -225,7 +225,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
 def cmd_policy(args: argparse.Namespace) -> int:
     from gateway._proto import governance_pb2 as pb
-    from registry.policy import GovernancePolicy
+    from registry.governance_policy import GovernancePolicy
 
     if args.policy_command == "set":
         try:

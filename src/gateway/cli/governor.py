@@ -209,7 +209,7 @@ def _policy_out(args: argparse.Namespace, resp: Any) -> int:
 
 def cmd_policy_set(args: argparse.Namespace) -> int:
     from gateway._proto import governor_pb2 as pb
-    from gateway.governor.policy import PolicyError, parse_policy
+    from gateway.governor.rollout import RolloutPolicyError, parse_rollout_policy
 
     path = Path(args.file)
     try:
@@ -217,8 +217,8 @@ def cmd_policy_set(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise cli.CliError(f"cannot read {path}: {exc.strerror}") from exc
     try:
-        parse_policy(text)  # a clear local message before the round trip
-    except PolicyError as exc:
+        parse_rollout_policy(text)  # a clear local message before the round trip
+    except RolloutPolicyError as exc:
         raise cli.CliError(f"{path}: {exc}") from exc
     req = pb.SetPolicyRequest(model=args.name, toml=text, reason=args.reason or "")
     return _policy_out(args, _call(args, "SetPolicy", req))

@@ -17,7 +17,7 @@ from gateway.governor.decide import Decision
 from gateway.governor.feedback import FeedbackStore
 from gateway.governor.gates import GateStatus
 from gateway.governor.loop import Governor
-from gateway.governor.policy import Mode
+from gateway.governor.rollout import Mode
 from gateway.metrics import GatewayMetrics
 
 __all__ = ["GovernorCollector", "GovernorMetrics"]

@@ -46,7 +46,7 @@ from gateway.governor.evidence import (
     candidate_of,
 )
 from gateway.governor.gates import GateResult, GateStatus, evaluate_gates
-from gateway.governor.policy import Mode, Policy
+from gateway.governor.rollout import Mode, RolloutPolicy
 from gateway.governor.sequential import SequentialResult, always_valid_p
 
 __all__ = [
@@ -188,7 +188,7 @@ def _advanced_weights(snapshot: Snapshot, cand: str, percent: float) -> dict[str
     return weights
 
 
-def decide(policy: Policy, snapshot: Snapshot, state: GovernorState) -> Decision:
+def decide(policy: RolloutPolicy, snapshot: Snapshot, state: GovernorState) -> Decision:
     """What to do with the model's candidate now (see the module docstring)."""
     mode, task = policy.mode, policy.feedback.task
 

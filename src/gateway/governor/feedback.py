@@ -37,7 +37,7 @@ import numpy as np
 
 from gateway.domain import InferRequest, Tensors
 from gateway.governor.evidence import Quality, SegmentCounts
-from gateway.governor.policy import FeedbackPolicy
+from gateway.governor.rollout import FeedbackPolicy
 
 __all__ = ["FeedbackStore", "LabelOutcome", "disparate_impact", "normalise_label"]
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from gateway.governor.evidence import Evidence, VersionSnapshot
 from gateway.governor.feedback import disparate_impact
-from gateway.governor.policy import Policy
+from gateway.governor.rollout import RolloutPolicy
 from gateway.governor.sequential import SequentialResult, compare
 
 __all__ = ["GateResult", "GateStatus", "evaluate_gates"]
@@ -49,7 +49,7 @@ class GateResult:
 
 
 def evaluate_gates(
-    policy: Policy, cand: VersionSnapshot, champ: VersionSnapshot | None
+    policy: RolloutPolicy, cand: VersionSnapshot, champ: VersionSnapshot | None
 ) -> tuple[tuple[GateResult, ...], SequentialResult | None]:
     g, task = policy.gates, policy.feedback.task
     out: list[GateResult] = []

@@ -51,7 +51,7 @@ from gateway.concurrency import run_blocking
 from gateway.governor.decide import Decision, DecisionKind, GovernorState, decide
 from gateway.governor.evidence import Evidence, Snapshot, VersionSnapshot, candidate_of
 from gateway.governor.feedback import FeedbackStore
-from gateway.governor.policy import Mode, Policy, PolicyError, parse_policy
+from gateway.governor.rollout import Mode, RolloutPolicy, RolloutPolicyError, parse_rollout_policy
 from gateway.governor.sources import EvidenceSource
 from registry.deployment import Deployment, Role
 from registry.errors import NotFoundError
@@ -138,7 +138,7 @@ class Governor:
         self.tick_s = tick_s
         self._clock = clock
         self._on_decision = on_decision
-        self._parsed: dict[tuple[str, int], Policy] = {}
+        self._parsed: dict[tuple[str, int], RolloutPolicy] = {}
         self._windows: dict[str, _Window] = {}
         self._due: dict[str, float] = {}
         self.is_leader = False
@@ -173,7 +173,7 @@ class Governor:
     async def tick(self) -> list[Decision]:
         """One pass over every governed model; returns the decisions made."""
         records = await run_blocking(self._io, self._store.policies)
-        policies: dict[str, tuple[int, Policy]] = {}
+        policies: dict[str, tuple[int, RolloutPolicy]] = {}
         for model, rec in records.items():
             policy = self._parse(model, rec.version, rec.toml)
             if policy is not None:
@@ -206,12 +206,12 @@ class Governor:
                 decisions.append(decision)
         return decisions
 
-    def _parse(self, model: str, version: int, toml: str) -> Policy | None:
+    def _parse(self, model: str, version: int, toml: str) -> RolloutPolicy | None:
         key = (model, version)
         if key not in self._parsed:
             try:
-                self._parsed[key] = parse_policy(toml)
-            except PolicyError as exc:
+                self._parsed[key] = parse_rollout_policy(toml)
+            except RolloutPolicyError as exc:
                 log.error("governor: policy %d of %s is invalid (%s); ignored", version, model, exc)
                 return None
         return self._parsed[key]
@@ -245,7 +245,9 @@ class Governor:
             versions[v] = replace(vs, evidence=ev)
         return Snapshot(dep.model, dep.revision, versions)
 
-    async def _evaluate(self, model: str, policy_version: int, policy: Policy) -> Decision | None:
+    async def _evaluate(
+        self, model: str, policy_version: int, policy: RolloutPolicy
+    ) -> Decision | None:
         record = await run_blocking(self._io, self._store.get_state, model)
         state = GovernorState.from_dict(record.state) if record is not None else GovernorState()
         mode = Mode.PAUSED if record is not None and record.paused else policy.mode

@@ -1,7 +1,12 @@
-"""A model's governor policy: what the governor may do, when, and on what evidence.
+"""A model's rollout policy: what the governor may do, when, and on what evidence.
 
-Policies are TOML documents stored (versioned, audited) in the registry and parsed here
-into frozen dataclasses; :func:`parse_policy` names every unknown key and out-of-range
+Not to be confused with the registry's *governance* policy
+(:class:`registry.governance_policy.GovernancePolicy`: approvals, required metadata,
+retention), which is one fleet-wide rulebook for people; a rollout policy is per model and
+drives the governor's traffic moves.
+
+Rollout policies are TOML documents stored (versioned, audited) in the registry and parsed here
+into frozen dataclasses; :func:`parse_rollout_policy` names every unknown key and out-of-range
 value, so a bad policy is refused at ``policy set`` rather than misread later. Pure: no
 grpc, no SQLAlchemy.
 
@@ -62,13 +67,13 @@ __all__ = [
     "FeedbackPolicy",
     "Gates",
     "Mode",
-    "Policy",
-    "PolicyError",
-    "parse_policy",
+    "RolloutPolicy",
+    "RolloutPolicyError",
+    "parse_rollout_policy",
 ]
 
 
-class PolicyError(ValueError):
+class RolloutPolicyError(ValueError):
     """A policy document is malformed; the message names the key."""
 
 
@@ -145,7 +150,9 @@ class FeedbackPolicy:
 
 
 @dataclass(frozen=True)
-class Policy:
+class RolloutPolicy:
+    """One model's rollout policy, as parsed by :func:`parse_rollout_policy`."""
+
     mode: Mode = Mode.ENFORCE
     require_approval: bool = False
     canary: CanaryPolicy = field(default_factory=CanaryPolicy)
@@ -172,37 +179,37 @@ class Policy:
 
 def _number(where: str, value: Any, *, lo: float, hi: float = math.inf) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise PolicyError(f"{where}: expected a number, got {value!r}")
+        raise RolloutPolicyError(f"{where}: expected a number, got {value!r}")
     if not (math.isfinite(value) and lo <= value <= hi):
-        raise PolicyError(f"{where}: {value!r} is outside [{lo:g}, {hi:g}]")
+        raise RolloutPolicyError(f"{where}: {value!r} is outside [{lo:g}, {hi:g}]")
     return float(value)
 
 
 def _count(where: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise PolicyError(f"{where}: expected a whole number >= 0, got {value!r}")
+        raise RolloutPolicyError(f"{where}: expected a whole number >= 0, got {value!r}")
     return value
 
 
 def _flag(where: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise PolicyError(f"{where}: expected true or false, got {value!r}")
+        raise RolloutPolicyError(f"{where}: expected true or false, got {value!r}")
     return value
 
 
 def _text(where: str, value: Any) -> str:
     if not isinstance(value, str):
-        raise PolicyError(f"{where}: expected a string, got {value!r}")
+        raise RolloutPolicyError(f"{where}: expected a string, got {value!r}")
     return value
 
 
 def _table(doc: Mapping[str, Any], name: str, allowed: set[str]) -> dict[str, Any]:
     table = doc.get(name, {})
     if not isinstance(table, dict):
-        raise PolicyError(f"[{name}] must be a table")
+        raise RolloutPolicyError(f"[{name}] must be a table")
     unknown = sorted(set(table) - allowed)
     if unknown:
-        raise PolicyError(f"[{name}]: unknown key(s) {', '.join(unknown)}")
+        raise RolloutPolicyError(f"[{name}]: unknown key(s) {', '.join(unknown)}")
     return table
 
 
@@ -218,10 +225,12 @@ def _canary(doc: Mapping[str, Any]) -> CanaryPolicy:
     d = CanaryPolicy()
     steps = t.get("steps", list(d.steps))
     if not isinstance(steps, list) or not steps:
-        raise PolicyError("canary.steps: expected a non-empty list of percentages")
+        raise RolloutPolicyError("canary.steps: expected a non-empty list of percentages")
     parsed = tuple(_number("canary.steps", s, lo=0.0, hi=100.0) for s in steps)
     if any(s <= 0 or s >= 100 for s in parsed) or list(parsed) != sorted(set(parsed)):
-        raise PolicyError("canary.steps: percentages must be strictly ascending, in (0, 100)")
+        raise RolloutPolicyError(
+            "canary.steps: percentages must be strictly ascending, in (0, 100)"
+        )
     interval = _number("canary.interval_s", t.get("interval_s", d.interval_s), lo=0.01)
     return CanaryPolicy(
         steps=parsed,
@@ -241,13 +250,15 @@ def _gates(doc: Mapping[str, Any]) -> Gates:
     drifted = t.get("max_drifted_features", d.max_drifted_features)
     hard = t.get("hard", sorted(d.hard))
     if not isinstance(hard, list) or not all(isinstance(h, str) for h in hard):
-        raise PolicyError("gates.hard: expected a list of gate names")
+        raise RolloutPolicyError("gates.hard: expected a list of gate names")
     unknown = sorted(set(hard) - set(GATE_NAMES))
     if unknown:
-        raise PolicyError(f"gates.hard: unknown gate(s) {unknown}; gates: {list(GATE_NAMES)}")
+        raise RolloutPolicyError(
+            f"gates.hard: unknown gate(s) {unknown}; gates: {list(GATE_NAMES)}"
+        )
     soft = _count("gates.soft_failures", t.get("soft_failures", d.soft_failures))
     if soft < 1:
-        raise PolicyError("gates.soft_failures: must be >= 1")
+        raise RolloutPolicyError("gates.soft_failures: must be >= 1")
     return Gates(
         max_error_rate=opt("max_error_rate", 0.0, 1.0),
         max_error_rate_delta=opt("max_error_rate_delta", 0.0, 1.0),
@@ -286,7 +297,9 @@ def _feedback(doc: Mapping[str, Any]) -> FeedbackPolicy:
     d = FeedbackPolicy()
     task = _text("feedback.task", t.get("task", d.task))
     if task not in ("classification", "regression"):
-        raise PolicyError(f"feedback.task: expected classification or regression, got {task!r}")
+        raise RolloutPolicyError(
+            f"feedback.task: expected classification or regression, got {task!r}"
+        )
     positive = t.get("positive", d.positive)
     if isinstance(positive, int) and not isinstance(positive, bool):
         positive = str(positive)  # `positive = 1` means the class "1"
@@ -303,31 +316,31 @@ def _feedback(doc: Mapping[str, Any]) -> FeedbackPolicy:
     try:
         policy.segment_column  # noqa: B018 - validates "name:column"
     except ValueError:
-        raise PolicyError(
+        raise RolloutPolicyError(
             "feedback.segment_feature: expected INPUT or INPUT:COLUMN, "
             f"got {policy.segment_feature!r}"
         ) from None
     return policy
 
 
-def parse_policy(text: str) -> Policy:
-    """Parse and validate a TOML policy; raise :class:`PolicyError` naming what is wrong."""
+def parse_rollout_policy(text: str) -> RolloutPolicy:
+    """Parse and validate a TOML policy; raise :class:`RolloutPolicyError` naming what is wrong."""
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise PolicyError(f"not valid TOML: {exc}") from exc
+        raise RolloutPolicyError(f"not valid TOML: {exc}") from exc
     top = {"mode", "require_approval", "canary", "gates", "challenger", "feedback"}
     unknown = sorted(set(doc) - top)
     if unknown:
-        raise PolicyError(f"unknown key(s) {', '.join(unknown)}; expected {sorted(top)}")
+        raise RolloutPolicyError(f"unknown key(s) {', '.join(unknown)}; expected {sorted(top)}")
     mode = _text("mode", doc.get("mode", Mode.ENFORCE.value))
     try:
         parsed_mode = Mode(mode)
     except ValueError:
-        raise PolicyError(
+        raise RolloutPolicyError(
             f"mode: expected one of {[m.value for m in Mode]}, got {mode!r}"
         ) from None
-    return Policy(
+    return RolloutPolicy(
         mode=parsed_mode,
         require_approval=_flag("require_approval", doc.get("require_approval", False)),
         canary=_canary(doc),

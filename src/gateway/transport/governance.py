@@ -22,8 +22,8 @@ from gateway.errors import InvalidArgument
 from gateway.transport.auth import principal
 from gateway.transport.roles import principal_role
 from registry.governance import ApprovalRecord
+from registry.governance_policy import GovernancePolicy
 from registry.history import parse_instant
-from registry.policy import GovernancePolicy
 from registry.registry import Registry
 from registry.validation import ValidationReport
 

@@ -26,7 +26,7 @@ from gateway._proto import governor_pb2_grpc as pb_grpc
 from gateway.concurrency import run_blocking
 from gateway.errors import InvalidArgument
 from gateway.governor.feedback import FeedbackStore, LabelOutcome
-from gateway.governor.policy import PolicyError, parse_policy
+from gateway.governor.rollout import RolloutPolicyError, parse_rollout_policy
 from gateway.transport.auth import principal, requires_token
 from gateway.transport.status import grpc_errors
 from registry.errors import NotFoundError
@@ -132,7 +132,7 @@ class GovernorServicer(pb_grpc.GovernorServiceServicer):
             policy_rec = self._store.get_policy(model)
         except NotFoundError:
             policy_rec = None
-        policy = parse_policy(policy_rec.toml) if policy_rec is not None else None
+        policy = parse_rollout_policy(policy_rec.toml) if policy_rec is not None else None
         holder, _ = self._store.leader()
         out = pb.StatusResponse(model=model, leader=holder)
         if policy is not None and policy_rec is not None:
@@ -219,8 +219,8 @@ class GovernorServicer(pb_grpc.GovernorServiceServicer):
     async def SetPolicy(self, request: pb.SetPolicyRequest, context: Context) -> pb.PolicyResponse:
         model = self._model(request.model)
         try:
-            policy = parse_policy(request.toml)
-        except PolicyError as exc:
+            policy = parse_rollout_policy(request.toml)
+        except RolloutPolicyError as exc:
             raise InvalidArgument(f"policy: {exc}") from None
         rec = await run_blocking(
             self._io,
@@ -250,5 +250,5 @@ class GovernorServicer(pb_grpc.GovernorServiceServicer):
             toml=rec.toml,
             created_at=rec.created_at.isoformat(),
             actor=rec.actor,
-            effective_json=json.dumps(parse_policy(rec.toml).to_dict(), sort_keys=True),
+            effective_json=json.dumps(parse_rollout_policy(rec.toml).to_dict(), sort_keys=True),
         )

@@ -165,7 +165,7 @@ class Timeline:
 
 def policy_toml(min_requests: int) -> str:
     return f"""\
-# The demo's governor policy for model "{MODEL}" (format: see gateway/policy.py).
+# The demo's governor rollout policy for model "{MODEL}" (format: see gateway/governor/rollout.py).
 mode = "enforce"
 
 [canary]
