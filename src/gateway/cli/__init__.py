@@ -1,9 +1,15 @@
 """The ``onnxgate`` command line: one parser, one module per command family.
 
-:mod:`gateway.cli.parser` builds the parser and dispatches; the families (registry,
-traffic, governor, governance, audit, monitoring) register their sub-commands on it.
+:mod:`~gateway.cli.parser` builds the parser from the families and dispatches (:func:`main`,
+also ``python -m gateway.cli`` and the ``onnxgate`` script). Families: ``inference`` (serve,
+infer, bench), ``models`` (the registry), ``traffic`` (weights, promote, rollback, shadows),
+``monitoring`` (drift, shadow report), ``governor`` (feedback, governor, rollout policy),
+``governance`` (approvals, governance policy, lineage) and ``audit`` (audit, deployment at,
+retention, db). They share :mod:`~gateway.cli.output` (errors, exit codes, tables,
+``--json``) and :mod:`~gateway.cli.common` (settings, registry, gateway calls), and never
+import the parser.
 """
 
-from gateway.cli.parser import main
+from gateway.cli.parser import build_parser, main
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]

@@ -3,8 +3,8 @@
 ``audit verify`` (exit 1 and the problems when the hash chain is broken), ``audit export
 --since ... --format jsonl`` (hashes included, so the export can be re-verified offline),
 ``audit NAME`` (a table for people), ``deployment at NAME TIME`` (what served then),
-``retention apply [--dry-run]`` and ``db upgrade|status``. Installed by
-:func:`gateway.cli.governance.install`.
+``retention apply [--dry-run]`` and ``db upgrade|status``. Registered by
+:func:`gateway.cli.parser.build_parser`.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway.cli import parser as cli
-from gateway.cli.parser import EXIT_FAILED, EXIT_OK, CliError
+from gateway.cli.common import actor, open_registry, registry_opts, settings
+from gateway.cli.output import EXIT_FAILED, EXIT_OK, CliError, emit, print_table
 
-__all__ = ["cmd_audit", "cmd_db", "cmd_deployment_at", "cmd_retention"]
+__all__ = ["add_commands"]
 
 
 def _detail(e: Any) -> str:
@@ -45,7 +45,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if args.target_name == "export":
         return _audit_export(args)
     subject = args.target_name
-    reg = cli._open_registry(args)
+    reg = open_registry(args)
     try:
         events = reg.audit_events(subject, args.limit or None)
     finally:
@@ -61,12 +61,12 @@ def cmd_audit(args: argparse.Namespace) -> int:
         for e in events
     ]
     header = ("SEQ", "AT (UTC)", "ACTOR", "ACTION", "SUBJECT", "CHANGE", "REASON")
-    cli._emit(args, payload, lambda: cli._print_table(rows, header))
+    emit(args, payload, lambda: print_table(rows, header))
     return EXIT_OK
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
-    reg = cli._open_registry(args)
+    reg = open_registry(args)
     try:
         problems = reg.verify_audit_chain()
         last = reg.audit_events(limit=1)
@@ -83,7 +83,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
         for p in problems:
             print(f"  {p}")
 
-    cli._emit(args, payload, table)
+    emit(args, payload, table)
     return EXIT_OK if not problems else EXIT_FAILED
 
 
@@ -95,7 +95,7 @@ def _audit_export(args: argparse.Namespace) -> int:
         until = parse_instant(args.until) if args.until else None
     except ValueError as exc:
         raise CliError(str(exc)) from exc
-    reg = cli._open_registry(args)
+    reg = open_registry(args)
     try:
         events = reg.governance.audit_export(since, until)
     finally:
@@ -119,7 +119,7 @@ def cmd_deployment_at(args: argparse.Namespace) -> int:
         at = parse_instant(args.when)
     except ValueError as exc:
         raise CliError(str(exc)) from exc
-    reg = cli._open_registry(args)
+    reg = open_registry(args)
     try:
         found = reg.governance.deployment_at(args.name, at)
     finally:
@@ -147,16 +147,16 @@ def cmd_deployment_at(args: argparse.Namespace) -> int:
             (a.version, a.role.value, f"{100 * a.weight / total:.1f}%") for a in dep.arms
         ]
         rows += [(s.version, "shadow", f"{100 * s.fraction:.1f}% mirrored") for s in dep.shadows]
-        cli._print_table(rows, ("VERSION", "ROLE", "TRAFFIC"))
+        print_table(rows, ("VERSION", "ROLE", "TRAFFIC"))
 
-    cli._emit(args, payload, table)
+    emit(args, payload, table)
     return EXIT_OK
 
 
 def cmd_retention(args: argparse.Namespace) -> int:
-    reg = cli._open_registry(args)
+    reg = open_registry(args)
     try:
-        items = reg.governance.retention(apply=not args.dry_run, actor=cli._actor())
+        items = reg.governance.retention(apply=not args.dry_run, actor=actor())
     finally:
         reg.close()
     payload = {"dry_run": args.dry_run, "items": [i.to_dict() for i in items]}
@@ -171,9 +171,9 @@ def cmd_retention(args: argparse.Namespace) -> int:
              i.action, i.artifact, i.reason)
             for i in items
         ]  # fmt: skip
-        cli._print_table(rows, ("MODEL", "VERSION", "RETIRED", "ACTION", "ARTIFACT", "REASON"))
+        print_table(rows, ("MODEL", "VERSION", "RETIRED", "ACTION", "ARTIFACT", "REASON"))
 
-    cli._emit(args, payload, table)
+    emit(args, payload, table)
     return EXIT_OK
 
 
@@ -181,7 +181,7 @@ def cmd_db(args: argparse.Namespace) -> int:
     from registry.schema import make_engine, upgrade_engine
     from registry.schema_check import schema_status
 
-    engine = make_engine(cli._settings(args).registry)
+    engine = make_engine(settings(args).registry)
     try:
         before = schema_status(engine)
         if args.db_command == "upgrade":
@@ -196,5 +196,45 @@ def cmd_db(args: argparse.Namespace) -> int:
         text = f"registry schema at {now}" + (f" (upgraded from {was})" if was != now else "")
     else:
         text = after.describe() + ("" if after.up_to_date else "; run `onnxgate db upgrade`")
-    cli._emit(args, payload, lambda: print(text))
+    emit(args, payload, lambda: print(text))
     return EXIT_OK if after.up_to_date else EXIT_FAILED
+
+
+def add_commands(sub: Any) -> None:
+    """Add ``audit``, ``deployment at``, ``retention apply`` and ``db upgrade|status``."""
+    au = sub.add_parser("audit", help="audit trail: verify | export | NAME[:VERSION]")
+    au.add_argument("target_name", metavar="verify|export|NAME")
+    au.add_argument("--since", help="export: ISO 8601 time (e.g. 2026-03-01T00:00Z)")
+    au.add_argument("--until", help="export: ISO 8601 time, exclusive")
+    au.add_argument("--format", choices=["jsonl"], default="jsonl", help="export format")
+    au.add_argument("--output", metavar="FILE", help="export: write here, not stdout")
+    au.add_argument("--limit", type=int, default=0, help="NAME: most recent N events")
+    registry_opts(au)
+    au.set_defaults(func=cmd_audit)
+
+    dep = sub.add_parser("deployment", help="deployment history").add_subparsers(
+        dest="deployment_command", required=True
+    )
+    at = dep.add_parser("at", help="what served NAME at a time, e.g. 2026-03-03T10:00Z")
+    at.add_argument("name")
+    at.add_argument("when")
+    registry_opts(at)
+    at.set_defaults(func=cmd_deployment_at)
+
+    ret = sub.add_parser("retention", help="delete retired versions past retention")
+    rsub = ret.add_subparsers(dest="retention_command", required=True)
+    ra = rsub.add_parser("apply", help="apply the policy's retention (see --dry-run)")
+    ra.add_argument("--dry-run", action="store_true", help="show what would go; change nothing")
+    registry_opts(ra)
+    ra.set_defaults(func=cmd_retention)
+
+    db = sub.add_parser("db", help="registry database schema").add_subparsers(
+        dest="db_command", required=True
+    )
+    for name, helptext in (
+        ("upgrade", "migrate the registry database to this onnxgate's schema"),
+        ("status", "the schema revision (exit 1 if it needs an upgrade)"),
+    ):
+        p = db.add_parser(name, help=helptext)
+        registry_opts(p)
+        p.set_defaults(func=cmd_db)

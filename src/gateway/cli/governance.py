@@ -1,8 +1,8 @@
-"""Governance commands of the ``onnxgate`` CLI (installed by :func:`install`).
+"""Governance commands of the ``onnxgate`` CLI (registered by :func:`install`).
 
 Reads and maintenance go straight to the registry (``--registry``), like ``models list``:
-``models search|card|approvals|validate|retire`` here, and ``audit verify|export|NAME``,
-``deployment at``, ``retention apply``, ``db upgrade|status`` in :mod:`gateway.cli.audit`.
+``models search|card|approvals|validate|retire`` here (``audit``, ``deployment at``,
+``retention apply`` and ``db`` are :mod:`gateway.cli.audit`).
 Changes that must carry an authenticated identity go through a gateway's GovernanceService
 (``--target``, token from ``ONNXGATE_ADMIN_TOKEN``): ``approve`` (four-eyes compares the
 token's principal with the registrant) and ``governance policy set|show``, ``whoami``.
@@ -15,19 +15,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gateway.cli import parser as cli
-from gateway.cli.audit import cmd_audit, cmd_db, cmd_deployment_at, cmd_retention
-from gateway.cli.parser import EXIT_FAILED, EXIT_OK, CliError
+from gateway.cli.common import (
+    actor,
+    call,
+    client_opts,
+    open_registry,
+    registry_opts,
+    version_dict,
+)
+from gateway.cli.output import EXIT_FAILED, EXIT_OK, CliError, emit, print_table
 
 __all__ = ["install", "lineage_from_args", "revalidate_if_profile_required"]
-
-Opts = Callable[[argparse.ArgumentParser], None]
 
 
 def _ref(ref: str) -> tuple[str, str]:
@@ -99,7 +101,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         metrics = [MetricFilter.parse(m) for m in args.metric or []]
     except InvalidLineage as exc:
         raise CliError(str(exc)) from exc
-    reg = cli._open_registry(args)
+    reg = open_registry(args)
     try:
         found = reg.governance.search(
             model=args.model, tags=tags, metrics=metrics, status=args.status, license=args.license
@@ -123,9 +125,9 @@ def cmd_search(args: argparse.Namespace) -> int:
             )
             for v in found
         ]
-        cli._print_table(rows, ("MODEL", "VERSION", "STATUS", "LICENSE", "METRICS", "TAGS"))
+        print_table(rows, ("MODEL", "VERSION", "STATUS", "LICENSE", "METRICS", "TAGS"))
 
-    cli._emit(args, payload, table)
+    emit(args, payload, table)
     return EXIT_OK
 
 
@@ -133,7 +135,7 @@ def cmd_card(args: argparse.Namespace) -> int:
     from registry.cards import build_card
 
     name, _, version = args.ref.partition(":")
-    reg = cli._open_registry(args)
+    reg = open_registry(args)
     try:
         card = build_card(reg, name, version or None)
     finally:
@@ -149,7 +151,7 @@ def cmd_card(args: argparse.Namespace) -> int:
 
 def cmd_approvals(args: argparse.Namespace) -> int:
     name, _, version = args.ref.partition(":")
-    reg = cli._open_registry(args)
+    reg = open_registry(args)
     try:
         found = reg.governance.approvals(name, version or None)
     finally:
@@ -160,37 +162,35 @@ def cmd_approvals(args: argparse.Namespace) -> int:
         for a in found
     ]  # fmt: skip
     rows = [(a.version, a.approver, a.created_at.isoformat()[:19], a.comment) for a in found]
-    cli._emit(
-        args, payload, lambda: cli._print_table(rows, ("VERSION", "APPROVER", "AT", "COMMENT"))
-    )
+    emit(args, payload, lambda: print_table(rows, ("VERSION", "APPROVER", "AT", "COMMENT")))
     return EXIT_OK
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     name, version = _ref(args.ref)
-    reg = cli._open_registry(args)
+    reg = open_registry(args)
     try:
-        report = reg.governance.validate(name, version, actor=cli._actor())
+        report = reg.governance.validate(name, version, actor=actor())
     finally:
         reg.close()
 
     def table() -> None:
         print(f"{name}:{version} validation {'passed' if report.passed else 'FAILED'}")
         rows = [(c.name, "pass" if c.passed else "FAIL", c.detail) for c in report.checks]
-        cli._print_table(rows, ("CHECK", "RESULT", "DETAIL"))
+        print_table(rows, ("CHECK", "RESULT", "DETAIL"))
 
-    cli._emit(args, report.to_dict(), table)
+    emit(args, report.to_dict(), table)
     return EXIT_OK if report.passed else EXIT_FAILED
 
 
 def cmd_retire(args: argparse.Namespace) -> int:
     name, version = _ref(args.ref)
-    reg = cli._open_registry(args)
+    reg = open_registry(args)
     try:
-        rec = reg.governance.retire(name, version, actor=cli._actor(), reason=args.reason or "")
+        rec = reg.governance.retire(name, version, actor=actor(), reason=args.reason or "")
     finally:
         reg.close()
-    cli._emit(args, cli._version_dict(rec), lambda: print(f"retired {name}:{version}"))
+    emit(args, version_dict(rec), lambda: print(f"retired {name}:{version}"))
     return EXIT_OK
 
 
@@ -200,14 +200,7 @@ def cmd_retire(args: argparse.Namespace) -> int:
 def _governance_call(args: argparse.Namespace, method: str, request: Any) -> Any:
     from gateway._proto import governance_pb2_grpc
 
-    token = os.environ.get("ONNXGATE_ADMIN_TOKEN", "")
-    if not token:
-        raise CliError("set ONNXGATE_ADMIN_TOKEN to your token")
-    with cli._channel(args.target) as channel:
-        stub = governance_pb2_grpc.GovernanceServiceStub(channel)
-        return getattr(stub, method)(
-            request, metadata=(("authorization", f"Bearer {token}"),), timeout=args.timeout
-        )
+    return call(args, governance_pb2_grpc.GovernanceServiceStub, method, request)
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
@@ -219,7 +212,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
     )
     payload = {"model": a.model, "version": a.version, "approver": a.approver,
                "comment": a.comment, "at": a.created_at}  # fmt: skip
-    cli._emit(args, payload, lambda: print(f"{a.approver} approved {a.model}:{a.version}"))
+    emit(args, payload, lambda: print(f"{a.approver} approved {a.model}:{a.version}"))
     return EXIT_OK
 
 
@@ -246,7 +239,7 @@ def cmd_policy(args: argparse.Namespace) -> int:
         for key, value in sorted(doc.items()):
             print(f"{key:22} {json.dumps(value)}")
 
-    cli._emit(args, doc, table)
+    emit(args, doc, table)
     return EXIT_OK
 
 
@@ -255,7 +248,7 @@ def cmd_whoami(args: argparse.Namespace) -> int:
 
     resp = _governance_call(args, "WhoAmI", pb.WhoAmIRequest())
     payload = {"principal": resp.principal, "role": resp.role}
-    cli._emit(args, payload, lambda: print(f"{resp.principal} ({resp.role})"))
+    emit(args, payload, lambda: print(f"{resp.principal} ({resp.role})"))
     return EXIT_OK
 
 
@@ -279,8 +272,6 @@ def install(
     models: Any,
     register: argparse.ArgumentParser,
     traffic_set: argparse.ArgumentParser,
-    registry_opts: Opts,
-    client_opts: Opts,
 ) -> None:
     """Add the governance commands to the ``onnxgate`` parser."""
     _register_flags(register)
@@ -319,43 +310,6 @@ def install(
     ap.add_argument("--comment")
     client_opts(ap)
     ap.set_defaults(func=cmd_approve)
-
-    au = sub.add_parser("audit", help="audit trail: verify | export | NAME[:VERSION]")
-    au.add_argument("target_name", metavar="verify|export|NAME")
-    au.add_argument("--since", help="export: ISO 8601 time (e.g. 2026-03-01T00:00Z)")
-    au.add_argument("--until", help="export: ISO 8601 time, exclusive")
-    au.add_argument("--format", choices=["jsonl"], default="jsonl", help="export format")
-    au.add_argument("--output", metavar="FILE", help="export: write here, not stdout")
-    au.add_argument("--limit", type=int, default=0, help="NAME: most recent N events")
-    registry_opts(au)
-    au.set_defaults(func=cmd_audit)
-
-    dep = sub.add_parser("deployment", help="deployment history").add_subparsers(
-        dest="deployment_command", required=True
-    )
-    at = dep.add_parser("at", help="what served NAME at a time, e.g. 2026-03-03T10:00Z")
-    at.add_argument("name")
-    at.add_argument("when")
-    registry_opts(at)
-    at.set_defaults(func=cmd_deployment_at)
-
-    ret = sub.add_parser("retention", help="delete retired versions past retention")
-    rsub = ret.add_subparsers(dest="retention_command", required=True)
-    ra = rsub.add_parser("apply", help="apply the policy's retention (see --dry-run)")
-    ra.add_argument("--dry-run", action="store_true", help="show what would go; change nothing")
-    registry_opts(ra)
-    ra.set_defaults(func=cmd_retention)
-
-    db = sub.add_parser("db", help="registry database schema").add_subparsers(
-        dest="db_command", required=True
-    )
-    for name, helptext in (
-        ("upgrade", "migrate the registry database to this onnxgate's schema"),
-        ("status", "the schema revision (exit 1 if it needs an upgrade)"),
-    ):
-        p = db.add_parser(name, help=helptext)
-        registry_opts(p)
-        p.set_defaults(func=cmd_db)
 
     gov = sub.add_parser("governance", help="registry governance policy, your role")
     gsub = gov.add_subparsers(dest="governance_command", required=True)

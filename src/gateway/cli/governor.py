@@ -6,7 +6,7 @@ token (``ONNXGATE_ADMIN_TOKEN``); ``feedback`` sends ``ONNXGATE_PREDICT_TOKEN`` 
 
 ``feedback NAME --file labels.csv`` reads ``id,label`` rows (an optional header; a third
 column ``row`` addresses one row of a batched request) and sends them in batches.
-Registered from :func:`gateway.cli.parser.build_parser`.
+Registered by :func:`gateway.cli.parser.build_parser`.
 """
 
 from __future__ import annotations
@@ -14,29 +14,22 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from gateway.cli import parser as cli
+from gateway.cli.common import PREDICT_TOKEN_ENV, call, client_opts, token_metadata
+from gateway.cli.output import EXIT_OK, CliError, emit, print_table
 
 __all__ = ["add_commands", "read_labels"]
 
 
 def _call(args: argparse.Namespace, method: str, request: Any, *, predict: bool = False) -> Any:
-    import grpc
-
+    """A GovernorService call: admin token, or for ``predict`` the predict token if any."""
     from gateway._proto import governor_pb2_grpc
 
-    env = "ONNXGATE_PREDICT_TOKEN" if predict else "ONNXGATE_ADMIN_TOKEN"
-    token = os.environ.get(env, "")
-    if not token and not predict:
-        raise cli.CliError("set ONNXGATE_ADMIN_TOKEN to an admin token")
-    metadata = (("authorization", f"Bearer {token}"),) if token else ()
-    with grpc.insecure_channel(args.target) as channel:
-        stub = governor_pb2_grpc.GovernorServiceStub(channel)
-        return getattr(stub, method)(request, metadata=metadata, timeout=args.timeout)
+    metadata = token_metadata(PREDICT_TOKEN_ENV, required=False) if predict else None
+    return call(args, governor_pb2_grpc.GovernorServiceStub, method, request, metadata=metadata)
 
 
 def read_labels(path: Path) -> Iterator[tuple[str, str, int]]:
@@ -49,15 +42,13 @@ def read_labels(path: Path) -> Iterator[tuple[str, str, int]]:
                 if n == 1 and rec[0].strip().lower() in ("id", "request_id"):
                     continue
                 if len(rec) not in (2, 3):
-                    raise cli.CliError(
-                        f"{path}:{n}: expected id,label[,row], got {len(rec)} fields"
-                    )
+                    raise CliError(f"{path}:{n}: expected id,label[,row], got {len(rec)} fields")
                 row = rec[2].strip() if len(rec) == 3 else "0"
                 if not row.isdigit():
-                    raise cli.CliError(f"{path}:{n}: row {row!r} is not a whole number")
+                    raise CliError(f"{path}:{n}: row {row!r} is not a whole number")
                 yield rec[0].strip(), rec[1].strip(), int(row)
     except OSError as exc:
-        raise cli.CliError(f"cannot read {path}: {exc.strerror}") from exc
+        raise CliError(f"cannot read {path}: {exc.strerror}") from exc
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:
@@ -80,8 +71,8 @@ def cmd_feedback(args: argparse.Namespace) -> int:
             send()
     if batch:
         send()
-    cli._emit(args, totals, lambda: print(", ".join(f"{k} {v}" for k, v in totals.items())))
-    return cli.EXIT_OK
+    emit(args, totals, lambda: print(", ".join(f"{k} {v}" for k, v in totals.items())))
+    return EXIT_OK
 
 
 def _status_payload(resp: Any) -> dict[str, Any]:
@@ -152,12 +143,10 @@ def _status_out(args: argparse.Namespace, resp: Any) -> int:
             for g in payload["gates"]
         ]
         if rows:
-            cli._print_table(
-                rows, ("GATE", "VERSION", "VALUE", "PASSES IF", "STATUS", "KIND", "DETAIL")
-            )
+            print_table(rows, ("GATE", "VERSION", "VALUE", "PASSES IF", "STATUS", "KIND", "DETAIL"))
 
-    cli._emit(args, payload, table)
-    return cli.EXIT_OK
+    emit(args, payload, table)
+    return EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -203,8 +192,8 @@ def _policy_out(args: argparse.Namespace, resp: Any) -> int:
         print(f"# policy v{resp.version} of {resp.model}, set {resp.created_at} by {resp.actor}")
         print(resp.toml.rstrip())
 
-    cli._emit(args, payload, table)
-    return cli.EXIT_OK
+    emit(args, payload, table)
+    return EXIT_OK
 
 
 def cmd_policy_set(args: argparse.Namespace) -> int:
@@ -215,11 +204,11 @@ def cmd_policy_set(args: argparse.Namespace) -> int:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise cli.CliError(f"cannot read {path}: {exc.strerror}") from exc
+        raise CliError(f"cannot read {path}: {exc.strerror}") from exc
     try:
         parse_rollout_policy(text)  # a clear local message before the round trip
     except RolloutPolicyError as exc:
-        raise cli.CliError(f"{path}: {exc}") from exc
+        raise CliError(f"{path}: {exc}") from exc
     req = pb.SetPolicyRequest(model=args.name, toml=text, reason=args.reason or "")
     return _policy_out(args, _call(args, "SetPolicy", req))
 
@@ -231,7 +220,7 @@ def cmd_policy_show(args: argparse.Namespace) -> int:
     return _policy_out(args, _call(args, "GetPolicy", req))
 
 
-def add_commands(sub: Any, client_opts: Any) -> None:
+def add_commands(sub: Any) -> None:
     """Add ``feedback``, ``governor`` and ``policy`` to the top-level subcommands."""
     fb = sub.add_parser("feedback", help="send delayed labels (id,label CSV) to a gateway")
     fb.add_argument("name")
@@ -264,7 +253,7 @@ def add_commands(sub: Any, client_opts: Any) -> None:
     client_opts(ap)
     ap.set_defaults(func=cmd_approve)
 
-    pol = sub.add_parser("policy", help="a model's governor policy (TOML)")
+    pol = sub.add_parser("policy", help="a model's governor rollout policy (TOML)")
     psub = pol.add_subparsers(dest="policy_command", required=True)
     ps = psub.add_parser("set", help="validate and store a new policy version")
     ps.add_argument("name")

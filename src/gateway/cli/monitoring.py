@@ -11,14 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from gateway.cli import parser as cli
+from gateway.cli.common import call, client_opts
+from gateway.cli.output import EXIT_OK, CliError, emit, print_table
 
-__all__ = ["add_parsers", "reference_doc"]
+__all__ = ["add_commands", "reference_doc"]
 
 
 # -- reference profiles at registration ---------------------------------------------------
@@ -45,7 +45,7 @@ def reference_doc(
             run=onnx_runner(artifact),
         )
     except ValueError as exc:
-        raise cli.CliError(f"--reference {path}: {exc}") from exc
+        raise CliError(f"--reference {path}: {exc}") from exc
     summary = {"reference": path.name, "profiles": profiles.summary()}
     return profiles.to_doc(), summary
 
@@ -54,18 +54,9 @@ def reference_doc(
 
 
 def _call(args: argparse.Namespace, method: str, request: Any) -> Any:
-    import grpc
-
     from gateway._proto import monitoring_pb2_grpc
 
-    token = os.environ.get("ONNXGATE_ADMIN_TOKEN", "")
-    if not token:
-        raise cli.CliError("set ONNXGATE_ADMIN_TOKEN to an admin token")
-    with grpc.insecure_channel(args.target) as channel:
-        stub = monitoring_pb2_grpc.MonitoringServiceStub(channel)
-        return getattr(stub, method)(
-            request, metadata=(("authorization", f"Bearer {token}"),), timeout=args.timeout
-        )
+    return call(args, monitoring_pb2_grpc.MonitoringServiceStub, method, request)
 
 
 def _finite(value: float) -> float | None:
@@ -175,7 +166,7 @@ def _drift_table(payload: Mapping[str, Any], outputs: bool) -> None:
                 for f in s["features"]
             ]
             header = ("FEATURE", "PSI", "KS", "P", "P_ADJ", "W/STD", "MEAN_SHIFT", "VERDICT")
-            cli._print_table(rows, header)
+            print_table(rows, header)
             print()
 
 
@@ -195,14 +186,14 @@ def cmd_drift(args: argparse.Namespace) -> int:
         try:
             path.write_text(render_html(payload), encoding="utf-8")
         except OSError as exc:
-            raise cli.CliError(f"cannot write {path}: {exc.strerror}") from exc
+            raise CliError(f"cannot write {path}: {exc.strerror}") from exc
     if args.json:
         print(json.dumps(payload, indent=2))
     elif args.html:
         print(f"wrote {args.html}")
     else:
         _drift_table(payload, args.outputs)
-    return cli.EXIT_OK
+    return EXIT_OK
 
 
 def cmd_shadow_report(args: argparse.Namespace) -> int:
@@ -250,20 +241,14 @@ def cmd_shadow_report(args: argparse.Namespace) -> int:
             for c in comparisons
         ]
         header = ("SHADOW", "VS", "CALLS", "ROWS", "AGREE", "MEAN|D|", "MAX|D|", "MS", "ERRORS")
-        cli._print_table(rows, header)
+        print_table(rows, header)
         print(f"dropped (shadow queue full): {resp.dropped}")
 
-    cli._emit(args, payload, table)
-    return cli.EXIT_OK
+    emit(args, payload, table)
+    return EXIT_OK
 
 
-def _client_opts(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("--target", default=os.environ.get("ONNXGATE_TARGET", "localhost:8001"))
-    sp.add_argument("--timeout", type=float, default=30.0)
-    sp.add_argument("--json", action="store_true", help="machine-readable output")
-
-
-def add_parsers(sub: Any, shadow: Any) -> None:
+def add_commands(sub: Any, shadow: Any) -> None:
     """Add ``drift`` to the top-level subcommands and ``report`` under ``shadow``."""
     d = sub.add_parser("drift", help="drift of a model's versions against their reference")
     d.add_argument("name")
@@ -271,9 +256,9 @@ def add_parsers(sub: Any, shadow: Any) -> None:
     d.add_argument("--outputs", action="store_true", help="also show the outputs' drift")
     d.add_argument("--html", metavar="FILE", help="write an HTML report with histograms")
     d.add_argument("--cached", action="store_true", help="last report; do not recompute")
-    _client_opts(d)
+    client_opts(d)
     d.set_defaults(func=cmd_drift)
     r = shadow.add_parser("report", help="shadow versions compared with what served")
     r.add_argument("name")
-    _client_opts(r)
+    client_opts(r)
     r.set_defaults(func=cmd_shadow_report)

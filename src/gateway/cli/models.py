@@ -1,0 +1,147 @@
+"""``onnxgate models register|list|show``: the model registry, opened directly.
+
+These commands need no gateway: they open the registry the settings name. The governance
+family adds ``models search|card|approvals|validate|retire`` and the lineage flags of
+``register`` (:mod:`gateway.cli.governance`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from gateway.cli.common import actor, open_registry, registry_opts, version_dict
+from gateway.cli.governance import lineage_from_args, revalidate_if_profile_required
+from gateway.cli.monitoring import reference_doc
+from gateway.cli.output import EXIT_OK, CliError, emit, print_table
+
+__all__ = ["add_commands"]
+
+
+def cmd_models_register(args: argparse.Namespace) -> int:
+    meta: dict[str, str] = {}
+    for item in args.meta or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CliError(f"--meta {item!r}: expected key=value")
+        meta[key] = value
+    path = Path(args.file)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}") from exc
+    profile = None
+    if getattr(args, "reference", None):
+        profile = reference_doc(Path(args.reference), data, meta)
+    reg = open_registry(args)
+    try:
+        rec = reg.register_version(
+            args.name,
+            data,
+            version=args.version,
+            description=args.description or "",
+            owner=args.owner or "",
+            metadata=meta,
+            actor=actor(),
+            force=args.force,
+            lineage=lineage_from_args(args),
+        )
+        if profile is not None:
+            doc, summary = profile
+            reg.set_profile(
+                rec.model, rec.version, doc, source="reference", actor=actor(), summary=summary
+            )
+            rec = revalidate_if_profile_required(reg, rec, actor())
+    finally:
+        reg.close()
+    emit(
+        args,
+        version_dict(rec),
+        lambda: print(f"registered {rec.model}:{rec.version} sha256={rec.sha256[:16]}…"),
+    )
+    return EXIT_OK
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    reg = open_registry(args)
+    try:
+        models = reg.list_models()
+    finally:
+        reg.close()
+    payload = [
+        {
+            "name": m.name,
+            "versions": list(m.versions),
+            "champion": m.champion,
+            "revision": m.revision,
+        }
+        for m in models
+    ]
+    emit(
+        args,
+        payload,
+        lambda: print_table(
+            [(m.name, ",".join(m.versions), m.champion or "-", m.revision) for m in models],
+            ("MODEL", "VERSIONS", "CHAMPION", "REVISION"),
+        ),
+    )
+    return EXIT_OK
+
+
+def cmd_models_show(args: argparse.Namespace) -> int:
+    name, _, version = args.ref.partition(":")
+    reg = open_registry(args)
+    try:
+        rec = reg.get_version(name, version or None)
+    finally:
+        reg.close()
+    info = version_dict(rec)
+
+    def table() -> None:
+        for key in (
+            "model",
+            "version",
+            "sha256",
+            "size_bytes",
+            "status",
+            "owner",
+            "description",
+            "created_at",
+            "created_by",
+        ):
+            print(f"{key:12} {info[key]}")
+        for k, v in sorted(rec.metadata.items()):
+            print(f"{'meta':12} {k}={v}")
+        for label, specs in (("input", rec.signature.inputs), ("output", rec.signature.outputs)):
+            for s in specs:
+                print(f"{label:12} {s.name} {s.datatype} {list(s.shape)}")
+
+    emit(args, info, table)
+    return EXIT_OK
+
+
+def add_commands(sub: Any) -> tuple[Any, argparse.ArgumentParser]:
+    """Add ``models``; return its sub-commands and ``models register`` for other families."""
+    models = sub.add_parser("models", help="the model registry").add_subparsers(
+        dest="models_command", required=True
+    )
+    r = models.add_parser("register", help="register a new version of a model")
+    r.add_argument("name")
+    r.add_argument("file")
+    r.add_argument("--version")
+    r.add_argument("--description")
+    r.add_argument("--owner")
+    r.add_argument("--meta", action="append", metavar="KEY=VALUE")
+    r.add_argument("--force", action="store_true", help="accept an incompatible signature")
+    r.add_argument("--reference", metavar="FILE", help="reference sample (.npy/.npz/.csv)")
+    registry_opts(r)
+    r.set_defaults(func=cmd_models_register)
+    ls = models.add_parser("list", help="list models")
+    registry_opts(ls)
+    ls.set_defaults(func=cmd_models_list)
+    sh = models.add_parser("show", help="show one version (NAME or NAME:VERSION)")
+    sh.add_argument("ref")
+    registry_opts(sh)
+    sh.set_defaults(func=cmd_models_show)
+    return models, r

@@ -1,0 +1,206 @@
+"""``onnxgate traffic|promote|rollback|shadow|history``: a model's traffic, via a gateway.
+
+Every command calls the gateway's authenticated ``AdminService`` (``--target``, token from
+``ONNXGATE_ADMIN_TOKEN``); the gateway writes the registry and every replica converges.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from gateway.cli.common import call, client_opts
+from gateway.cli.output import EXIT_OK, CliError, emit, print_table
+
+__all__ = ["add_commands"]
+
+
+def _admin(args: argparse.Namespace, method: str, request: Any) -> Any:
+    from gateway._proto import admin_pb2_grpc
+
+    return call(args, admin_pb2_grpc.AdminServiceStub, method, request)
+
+
+def _deployment_out(args: argparse.Namespace, dep: Any) -> None:
+    total = sum(a.weight for a in dep.arms) or 1.0
+    payload = {
+        "model": dep.model,
+        "revision": dep.revision,
+        "arms": [{"version": a.version, "role": a.role, "weight": a.weight} for a in dep.arms],
+        "shadows": [{"version": s.version, "fraction": s.fraction} for s in dep.shadows],
+        "loaded_versions": list(dep.loaded_versions),
+    }
+
+    def table() -> None:
+        print(f"model {dep.model}  revision {dep.revision}")
+        rows: list[tuple[Any, ...]] = [
+            (a.version, a.role, f"{100 * a.weight / total:.1f}%") for a in dep.arms
+        ]
+        rows += [(s.version, "shadow", f"{100 * s.fraction:.1f}% mirrored") for s in dep.shadows]
+        print_table(rows, ("VERSION", "ROLE", "TRAFFIC"))
+
+    emit(args, payload, table)
+
+
+def cmd_traffic_show(args: argparse.Namespace) -> int:
+    from gateway._proto import admin_pb2 as pb
+
+    resp = _admin(args, "GetDeployment", pb.GetDeploymentRequest(model=args.name))
+    _deployment_out(args, resp.deployment)
+    return EXIT_OK
+
+
+def cmd_traffic_set(args: argparse.Namespace) -> int:
+    from gateway._proto import admin_pb2 as pb
+    from registry.deployment import parse_weights
+    from registry.errors import InvalidDeployment
+
+    try:
+        weights = parse_weights(args.weights)
+    except InvalidDeployment as exc:
+        raise CliError(str(exc)) from exc
+    roles: dict[str, str] = {}
+    for item in args.role or []:
+        version, sep, role = item.partition("=")
+        if not sep:
+            raise CliError(f"--role {item!r}: expected VERSION=ROLE")
+        roles[version] = role
+    resp = _admin(
+        args,
+        "SetWeights",
+        pb.SetWeightsRequest(
+            model=args.name,
+            weights=weights,
+            roles=roles,
+            reason=args.reason or "",
+            expected_revision=getattr(args, "expected_revision", 0) or 0,
+        ),
+    )
+    _deployment_out(args, resp.deployment)
+    return EXIT_OK
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from gateway._proto import admin_pb2 as pb
+
+    req = pb.PromoteRequest(
+        model=args.name, version=args.version, keep_old=args.keep_old, reason=args.reason or ""
+    )
+    _deployment_out(args, _admin(args, "Promote", req).deployment)
+    return EXIT_OK
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from gateway._proto import admin_pb2 as pb
+
+    req = pb.RollbackRequest(model=args.name, reason=args.reason or "")
+    _deployment_out(args, _admin(args, "Rollback", req).deployment)
+    return EXIT_OK
+
+
+def cmd_shadow_add(args: argparse.Namespace) -> int:
+    from gateway._proto import admin_pb2 as pb
+
+    req = pb.AddShadowRequest(
+        model=args.name, version=args.version, fraction=args.fraction, reason=args.reason or ""
+    )
+    _deployment_out(args, _admin(args, "AddShadow", req).deployment)
+    return EXIT_OK
+
+
+def cmd_shadow_remove(args: argparse.Namespace) -> int:
+    from gateway._proto import admin_pb2 as pb
+
+    req = pb.RemoveShadowRequest(model=args.name, version=args.version, reason=args.reason or "")
+    _deployment_out(args, _admin(args, "RemoveShadow", req).deployment)
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from gateway._proto import admin_pb2 as pb
+
+    resp = _admin(args, "ListHistory", pb.ListHistoryRequest(model=args.name, limit=args.limit))
+    payload = [
+        {
+            "revision": e.deployment.revision,
+            "at": e.created_at,
+            "actor": e.actor,
+            "reason": e.reason,
+            "arms": {a.version: [a.role, a.weight] for a in e.deployment.arms},
+            "shadows": {s.version: s.fraction for s in e.deployment.shadows},
+        }
+        for e in resp.entries
+    ]
+
+    def table() -> None:
+        rows = []
+        for e in resp.entries:
+            total = sum(a.weight for a in e.deployment.arms) or 1.0
+            arms = " ".join(
+                f"{a.version}({a.role[:5]})={100 * a.weight / total:.0f}%"
+                for a in e.deployment.arms
+            )
+            shadows = " ".join(f"{s.version}~{s.fraction:g}" for s in e.deployment.shadows)
+            rows.append(
+                (e.deployment.revision, e.created_at[:19], e.actor, arms, shadows, e.reason)
+            )
+        print_table(rows, ("REV", "AT (UTC)", "ACTOR", "ARMS", "SHADOWS", "REASON"))
+
+    emit(args, payload, table)
+    return EXIT_OK
+
+
+def add_commands(sub: Any) -> tuple[Any, argparse.ArgumentParser]:
+    """Add the traffic commands; return ``shadow``'s sub-commands and ``traffic set``."""
+    traffic = sub.add_parser("traffic", help="traffic weights").add_subparsers(
+        dest="traffic_command", required=True
+    )
+    ts = traffic.add_parser("show")
+    ts.add_argument("name")
+    client_opts(ts)
+    ts.set_defaults(func=cmd_traffic_show)
+    tset = traffic.add_parser("set", help="e.g. traffic set NAME v1=90 v2=10 --role v2=canary")
+    tset.add_argument("name")
+    tset.add_argument("weights", nargs="+", metavar="VERSION=WEIGHT")
+    tset.add_argument("--role", action="append", metavar="VERSION=ROLE")
+    tset.add_argument("--reason")
+    client_opts(tset)
+    tset.set_defaults(func=cmd_traffic_set)
+
+    pr = sub.add_parser("promote", help="make VERSION the champion")
+    pr.add_argument("name")
+    pr.add_argument("version")
+    pr.add_argument("--keep-old", action="store_true", help="keep old champion as challenger")
+    pr.add_argument("--reason")
+    client_opts(pr)
+    pr.set_defaults(func=cmd_promote)
+
+    rb = sub.add_parser("rollback", help="restore the previous deployment revision")
+    rb.add_argument("name")
+    rb.add_argument("--reason")
+    client_opts(rb)
+    rb.set_defaults(func=cmd_rollback)
+
+    shadow = sub.add_parser("shadow", help="mirrored traffic").add_subparsers(
+        dest="shadow_command", required=True
+    )
+    sa = shadow.add_parser("add")
+    sa.add_argument("name")
+    sa.add_argument("version")
+    sa.add_argument("--fraction", type=float, default=1.0)
+    sa.add_argument("--reason")
+    client_opts(sa)
+    sa.set_defaults(func=cmd_shadow_add)
+    sr = shadow.add_parser("remove")
+    sr.add_argument("name")
+    sr.add_argument("version")
+    sr.add_argument("--reason")
+    client_opts(sr)
+    sr.set_defaults(func=cmd_shadow_remove)
+
+    hi = sub.add_parser("history", help="deployment history of a model")
+    hi.add_argument("name")
+    hi.add_argument("--limit", type=int, default=0)
+    client_opts(hi)
+    hi.set_defaults(func=cmd_history)
+    return shadow, tset
