@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 StatusName = Literal[
+    "CANCELLED",
     "DEADLINE_EXCEEDED",
     "FAILED_PRECONDITION",
     "INTERNAL",
@@ -49,7 +50,10 @@ StatusName = Literal[
     "UNAUTHENTICATED",
     "UNAVAILABLE",
 ]
-"""The status names an error may carry: members of ``grpc.StatusCode``, by name."""
+"""The status names the gateway reports or counts: members of ``grpc.StatusCode``, by name.
+
+``CANCELLED`` has no error class: no code raises it; the data plane counts a call its client
+abandoned under it."""
 
 
 class GatewayError(Exception):
