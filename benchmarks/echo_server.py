@@ -24,6 +24,7 @@ import onnxruntime as ort
 from gateway._proto import grpc_service_pb2 as pb
 from gateway._proto import grpc_service_pb2_grpc as pb_grpc
 from gateway.transport import converters
+from registry.datatypes import DATATYPE_TO_NUMPY
 from registry.signature import Signature, signature_from_session
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -38,7 +39,7 @@ class EchoModel:
         feeds = {
             s.name: np.zeros(
                 [1 if d == -1 else d for d in s.shape],
-                dtype=converters.DATATYPE_TO_NUMPY[s.datatype],
+                dtype=DATATYPE_TO_NUMPY[s.datatype],
             )
             for s in self.signature.inputs
         }

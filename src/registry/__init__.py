@@ -1,9 +1,9 @@
 """onnxgate's model registry: versions, artifacts, deployments and the audit log.
 
-The pure parts (deployments, signatures, errors) are imported eagerly; the database-backed
-ones (``Registry``, ``ArtifactStore`` and the records) load on first use, so pure code such
-as the gateway's router can import :mod:`registry.deployment` without pulling in
-SQLAlchemy.
+The pure parts (deployments, signatures, the datatype table, errors) are imported eagerly;
+the database-backed ones (``Registry``, ``ArtifactStore`` and the records) load on first use,
+so pure code such as the gateway's router can import :mod:`registry.deployment` without
+pulling in SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -11,6 +11,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from registry.datatypes import (
+    DATATYPE_TO_NUMPY,
+    DATATYPES,
+    ORT_TO_DATATYPE,
+    Datatype,
+    datatype_of_numpy,
+)
 from registry.deployment import Arm, Deployment, Role, Shadow, parse_weights, validate_deployment
 from registry.errors import (
     AlreadyExists,
@@ -39,11 +46,15 @@ if TYPE_CHECKING:
     from registry.store import ArtifactStore
 
 __all__ = [
+    "DATATYPES",
+    "DATATYPE_TO_NUMPY",
+    "ORT_TO_DATATYPE",
     "AlreadyExists",
     "Arm",
     "ArtifactIntegrityError",
     "ArtifactStore",
     "AuditRecord",
+    "Datatype",
     "Deployment",
     "DeploymentRecord",
     "IncompatibleSignature",
@@ -63,6 +74,7 @@ __all__ = [
     "StaleRevision",
     "TensorSpec",
     "VersionRecord",
+    "datatype_of_numpy",
     "parse_weights",
     "validate_deployment",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from registry.datatypes import DATATYPES, ORT_TO_DATATYPE
 from registry.errors import InvalidArtifact
 
 if TYPE_CHECKING:
@@ -23,27 +24,6 @@ __all__ = [
     "signature_from_bytes",
     "signature_from_session",
 ]
-
-# onnxruntime's element type strings -> Open Inference Protocol datatypes.
-_ORT_TO_OIP: dict[str, str] = {
-    "tensor(float)": "FP32",
-    "tensor(double)": "FP64",
-    "tensor(float16)": "FP16",
-    "tensor(bfloat16)": "BF16",
-    "tensor(int8)": "INT8",
-    "tensor(int16)": "INT16",
-    "tensor(int32)": "INT32",
-    "tensor(int64)": "INT64",
-    "tensor(uint8)": "UINT8",
-    "tensor(uint16)": "UINT16",
-    "tensor(uint32)": "UINT32",
-    "tensor(uint64)": "UINT64",
-    "tensor(bool)": "BOOL",
-    "tensor(string)": "BYTES",
-}
-
-DATATYPES: frozenset[str] = frozenset(_ORT_TO_OIP.values())
-"""Every OIP datatype a :class:`TensorSpec` may carry."""
 
 # NOTE: errors from onnxruntime can quote large parts of a malformed graph; cap them.
 _MAX_REASON = 300
@@ -98,10 +78,18 @@ def _dim(value: object) -> int:
 
 
 def _spec(arg: Any, kind: str) -> TensorSpec:
-    datatype = _ORT_TO_OIP.get(arg.type)
+    datatype = ORT_TO_DATATYPE.get(arg.type)
     if datatype is None:
         raise InvalidArtifact(f"{kind} {arg.name!r} has unsupported type {arg.type!r}")
-    return TensorSpec(name=arg.name, datatype=datatype, shape=tuple(_dim(d) for d in arg.shape))
+    if not datatype.servable:
+        # NOTE: see registry.datatypes: no numpy form, so no request could ever be served.
+        raise InvalidArtifact(
+            f"{kind} {arg.name!r} is {datatype.name} ({arg.type}), which onnxgate cannot "
+            f"serve: numpy and onnxruntime's Python API have no {datatype.name} arrays; "
+            "cast to FP32 or FP16 at the graph's inputs and outputs (inside is fine)"
+        )
+    shape = tuple(_dim(d) for d in arg.shape)
+    return TensorSpec(name=arg.name, datatype=datatype.name, shape=shape)
 
 
 def signature_from_session(session: onnxruntime.InferenceSession) -> Signature:

@@ -26,28 +26,13 @@ from typing import Any
 
 import numpy as np
 
+from registry.datatypes import ORT_TO_DATATYPE
 from registry.governance_policy import GovernancePolicy
 from registry.lineage import Lineage
 
 __all__ = ["Check", "ValidationReport", "complete_report", "probe_artifact"]
 
 _MAX_DETAIL = 200
-
-_ORT_DTYPES: dict[str, Any] = {
-    "tensor(float)": np.float32,
-    "tensor(double)": np.float64,
-    "tensor(float16)": np.float16,
-    "tensor(int8)": np.int8,
-    "tensor(int16)": np.int16,
-    "tensor(int32)": np.int32,
-    "tensor(int64)": np.int64,
-    "tensor(uint8)": np.uint8,
-    "tensor(uint16)": np.uint16,
-    "tensor(uint32)": np.uint32,
-    "tensor(uint64)": np.uint64,
-    "tensor(bool)": np.bool_,
-    "tensor(string)": np.object_,
-}
 
 
 @dataclass(frozen=True)
@@ -102,16 +87,17 @@ def _sample(inputs: Sequence[Any], rng: np.random.Generator | None) -> dict[str,
     """One row per input: zeros when ``rng`` is None, else seeded random values."""
     feeds: dict[str, Any] = {}
     for spec in inputs:
-        dtype = _ORT_DTYPES.get(spec.type)
+        row = ORT_TO_DATATYPE.get(spec.type)
+        dtype = None if row is None else row.numpy
         if dtype is None:
             raise TypeError(f"input {spec.name!r} has type {spec.type}, which has no sample")
         # Symbolic or unknown dimensions (batch, sequence length) get size 1.
         shape = tuple(d if isinstance(d, int) and d > 0 else 1 for d in spec.shape)
-        if dtype is np.object_:
+        if dtype.kind == "O":
             value = np.full(shape, "" if rng is None else "a", dtype=object)
         elif rng is None:
             value = np.zeros(shape, dtype=dtype)
-        elif dtype is np.bool_:
+        elif dtype.kind == "b":
             value = rng.random(shape) < 0.5
         elif np.issubdtype(dtype, np.integer):
             value = rng.integers(0, 3, size=shape).astype(dtype)

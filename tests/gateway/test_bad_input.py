@@ -272,3 +272,20 @@ def test_model_failing_warm_up_registered_while_serving(registry, make_gateway):
         lambda: gw.stub().ModelReady(pb.ModelReadyRequest(name="other"), timeout=10).ready
     )
     _assert_broken_is_isolated(gw, registry)
+
+
+def test_bf16_model_is_refused_at_registration(registry):
+    from onnx import TensorProto, helper
+
+    from registry.errors import InvalidArtifact
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "bf16",
+        [helper.make_tensor_value_info("x", TensorProto.BFLOAT16, ["N", 2])],
+        [helper.make_tensor_value_info("y", TensorProto.BFLOAT16, ["N", 2])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    with pytest.raises(InvalidArtifact, match="BF16"):
+        registry.register_version("bf", model.SerializeToString(), actor="test")
+    assert not registry.list_models()

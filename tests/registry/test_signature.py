@@ -108,3 +108,45 @@ def test_extra_output_is_compatible() -> None:
         [TensorSpec("y", "FP32", (-1, 2)), TensorSpec("extra", "FP32", (-1,))],
     )
     assert incompatibilities(current, new) == []
+
+
+def _bf16_model(*, at_the_edge: bool) -> bytes:
+    """Identity over BF16 (``at_the_edge``), else FP32 in and out with BF16 inside."""
+    import onnx
+    from onnx import helper
+
+    if at_the_edge:
+        nodes = [helper.make_node("Identity", ["x"], ["y"])]
+        elem = TensorProto.BFLOAT16
+    else:
+        nodes = [
+            helper.make_node("Cast", ["x"], ["h"], to=TensorProto.BFLOAT16),
+            helper.make_node("Cast", ["h"], ["y"], to=TensorProto.FLOAT),
+        ]
+        elem = TensorProto.FLOAT
+    graph = helper.make_graph(
+        nodes,
+        "bf16",
+        [helper.make_tensor_value_info("x", elem, ["N", 2])],
+        [helper.make_tensor_value_info("y", elem, ["N", 2])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def test_bf16_at_the_graph_edge_is_refused_with_the_way_out() -> None:
+    # No numpy form: accepting it would only fail later, at load, with no clear reason.
+    with pytest.raises(InvalidArtifact, match=r"input 'x' is BF16.*cast to FP32 or FP16"):
+        signature_from_bytes(_bf16_model(at_the_edge=True))
+
+
+def test_bf16_inside_the_graph_is_fine() -> None:
+    sig = signature_from_bytes(_bf16_model(at_the_edge=False))
+    assert [t.datatype for t in sig.inputs + sig.outputs] == ["FP32", "FP32"]
+
+
+def test_stored_bf16_signature_still_reads() -> None:
+    # Versions registered before BF16 was refused keep a readable record.
+    doc = {"inputs": [{"name": "x", "datatype": "BF16", "shape": [-1]}], "outputs": []}
+    assert Signature.from_dict(doc).inputs[0].datatype == "BF16"

@@ -26,7 +26,7 @@ import numpy.typing as npt
 from gateway.domain import Tensors
 from gateway.monitoring.layout import FeatureLayout
 from gateway.monitoring.profiles import Profile, build_profile
-from gateway.transport.converters import DATATYPE_TO_NUMPY
+from registry.datatypes import DATATYPE_TO_NUMPY
 from registry.signature import Signature
 
 __all__ = [

@@ -16,7 +16,7 @@ import onnxruntime as ort
 
 from gateway.domain import Tensors
 from gateway.errors import InvalidArgument
-from gateway.transport.converters import DATATYPE_TO_NUMPY
+from registry.datatypes import DATATYPE_TO_NUMPY
 from registry.signature import Signature, TensorSpec, signature_from_session
 
 __all__ = ["LoadedVersion", "VersionStats", "resolve_providers"]

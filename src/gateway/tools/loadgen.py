@@ -41,17 +41,13 @@ from typing import Any
 import grpc
 import numpy as np
 
+from registry.datatypes import DATATYPE_TO_NUMPY, DATATYPES
+
 __all__ = ["LoadSpec", "add_arguments", "build_requests", "main", "run", "spec_from_args"]
 
 MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
 LATE_S = 0.002  # open loop: a send this much after its scheduled time counts as late
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
-# --contents typed: which InferTensorContents field carries each datatype (FP16: raw only).
-_CONTENTS_FIELD = dict.fromkeys(("INT8", "INT16", "INT32"), "int_contents")
-_CONTENTS_FIELD |= dict.fromkeys(("UINT8", "UINT16", "UINT32"), "uint_contents")
-_CONTENTS_FIELD |= {"INT64": "int64_contents", "UINT64": "uint64_contents"}
-_CONTENTS_FIELD |= {"FP32": "fp32_contents", "FP64": "fp64_contents", "BOOL": "bool_contents"}
-_CONTENTS_FIELD |= {"BYTES": "bytes_contents"}
 
 
 @dataclass(frozen=True)
@@ -102,8 +98,6 @@ class LoadSpec:
 
 
 def _random_values(datatype: str, shape: tuple[int, ...], rng: np.random.Generator) -> Any:
-    from gateway.transport.converters import DATATYPE_TO_NUMPY
-
     dtype = DATATYPE_TO_NUMPY[datatype]
     if datatype == "BYTES":
         return np.array([f"s{v}" for v in rng.integers(0, 1000, size=shape).ravel()], dtype=object)
@@ -137,7 +131,6 @@ def _file_arrays(spec: LoadSpec, names: Sequence[str]) -> dict[str, Any]:
 def build_requests(spec: LoadSpec, metadata: Any) -> list[bytes]:
     """Serialized ModelInferRequests: ``samples`` inputs x ``keys`` routing keys (if any)."""
     from gateway._proto import grpc_service_pb2 as pb
-    from gateway.transport.converters import DATATYPE_TO_NUMPY
 
     rng = np.random.default_rng(spec.seed)
     names = [t.name for t in metadata.inputs]
@@ -172,15 +165,16 @@ def build_requests(spec: LoadSpec, metadata: Any) -> list[bytes]:
                 req.parameters["routing_key"].string_param = key
             for name, datatype, arr in tensors:
                 t = req.inputs.add(name=name, datatype=datatype, shape=arr.shape)
+                field = DATATYPES[datatype].contents
                 if spec.contents == "raw":
                     req.raw_input_contents.append(_encode(arr, datatype))
-                elif datatype not in _CONTENTS_FIELD:
+                elif field is None:
                     raise ValueError(f"input '{name}': {datatype} can only be sent raw")
                 else:
                     values = arr.ravel().tolist()
                     if datatype == "BYTES":
                         values = [str(v).encode() for v in values]
-                    getattr(t.contents, _CONTENTS_FIELD[datatype]).extend(values)
+                    getattr(t.contents, field).extend(values)
             out.append(req.SerializeToString())
     return out
 

@@ -18,76 +18,36 @@ import numpy.typing as npt
 from gateway._proto import grpc_service_pb2 as pb
 from gateway.domain import InferRequest, ParamValue, Tensors
 from gateway.errors import InvalidArgument
+from registry.datatypes import DATATYPE_TO_NUMPY, DATATYPES, datatype_of_numpy
 from registry.signature import Signature, TensorSpec
 
 if TYPE_CHECKING:
     from gateway.serving.runtime import VersionStats
 
 __all__ = [
-    "DATATYPE_TO_NUMPY",
+    "DATATYPE_TO_CONFIG",
+    "decode_bytes",
     "decode_infer_request",
+    "encode_bytes",
     "encode_infer_response",
+    "fill_statistics",
+    "model_config",
     "numpy_to_datatype",
     "tensor_metadata",
 ]
 
-DATATYPE_TO_NUMPY: dict[str, np.dtype[np.generic]] = {
-    "BOOL": np.dtype(np.bool_),
-    "UINT8": np.dtype(np.uint8),
-    "UINT16": np.dtype(np.uint16),
-    "UINT32": np.dtype(np.uint32),
-    "UINT64": np.dtype(np.uint64),
-    "INT8": np.dtype(np.int8),
-    "INT16": np.dtype(np.int16),
-    "INT32": np.dtype(np.int32),
-    "INT64": np.dtype(np.int64),
-    "FP16": np.dtype(np.float16),
-    "FP32": np.dtype(np.float32),
-    "FP64": np.dtype(np.float64),
-    "BYTES": np.dtype(np.object_),
-}
-_NUMPY_TO_DATATYPE = {dt: name for name, dt in DATATYPE_TO_NUMPY.items() if name != "BYTES"}
-
-# Which InferTensorContents field carries each datatype when sent typed, not raw.
-_CONTENTS_FIELD = {
-    "BOOL": "bool_contents",
-    "INT8": "int_contents",
-    "INT16": "int_contents",
-    "INT32": "int_contents",
-    "INT64": "int64_contents",
-    "UINT8": "uint_contents",
-    "UINT16": "uint_contents",
-    "UINT32": "uint_contents",
-    "UINT64": "uint64_contents",
-    "FP32": "fp32_contents",
-    "FP64": "fp64_contents",
-    "BYTES": "bytes_contents",
-}
-
-DATATYPE_TO_CONFIG = {
-    "BOOL": pb.TYPE_BOOL,
-    "UINT8": pb.TYPE_UINT8,
-    "UINT16": pb.TYPE_UINT16,
-    "UINT32": pb.TYPE_UINT32,
-    "UINT64": pb.TYPE_UINT64,
-    "INT8": pb.TYPE_INT8,
-    "INT16": pb.TYPE_INT16,
-    "INT32": pb.TYPE_INT32,
-    "INT64": pb.TYPE_INT64,
-    "FP16": pb.TYPE_FP16,
-    "FP32": pb.TYPE_FP32,
-    "FP64": pb.TYPE_FP64,
-    "BYTES": pb.TYPE_STRING,
+# Triton's ModelConfig enum: TYPE_<OIP name>, except that BYTES is TYPE_STRING.
+DATATYPE_TO_CONFIG: dict[str, pb.DataType.ValueType] = {
+    name: pb.DataType.Value("TYPE_STRING" if name == "BYTES" else f"TYPE_{name}")
+    for name in DATATYPES
 }
 
 
 def numpy_to_datatype(dtype: np.dtype[np.generic]) -> str:
-    if dtype.kind in ("O", "S", "U"):
-        return "BYTES"
-    try:
-        return _NUMPY_TO_DATATYPE[dtype]
-    except KeyError:
-        raise InvalidArgument(f"unsupported output dtype {dtype}") from None
+    datatype = datatype_of_numpy(dtype)
+    if datatype is None:
+        raise InvalidArgument(f"unsupported output dtype {dtype}")
+    return datatype
 
 
 def _param_value(param: pb.InferParameter) -> ParamValue:
@@ -176,7 +136,7 @@ def _decode_raw(
 def _decode_typed(
     name: str, datatype: str, shape: tuple[int, ...], contents: pb.InferTensorContents
 ) -> npt.NDArray[np.generic]:
-    field = _CONTENTS_FIELD.get(datatype)
+    field = DATATYPES[datatype].contents
     if field is None:
         raise InvalidArgument(f"input '{name}': {datatype} must be sent in raw_input_contents")
     values = getattr(contents, field)
