@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PROTO_OUT := src/gateway/_proto
 
-.PHONY: venv demo run test check lint typecheck protos protos-check bench clean
+.PHONY: venv demo run test check lint typecheck contracts protos protos-check bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,7 +30,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-check: lint typecheck protos-check test
+# Who may import whom: the import-linter contracts in pyproject.toml ([tool.importlinter]).
+contracts: $(STAMP)
+	$(VENV)/bin/lint-imports
+
+check: lint typecheck contracts protos-check test
 
 # Stubs are generated, never edited. The sed turns protoc's top-level imports into
 # package-relative ones so the stubs import as gateway._proto.*, and puts our descriptors in
