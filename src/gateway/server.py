@@ -23,7 +23,6 @@ from gateway._proto import (
     governance_pb2,
     governance_pb2_grpc,
     grpc_service_pb2,
-    grpc_service_pb2_grpc,
     monitoring_pb2,
     monitoring_pb2_grpc,
 )
@@ -41,6 +40,7 @@ from gateway.transport.admin import AdminServicer
 from gateway.transport.auth import requires_token
 from gateway.transport.governance import GovernanceServicer
 from gateway.transport.governor import GOVERNOR_SERVICE, GovernorServicer
+from gateway.transport.handlers import add_service
 from gateway.transport.inference import InferenceServicer, InferObserver
 from gateway.transport.metrics_http import start_metrics_server
 from gateway.transport.monitoring import MonitoringServicer
@@ -228,7 +228,7 @@ class Gateway:
             (self.governance, GOVERNANCE_SERVICE, GOVERNANCE_METHODS),
         ):
             _wrap_methods(servicer, methods, guarded(service))
-        grpc_service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(self.inference, server)
+        add_service(server, self.inference, grpc_service_pb2, "GRPCInferenceService")
         admin_pb2_grpc.add_AdminServiceServicer_to_server(self.admin, server)
         monitoring_pb2_grpc.add_MonitoringServiceServicer_to_server(self.monitoring, server)
         governance_pb2_grpc.add_GovernanceServiceServicer_to_server(self.governance, server)

@@ -274,6 +274,90 @@ def test_model_failing_warm_up_registered_while_serving(registry, make_gateway):
     _assert_broken_is_isolated(gw, registry)
 
 
+# -- bodies that are not a ModelInferRequest at all ---------------------------------------------
+
+UNDECODABLE = {
+    "random bytes": bytes(np.random.default_rng(7).integers(0, 256, 64, dtype=np.uint8)),
+    "truncated varint": b"\x0a\x80",  # field 1 (model_name), length varint cut short
+    "length past the end": b"\x0a\x10lin",  # model_name claims 16 bytes, has 3
+}
+
+
+@pytest.mark.parametrize("body", list(UNDECODABLE))
+def test_undecodable_body_is_invalid_argument_without_a_traceback(gw, body, caplog):
+    infer = gw.channel().unary_unary(
+        "/inference.GRPCInferenceService/ModelInfer",
+        request_serializer=None,
+        response_deserializer=None,
+    )
+    with caplog.at_level("DEBUG"), pytest.raises(grpc.RpcError) as info:
+        infer(UNDECODABLE[body], timeout=10)
+    assert info.value.code() == INVALID, info.value.details()
+    assert "ModelInferRequest" in info.value.details()
+    assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records]
+    assert "Traceback" not in caplog.text
+    _good_roundtrip(gw.stub())
+
+
+# -- error messages that echo what the client sent stay under gRPC's metadata limit -------------
+
+
+def _many_unknown_inputs(count: int = 5000) -> pb.ModelInferRequest:
+    req = _lin()
+    for i in range(count):
+        req.inputs.add(name=f"extra_input_number_{i:05d}", datatype="FP32", shape=[2, 4])
+        req.raw_input_contents.append(np.zeros((2, 4), np.float32).tobytes())
+    return req
+
+
+def _long_model_name() -> pb.ModelInferRequest:
+    return _lin(model="m" * 40_000)
+
+
+LONG = {
+    "thousands of unknown inputs": (_many_unknown_inputs, INVALID, ("unknown", "…")),
+    "long model name": (_long_model_name, grpc.StatusCode.NOT_FOUND, ("mmmm", "…")),
+}
+
+
+@pytest.mark.parametrize("case", list(LONG))
+def test_error_echoing_huge_names_keeps_its_status(gw, case):
+    build, code, fragments = LONG[case]
+    stub = gw.stub()
+    with pytest.raises(grpc.RpcError) as info:
+        stub.ModelInfer(build(), timeout=10)
+    assert info.value.code() == code, info.value.details()[:300]
+    details = info.value.details()
+    assert len(details.encode()) < 4096
+    for fragment in fragments:
+        assert fragment in details
+    _good_roundtrip(stub)
+
+
+def test_error_echoing_a_long_input_name_truncates_it(gw):
+    req = _lin(datatype="FP8")
+    req.inputs[0].name = "n" * 50_000
+    with pytest.raises(grpc.RpcError) as info:
+        gw.stub().ModelInfer(req, timeout=10)
+    assert info.value.code() == INVALID
+    assert "FP8" in info.value.details() and "…" in info.value.details()
+    assert len(info.value.details()) < 1000
+
+
+# -- raw and typed contents together -----------------------------------------------------------
+
+
+def test_raw_and_typed_contents_together_are_refused(gw):
+    req = _lin()
+    req.inputs[0].contents.fp32_contents.extend([0.0] * 8)
+    with pytest.raises(grpc.RpcError) as info:
+        gw.stub().ModelInfer(req, timeout=10)
+    assert info.value.code() == INVALID
+    assert "'x'" in info.value.details()
+    assert "contents" in info.value.details() and "raw_input_contents" in info.value.details()
+    _good_roundtrip(gw.stub())
+
+
 def test_bf16_model_is_refused_at_registration(registry):
     from onnx import TensorProto, helper
 

@@ -26,6 +26,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
     from gateway._proto import grpc_service_pb2 as pb
     from gateway._proto import grpc_service_pb2_grpc as pb_grpc
     from gateway.transport import converters
+    from registry.datatypes import DATATYPE_TO_NUMPY
 
     with common.channel(args.target) as channel:
         stub = pb_grpc.GRPCInferenceServiceStub(channel)
@@ -51,7 +52,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
         for spec in meta.inputs:
             if spec.name not in arrays:
                 raise CliError(f"no --data for input '{spec.name}'")
-            want = converters.DATATYPE_TO_NUMPY[spec.datatype]
+            want = DATATYPE_TO_NUMPY[spec.datatype]
             arr = arrays[spec.name]
             request.inputs.add(name=spec.name, datatype=spec.datatype, shape=arr.shape)
             if spec.datatype == "BYTES":
@@ -68,7 +69,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
         if out.datatype == "BYTES":
             outputs[out.name] = converters.decode_bytes(raw, shape)
         else:
-            dtype = converters.DATATYPE_TO_NUMPY[out.datatype]
+            dtype = DATATYPE_TO_NUMPY[out.datatype]
             outputs[out.name] = np.frombuffer(raw, dtype=dtype).reshape(shape)
     payload = {
         "model": response.model_name,

@@ -18,6 +18,7 @@ import numpy.typing as npt
 from gateway._proto import grpc_service_pb2 as pb
 from gateway.domain import InferRequest, ParamValue, Tensors
 from gateway.errors import InvalidArgument
+from gateway.messages import quoted
 from registry.datatypes import DATATYPE_TO_NUMPY, DATATYPES, datatype_of_numpy
 from registry.signature import Signature, TensorSpec
 
@@ -67,13 +68,28 @@ def _decode_params(params: Mapping[str, pb.InferParameter]) -> dict[str, ParamVa
 _MAX_ELEMENTS = 2**40
 
 
+def _shape(dims: tuple[int, ...], limit: int = 8) -> str:
+    """A shape as messages echo it: ``[2, 4]``, or its first dims and the rank when long."""
+    if len(dims) <= limit:
+        return str(list(dims))
+    return "[" + ", ".join(map(str, dims[:limit])) + f", … ({len(dims):,} dims)]"
+
+
+def _datatype_problem(name: str, datatype: str) -> str:
+    if datatype in DATATYPES:  # an OIP datatype with no numpy form (BF16)
+        return f"input {quoted(name)}: datatype {datatype} is not served by onnxgate"
+    return f"input {quoted(name)}: unknown datatype {quoted(datatype)}"
+
+
 def _check_shape(name: str, shape: Iterable[int]) -> tuple[int, ...]:
     dims = tuple(int(d) for d in shape)
     if any(d < 0 for d in dims):
-        raise InvalidArgument(f"input '{name}': shape {list(dims)} has a negative dimension")
+        raise InvalidArgument(
+            f"input {quoted(name)}: shape {_shape(dims)} has a negative dimension"
+        )
     # math.prod on Python ints cannot wrap; zero dims are skipped so [0, huge] is caught too.
     if math.prod(d for d in dims if d) > _MAX_ELEMENTS:
-        raise InvalidArgument(f"input '{name}': shape {list(dims)} is too large")
+        raise InvalidArgument(f"input {quoted(name)}: shape {_shape(dims)} is too large")
     return dims
 
 
@@ -82,29 +98,34 @@ def _text(name: str, data: bytes) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise InvalidArgument(f"input '{name}': BYTES element is not valid UTF-8") from None
+        raise InvalidArgument(f"input {quoted(name)}: BYTES element is not valid UTF-8") from None
 
 
 def _decode_bytes_raw(name: str, raw: bytes, count: int) -> npt.NDArray[np.object_]:
     """BYTES raw layout: each element is a 4-byte little-endian length, then the bytes."""
     if count * 4 > len(raw):
         raise InvalidArgument(
-            f"input '{name}': raw BYTES content of {len(raw)} bytes cannot hold {count} elements"
+            f"input {quoted(name)}: raw BYTES content of {len(raw)} bytes cannot hold "
+            f"{count} elements"
         )
     out = np.empty(count, dtype=np.object_)
     offset = 0
     for i in range(count):
         if offset + 4 > len(raw):
-            raise InvalidArgument(f"input '{name}': raw BYTES content ends before element {i}")
+            raise InvalidArgument(
+                f"input {quoted(name)}: raw BYTES content ends before element {i}"
+            )
         (length,) = struct.unpack_from("<I", raw, offset)
         offset += 4
         if offset + length > len(raw):
-            raise InvalidArgument(f"input '{name}': raw BYTES element {i} overruns the buffer")
+            raise InvalidArgument(
+                f"input {quoted(name)}: raw BYTES element {i} overruns the buffer"
+            )
         out[i] = _text(name, raw[offset : offset + length])
         offset += length
     if offset != len(raw):
         raise InvalidArgument(
-            f"input '{name}': {len(raw) - offset} trailing bytes after {count} elements"
+            f"input {quoted(name)}: {len(raw) - offset} trailing bytes after {count} elements"
         )
     return out
 
@@ -124,12 +145,12 @@ def _decode_raw(
     expected = count * dtype.itemsize
     if len(raw) != expected:
         raise InvalidArgument(
-            f"input '{name}': raw content has {len(raw)} bytes, but shape {list(shape)} of "
-            f"{datatype} needs {expected}"
+            f"input {quoted(name)}: raw content has {len(raw)} bytes, but shape "
+            f"{_shape(shape)} of {datatype} needs {expected}"
         )
     arr = np.frombuffer(raw, dtype=dtype).reshape(shape)
     if datatype == "BOOL" and arr.size and arr.view(np.uint8).max() > 1:
-        raise InvalidArgument(f"input '{name}': BOOL bytes must be 0 or 1")
+        raise InvalidArgument(f"input {quoted(name)}: BOOL bytes must be 0 or 1")
     return arr
 
 
@@ -138,13 +159,15 @@ def _decode_typed(
 ) -> npt.NDArray[np.generic]:
     field = DATATYPES[datatype].contents
     if field is None:
-        raise InvalidArgument(f"input '{name}': {datatype} must be sent in raw_input_contents")
+        raise InvalidArgument(
+            f"input {quoted(name)}: {datatype} must be sent in raw_input_contents"
+        )
     values = getattr(contents, field)
     count = math.prod(shape)
     if len(values) != count:
         raise InvalidArgument(
-            f"input '{name}': contents.{field} has {len(values)} values, shape {list(shape)} "
-            f"needs {count}"
+            f"input {quoted(name)}: contents.{field} has {len(values)} values, shape "
+            f"{_shape(shape)} needs {count}"
         )
     if datatype == "BYTES":
         arr = np.empty(count, dtype=np.object_)
@@ -154,7 +177,7 @@ def _decode_typed(
     try:
         return np.asarray(values, dtype=dtype).reshape(shape)
     except OverflowError:
-        raise InvalidArgument(f"input '{name}': a value does not fit {datatype}") from None
+        raise InvalidArgument(f"input {quoted(name)}: a value does not fit {datatype}") from None
 
 
 def decode_infer_request(request: pb.ModelInferRequest) -> InferRequest:
@@ -176,12 +199,19 @@ def decode_infer_request(request: pb.ModelInferRequest) -> InferRequest:
         if not name:
             raise InvalidArgument(f"inputs[{i}].name is empty")
         if name in tensors:
-            raise InvalidArgument(f"input '{name}' appears twice")
+            raise InvalidArgument(f"input {quoted(name)} appears twice")
         datatype = tensor.datatype
         if datatype not in DATATYPE_TO_NUMPY:
-            raise InvalidArgument(f"input '{name}': unknown datatype '{datatype}'")
+            raise InvalidArgument(_datatype_problem(name, datatype))
         shape = _check_shape(name, tensor.shape)
         if raw:
+            # The protocol forbids typed contents next to raw_input_contents (Triton refuses
+            # it too): which of the two holds the values would be a guess.
+            if tensor.HasField("contents"):
+                raise InvalidArgument(
+                    f"input {quoted(name)}: inputs[{i}].contents must not be set when "
+                    "raw_input_contents is used; send each input's values in one of them"
+                )
             tensors[name] = _decode_raw(name, datatype, shape, raw[i])
         else:
             tensors[name] = _decode_typed(name, datatype, shape, tensor.contents)

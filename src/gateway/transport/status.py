@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import grpc
 
 from gateway.errors import GatewayError, StatusName
+from gateway.messages import cap_message
 from registry import errors as reg
 
 __all__ = ["grpc_code", "grpc_errors", "status_for"]
@@ -78,7 +79,7 @@ def grpc_errors(
         except Exception:
             log.exception("unhandled error in %s", method.__qualname__)
             code, message = grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE
-        await context.abort(code, message)
+        await context.abort(code, cap_message(message))
         raise AssertionError("unreachable: abort raises")  # pragma: no cover
 
     return wrapper
