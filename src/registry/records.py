@@ -27,6 +27,7 @@ __all__ = [
     "current_deployment",
     "current_deployments",
     "deployment_of",
+    "deployment_or_none",
     "find_model",
     "find_version",
     "version_record",
@@ -130,6 +131,14 @@ def current_deployment(session: Session, model: Model) -> Deployment:
     if row is None:
         raise NotFoundError(f"model {model.name!r} has no deployment")
     return deployment_of(model.name, row)
+
+
+def deployment_or_none(session: Session, model: Model) -> Deployment | None:
+    """The current deployment, or None for a model whose first one the policy withheld."""
+    try:
+        return current_deployment(session, model)
+    except NotFoundError:
+        return None
 
 
 def current_deployments(session: Session) -> dict[str, Deployment]:

@@ -4,52 +4,43 @@ Every write runs in one transaction that first locks and bumps the ``registry_st
 (so writers are serialised on PostgreSQL and SQLite alike, and gateways can poll one
 number), then makes its change and appends its hash-chained audit event before commit:
 a change and its audit record are written together or not at all.
+
+This class is the face; the two big writes live next to it: registering a version in
+:mod:`registry.registration`, writing a deployment revision in :mod:`registry.revisions`
+(governance in :mod:`registry.governance`, the governor's state in
+:mod:`registry.governor_store`).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
 
 from sqlalchemy import Engine, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry import profiles_store
-from registry.approvals import check_deployment
 from registry.audit import AuditLog, AuditRecord
 from registry.deployment import Arm, Deployment, Role, Shadow, validate_deployment
-from registry.errors import (
-    AlreadyExists,
-    IncompatibleSignature,
-    InvalidDeployment,
-    InvalidName,
-    NotFoundError,
-    PolicyViolation,
-    RegistryError,
-    StaleRevision,
-)
-from registry.governance import Governance, record_registration
-from registry.governance_policy import load_policy
+from registry.errors import RegistryError
+from registry.governance import Governance
 from registry.governor_store import GovernorStore
-from registry.lifecycle import Status, apply_deployment_statuses
 from registry.lineage import Lineage
-from registry.models import DeploymentRevision, Model, ModelVersion, utcnow
+from registry.models import Model, ModelVersion
 from registry.records import (
     DeploymentRecord,
     ModelRecord,
     VersionRecord,
-    add_revision,
     current_deployment,
     current_deployments,
-    deployment_of,
     find_model,
     find_version,
     version_record,
 )
+from registry.registration import register_version
+from registry.revisions import deployment_history, previous_revision, write_revision
 from registry.schema import (
     WRITE_OPTION,
     install_sqlite_events,
@@ -57,38 +48,9 @@ from registry.schema import (
     schema_is_current,
     upgrade_engine,
 )
-from registry.signature import Signature, incompatibilities, signature_from_bytes
 from registry.store import ArtifactStore
-from registry.validation import probe_artifact
 
 __all__ = ["AuditRecord", "DeploymentRecord", "ModelRecord", "Registry", "VersionRecord"]
-
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
-
-
-def _check_name(kind: str, value: str) -> None:
-    if not isinstance(value, str) or not _NAME.fullmatch(value):
-        raise InvalidName(
-            f"{kind} name {value!r} is invalid: use 1-128 letters, digits, '_', '.' or '-', "
-            "starting with a letter or digit"
-        )
-
-
-def _deployment_or_none(session: Session, model: Model) -> Deployment | None:
-    # A model can exist without a deployment when policy withheld its first one.
-    try:
-        return current_deployment(session, model)
-    except NotFoundError:
-        return None
-
-
-def _next_version(existing: Sequence[str]) -> str:
-    numbers = [int(v) for v in existing if v.isdigit()]
-    return str(max(numbers, default=0) + 1)
-
-
-# Derives the next deployment from the current one, inside the write transaction.
-_Build = Callable[[Session, Model, Deployment], Deployment]
 
 
 class Registry:
@@ -169,103 +131,19 @@ class Registry:
         problems are then audited). The version is validated (see :mod:`registry.validation`)
         and the report stored with it and in its audit event.
         """
-        _check_name("model", model)
-        if version is not None:
-            _check_name("version", version)
-        meta = dict(metadata or {})
-        if not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
-            raise TypeError("version metadata must map str to str")
-        # Loading is slow: do it, and write the bytes, before taking the write lock.
-        # NOTE: bytes of a registration that then fails stay in the store, unreferenced;
-        # deleting them here could race with a concurrent registration of the same bytes.
-        lineage = (lineage or Lineage()).validated()
-        signature = signature_from_bytes(artifact)
-        probe = probe_artifact(artifact)
-        sha = self._store.put(artifact)
-        with self._audit.writing() as session:
-            if not self._store.exists(sha):  # retention removed these bytes meanwhile
-                self._store.put(artifact)
-            row = session.scalar(select(Model).where(Model.name == model))
-            current = None if row is None else _deployment_or_none(session, row)
-            if row is None:
-                row = Model(name=model, created_at=utcnow())
-                session.add(row)
-                session.flush()
-            existing = session.scalars(
-                select(ModelVersion.version).where(ModelVersion.model_id == row.id)
-            ).all()
-            if version is None:
-                version = _next_version(existing)
-            elif version in existing:
-                raise AlreadyExists(
-                    f"version {version!r} of model {model!r} is already registered; "
-                    "versions are immutable, register a new one"
-                )
-            problems: list[str] = []
-            if current is not None:
-                champion = find_version(session, row, current.champion.version)
-                champion_sig = Signature.from_dict(champion.signature)
-                problems = incompatibilities(champion_sig, signature)
-                if problems and not force:
-                    raise IncompatibleSignature(model, version, problems)
-            mv = ModelVersion(
-                model_id=row.id,
-                version=version,
-                sha256=sha,
-                size_bytes=len(artifact),
-                signature=signature.to_dict(),
-                description=description,
-                owner=owner,
-                metadata_=meta,
-                status="registered",
-                created_at=utcnow(),
-                created_by=actor,
-            )
-            session.add(mv)
-            governed, bootstrap = record_registration(
-                session,
-                row,
-                mv,
-                probe=probe,
-                incompatible=problems,
-                lineage=lineage,
-                first=current is None,
-            )
-            after: dict[str, Any] = {
-                "sha256": sha,
-                "size_bytes": len(artifact),
-                "signature": signature.to_dict(),
-                "owner": owner,
-                "description": description,
-                "metadata": meta,
-                **governed,
-            }
-            if problems:
-                after["forced_incompatibilities"] = problems
-            self._audit.append(
-                session,
-                actor=actor,
-                action="version.register",
-                subject=f"{model}:{version}",
-                after=after,
-            )
-            if bootstrap:
-                first = Deployment(model, 1, (Arm(version, Role.CHAMPION, 1.0),))
-                reason = "first version of a new model becomes its champion"
-                add_revision(session, row, first, actor, reason)
-                changes = {version: [mv.status, Status.CHAMPION.value]}
-                mv.status = Status.CHAMPION.value
-                self._audit.append(
-                    session,
-                    actor=actor,
-                    action="deployment.set",
-                    subject=model,
-                    after={**first.to_dict(), "status_changes": changes},
-                    reason=reason,
-                )
-            session.flush()
-            record = version_record(model, mv)
-        return record
+        return register_version(
+            self._audit,
+            self._store,
+            model,
+            artifact,
+            version=version,
+            description=description,
+            owner=owner,
+            metadata=metadata,
+            actor=actor,
+            force=force,
+            lineage=lineage,
+        )
 
     def get_version(self, model: str, version: str | None = None) -> VersionRecord:
         """A version of ``model``; ``None`` means its current champion."""
@@ -324,73 +202,6 @@ class Registry:
         with self._reading() as session:
             return current_deployments(session)
 
-    def _change(
-        self,
-        model: str,
-        build: _Build,
-        *,
-        action: str,
-        actor: str,
-        reason: str,
-        expected_revision: int | None = None,
-        details: Mapping[str, Any] | None = None,
-    ) -> Deployment:
-        """Write the next deployment revision that ``build`` derives from the current one.
-
-        ``details`` (e.g. the governor's decision, gates and figures) go into the audit
-        event's ``after`` under "details", in the same transaction.
-        """
-        based_on = expected_revision
-        try:
-            with self._audit.writing() as session:
-                row = find_model(session, model)
-                # Revision 0, no arms: a model whose first deployment the policy withheld.
-                current = _deployment_or_none(session, row) or Deployment(model, 0, ())
-                based_on = current.revision if based_on is None else based_on
-                if current.revision != based_on:
-                    raise StaleRevision(model, based_on, current.revision)
-                derived = build(session, row, current)
-                new = Deployment(model, current.revision + 1, derived.arms, derived.shadows)
-                validate_deployment(new.arms, new.shadows)
-                for name in sorted(new.versions()):
-                    find_version(session, row, name)
-                # Governance rules hold for every writer (admin API, CLI, governor).
-                check_deployment(session, row, current, new, load_policy(session))
-                add_revision(session, row, new, actor, reason)
-                changes = apply_deployment_statuses(session, row, current, new, utcnow())
-                self._audit.append(
-                    session,
-                    actor=actor,
-                    action=action,
-                    subject=model,
-                    before=current.to_dict(),
-                    after={
-                        **new.to_dict(),
-                        **({"status_changes": changes} if changes else {}),
-                        **({"details": dict(details)} if details else {}),
-                    },
-                    reason=reason,
-                )
-                session.flush()
-        except PolicyViolation as exc:
-            after = {"rule": exc.rule, "attempted": action}
-            self.record_audit(
-                actor=actor,
-                action="governance.refused",
-                subject=model,
-                after=after,
-                reason=exc.message,
-            )
-            raise
-        except IntegrityError as exc:
-            # Backstop for the unique (model_id, revision): another writer got there first.
-            # Any other integrity failure (the revision did not move) is not ours to rename.
-            actual = self.get_deployment(model).revision
-            if based_on is None or actual == based_on:
-                raise
-            raise StaleRevision(model, based_on, actual) from exc
-        return new
-
     def set_deployment(
         self,
         model: str,
@@ -412,7 +223,9 @@ class Registry:
         def build(_s: Session, _m: Model, current: Deployment) -> Deployment:
             return Deployment(model, current.revision + 1, tuple(arms), tuple(shadows))
 
-        return self._change(
+        return write_revision(
+            self._reads,
+            self._audit,
             model,
             build,
             action="deployment.set",
@@ -434,7 +247,9 @@ class Registry:
         details: Mapping[str, Any] | None = None,
     ) -> Deployment:
         """Serve exactly the versions in ``weights`` (see :meth:`Deployment.reweighted`)."""
-        return self._change(
+        return write_revision(
+            self._reads,
+            self._audit,
             model,
             lambda _s, _m, current: current.reweighted(weights, roles),
             action="deployment.set",
@@ -455,7 +270,9 @@ class Registry:
         details: Mapping[str, Any] | None = None,
     ) -> Deployment:
         """Make ``version`` champion (see :meth:`Deployment.promoted`)."""
-        return self._change(
+        return write_revision(
+            self._reads,
+            self._audit,
             model,
             lambda _s, _m, current: current.promoted(version, keep_old=keep_old),
             action="deployment.promote",
@@ -469,35 +286,20 @@ class Registry:
 
         Rolling back twice therefore returns to where the first rollback started.
         """
-
-        def build(session: Session, row: Model, current: Deployment) -> Deployment:
-            previous = session.scalar(
-                select(DeploymentRevision).where(
-                    DeploymentRevision.model_id == row.id,
-                    DeploymentRevision.revision == current.revision - 1,
-                )
-            )
-            if previous is None:
-                raise InvalidDeployment(
-                    f"model {model!r} has no revision before {current.revision} to roll back to"
-                )
-            return deployment_of(model, previous)
-
-        return self._change(model, build, action="deployment.rollback", actor=actor, reason=reason)
+        return write_revision(
+            self._reads,
+            self._audit,
+            model,
+            previous_revision(model),
+            action="deployment.rollback",
+            actor=actor,
+            reason=reason,
+        )
 
     def history(self, model: str) -> list[DeploymentRecord]:
         """Every deployment revision of ``model``, oldest first."""
         with self._reading() as session:
-            row = find_model(session, model)
-            rows = session.scalars(
-                select(DeploymentRevision)
-                .where(DeploymentRevision.model_id == row.id)
-                .order_by(DeploymentRevision.revision)
-            ).all()
-            return [
-                DeploymentRecord(deployment_of(model, r), r.actor, r.reason, r.created_at)
-                for r in rows
-            ]
+            return deployment_history(session, model)
 
     # -- reference profiles (drift monitoring) --------------------------------------
 

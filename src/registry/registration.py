@@ -1,0 +1,166 @@
+"""Registering a version: one write that checks, stores, validates and audits it.
+
+The name rules, the next version number, signature compatibility with the champion, the
+validation report and governance metadata (:func:`registry.governance.record_registration`),
+and for a new model its first deployment, all in the transaction that appends the
+``version.register`` audit event.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import select
+
+from registry.audit import AuditLog
+from registry.deployment import Arm, Deployment, Role
+from registry.errors import AlreadyExists, IncompatibleSignature, InvalidName
+from registry.governance import record_registration
+from registry.lifecycle import Status
+from registry.lineage import Lineage
+from registry.models import Model, ModelVersion, utcnow
+from registry.records import (
+    VersionRecord,
+    add_revision,
+    deployment_or_none,
+    find_version,
+    version_record,
+)
+from registry.signature import Signature, incompatibilities, signature_from_bytes
+from registry.store import ArtifactStore
+from registry.validation import probe_artifact
+
+__all__ = ["check_name", "next_version", "register_version"]
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+def check_name(kind: str, value: str) -> None:
+    """Refuse (:class:`InvalidName`) a model or version name outside the allowed pattern."""
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise InvalidName(
+            f"{kind} name {value!r} is invalid: use 1-128 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit"
+        )
+
+
+def next_version(existing: Sequence[str]) -> str:
+    """One more than the highest integer version name (others are ignored)."""
+    numbers = [int(v) for v in existing if v.isdigit()]
+    return str(max(numbers, default=0) + 1)
+
+
+def register_version(
+    audit: AuditLog,
+    store: ArtifactStore,
+    model: str,
+    artifact: bytes,
+    *,
+    version: str | None,
+    description: str,
+    owner: str,
+    metadata: Mapping[str, str] | None,
+    actor: str,
+    force: bool,
+    lineage: Lineage | None,
+) -> VersionRecord:
+    """See :meth:`registry.registry.Registry.register_version`."""
+    check_name("model", model)
+    if version is not None:
+        check_name("version", version)
+    meta = dict(metadata or {})
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
+        raise TypeError("version metadata must map str to str")
+    # Loading is slow: do it, and write the bytes, before taking the write lock.
+    # NOTE: bytes of a registration that then fails stay in the store, unreferenced;
+    # deleting them here could race with a concurrent registration of the same bytes.
+    lineage = (lineage or Lineage()).validated()
+    signature = signature_from_bytes(artifact)
+    probe = probe_artifact(artifact)
+    sha = store.put(artifact)
+    with audit.writing() as session:
+        if not store.exists(sha):  # retention removed these bytes meanwhile
+            store.put(artifact)
+        row = session.scalar(select(Model).where(Model.name == model))
+        current = None if row is None else deployment_or_none(session, row)
+        if row is None:
+            row = Model(name=model, created_at=utcnow())
+            session.add(row)
+            session.flush()
+        existing = session.scalars(
+            select(ModelVersion.version).where(ModelVersion.model_id == row.id)
+        ).all()
+        if version is None:
+            version = next_version(existing)
+        elif version in existing:
+            raise AlreadyExists(
+                f"version {version!r} of model {model!r} is already registered; "
+                "versions are immutable, register a new one"
+            )
+        problems: list[str] = []
+        if current is not None:
+            champion = find_version(session, row, current.champion.version)
+            champion_sig = Signature.from_dict(champion.signature)
+            problems = incompatibilities(champion_sig, signature)
+            if problems and not force:
+                raise IncompatibleSignature(model, version, problems)
+        mv = ModelVersion(
+            model_id=row.id,
+            version=version,
+            sha256=sha,
+            size_bytes=len(artifact),
+            signature=signature.to_dict(),
+            description=description,
+            owner=owner,
+            metadata_=meta,
+            status="registered",
+            created_at=utcnow(),
+            created_by=actor,
+        )
+        session.add(mv)
+        governed, bootstrap = record_registration(
+            session,
+            row,
+            mv,
+            probe=probe,
+            incompatible=problems,
+            lineage=lineage,
+            first=current is None,
+        )
+        after: dict[str, Any] = {
+            "sha256": sha,
+            "size_bytes": len(artifact),
+            "signature": signature.to_dict(),
+            "owner": owner,
+            "description": description,
+            "metadata": meta,
+            **governed,
+        }
+        if problems:
+            after["forced_incompatibilities"] = problems
+        audit.append(
+            session,
+            actor=actor,
+            action="version.register",
+            subject=f"{model}:{version}",
+            after=after,
+        )
+        if bootstrap:
+            first = Deployment(model, 1, (Arm(version, Role.CHAMPION, 1.0),))
+            reason = "first version of a new model becomes its champion"
+            add_revision(session, row, first, actor, reason)
+            changes = {version: [mv.status, Status.CHAMPION.value]}
+            mv.status = Status.CHAMPION.value
+            audit.append(
+                session,
+                actor=actor,
+                action="deployment.set",
+                subject=model,
+                after={**first.to_dict(), "status_changes": changes},
+                reason=reason,
+            )
+        session.flush()
+        record = version_record(model, mv)
+    return record
