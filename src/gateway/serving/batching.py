@@ -27,9 +27,9 @@ Why each choice
   and concatenated, so the session never idles between batches. More than two only makes
   onnxruntime's intra-op threads fight for the same cores and adds latency; 1 is right
   for a session that already uses every core and a model where concatenation is free.
-* Concatenation runs on the executor together with ``run``: for large tensors (images)
-  it is a memcpy of megabytes and must not stall the event loop. Splitting stays on the
-  loop because slices are views (no copies), so the outputs of a batch share one buffer.
+* Where a formed batch runs (inline on the loop when tiny, else on the executor, with the
+  concatenation) and how its outputs are split is :mod:`gateway.serving.execution`'s
+  business.
 * Deadlines (absolute, in the injected clock's time base) and cancellations are checked
   when a batch is formed: a request nobody will read is never run. A request whose
   deadline has already passed at submit is refused without queueing.
@@ -37,7 +37,9 @@ Why each choice
   exception is logged with its traceback and never shown to the client.
 * ``max_queue`` bounds the requests waiting; beyond it ``submit`` raises
   :class:`ResourceExhausted` at once instead of queueing without limit. With batching
-  disabled (fixed first dimension), it bounds the runs in flight instead.
+  disabled (fixed first dimension, or a rank-0 input), it bounds the runs in flight
+  instead, and each request runs as is.
+* ``submit`` takes the row count the caller's validation computed (else reads it).
 * Queue, futures and the worker task are created lazily inside the running loop on the
   first ``submit`` (they bind to a loop); time comes from an injected monotonic clock so
   tests can move it.
@@ -52,13 +54,18 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
-import numpy as np
-
-from gateway.concurrency import run_blocking
 from gateway.domain import Tensors
 from gateway.errors import DeadlineExceeded, InferenceFailed, ResourceExhausted, Unavailable
+from gateway.serving.execution import (
+    BatchObserver,
+    BatchPolicy,
+    NullBatchObserver,
+    RunFn,
+    Runner,
+    rows_of,
+    split_outputs,
+)
 
 __all__ = [
     "BatchObserver",
@@ -70,59 +77,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-RunFn = Callable[[Tensors], Tensors]
-"""A blocking call (``InferenceSession.run`` wrapped); always run on an executor thread."""
-
-
-@dataclass(frozen=True)
-class BatchPolicy:
-    """How one version batches; ``enabled=False`` for models with a fixed first dimension."""
-
-    enabled: bool = True
-    max_batch_size: int = 64
-    max_delay_us: int = 500
-    max_queue: int = 1024
-    # Runs predicted to take less than this run on the event loop thread itself: for a model
-    # that computes a batch in microseconds, the hop to an executor thread and back costs
-    # more CPU than the inference. 0 always uses the executor.
-    inline_below_us: int = 100
-
-    def __post_init__(self) -> None:
-        if self.max_batch_size < 1:
-            raise ValueError("max_batch_size must be at least 1")
-        if self.max_delay_us < 0:
-            raise ValueError("max_delay_us must not be negative")
-        if self.max_queue < 1:
-            raise ValueError("max_queue must be at least 1")
-        if self.inline_below_us < 0:
-            raise ValueError("inline_below_us must not be negative")
-
-
-class BatchObserver(Protocol):
-    """Metrics hook: the gateway wires Prometheus to it; the batcher only calls it."""
-
-    def on_batch(self, rows: int, requests: int, queue_wait_s: float, compute_s: float) -> None:
-        """A batch ran (successfully or not); ``queue_wait_s`` is its oldest request's wait."""
-
-    def on_queue_depth(self, depth: int) -> None:
-        """Requests now waiting (in flight, when batching is disabled)."""
-
-    def on_dropped(self, reason: str) -> None:
-        """A request left without running: ``queue_full``, ``deadline`` or ``cancelled``."""
-
-
-class NullBatchObserver:
-    """The default observer: records nothing."""
-
-    def on_batch(self, rows: int, requests: int, queue_wait_s: float, compute_s: float) -> None:
-        pass
-
-    def on_queue_depth(self, depth: int) -> None:
-        pass
-
-    def on_dropped(self, reason: str) -> None:
-        pass
 
 
 @dataclass(slots=True, eq=False)
@@ -152,19 +106,15 @@ class Batcher:
     ) -> None:
         if max_inflight_batches < 1:
             raise ValueError("max_inflight_batches must be at least 1")
-        self._run = run
         self._policy = policy
         self._name = name
-        self._executor = executor
         self._clock = clock
         self._observer: BatchObserver = observer if observer is not None else NullBatchObserver()
         self._max_inflight = max_inflight_batches
         self._delay_s = policy.max_delay_us / 1e6
-        self._inline_s = policy.inline_below_us / 1e6
-        # NOTE: the cost model comes from the caller (measured at load, on an idle thread);
-        # timing runs here would not do: a run on the executor is billed for the wait to
-        # get the GIL back from a busy loop, which made every small model look slow.
-        self._cost = cost
+        self._runner = Runner(
+            run, name=name, executor=executor, inline_below_us=policy.inline_below_us, cost=cost
+        )
         self._closing = False
         self._waiting = 0  # live requests in the queue (cancelled ones leave at once)
         self._pending: deque[_Request] = deque()
@@ -189,21 +139,25 @@ class Batcher:
         """Requests waiting in the queue; with batching disabled, runs in flight."""
         return len(self._direct) if not self._policy.enabled else self._waiting
 
-    async def submit(self, inputs: Tensors, *, deadline: float | None = None) -> Tensors:
+    async def submit(
+        self, inputs: Tensors, *, rows: int | None = None, deadline: float | None = None
+    ) -> Tensors:
         """Run ``inputs`` (validated by the caller) as part of a batch and return its outputs.
 
-        ``deadline`` is absolute, in the clock's time base. Raises :class:`Unavailable`
-        after :meth:`close`, :class:`ResourceExhausted` when the queue is full,
+        ``rows``: the row count the caller's validation computed (read from the first input
+        when not given). ``deadline`` is absolute, in the clock's time base. Raises
+        :class:`Unavailable` after :meth:`close`, :class:`ResourceExhausted` when full,
         :class:`DeadlineExceeded` when the deadline passes before the request runs and
         :class:`InferenceFailed` when the model's run raises.
         """
         if self._closing:
             raise Unavailable(f"model {self._name} is shutting down")
         loop = self._bind_loop()
+        if rows is None:
+            rows = rows_of(inputs)
         if not self._policy.enabled:
-            return await self._submit_direct(loop, inputs, deadline)
+            return await self._submit_direct(loop, inputs, rows, deadline)
         now = self._admit(self._waiting, "queued", deadline)
-        rows = next(iter(inputs.values())).shape[0]
         request = _Request(inputs, rows, loop.create_future(), now, deadline)
         self._pending.append(request)
         self._waiting += 1
@@ -316,28 +270,6 @@ class Batcher:
                 # if an injected clock has not moved.
                 return batch
 
-    def _inline(self, rows: int) -> bool:
-        return self._cost is not None and self._cost(rows) < self._inline_s
-
-    async def _run_parts(self, parts: list[Tensors], rows: int) -> Tensors:
-        """Run one batch inline when it is predicted to be tiny, else on the executor."""
-        if not self._inline(rows):
-            return await run_blocking(self._executor, _run_batch, self._run, parts)
-        start = time.perf_counter()
-        outputs = _run_batch(self._run, parts)
-        took = time.perf_counter() - start
-        if took > 10 * self._inline_s:
-            # The model was not as cheap as measured (input-dependent cost?): stop
-            # blocking the loop with it.
-            logger.warning(
-                "model %s: inline run took %.0f us (bound %.0f us); using the executor from now",
-                self._name,
-                took * 1e6,
-                self._inline_s * 1e6,
-            )
-            self._cost = None
-        return outputs
-
     def _pending_head(self) -> bool:
         """Drop cancelled requests from the front; True when a live one is first."""
         pending = self._pending
@@ -357,7 +289,7 @@ class Batcher:
             parts = [request.inputs for request in batch]
             outputs: Tensors | None = None
             try:
-                outputs = await self._run_parts(parts, rows)
+                outputs = await self._runner.run(parts, rows)
             except Exception:
                 logger.exception("model %s failed to run a batch of %d rows", self._name, rows)
             wait_s = formed - batch[0].enqueued
@@ -392,23 +324,14 @@ class Batcher:
         return keep
 
     def _deliver(self, batch: list[_Request], rows: int, outputs: Tensors) -> None:
-        if len(batch) == 1:
-            request = batch[0]
-            if not request.future.done():
-                request.future.set_result(outputs)
-            return
-        if any(value.ndim == 0 or value.shape[0] != rows for value in outputs.values()):
+        parts = split_outputs(outputs, rows, [request.rows for request in batch])
+        if parts is None:
             logger.error("model %s: outputs of a %d-row batch cannot be split", self._name, rows)
             self._fail(batch, rows)
             return
-        start = 0
-        for request in batch:
-            stop = start + request.rows
+        for request, part in zip(batch, parts, strict=True):
             if not request.future.done():
-                request.future.set_result(
-                    {key: value[start:stop] for key, value in outputs.items()}
-                )
-            start = stop
+                request.future.set_result(part)
 
     def _fail(self, batch: list[_Request], rows: int) -> None:
         message = f"model {self._name} failed to run a batch of {rows} rows"
@@ -441,29 +364,21 @@ class Batcher:
     # -- unbatched path -------------------------------------------------------------------
 
     async def _submit_direct(
-        self, loop: asyncio.AbstractEventLoop, inputs: Tensors, deadline: float | None
+        self, loop: asyncio.AbstractEventLoop, inputs: Tensors, rows: int, deadline: float | None
     ) -> Tensors:
         start = self._admit(len(self._direct), "in flight", deadline)
-        rows = next(iter(inputs.values())).shape[0]
-        # NOTE: a task, shielded below, so the slot is held until the thread finishes even
-        # when the client goes away (cancelling an executor call does not stop the thread).
-        if self._inline(rows):
-            # Tiny run: _run_parts computes it on the loop without suspending, so there is
-            # no slot to hold and nothing for a cancellation to leave behind.
-            try:
-                return await self._run_parts([inputs], rows)
-            except Exception:
-                logger.exception("model %s failed to run a batch of %d rows", self._name, rows)
-                raise InferenceFailed(
-                    f"model {self._name} failed to run a batch of {rows} rows"
-                ) from None
-            finally:
-                self._observer.on_batch(rows, 1, 0.0, self._clock() - start)
-        future = loop.create_task(self._run_parts([inputs], rows))
-        self._direct.add(future)
-        future.add_done_callback(self._direct_done)
-        self._observer.on_queue_depth(len(self._direct))
+        future: asyncio.Task[Tensors] | None = None
         try:
+            if self._runner.inline(rows):
+                # Tiny run: computed on the loop without suspending, so there is no slot to
+                # hold and nothing for a cancellation to leave behind.
+                return await self._runner.run([inputs], rows)
+            # NOTE: a task, shielded, so the slot is held until the thread finishes even when
+            # the client goes away (cancelling an executor call does not stop the thread).
+            future = loop.create_task(self._runner.run([inputs], rows))
+            self._direct.add(future)
+            future.add_done_callback(self._direct_done)
+            self._observer.on_queue_depth(len(self._direct))
             return await asyncio.shield(future)
         except Exception:
             logger.exception("model %s failed to run a batch of %d rows", self._name, rows)
@@ -471,7 +386,7 @@ class Batcher:
                 f"model {self._name} failed to run a batch of {rows} rows"
             ) from None
         finally:
-            if future.done():  # not when only the client was cancelled
+            if future is None or future.done():  # not when only the client was cancelled
                 self._observer.on_batch(rows, 1, 0.0, self._clock() - start)
 
     def _direct_done(self, future: asyncio.Future[Tensors]) -> None:
@@ -479,11 +394,3 @@ class Batcher:
         if not future.cancelled():
             future.exception()  # mark retrieved: its waiter may have gone away
         self._observer.on_queue_depth(len(self._direct))
-
-
-def _run_batch(run: RunFn, parts: list[Tensors]) -> Tensors:
-    """Concatenate (off the loop when on the executor), then run once."""
-    if len(parts) == 1:
-        return run(parts[0])
-    merged = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
-    return run(merged)
