@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m gateway.tools.demo
+	$(PY) -m gateway.demo
 
 run: demo
 

@@ -39,7 +39,7 @@ def _decisions(registry: Registry) -> list[dict[str, Any]]:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
     data = tmp_path_factory.mktemp("demo") / "data"
     proc = subprocess.run(
-        [sys.executable, "-m", "gateway.tools.demo", "--fast", "--data-dir", str(data)],
+        [sys.executable, "-m", "gateway.demo", "--fast", "--data-dir", str(data)],
         capture_output=True,
         text=True,
         timeout=150,

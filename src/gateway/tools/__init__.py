@@ -1,7 +1,7 @@
-"""Programs around the gateway: the load generator, the model zoo, the demo, an embedded server.
+"""Programs around the gateway: the load generator, the model zoo, an embedded server.
 
 :mod:`~gateway.tools.loadgen` (``onnxgate bench``), :mod:`~gateway.tools.modelzoo` (small
-ONNX models for tests and benchmarks), :mod:`~gateway.tools.demo` (``make demo``) and
+ONNX models for tests and benchmarks) and
 :class:`EmbeddedGateway` (a gateway on a background thread, for notebooks and tests). Nothing
 in the gateway proper imports this room.
 """

@@ -1,6 +1,6 @@
 """The governor and monitoring part of ``make demo`` (issue 6's "Demo"), on real models.
 
-Runs after the operator part of :mod:`gateway.tools.demo`, on the same gateway and registry:
+Runs after the operator part of :mod:`gateway.demo`, on the same gateway and registry:
 
 7. the champion serves while a challenger is scored in shadow (``onnxgate shadow report``);
 8. a healthy canary ramps through the policy's steps under the governor and is promoted;
@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from gateway.tools.demo.parts import MODEL, LiveTraffic, StoryModels, run_cli, say, show_split, step
+from gateway.demo.parts import MODEL, LiveTraffic, StoryModels, run_cli, say, show_split, step
 from registry.audit import AuditRecord
 from registry.registry import Registry
 

@@ -1,8 +1,8 @@
-"""``python -m gateway.tools.demo`` (``make demo``): the product end to end on real models.
+"""``python -m gateway.demo`` (``make demo``): the product end to end on real models.
 
 Trains small classifiers, registers them in an embedded SQLite registry, starts a gateway and
 tells the story with real requests: an operator shifts traffic live through the CLI, then the
-governor takes over (:mod:`gateway.tools.demo.story`). Failed requests are counted throughout.
+governor takes over (:mod:`gateway.demo.story`). Failed requests are counted throughout.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from gateway.demo import story
+from gateway.demo.parts import MODEL, LiveTraffic, cli, say, show_split, step, train_models
 from gateway.server import Gateway
 from gateway.settings import Settings
-from gateway.tools.demo import story
-from gateway.tools.demo.parts import MODEL, LiveTraffic, cli, say, show_split, step, train_models
 from gateway.tools.embedded import EmbeddedGateway
 from registry.registry import Registry
 

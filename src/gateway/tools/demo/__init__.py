@@ -1,1 +1,0 @@
-"""The demo ``make demo`` runs: ``python -m gateway.tools.demo``."""
