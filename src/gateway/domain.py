@@ -1,4 +1,4 @@
-"""Domain objects passed between the servicers and the core; no protobuf in here."""
+"""Domain objects passed between the transports and the core; no protobuf in here."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["InferRequest", "ParamValue", "Tensors"]
+__all__ = ["InferRequest", "InferResult", "ParamValue", "Tensors"]
 
 Tensors = dict[str, npt.NDArray[np.generic]]
 ParamValue = bool | int | float | str
@@ -23,3 +23,20 @@ class InferRequest:
     inputs: Tensors
     requested_outputs: tuple[str, ...] = ()
     parameters: dict[str, ParamValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class InferResult:
+    """What the data plane served for one request, ready for any transport to encode.
+
+    ``version`` and ``role`` are the ones routing chose; ``outputs`` are filtered to the
+    requested ones (all of them when none was named); ``rows`` is the row count validation
+    computed (1 for a model without a batch dimension).
+    """
+
+    model: str
+    version: str
+    role: str
+    request_id: str
+    outputs: Tensors
+    rows: int

@@ -1,18 +1,36 @@
-"""Prometheus metrics: one ``GatewayMetrics`` owns its ``CollectorRegistry``.
+"""Prometheus metrics: one ``GatewayMetrics`` owns its ``CollectorRegistry``, and one
+:class:`VersionCounters` per (model, version) is the counter set every reader reads.
 
-Label values are bounded: model, version, role and status code only, never request ids.
-Per-request children are cached so the hot path pays one dict lookup, not ``labels()``.
+Label values are bounded: model, version, role, status code, tap and drop reason only,
+never request ids. A version's counters are Prometheus children (pre-bound at load, so the
+hot path pays no ``labels()`` lookup); Prometheus exports them, Triton's ModelStatistics
+(:meth:`VersionCounters.statistics`) and the governor's evidence
+(:meth:`VersionCounters.traffic`) read the very same children. The few Triton figures
+Prometheus does not export (time spent failing, per-batch-size compute time, last
+inference) live beside them in the same object. NOTE: children, not a custom collector,
+are the storage because ``--workers N`` relies on prometheus_client's multiprocess files
+to sum every worker's samples in the parent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-__all__ = ["BatchMetrics", "GatewayMetrics", "RequestMetrics"]
+__all__ = [
+    "DeploymentCollector",
+    "GatewayMetrics",
+    "VersionCounters",
+    "VersionStats",
+    "VersionTraffic",
+]
 
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
@@ -34,14 +52,14 @@ class GatewayMetrics:
         )
         self.latency = Histogram(
             "onnxgate_request_duration_seconds",
-            "ModelInfer latency inside the gateway, decode to encode.",
+            "Successful ModelInfer latency inside the gateway, decode to result.",
             ["model", "version", "role"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
         self.inferences = Counter(
             "onnxgate_inference_rows",
-            "Rows (first-dimension items) inferred.",
+            "Rows (first-dimension items) served successfully.",
             ["model", "version"],
             registry=r,
         )
@@ -91,67 +109,205 @@ class GatewayMetrics:
             ["code"],
             registry=r,
         )
-        self._request_children: dict[tuple[str, str, str], RequestMetrics] = {}
+        self.tap_dropped = Counter(
+            "onnxgate_tap_dropped",
+            "Served requests not handed to the taps (monitor, shadow, feedback): queue full.",
+            registry=r,
+        )
+        self.tap_errors = Counter(
+            "onnxgate_tap_errors",
+            "Records a tap failed on (the caller's response was not affected), by tap.",
+            ["tap"],
+            registry=r,
+        )
+        self._versions: dict[tuple[str, str], VersionCounters] = {}
 
-    def for_request(self, model: str, version: str, role: str) -> RequestMetrics:
-        key = (model, version, role)
-        child = self._request_children.get(key)
-        if child is None:
-            child = RequestMetrics(self, model, version, role)
-            self._request_children[key] = child
-        return child
+    def for_version(self, model: str, version: str) -> VersionCounters:
+        """The one counter set of ``model`` ``version`` (made on first use, then kept)."""
+        key = (model, version)
+        counters = self._versions.get(key)
+        if counters is None:
+            counters = VersionCounters(self, model, version)
+            self._versions[key] = counters
+        return counters
+
+    def versions_of(self, model: str) -> Mapping[str, VersionCounters]:
+        """Every version of ``model`` that has a counter set, by version."""
+        return MappingProxyType({v: c for (m, v), c in self._versions.items() if m == model})
 
     def add_collector(self, collector: Collector) -> None:
         self.registry.register(collector)
 
 
-class RequestMetrics:
-    """Pre-bound children for one (model, version, role): ok/latency on the hot path."""
+@dataclass(frozen=True)
+class VersionStats:
+    """Triton's ModelStatistics figures of one version, read from its counter set."""
 
-    __slots__ = ("_metrics", "_labels", "ok", "latency", "rows")
+    success_count: int = 0
+    success_ns: int = 0
+    fail_count: int = 0
+    fail_ns: int = 0
+    queue_count: int = 0
+    queue_ns: int = 0
+    compute_count: int = 0
+    compute_ns: int = 0
+    inference_count: int = 0  # rows served
+    execution_count: int = 0  # session.run calls
+    last_inference_ms: int = 0
+    batch_sizes: Mapping[int, tuple[int, int]] = field(default_factory=dict)  # rows -> (n, ns)
+
+
+@dataclass(frozen=True)
+class VersionTraffic:
+    """Cumulative outcomes of one version over every role it has had: OK calls, calls by
+    failing status code, and the success-latency histogram (bucket bounds, counts per
+    bucket, not cumulative)."""
+
+    ok: int
+    errors: Mapping[str, int]
+    bounds: tuple[float, ...]
+    counts: tuple[int, ...]
+
+
+class _Role:
+    """Pre-bound children of one (model, version, role)."""
+
+    __slots__ = ("errors", "latency", "ok")
 
     def __init__(self, metrics: GatewayMetrics, model: str, version: str, role: str) -> None:
-        self._metrics = metrics
-        self._labels = (model, version, role)
         self.ok = metrics.requests.labels(model, version, role, "OK")
         self.latency = metrics.latency.labels(model, version, role)
-        self.rows = metrics.inferences.labels(model, version)
-
-    def error(self, code: str) -> None:
-        self._metrics.requests.labels(*self._labels, code).inc()
+        self.errors: dict[str, Any] = {}
 
 
-class BatchMetrics:
-    """A :class:`gateway.serving.batching.BatchObserver` feeding Prometheus and Triton
-    statistics."""
+class VersionCounters:
+    """The counter set of one (model, version); see the module docstring.
 
-    def __init__(
-        self,
-        metrics: GatewayMetrics,
-        model: str,
-        version: str,
-        on_batch: Callable[[int, int, float, float], None] | None = None,
-    ) -> None:
+    Written on the event loop thread only (the data plane and the version's batcher), so
+    the plain ints beside the children need no lock; readers on other threads may see a
+    request counted in one figure and not yet in another, never a torn number.
+    It is the version's :class:`gateway.serving.batching.BatchObserver` too.
+    """
+
+    def __init__(self, metrics: GatewayMetrics, model: str, version: str) -> None:
+        self.model = model
+        self.version = version
         self._metrics = metrics
-        self._labels = (model, version)
+        self._roles: dict[str, _Role] = {}
+        self._rows = metrics.inferences.labels(model, version)
         self._size = metrics.batch_size.labels(model, version)
         self._wait = metrics.queue_wait.labels(model, version)
         self._compute = metrics.compute.labels(model, version)
         self._depth = metrics.queue_depth.labels(model, version)
-        self._on_batch = on_batch
+        # Triton-only figures, with no Prometheus series of their own.
+        self._fail_ns = 0
+        self._queued = 0
+        self._batches: dict[int, list[int]] = {}  # rows -> [runs, compute ns]
+        self._last_ms = 0
+
+    def _role(self, role: str) -> _Role:
+        counters = self._roles.get(role)
+        if counters is None:
+            counters = self._roles[role] = _Role(self._metrics, self.model, self.version, role)
+        return counters
+
+    # -- writers (event loop) ---------------------------------------------------------------
+
+    def succeeded(self, role: str, elapsed_s: float, rows: int) -> None:
+        """One request served: its latency and the rows it returned."""
+        counters = self._roles.get(role) or self._role(role)
+        counters.ok.inc()
+        counters.latency.observe(elapsed_s)
+        self._rows.inc(rows)
+
+    def failed(self, role: str, code: str, elapsed_s: float) -> None:
+        """One routed request that ended with status ``code`` (a ``grpc.StatusCode`` name)."""
+        counters = self._role(role)
+        child = counters.errors.get(code)
+        if child is None:
+            child = counters.errors[code] = self._metrics.requests.labels(
+                self.model, self.version, role, code
+            )
+        child.inc()
+        self._fail_ns += int(elapsed_s * 1e9)
 
     def on_batch(self, rows: int, requests: int, queue_wait_s: float, compute_s: float) -> None:
         self._size.observe(rows)
         self._wait.observe(queue_wait_s)
         self._compute.observe(compute_s)
-        if self._on_batch is not None:
-            self._on_batch(rows, requests, queue_wait_s, compute_s)
+        self._queued += requests
+        entry = self._batches.get(rows)
+        if entry is None:
+            entry = self._batches[rows] = [0, 0]
+        entry[0] += 1
+        entry[1] += int(compute_s * 1e9)
+        self._last_ms = int(time.time() * 1000)
 
     def on_queue_depth(self, depth: int) -> None:
         self._depth.set(depth)
 
     def on_dropped(self, reason: str) -> None:
-        self._metrics.dropped.labels(*self._labels, reason).inc()
+        self._metrics.dropped.labels(self.model, self.version, reason).inc()
+
+    # -- readers (any thread, not the hot path) -------------------------------------------
+
+    def statistics(self) -> VersionStats:
+        """Triton's figures, from the same children Prometheus exports."""
+        ok = fail = 0
+        success_s = 0.0
+        for counters in list(self._roles.values()):
+            ok += int(_value(counters.ok, "_total"))
+            success_s += _value(counters.latency, "_sum")
+            fail += sum(int(_value(c, "_total")) for c in list(counters.errors.values()))
+        runs = int(_value(self._compute, "_count"))
+        return VersionStats(
+            success_count=ok,
+            success_ns=int(success_s * 1e9),
+            fail_count=fail,
+            fail_ns=self._fail_ns,
+            queue_count=self._queued,
+            queue_ns=int(_value(self._wait, "_sum") * 1e9),
+            compute_count=runs,
+            compute_ns=int(_value(self._compute, "_sum") * 1e9),
+            inference_count=int(_value(self._rows, "_total")),
+            execution_count=runs,
+            last_inference_ms=self._last_ms,
+            batch_sizes=MappingProxyType({k: (v[0], v[1]) for k, v in self._batches.items()}),
+        )
+
+    def traffic(self) -> VersionTraffic:
+        """Outcomes summed over roles, for the governor's evidence."""
+        ok = 0
+        errors: dict[str, int] = {}
+        cumulative: dict[float, int] = {}
+        for counters in list(self._roles.values()):
+            ok += int(_value(counters.ok, "_total"))
+            for code, child in list(counters.errors.items()):
+                errors[code] = errors.get(code, 0) + int(_value(child, "_total"))
+            for name, labels, value in _samples(counters.latency):
+                if name.endswith("_bucket"):
+                    le = float(labels["le"])
+                    cumulative[le] = cumulative.get(le, 0) + int(value)
+        bounds = tuple(sorted(cumulative))
+        counts, previous = [], 0
+        for bound in bounds:
+            counts.append(cumulative[bound] - previous)
+            previous = cumulative[bound]
+        return VersionTraffic(ok, MappingProxyType(errors), bounds, tuple(counts))
+
+
+def _samples(child: Any) -> Iterable[tuple[str, Mapping[str, str], float]]:
+    for metric in child.collect():
+        for sample in metric.samples:
+            yield sample.name, sample.labels, sample.value
+
+
+def _value(child: Any, suffix: str) -> float:
+    """One sample of a bound child (``_total``, ``_sum``, ``_count``); 0 when absent."""
+    for name, _labels, value in _samples(child):
+        if name.endswith(suffix):
+            return value
+    return 0.0
 
 
 class DeploymentCollector(Collector):

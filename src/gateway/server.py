@@ -10,7 +10,7 @@ import asyncio
 import concurrent.futures
 import logging
 import signal
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import grpc
@@ -32,16 +32,18 @@ from gateway.governor.loop import Governor, default_holder
 from gateway.governor.sources import FeedbackEvidence, MetricsEvidence, MonitorEvidence
 from gateway.metrics import DeploymentCollector, GatewayMetrics
 from gateway.monitoring.collector import MonitoringCollector
-from gateway.monitoring.monitor import Monitor, MonitorConfig, served_versions
+from gateway.monitoring.monitor import Monitor, MonitorConfig
 from gateway.monitoring.shadow import ShadowScorer
 from gateway.serving.catalog import Catalog
+from gateway.serving.dataplane import DataPlane
+from gateway.serving.taps import Tap, TapQueue
 from gateway.settings import Settings
 from gateway.transport.admin import AdminServicer
 from gateway.transport.auth import requires_token
 from gateway.transport.governance import GovernanceServicer
 from gateway.transport.governor import GOVERNOR_SERVICE, GovernorServicer
 from gateway.transport.handlers import add_service
-from gateway.transport.inference import InferenceServicer, InferObserver
+from gateway.transport.inference import InferenceServicer
 from gateway.transport.metrics_http import start_metrics_server
 from gateway.transport.monitoring import MonitoringServicer
 from gateway.transport.roles import RoleGuard
@@ -108,7 +110,7 @@ class Gateway:
         *,
         registry: Registry | None = None,
         metrics: GatewayMetrics | None = None,
-        observers: tuple[InferObserver, ...] = (),
+        taps: Mapping[str, Tap] | None = None,
     ) -> None:
         self.settings = settings
         # Refuses (SchemaOutdated: "run `onnxgate db upgrade`") a schema older than ours.
@@ -127,8 +129,8 @@ class Gateway:
             io_executor=self._io_pool,
         )
         self.metrics.add_collector(DeploymentCollector(self.catalog.deployment_snapshot))
-        # Drift monitor and shadow scorer: observers that only enqueue (see monitor.py).
-        versions = served_versions(self.catalog)
+        # Drift monitor and shadow scorer: taps that only enqueue (see serving/taps.py).
+        versions = self.catalog.loaded_versions
         self.monitor = (
             Monitor(MonitorConfig.from_settings(settings), self.registry, versions=versions)
             if settings.monitoring
@@ -148,15 +150,21 @@ class Gateway:
                 top_k=settings.monitor_top_k,
             )
         )
-        watchers: tuple[InferObserver, ...] = (self.shadow.observe,)
+        watchers: dict[str, Tap] = {"shadow": self.shadow.observe}
         if self.monitor is not None:
-            watchers += (self.monitor.observe,)
+            watchers["monitor"] = self.monitor.observe
         # Governor: predictions kept for delayed labels (recorded only for models with a
         # policy), evidence sources, and the loop that moves traffic (started in start()).
         self.feedback = FeedbackStore(
             max_records=settings.feedback_records, ttl_s=settings.feedback_ttl_s
         )
-        watchers += (self.feedback.observe,)
+        watchers["feedback"] = self.feedback.observe
+        self.taps = TapQueue(
+            {**watchers, **(taps or {})}, capacity=settings.tap_queue, metrics=self.metrics
+        )
+        self.plane = DataPlane(
+            self.catalog, self.metrics, max_inflight=settings.max_inflight, taps=self.taps
+        )
         governor_metrics = GovernorMetrics(self.metrics)
         drift = None if self.monitor is None else self.monitor.snapshot
         self.governor = Governor(
@@ -179,16 +187,14 @@ class Gateway:
             self.feedback,
             io_executor=self._io_pool,
             on_change=self.governor.evaluate_now,
+            settle=self.taps.settled,
         )
         self._governor_task: asyncio.Task[None] | None = None
-        self.inference = InferenceServicer(
-            self.catalog,
-            self.metrics,
-            max_inflight=settings.max_inflight,
-            observers=observers + watchers,
-        )
+        self.inference = InferenceServicer(self.catalog, self.plane)
         self.admin = AdminServicer(self.registry, self.catalog, io_executor=self._io_pool)
-        self.monitoring = MonitoringServicer(self.monitor, self.shadow, io_executor=self._io_pool)
+        self.monitoring = MonitoringServicer(
+            self.monitor, self.shadow, io_executor=self._io_pool, settle=self.taps.settled
+        )
         self.governance = GovernanceServicer(self.registry, io_executor=self._io_pool)
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
@@ -277,6 +283,7 @@ class Gateway:
             raise OSError(f"cannot listen on {address}")
         await self.server.start()
         self._start_metrics_endpoint()
+        self.taps.start()
         if self.monitor is not None:
             self.monitor.start()
         self._watch_task = asyncio.get_running_loop().create_task(
@@ -315,6 +322,7 @@ class Gateway:
             await self._governor_task
         if self.server is not None:
             await self.server.stop(grace)
+        self.taps.close()
         self.shadow.close()
         if self.monitor is not None:
             self.monitor.close()

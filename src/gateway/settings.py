@@ -67,6 +67,8 @@ class Settings:
     monitor_top_k: int = 20  # features per version/side exported to Prometheus
     shadow_queue: int = 256  # shadow requests waiting or running; beyond it they are dropped
     shadow_threads: int = 1  # executor threads for shadow inference
+    # Served requests waiting for the taps (shadow, monitor, feedback); beyond it dropped.
+    tap_queue: int = 4096
     # The governor (gateway.governor.loop) and delayed labels (gateway.governor.feedback).
     governor: bool = True  # off: no governor loop, and no predictions kept for feedback
     governor_interval_s: float = 1.0  # loop tick; each policy sets its model's own interval
@@ -113,7 +115,7 @@ class Settings:
                 f"got {self.monitor_correction!r}"
             )
         counts = ("monitor_queue", "monitor_window", "monitor_min_rows", "monitor_top_k")
-        for name in (*counts, "shadow_queue", "shadow_threads"):
+        for name in (*counts, "shadow_queue", "shadow_threads", "tap_queue"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.monitor_interval_s <= 0:

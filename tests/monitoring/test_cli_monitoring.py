@@ -125,6 +125,7 @@ def test_shadow_report_command(registry, make_gateway, capfd) -> None:
     request = apb.AddShadowRequest(model="m", version="2", fraction=1.0)
     gw.admin().AddShadow(request, metadata=admin_metadata(), timeout=30)
     send(gw, "m", np.random.default_rng(1).standard_normal((500, FEATURES)), rows_per_call=50)
+    assert gw.gateway.taps.flush(30)
     assert gw.gateway.shadow.drain(30)
     capfd.readouterr()
     assert cli.main(["shadow", "report", "m", "--target", gw.target]) == 0

@@ -85,6 +85,7 @@ def test_prometheus_scrapes_drift_and_shadow_series(registry, make_gateway, tmp_
     x = rng.standard_normal((1000, FEATURES))
     x[:, 2] += 1.0
     send(gw, "m", x)
+    assert gw.gateway.taps.flush(30)
     assert gw.gateway.shadow.drain(30)
     get_drift(gw, "m")  # publish now rather than at the next interval
 

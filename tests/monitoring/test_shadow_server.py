@@ -40,6 +40,7 @@ def test_agreement_matches_the_known_disagreement(registry, make_gateway) -> Non
     assert 0.6 < expected < 0.8  # the two versions really disagree, on a known share
 
     send(gw, "m", x, rows_per_call=20)
+    assert gw.gateway.taps.flush(30)
     assert gw.gateway.shadow.drain(30)
     resp = monitoring(gw).GetShadowReport(
         mpb.GetShadowReportRequest(model="m"), metadata=AUTH, timeout=10
@@ -66,6 +67,7 @@ def test_full_shadow_queue_drops_and_never_fails_the_caller(registry, make_gatew
     x = np.random.default_rng(0).standard_normal((64, FEATURES))
     futures = [stub.ModelInfer.future(infer_request("m", x), timeout=30) for _ in range(200)]
     assert all(f.result().model_version == "1" for f in futures)
+    assert gw.gateway.taps.flush(30)
     assert gw.gateway.shadow.drain(30)
     resp = monitoring(gw).GetShadowReport(
         mpb.GetShadowReportRequest(model="m"), metadata=AUTH, timeout=10

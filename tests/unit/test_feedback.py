@@ -15,7 +15,8 @@ from gateway.governor.feedback import (
     segments_of,
 )
 from gateway.governor.rollout import FeedbackPolicy
-from gateway.serving.routing import Route
+from gateway.serving.taps import TapRecord
+from registry.signature import Signature
 
 CLS = FeedbackPolicy()
 REG = FeedbackPolicy(task="regression", threshold=10.0)
@@ -116,12 +117,13 @@ def test_size_and_ttl_bounds() -> None:
 
 def test_observer_records_only_configured_models() -> None:
     store = FeedbackStore()
-    req = InferRequest("m", "", "id1", {"x": np.zeros((1, 2), np.float32)})
-    route = Route("3", "canary", pinned=False)
-    store.observe(req, None, route, {"label": np.array([1])})
+    x = {"x": np.zeros((1, 2), np.float32)}
+    outputs = {"label": np.array([1])}
+    record = TapRecord("m", "3", "canary", "id1", {}, x, outputs, Signature((), ()))
+    store.observe(record)
     assert store.quality("m") == {}
     store.configure("m", CLS)
-    store.observe(req, None, route, {"label": np.array([1])})
+    store.observe(record)
     assert store.add_label("m", "id1", label="1") is LabelOutcome.JOINED
     assert store.quality("m")["3"].correct == 1
     store.configure("m", None)

@@ -65,17 +65,17 @@ def test_quality_window_and_merge() -> None:
 
 def test_metrics_evidence_sums_roles_and_ignores_client_errors() -> None:
     m = GatewayMetrics()
+    version = m.for_version("m", "2")
     for _ in range(8):
-        m.for_request("m", "2", "canary").ok.inc()
-        m.for_request("m", "2", "canary").latency.observe(0.0015)
-    m.for_request("m", "2", "champion").ok.inc()  # after a promotion: same version, new role
-    m.for_request("m", "2", "canary").error("INTERNAL")
-    m.for_request("m", "2", "canary").error("INVALID_ARGUMENT")  # the caller's fault
-    m.for_request("other", "2", "canary").error("INTERNAL")
+        version.succeeded("canary", 0.0015, rows=1)
+    version.succeeded("champion", 0.0015, rows=1)  # after a promotion: same version, new role
+    version.failed("canary", "INTERNAL", 0.001)
+    version.failed("canary", "INVALID_ARGUMENT", 0.001)  # the caller's fault
+    m.for_version("other", "2").failed("canary", "INTERNAL", 0.001)
     ev = MetricsEvidence(m).evidence("m", ["2", "1"])
     t = ev["2"].traffic
     assert t is not None and (t.requests, t.errors) == (10, 1)
-    assert sum(t.counts) == 8 and 0.001 < (t.quantile(0.5) or 0) <= 0.002
+    assert sum(t.counts) == 9 and 0.001 < (t.quantile(0.5) or 0) <= 0.002
     assert ev["1"].traffic == Traffic(0, 0, (), ())
 
 

@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from gateway.domain import InferRequest
 from gateway.monitoring.monitor import FIRST_WINDOW, Monitor, MonitorConfig
 from gateway.monitoring.reference import build_version_profiles
+from gateway.serving.taps import TapRecord
 from gateway.tools import modelzoo
 
 FEATURES = 10
@@ -27,8 +27,10 @@ def version(registry) -> Any:
 
 
 def _observe(monitor: Monitor, version: Any, x: np.ndarray) -> None:
-    req = InferRequest(model=version.model, version="", id="", inputs={"x": x})
-    monitor.observe(req, SimpleNamespace(loaded=version), None, {})  # type: ignore[arg-type]
+    record = TapRecord(
+        version.model, version.version, "champion", "", {}, {"x": x}, {}, version.signature
+    )
+    monitor.observe(record)
 
 
 def test_observe_enqueues_references_and_counts_drops(registry, version) -> None:

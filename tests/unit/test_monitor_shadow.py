@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import threading
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
 
-from gateway.domain import InferRequest
 from gateway.monitoring.shadow import OutputKinds, ShadowScorer, compare_outputs
+from gateway.serving.taps import TapRecord
 from registry.signature import Signature, TensorSpec
 
 CLASSIFIER = Signature(
@@ -79,17 +78,15 @@ class _Version:
 
 
 def _call(scorer: ShadowScorer, x: np.ndarray) -> None:
-    req = InferRequest(model="m", version="", id="", inputs={"x": x})
-    served = SimpleNamespace(version="1")
-    scorer.observe(req, served, None, {"y": x[:, :2]})  # type: ignore[arg-type]
+    record = TapRecord("m", "1", "champion", "", {}, {"x": x}, {"y": x[:, :2]}, REGRESSOR)
+    scorer.observe(record)
 
 
 def test_full_queue_drops_without_blocking_and_feeds_the_monitor() -> None:
     version = _Version()
     fed: list[Any] = []
-    target = SimpleNamespace(loaded=version)
     scorer = ShadowScorer(
-        lambda model: (target,),  # type: ignore[arg-type,return-value]
+        lambda model: (version,),
         queue_size=2,
         feed=lambda v, i, o: fed.append((v, i, o)),
     )
@@ -114,8 +111,7 @@ def test_full_queue_drops_without_blocking_and_feeds_the_monitor() -> None:
 def test_shadow_failures_are_counted() -> None:
     version = _Version(fail=True)
     version.gate.set()
-    target = SimpleNamespace(loaded=version)
-    scorer = ShadowScorer(lambda model: (target,), queue_size=4)  # type: ignore[arg-type,return-value]
+    scorer = ShadowScorer(lambda model: (version,), queue_size=4)
     _call(scorer, np.ones((1, 4), dtype=np.float32))
     assert scorer.drain(10)
     (report,) = scorer.snapshot().reports

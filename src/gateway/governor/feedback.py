@@ -18,9 +18,11 @@ output called "label", else the first integer or string output, else the first o
 A float output of several columns in a classification task is read as class scores
 (argmax); one float column as a score compared with ``feedback.threshold``.
 
-NOTE: :meth:`FeedbackStore.observe` runs on the request path after the response is built;
-it does a few small numpy operations and dict updates and nothing for models without a
-policy. A lock guards the state because the CLI and tests may call from other threads.
+NOTE: :meth:`FeedbackStore.observe` is a tap: it runs on the data plane's tap thread, off
+the request path, and does a few small numpy operations and dict updates (nothing for
+models without a policy). A lock guards the state because labels arrive on the event
+loop. A label sent right after its prediction still finds it: the Feedback RPC waits for
+the tap queue to settle first.
 """
 
 from __future__ import annotations
@@ -31,13 +33,16 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from gateway.domain import InferRequest, Tensors
+from gateway.domain import ParamValue, Tensors
 from gateway.governor.evidence import Quality, SegmentCounts
 from gateway.governor.rollout import FeedbackPolicy
+
+if TYPE_CHECKING:
+    from gateway.serving.taps import TapRecord
 
 __all__ = ["FeedbackStore", "LabelOutcome", "disparate_impact", "normalise_label"]
 
@@ -149,7 +154,17 @@ def predictions_of(policy: FeedbackPolicy, outputs: Tensors) -> list[Prediction]
     return [normalise_label(v) for v in arr.reshape(arr.shape[0], -1)[:, 0]]
 
 
-def segments_of(policy: FeedbackPolicy, req: InferRequest, rows: int) -> list[str]:
+class _Segmented(Protocol):
+    """Where segments come from: an ``InferRequest`` or a ``TapRecord``."""
+
+    @property
+    def parameters(self) -> Mapping[str, ParamValue]: ...
+
+    @property
+    def inputs(self) -> Tensors: ...
+
+
+def segments_of(policy: FeedbackPolicy, req: _Segmented, rows: int) -> list[str]:
     """Each row's segment: the request parameter, else the input column; "" when neither."""
     if policy.segment_param:
         value = req.parameters.get(policy.segment_param)
@@ -201,18 +216,18 @@ class FeedbackStore:
     def __len__(self) -> int:
         return len(self._records)
 
-    # -- request path -----------------------------------------------------------------------
+    # -- tap ----------------------------------------------------------------------------------
 
-    def observe(self, req: InferRequest, served: object, route: Any, outputs: Tensors) -> None:
-        """An :data:`gateway.transport.inference.InferObserver`: record one served prediction."""
-        policy = self._policies.get(req.model)
+    def observe(self, record: TapRecord) -> None:
+        """The tap: record one served request's predictions (models with a policy only)."""
+        policy = self._policies.get(record.model)
         if policy is None:
             return
-        predictions = predictions_of(policy, outputs)
+        predictions = predictions_of(policy, record.outputs)
         if not predictions:
             return
-        segments = segments_of(policy, req, len(predictions))
-        self.record(req.model, route.version, req.id, predictions, segments, policy)
+        segments = segments_of(policy, record, len(predictions))
+        self.record(record.model, record.version, record.request_id, predictions, segments, policy)
 
     def record(
         self,

@@ -7,8 +7,9 @@ source (later ones win for a part both know). Counts are cumulative (the loop wi
 them). Sources are called on the event loop, so they must only read in-memory state.
 
 * :class:`MetricsEvidence` -- requests, server-side errors and the latency histogram,
-  read from the gateway's Prometheus metrics (the same numbers an operator's dashboards
-  show; summed over the roles a version has had).
+  read from each version's one counter set (:class:`gateway.metrics.VersionCounters`: the
+  numbers Prometheus exports and ModelStatistics reports; summed over the roles a version
+  has had).
 * :class:`FeedbackEvidence` -- outcome quality and segment counts from the feedback store.
 * :class:`MonitorEvidence` -- drift verdicts and shadow agreement from the drift monitor
   (:mod:`gateway.monitoring.monitor`) and the shadow scorer (:mod:`gateway.monitoring.shadow`)
@@ -63,37 +64,16 @@ class MetricsEvidence:
         self._metrics = metrics
 
     def evidence(self, model: str, versions: Collection[str]) -> dict[str, Evidence]:
-        ok: dict[str, int] = {}
-        errors: dict[str, int] = {}
-        for family in self._metrics.requests.collect():
-            for s in family.samples:
-                labels = s.labels
-                if not s.name.endswith("_total") or labels.get("model") != model:
-                    continue
-                version, code = labels["version"], labels["code"]
-                if code == "OK":
-                    ok[version] = ok.get(version, 0) + int(s.value)
-                elif code in SERVER_ERROR_CODES:
-                    errors[version] = errors.get(version, 0) + int(s.value)
-        # cumulative bucket counts per version, summed over roles
-        buckets: dict[str, dict[float, int]] = {}
-        for family in self._metrics.latency.collect():
-            for s in family.samples:
-                if not s.name.endswith("_bucket") or s.labels.get("model") != model:
-                    continue
-                per = buckets.setdefault(s.labels["version"], {})
-                le = float(s.labels["le"])
-                per[le] = per.get(le, 0) + int(s.value)
+        counters = self._metrics.versions_of(model)
         out: dict[str, Evidence] = {}
         for version in versions:
-            cumulative = sorted(buckets.get(version, {}).items())
-            bounds = tuple(b for b, _ in cumulative)
-            counts, previous = [], 0
-            for _, c in cumulative:
-                counts.append(c - previous)
-                previous = c
-            n_ok, n_err = ok.get(version, 0), errors.get(version, 0)
-            traffic = Traffic(n_ok + n_err, n_err, bounds, tuple(counts))
+            version_counters = counters.get(version)
+            if version_counters is None:
+                out[version] = Evidence(traffic=Traffic(0, 0, (), ()))
+                continue
+            t = version_counters.traffic()
+            n_err = sum(n for code, n in t.errors.items() if code in SERVER_ERROR_CODES)
+            traffic = Traffic(t.ok + n_err, n_err, t.bounds, t.counts)
             out[version] = Evidence(traffic=traffic)
         return out
 

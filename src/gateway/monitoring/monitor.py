@@ -1,22 +1,20 @@
 """Drift monitoring of every serving version, off the request path.
 
-Request path (event loop): :meth:`Monitor.observe` is an ``InferObserver``. It keeps a
-request with probability ``sample`` and appends a *reference* to the request's input arrays
-(numpy views over the request bytes) and its outputs to a bounded deque: no copy, no numpy
-work, one ``len`` and one ``append``. A full queue drops the request and counts it
-(``dropped``); monitoring never slows or fails a call.
+Tap (the data plane's tap thread): :meth:`Monitor.observe` takes one
+:class:`~gateway.serving.taps.TapRecord`. It keeps a request with probability ``sample``
+and appends a *reference* to the request's input arrays (numpy views over the request
+bytes) and its outputs to a bounded deque: no copy, no numpy work, one ``len`` and one
+``append``. A full queue drops the request and counts it (``dropped``); monitoring never
+slows or fails a call.
 
 Worker (one thread): drains the queue in bulk, groups requests by version and, per version
 and side (inputs, outputs), stacks them into one float64 matrix (see
-:mod:`gateway.monitoring.layout` for which tensors are monitored and which are skipped) appended to
-a
-count-based :class:`~gateway.monitoring.windows.CountWindow` and to
-:class:`~gateway.monitoring.windows.BinnedCounts` over the reference bins. Every ``interval_s``
-(and on
-:meth:`Monitor.refresh`) it computes a :class:`~gateway.monitoring.drift.DriftReport` per version
-and
-side and publishes an immutable :class:`MonitorSnapshot`, which the Prometheus collector,
-the monitoring API and the governor read without locks.
+:mod:`gateway.monitoring.layout` for which tensors are monitored and which are skipped)
+appended to that side's count-based window and binned counts
+(:mod:`gateway.monitoring.state`). Every ``interval_s`` (and on :meth:`Monitor.refresh`)
+it computes a :class:`~gateway.monitoring.drift.DriftReport` per version and side and
+publishes an immutable :class:`~gateway.monitoring.snapshot.MonitorSnapshot`, which the
+Prometheus collector, the monitoring API and the governor read without locks.
 
 Reference profiles come from the registry (registered with a reference sample). A version
 without one gets it from its first full window in production; that profile is written to
@@ -36,53 +34,41 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Protocol
+from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
-
-from gateway.domain import InferRequest, Tensors
-from gateway.monitoring.drift import Correction, DriftReport, compute_drift
-from gateway.monitoring.layout import FeatureLayout
-from gateway.monitoring.profiles import Profile, as_float_matrix, bin_counts, build_profile
+from gateway.domain import Tensors
+from gateway.monitoring.drift import Correction, compute_drift
+from gateway.monitoring.profiles import as_float_matrix, bin_counts, build_profile
 from gateway.monitoring.reference import VersionProfiles, categorical_indices
-from gateway.monitoring.windows import BinnedCounts, CountWindow
-from gateway.serving.catalog import Catalog, Served
-from gateway.serving.routing import Route
+from gateway.monitoring.snapshot import MonitorSnapshot, SideDrift, VersionDrift, feature_order
+from gateway.monitoring.state import MonitoredVersion, SideState, VersionState
+from gateway.monitoring.windows import BinnedCounts
 from gateway.settings import Settings
 from registry.registry import Registry
-from registry.signature import Signature
+
+if TYPE_CHECKING:
+    from gateway.serving.taps import TapRecord
 
 __all__ = [
     "FIRST_WINDOW",
     "Monitor",
     "MonitorConfig",
     "MonitorSnapshot",
+    "MonitoredVersion",
     "SideDrift",
     "VersionDrift",
     "feature_order",
-    "served_versions",
 ]
 
 log = logging.getLogger(__name__)
 
-IntArray = npt.NDArray[np.int64]
 FIRST_WINDOW = "first_window"
 ACTOR = "gateway:monitor"
 SIDES = ("inputs", "outputs")
 REGISTRY_RETRY_S = 5.0
 RETIRED_KEPT = 64  # last reports of versions no longer served, oldest dropped first
-BIN_EVERY_ROWS = 4096
-
-
-class MonitoredVersion(Protocol):
-    """What the monitor needs of a loaded version (``runtime.LoadedVersion`` has it)."""
-
-    model: str
-    version: str
-    signature: Signature
 
 
 Item = tuple[MonitoredVersion, Tensors, Tensors]
@@ -119,123 +105,6 @@ class MonitorConfig:
         )
 
 
-@dataclass(frozen=True, eq=False)
-class SideDrift:
-    """Drift of one side of a version: the report, the profile it was measured against, the
-    window's counts over the profile's bins (histograms) and counts since the profile was
-    set (mergeable across processes)."""
-
-    report: DriftReport
-    profile: Profile
-    current_counts: IntArray
-    cumulative: BinnedCounts
-
-
-@dataclass(frozen=True, eq=False)
-class VersionDrift:
-    """Latest drift of one version; a side is None until it has a profile and enough rows."""
-
-    model: str
-    version: str
-    profile_source: str  # "" while no profile is known
-    window_rows: int
-    rows_seen: int
-    inputs: SideDrift | None
-    outputs: SideDrift | None
-    skipped: tuple[str, ...]  # "side tensor: why" for tensors not monitored
-    computed_at: float  # wall-clock seconds
-
-    @property
-    def drifted(self) -> bool:
-        return any(s is not None and s.report.drifted for s in (self.inputs, self.outputs))
-
-    def side(self, name: str) -> SideDrift | None:
-        return self.inputs if name == "inputs" else self.outputs
-
-
-@dataclass(frozen=True)
-class MonitorSnapshot:
-    """Immutable view published by the worker: model -> version -> :class:`VersionDrift`."""
-
-    versions: Mapping[str, Mapping[str, VersionDrift]] = field(
-        default_factory=lambda: MappingProxyType({})
-    )
-    enqueued: int = 0
-    dropped: int = 0
-    sampled_out: int = 0
-    queue_depth: int = 0
-    errors: int = 0
-    # Last reports of versions that stopped serving (e.g. rolled back): kept for people
-    # asking "why", never exported as live gauges.
-    retired: Mapping[tuple[str, str], VersionDrift] = field(
-        default_factory=lambda: MappingProxyType({})
-    )
-
-    def get(self, model: str, version: str) -> VersionDrift | None:
-        return self.versions.get(model, {}).get(version)
-
-
-class _Side:
-    """Window, bins and profile of one side of one version; touched by the worker only."""
-
-    def __init__(self, layout: FeatureLayout, capacity: int) -> None:
-        self.layout = layout
-        self.window = CountWindow(capacity, layout.n_features) if layout.n_features else None
-        self.profile: Profile | None = None
-        self.counts: BinnedCounts | None = None
-        self._unbinned: list[npt.NDArray[np.float64]] = []  # rows not yet in ``counts``
-        self._unbinned_rows = 0
-        self.last: SideDrift | None = None
-        self.last_seen = -1  # window.total_seen when ``last`` was computed
-
-    def set_profile(self, profile: Profile | None) -> None:
-        if profile is not None and profile.n_features != self.layout.n_features:
-            raise ValueError(
-                f"profile has {profile.n_features} features, traffic has {self.layout.n_features}"
-            )
-        self.profile = profile
-        self.counts = None if profile is None else BinnedCounts.from_profile(profile)
-        self._unbinned, self._unbinned_rows = [], 0
-        self.last, self.last_seen = None, -1
-
-    def append(self, x: npt.NDArray[np.float64]) -> None:
-        if self.window is None or not x.shape[0]:
-            return
-        self.window.append(x)
-        if self.counts is not None:
-            # Binning sorts every column: done per few thousand rows, not per drain.
-            self._unbinned.append(x)
-            self._unbinned_rows += x.shape[0]
-            if self._unbinned_rows >= BIN_EVERY_ROWS:
-                self.flush_counts()
-
-    def flush_counts(self) -> None:
-        if self.counts is not None and self._unbinned:
-            self.counts.add(np.concatenate(self._unbinned))
-        self._unbinned, self._unbinned_rows = [], 0
-
-
-class _VersionState:
-    def __init__(self, version: MonitoredVersion, capacity: int) -> None:
-        self.model = version.model
-        self.version = version.version
-        self.inputs = _Side(FeatureLayout.from_specs(version.signature.inputs), capacity)
-        self.outputs = _Side(FeatureLayout.from_specs(version.signature.outputs), capacity)
-        self.metadata: Mapping[str, str] = {}
-        self.source = ""
-        self.loaded = False  # registry profile looked up successfully
-        self.retry_at = 0.0  # monotonic time of the next registry lookup after a failure
-        self.rows_seen = 0
-        self.skipped = tuple(
-            f"{side} {name}: {why}"
-            for side, layout in (("inputs", self.inputs.layout), ("outputs", self.outputs.layout))
-            for name, why in layout.skipped
-        )
-
-    def sides(self) -> tuple[_Side, _Side]:
-        return self.inputs, self.outputs
-
-
 class Monitor:
     """Per-version windows and drift reports, fed by a bounded queue (see module docs)."""
 
@@ -252,7 +121,7 @@ class Monitor:
         self._versions = versions
         self._uniform = uniform
         self._queue: deque[Item] = deque()
-        # Written on the event loop thread only (observe), so plain ints are exact.
+        # Written on the tap thread only (observe), so plain ints are exact.
         self.enqueued = 0
         self.dropped = 0
         self.sampled_out = 0
@@ -261,7 +130,7 @@ class Monitor:
         self._offered = 0
         self._offer_dropped = 0
         self._lock = threading.Lock()  # the worker's state: windows, profiles, snapshot
-        self._states: dict[tuple[str, str], _VersionState] = {}
+        self._states: dict[tuple[str, str], VersionState] = {}
         self._retired: dict[tuple[str, str], VersionDrift] = {}
         self._errors = 0
         self._snapshot = MonitorSnapshot()
@@ -270,15 +139,15 @@ class Monitor:
 
     # -- producers ------------------------------------------------------------------------
 
-    def observe(self, req: InferRequest, served: Served, route: Route, outputs: Tensors) -> None:
-        """InferObserver for the event loop: enqueue references, or count a drop."""
+    def observe(self, record: TapRecord) -> None:
+        """The tap: enqueue references to one served request, or count a drop."""
         if self.config.sample < 1.0 and self._uniform() >= self.config.sample:
             self.sampled_out += 1
             return
         if len(self._queue) >= self.config.queue_size:
             self.dropped += 1
             return
-        self._queue.append((served.loaded, req.inputs, outputs))
+        self._queue.append((record, record.inputs, record.outputs))
         self.enqueued += 1
 
     def offer(self, version: MonitoredVersion, inputs: Tensors, outputs: Tensors) -> None:
@@ -372,7 +241,7 @@ class Monitor:
     def _ingest(self, key: tuple[str, str], group: list[Item]) -> None:
         st = self._states.get(key)
         if st is None:
-            st = _VersionState(group[0][0], self.config.window)
+            st = VersionState(group[0][0], self.config.window)
             self._states[key] = st
         if not st.loaded and time.monotonic() >= st.retry_at:
             self._load_profile(st)
@@ -383,7 +252,7 @@ class Monitor:
         st.outputs.append(x_out)
         self._profile_from_window(st)
 
-    def _load_profile(self, st: _VersionState) -> None:
+    def _load_profile(self, st: VersionState) -> None:
         try:
             stored = self._registry.get_profile(st.model, st.version)
             st.metadata = dict(self._registry.get_version(st.model, st.version).metadata)
@@ -395,7 +264,7 @@ class Monitor:
         if stored is not None:
             self._adopt(st, *stored)
 
-    def _adopt(self, st: _VersionState, doc: Mapping[str, object], source: str) -> None:
+    def _adopt(self, st: VersionState, doc: Mapping[str, object], source: str) -> None:
         try:
             profiles = VersionProfiles.from_doc(doc)
             st.inputs.set_profile(profiles.inputs)
@@ -405,7 +274,7 @@ class Monitor:
             return
         st.source = source
 
-    def _profile_from_window(self, st: _VersionState) -> None:
+    def _profile_from_window(self, st: VersionState) -> None:
         """Take a missing side's profile from its first full window and record it."""
         if not st.loaded:  # the registry may hold one we have not read yet
             return
@@ -456,7 +325,7 @@ class Monitor:
         for key in [k for k in self._retired if k in active]:
             del self._retired[key]  # serving again: live state takes over
 
-    def _side_report(self, side: _Side) -> SideDrift | None:
+    def _side_report(self, side: SideState) -> SideDrift | None:
         w, profile = side.window, side.profile
         if w is None or profile is None or side.counts is None:
             return None
@@ -475,7 +344,7 @@ class Monitor:
         side.last_seen = w.total_seen
         return side.last
 
-    def _report(self, st: _VersionState) -> VersionDrift:
+    def _report(self, st: VersionState) -> VersionDrift:
         windows = [s.window.count for s in st.sides() if s.window is not None]
         return VersionDrift(
             model=st.model,
@@ -488,22 +357,3 @@ class Monitor:
             skipped=st.skipped,
             computed_at=time.time(),
         )
-
-
-def feature_order(report: DriftReport) -> npt.NDArray[np.intp]:
-    """Feature indices sorted by drift: drifted first, then by adjusted p-value (NaN last),
-    then by PSI, largest first (one lexsort, no Python loop)."""
-    p = np.where(np.isnan(report.p_adjusted), np.inf, report.p_adjusted)
-    psi = np.where(np.isnan(report.psi), -np.inf, report.psi)
-    order: npt.NDArray[np.intp] = np.lexsort((-psi, p, ~report.drifted_mask))
-    return order
-
-
-def served_versions(catalog: Catalog) -> Callable[[], list[tuple[str, str]]]:
-    """(model, version) of everything the catalog has loaded: what monitoring keeps state
-    for (a version dropped from every deployment is forgotten, bounding labels)."""
-
-    def versions() -> list[tuple[str, str]]:
-        return [(m, v) for m, entry in catalog.entries().items() for v in entry.served]
-
-    return versions

@@ -1,11 +1,11 @@
 """Shadow scoring: mirrored requests run on shadow versions and compared with what served.
 
-Request path (event loop): :meth:`ShadowScorer.observe` is an ``InferObserver`` called
-after the primary response is built. For each shadow version the catalog picks for the
-request (``catalog.shadows``: each with its configured fraction) it submits the request's
-input arrays and the served outputs to the scorer's *own* executor. At most ``queue_size``
-shadow runs may be waiting or running; beyond that the copy is dropped and counted, so a
-slow shadow never slows, blocks or fails the caller.
+Tap (the data plane's tap thread): :meth:`ShadowScorer.observe` takes one
+:class:`~gateway.serving.taps.TapRecord` of a served request. For each shadow version
+``targets`` picks for it (the catalog's ``shadows``: each with its configured fraction) it
+submits the request's input arrays and the served outputs to the scorer's *own*
+executor. At most ``queue_size`` shadow runs may be waiting or running; beyond that the
+copy is dropped and counted, so a slow shadow never slows, blocks or fails the caller.
 
 Executor thread: runs the shadow version's session directly (not through its batcher,
 which belongs to the event loop), compares outputs with the served ones
@@ -30,15 +30,16 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from gateway.domain import InferRequest, Tensors
-from gateway.serving.catalog import Served
-from gateway.serving.routing import Route
-from gateway.serving.runtime import LoadedVersion
+from gateway.domain import Tensors
 from registry.signature import Signature
+
+if TYPE_CHECKING:
+    from gateway.serving.taps import TapRecord
 
 __all__ = [
     "Comparison",
@@ -46,12 +47,31 @@ __all__ = [
     "ShadowReport",
     "ShadowScorer",
     "ShadowSnapshot",
+    "ShadowVersion",
     "compare_outputs",
 ]
 
 log = logging.getLogger(__name__)
 
-Feed = Callable[[LoadedVersion, Tensors, Tensors], None]
+
+class ShadowVersion(Protocol):
+    """What the scorer needs of a shadow version (``runtime.LoadedVersion`` has it)."""
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def signature(self) -> Signature: ...
+
+    def run(self, inputs: Tensors) -> Tensors:
+        """Blocking inference (called on the scorer's executor thread)."""
+        ...
+
+
+Feed = Callable[[ShadowVersion, Tensors, Tensors], None]
 
 
 @dataclass(frozen=True)
@@ -185,7 +205,7 @@ class ShadowScorer:
 
     def __init__(
         self,
-        targets: Callable[[str], tuple[Served, ...]],
+        targets: Callable[[str], tuple[ShadowVersion, ...]],
         *,
         queue_size: int,
         threads: int = 1,
@@ -201,28 +221,27 @@ class ShadowScorer:
         self._executor = concurrent.futures.ThreadPoolExecutor(
             threads, thread_name_prefix="onnxgate-shadow"
         )
-        self._submitted = 0  # event loop thread only
-        self._dropped: dict[str, int] = {}  # event loop thread only
+        self._submitted = 0  # tap thread only
+        self._dropped: dict[str, int] = {}  # tap thread only
         self._lock = threading.Lock()  # tallies and _finished (executor threads)
         self._finished = 0
         self._tallies: dict[tuple[str, str, str], _Tally] = {}
         self._kinds: dict[int, OutputKinds] = {}
 
-    def observe(self, req: InferRequest, served: Served, route: Route, outputs: Tensors) -> None:
-        """InferObserver: submit a shadow run per target, or count a drop. Never blocks."""
-        targets = self._targets(req.model)
-        for target in targets:
-            if target is served:
+    def observe(self, record: TapRecord) -> None:
+        """The tap: submit a shadow run per target, or count a drop. Never blocks."""
+        for target in self._targets(record.model):
+            if target.version == record.version:
                 continue  # a request pinned to the shadow version itself
             if self._submitted - self._finished >= self._queue_size:
-                self._drop(req.model)
+                self._drop(record.model)
                 continue
             try:
                 self._executor.submit(
-                    self._score, target.loaded, served.version, req.inputs, outputs
+                    self._score, target, record.version, record.inputs, record.outputs
                 )
             except RuntimeError:  # shutting down
-                self._drop(req.model)
+                self._drop(record.model)
                 continue
             self._submitted += 1
 
@@ -230,7 +249,7 @@ class ShadowScorer:
         self._dropped[model] = self._dropped.get(model, 0) + 1
 
     def _score(
-        self, loaded: LoadedVersion, served_version: str, inputs: Tensors, served: Tensors
+        self, loaded: ShadowVersion, served_version: str, inputs: Tensors, served: Tensors
     ) -> None:
         key = (loaded.model, loaded.version, served_version)
         try:
@@ -254,14 +273,14 @@ class ShadowScorer:
             with self._lock:
                 self._finished += 1
 
-    def _kinds_of(self, loaded: LoadedVersion) -> OutputKinds:
+    def _kinds_of(self, loaded: ShadowVersion) -> OutputKinds:
         kinds = self._kinds.get(id(loaded.signature))
         if kinds is None:
             kinds = OutputKinds.from_signature(loaded.signature)
             self._kinds[id(loaded.signature)] = kinds
         return kinds
 
-    def _tally(self, key: tuple[str, str, str], loaded: LoadedVersion) -> _Tally:
+    def _tally(self, key: tuple[str, str, str], loaded: ShadowVersion) -> _Tally:
         tally = self._tallies.get(key)
         if tally is None:
             tally = _Tally(classifier=self._kinds_of(loaded).classifier)

@@ -19,7 +19,7 @@ from types import MappingProxyType
 
 from gateway.concurrency import run_blocking
 from gateway.errors import FailedPrecondition, NotFound, Unavailable
-from gateway.metrics import BatchMetrics, GatewayMetrics
+from gateway.metrics import GatewayMetrics, VersionCounters
 from gateway.serving.batching import Batcher, BatchPolicy
 from gateway.serving.routing import NoRoute, Route, RoutingTable, choose, shadow_targets
 from gateway.serving.runtime import LoadedVersion
@@ -34,10 +34,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(eq=False)
 class Served:
-    """A loaded version together with the batcher in front of it."""
+    """A loaded version, the batcher in front of it and its one counter set."""
 
     loaded: LoadedVersion
     batcher: Batcher
+    counters: VersionCounters
 
     @property
     def version(self) -> str:
@@ -99,12 +100,19 @@ class Catalog:
             raise Unavailable(f"model '{model}' has no loaded version to serve")
         return served, route
 
-    def shadows(self, model: str) -> tuple[Served, ...]:
+    def shadows(self, model: str) -> tuple[LoadedVersion, ...]:
+        """The shadow versions one request of ``model`` is mirrored to (each drawn with its
+        configured fraction). Safe from any thread: it reads one immutable entry."""
         entry = self._entries.get(model)
         if entry is None or not entry.table.shadows:
             return ()
         targets = shadow_targets(entry.table, self.uniform())
-        return tuple(entry.served[v] for v in targets if v in entry.served)
+        return tuple(entry.served[v].loaded for v in targets if v in entry.served)
+
+    def loaded_versions(self) -> list[tuple[str, str]]:
+        """(model, version) of every version the live tables route to (monitoring keeps
+        state for these only, so a version dropped from every deployment is forgotten)."""
+        return [(m, v) for m, entry in self._entries.items() for v in entry.served]
 
     def entry(self, model: str) -> ModelEntry | None:
         return self._entries.get(model)
@@ -242,17 +250,17 @@ class Catalog:
             max_queue=s.max_queue,
             inline_below_us=s.inline_below_us,
         )
-        observer = BatchMetrics(self._metrics, model, version, loaded.stats.record_batch)
+        counters = self._metrics.for_version(model, version)
         batcher = Batcher(
             loaded.run,
             policy,
             name=f"{model}:{version}",
             executor=self._inference_executor,
-            observer=observer,
+            observer=counters,
             cost=loaded.estimated_run_s,
         )
         log.info("loaded %s version %s (sha256 %s…)", model, version, record.sha256[:12])
-        return Served(loaded, batcher)
+        return Served(loaded, batcher, counters)
 
     def _retire_unused(self) -> None:
         wanted = {(m, v) for m, e in self._entries.items() for v in e.served}

@@ -1,4 +1,4 @@
-"""One loaded model version: its onnxruntime session, signature checks, warm-up, counters.
+"""One loaded model version: its onnxruntime session, signature checks, warm-up, cost model.
 
 Loading and running are blocking; callers put them on an executor. Validation is the only
 part on the event loop and costs a few attribute reads per input, no array passes.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 import onnxruntime as ort
@@ -19,7 +18,7 @@ from gateway.errors import InvalidArgument
 from registry.datatypes import DATATYPE_TO_NUMPY
 from registry.signature import Signature, TensorSpec, signature_from_session
 
-__all__ = ["LoadedVersion", "VersionStats", "resolve_providers"]
+__all__ = ["LoadedVersion", "resolve_providers"]
 
 log = logging.getLogger(__name__)
 
@@ -46,39 +45,8 @@ def resolve_providers(requested: tuple[str, ...]) -> list[str]:
     return chosen
 
 
-@dataclass
-class VersionStats:
-    """Triton-style per-version counters (ModelStatistics). Plain ints: one writer thread."""
-
-    success_count: int = 0
-    success_ns: int = 0
-    fail_count: int = 0
-    fail_ns: int = 0
-    queue_count: int = 0
-    queue_ns: int = 0
-    compute_count: int = 0
-    compute_ns: int = 0
-    inference_count: int = 0  # rows
-    execution_count: int = 0  # session.run calls
-    last_inference_ms: int = 0
-    batch_sizes: dict[int, list[int]] = field(default_factory=dict)  # rows -> [count, ns]
-
-    def record_batch(self, rows: int, requests: int, queue_wait_s: float, compute_s: float) -> None:
-        compute_ns = int(compute_s * 1e9)
-        self.execution_count += 1
-        self.inference_count += rows
-        self.compute_count += 1
-        self.compute_ns += compute_ns
-        self.queue_count += requests
-        self.queue_ns += int(queue_wait_s * 1e9)
-        entry = self.batch_sizes.setdefault(rows, [0, 0])
-        entry[0] += 1
-        entry[1] += compute_ns
-        self.last_inference_ms = int(time.time() * 1000)
-
-
 class LoadedVersion:
-    """A version in memory: session, signature checks and Triton-style counters."""
+    """A version in memory: session, signature checks and the cost of a run."""
 
     def __init__(
         self,
@@ -101,7 +69,6 @@ class LoadedVersion:
         self.batchable = all(
             len(s.shape) >= 1 and s.shape[0] == -1 for s in signature.inputs + signature.outputs
         )
-        self.stats = VersionStats()
         self._t1 = float("inf")  # measured by warm_up()
         self._per_row = float("inf")
 
@@ -164,7 +131,8 @@ class LoadedVersion:
         return self._t1 + self._per_row * max(rows - 1, 0)
 
     def validate(self, inputs: Tensors) -> int:
-        """Check names, dtypes and shapes against the signature; return the row count."""
+        """Check names, dtypes and shapes against the signature; return the row count
+        (the first input's first dimension; 1 for a rank-0 input), which the batcher uses."""
         expected = self._inputs
         if inputs.keys() != expected.keys():
             missing = sorted(expected.keys() - inputs.keys())

@@ -23,7 +23,7 @@ from registry.datatypes import DATATYPE_TO_NUMPY, DATATYPES, datatype_of_numpy
 from registry.signature import Signature, TensorSpec
 
 if TYPE_CHECKING:
-    from gateway.serving.runtime import VersionStats
+    from gateway.metrics import VersionStats
 
 __all__ = [
     "DATATYPE_TO_CONFIG",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import grpc
@@ -66,12 +66,16 @@ class GovernorServicer(pb_grpc.GovernorServiceServicer):
         *,
         io_executor: concurrent.futures.Executor,
         on_change: Callable[[str], None] | None = None,
+        settle: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self._registry = registry
         self._store = registry.governor
         self._feedback = feedback
         self._io = io_executor
         self._on_change = on_change or (lambda _model: None)
+        # Predictions reach the feedback store through the tap queue: a label sent right
+        # after its prediction waits (briefly) for the queue to settle, so it is joined.
+        self._settle = settle
 
     def add_to_server(
         self,
@@ -109,6 +113,8 @@ class GovernorServicer(pb_grpc.GovernorServiceServicer):
             raise InvalidArgument(
                 f"items: at most {MAX_FEEDBACK_ITEMS} per call, got {len(request.items)}"
             )
+        if self._settle is not None:
+            await self._settle()
         counts = dict.fromkeys(LabelOutcome, 0)
         for item in request.items:
             outcome = self._feedback.add_label(

@@ -1,13 +1,13 @@
 """Thin servicer for ``inference.GRPCInferenceService`` (Open Inference Protocol v2).
 
-Each method converts protobuf to domain objects, calls the catalog/runtime, converts back.
-ModelInfer is the hot path: decode (``np.frombuffer``), route, validate, batch, encode.
+Each method converts protobuf to domain objects, calls the core, converts back. ModelInfer
+is the hot path: decode (``np.frombuffer``), the routing key from the request's parameters
+or metadata, :meth:`gateway.serving.dataplane.DataPlane.infer`, encode.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -15,18 +15,15 @@ import grpc
 import gateway
 from gateway._proto import grpc_service_pb2 as pb
 from gateway._proto import grpc_service_pb2_grpc as pb_grpc
-from gateway.domain import InferRequest, Tensors
-from gateway.errors import GatewayError, NotFound, ResourceExhausted
-from gateway.metrics import GatewayMetrics
-from gateway.serving.catalog import Catalog, Served
-from gateway.serving.routing import Route
+from gateway.domain import InferRequest
+from gateway.errors import GatewayError, NotFound
+from gateway.serving.catalog import Catalog
+from gateway.serving.dataplane import DataPlane
 from gateway.transport import converters
 
-__all__ = ["InferenceServicer", "InferObserver"]
+__all__ = ["InferenceServicer"]
 
 Context = grpc.aio.ServicerContext[Any, Any]
-InferObserver = Callable[[InferRequest, Served, Route, Tensors], None]
-"""Called after a successful response is built; must only enqueue (monitoring, shadows)."""
 
 ROUTING_KEY_PARAM = "routing_key"
 ROUTING_KEY_METADATA = "x-routing-key"
@@ -44,19 +41,9 @@ def _routing_key(req: InferRequest, context: Context) -> str | None:
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
-    def __init__(
-        self,
-        catalog: Catalog,
-        metrics: GatewayMetrics,
-        *,
-        max_inflight: int,
-        observers: tuple[InferObserver, ...] = (),
-    ) -> None:
+    def __init__(self, catalog: Catalog, plane: DataPlane) -> None:
         self._catalog = catalog
-        self._metrics = metrics
-        self._max_inflight = max_inflight
-        self._inflight = 0
-        self.observers = observers
+        self._plane = plane
 
     async def ServerLive(
         self, request: pb.ServerLiveRequest, context: Context
@@ -124,7 +111,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 if request.version and version != request.version:
                     continue
                 converters.fill_statistics(
-                    response.model_stats.add(), model, version, served.loaded.stats
+                    response.model_stats.add(), model, version, served.counters.statistics()
                 )
         if request.version and not response.model_stats:
             raise NotFound(f"model '{request.name}' version '{request.version}' is not loaded")
@@ -153,62 +140,21 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelInfer(
         self, request: pb.ModelInferRequest, context: Context
     ) -> pb.ModelInferResponse:
-        start = time.perf_counter()
-        if self._inflight >= self._max_inflight:
-            self._metrics.rejected.labels("RESOURCE_EXHAUSTED").inc()
-            raise ResourceExhausted(
-                f"gateway has {self._max_inflight} requests in flight; retry with backoff"
-            )
-        self._inflight += 1
-        route: Route | None = None
-        served: Served | None = None
+        received = time.perf_counter()
         try:
             req = converters.decode_infer_request(request)
-            # A pinned version ignores keys: skip reading the call's metadata.
-            key = None if req.version else _routing_key(req, context)
-            served, route = self._catalog.route(req.model, req.version, key)
-            loaded = served.loaded
-            loaded.validate(req.inputs)
-            if req.requested_outputs:
-                loaded.check_outputs(req.requested_outputs)
-            remaining = context.time_remaining()
-            deadline = None if remaining is None else time.monotonic() + remaining
-            outputs = await served.batcher.submit(req.inputs, deadline=deadline)
-            if req.requested_outputs:
-                outputs = {name: outputs[name] for name in req.requested_outputs}
-            response = converters.encode_infer_response(
-                model=req.model,
-                version=route.version,
-                request_id=req.id,
-                outputs=outputs,
-                parameters={"role": route.role},
-            )
         except GatewayError as exc:
-            self._record_failure(grpc.StatusCode[exc.code], served, route, start)
+            self._plane.refused(exc.code)
             raise
-        except BaseException:
-            self._record_failure(grpc.StatusCode.INTERNAL, served, route, start)
-            raise
-        finally:
-            self._inflight -= 1
-        elapsed = time.perf_counter() - start
-        rm = self._metrics.for_request(req.model, route.version, route.role)
-        rm.ok.inc()
-        rm.latency.observe(elapsed)
-        stats = loaded.stats
-        stats.success_count += 1
-        stats.success_ns += int(elapsed * 1e9)
-        for observer in self.observers:
-            observer(req, served, route, outputs)
-        return response
-
-    def _record_failure(
-        self, code: grpc.StatusCode, served: Served | None, route: Route | None, start: float
-    ) -> None:
-        if served is None or route is None:
-            self._metrics.rejected.labels(code.name).inc()
-            return
-        self._metrics.for_request(served.loaded.model, route.version, route.role).error(code.name)
-        stats = served.loaded.stats
-        stats.fail_count += 1
-        stats.fail_ns += int((time.perf_counter() - start) * 1e9)
+        # A pinned version ignores keys: skip reading the call's metadata.
+        key = None if req.version else _routing_key(req, context)
+        remaining = context.time_remaining()
+        deadline = None if remaining is None else time.monotonic() + remaining
+        result = await self._plane.infer(req, key, deadline, received=received)
+        return converters.encode_infer_response(
+            model=result.model,
+            version=result.version,
+            request_id=result.request_id,
+            outputs=result.outputs,
+            parameters={"role": result.role},
+        )

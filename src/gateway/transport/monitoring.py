@@ -8,6 +8,7 @@ Authentication is applied around these methods by the server, as for the admin A
 from __future__ import annotations
 
 import concurrent.futures
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -108,10 +109,14 @@ class MonitoringServicer(pb_grpc.MonitoringServiceServicer):
         shadow: ShadowScorer,
         *,
         io_executor: concurrent.futures.Executor,
+        settle: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self._monitor = monitor
         self._shadow = shadow
         self._io = io_executor
+        # Served requests reach the monitor through the tap queue: a refresh first waits
+        # (briefly) for what is already queued there, so it covers every answered call.
+        self._settle = settle
 
     async def GetDrift(self, request: pb.GetDriftRequest, context: Context) -> pb.GetDriftResponse:
         if not request.model:
@@ -119,6 +124,8 @@ class MonitoringServicer(pb_grpc.MonitoringServiceServicer):
         if self._monitor is None:
             raise FailedPrecondition("drift monitoring is off on this gateway (monitoring=false)")
         if request.refresh:
+            if self._settle is not None:
+                await self._settle()
             snap = await run_blocking(self._io, self._monitor.refresh)
         else:
             snap = self._monitor.snapshot()

@@ -1,0 +1,134 @@
+"""The data plane: one inference from a decoded request to a served result, for every face.
+
+Every transport (the gRPC servicer today; an HTTP face or an explain service tomorrow)
+decodes its wire format into an :class:`~gateway.domain.InferRequest`, calls
+:meth:`DataPlane.infer` and encodes the :class:`~gateway.domain.InferResult`. Nothing
+here knows a wire format: no grpc, no protobuf; statuses are ``grpc.StatusCode`` *names*.
+
+One call, in order:
+
+1. admission: at most ``max_inflight`` calls at once, else ``RESOURCE_EXHAUSTED``;
+2. route (pin > routing key > weighted pick) to one loaded version;
+3. validate the inputs against its signature, which yields the row count, and check the
+   requested outputs exist;
+4. submit to the version's batcher with those rows and the caller's deadline;
+5. account once, on the version's counter set (status, latency, rows);
+6. hand a :class:`~gateway.serving.taps.TapRecord` to the tap queue (one enqueue; what
+   the taps do never changes the result).
+
+A failure is accounted with its status name: a :class:`~gateway.errors.GatewayError` by
+its code; a cancelled call as ``CANCELLED`` (``DEADLINE_EXCEEDED`` when the caller's
+deadline has passed); anything else as ``INTERNAL``. Failures before a version was chosen
+count as refusals (``onnxgate_rejected_requests_total``), with no version to blame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from gateway.domain import InferRequest, InferResult
+from gateway.errors import GatewayError, ResourceExhausted
+from gateway.metrics import GatewayMetrics
+from gateway.serving.catalog import Catalog, Served
+from gateway.serving.routing import Route
+from gateway.serving.taps import TapQueue, TapRecord
+
+__all__ = ["DataPlane"]
+
+
+class DataPlane:
+    """Route, validate, batch, account and tap one request; see the module docstring."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        metrics: GatewayMetrics,
+        *,
+        max_inflight: int,
+        taps: TapQueue | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self._catalog = catalog
+        self._metrics = metrics
+        self._max_inflight = max_inflight
+        self._taps = taps if taps is not None and taps.enabled else None
+        self._clock = clock
+        self._inflight = 0
+
+    @property
+    def inflight(self) -> int:
+        return self._inflight
+
+    def refused(self, code: str) -> None:
+        """Count a call a transport refused before it reached the plane (e.g. undecodable)."""
+        self._metrics.rejected.labels(code).inc()
+
+    async def infer(
+        self,
+        request: InferRequest,
+        routing_key: str | None,
+        deadline: float | None,
+        *,
+        received: float | None = None,
+    ) -> InferResult:
+        """Serve ``request``; raise a :class:`GatewayError` naming the status otherwise.
+
+        ``deadline`` is absolute, on ``time.monotonic()``; ``received`` is when the
+        transport got the call (on the plane's clock, ``perf_counter`` by default), so that
+        latency covers decoding too.
+        """
+        start = self._clock() if received is None else received
+        if self._inflight >= self._max_inflight:
+            self.refused("RESOURCE_EXHAUSTED")
+            raise ResourceExhausted(
+                f"gateway has {self._max_inflight} requests in flight; retry with backoff"
+            )
+        self._inflight += 1
+        served: Served | None = None
+        route: Route | None = None
+        try:
+            served, route = self._catalog.route(request.model, request.version, routing_key)
+            loaded = served.loaded
+            rows = loaded.validate(request.inputs)
+            wanted = request.requested_outputs
+            if wanted:
+                loaded.check_outputs(wanted)
+            outputs = await served.batcher.submit(request.inputs, rows=rows, deadline=deadline)
+        except GatewayError as exc:
+            self._failed(exc.code, served, route, start)
+            raise
+        except asyncio.CancelledError:
+            late = deadline is not None and time.monotonic() >= deadline
+            self._failed("DEADLINE_EXCEEDED" if late else "CANCELLED", served, route, start)
+            raise
+        except BaseException:
+            self._failed("INTERNAL", served, route, start)
+            raise
+        finally:
+            self._inflight -= 1
+        served.counters.succeeded(route.role, self._clock() - start, rows)
+        role = route.role
+        if self._taps is not None:
+            self._taps.offer(
+                TapRecord(
+                    request.model,
+                    route.version,
+                    role,
+                    request.id,
+                    request.parameters,
+                    request.inputs,
+                    outputs,
+                    loaded.signature,
+                )
+            )
+        if wanted:
+            outputs = {name: outputs[name] for name in wanted}
+        return InferResult(request.model, route.version, role, request.id, outputs, rows)
+
+    def _failed(self, code: str, served: Served | None, route: Route | None, start: float) -> None:
+        if served is None or route is None:
+            self.refused(code)
+        else:
+            served.counters.failed(route.role, code, self._clock() - start)

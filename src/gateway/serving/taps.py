@@ -1,0 +1,195 @@
+"""Taps: what sees a served request after its response, fed off the request path.
+
+The data plane hands every successful request to :meth:`TapQueue.offer` as one
+:class:`TapRecord`: one ``len`` and one ``append`` on a bounded deque, nothing else on the
+event loop. One worker thread drains the queue in bulk every ``poll_s`` and hands each
+record to every tap in turn (shadow scorer, drift monitor, feedback store). A full queue
+drops the record and counts it (``onnxgate_tap_dropped_total``); a tap that raises is
+counted (``onnxgate_tap_errors_total{tap}``) and logged at most once per ``log_every_s``
+per tap, without the record's tensors. Neither ever changes what the caller got.
+
+Taps run on the worker thread, one record at a time, so each must stay cheap (enqueue to
+its own worker, or a few dict updates) and must not touch loop-bound state.
+
+NOTE: records hold references, not copies: request tensors are read-only views over
+immutable request bytes and outputs are fresh arrays nobody mutates; the bound on the
+queue bounds the memory they keep alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from gateway.domain import ParamValue, Tensors
+
+if TYPE_CHECKING:
+    from gateway.metrics import GatewayMetrics
+    from registry.signature import Signature
+
+__all__ = ["Tap", "TapQueue", "TapRecord"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TapRecord:
+    """One served request as the taps see it.
+
+    ``outputs`` are every output the version returned (not only the requested ones), and
+    ``signature`` is the served version's, so that a tap needs nothing from the catalog.
+    """
+
+    model: str
+    version: str
+    role: str
+    request_id: str
+    parameters: Mapping[str, ParamValue]
+    inputs: Tensors
+    outputs: Tensors
+    signature: Signature
+
+
+Tap = Callable[[TapRecord], None]
+"""Called on the tap worker thread with each record; must be cheap and may raise."""
+
+
+class TapQueue:
+    """One bounded queue in front of every tap; see the module docstring."""
+
+    def __init__(
+        self,
+        taps: Mapping[str, Tap],
+        *,
+        capacity: int = 4096,
+        metrics: GatewayMetrics | None = None,
+        poll_s: float = 0.005,
+        log_every_s: float = 10.0,
+    ) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self._taps = tuple(taps.items())
+        self._capacity = capacity
+        self._poll_s = poll_s
+        self._log_every_s = log_every_s
+        self._queue: deque[TapRecord] = deque()
+        self._dropped_counter = None if metrics is None else metrics.tap_dropped
+        self._error_counters = (
+            {} if metrics is None else {name: metrics.tap_errors.labels(name) for name in taps}
+        )
+        self.offered = 0  # event loop thread only
+        self.dropped = 0  # event loop thread only
+        self.handled = 0  # worker thread only
+        self.errors = 0  # worker thread only
+        self._last_log: dict[str, float] = {}
+        self._unlogged: dict[str, int] = {}
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._drain_lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        """False when there is no tap: the data plane then skips building records."""
+        return bool(self._taps)
+
+    def offer(self, record: TapRecord) -> None:
+        """Enqueue ``record`` (event loop thread), or drop and count it when full."""
+        if len(self._queue) >= self._capacity:
+            self.dropped += 1
+            if self._dropped_counter is not None:
+                self._dropped_counter.inc()
+            return
+        self._queue.append(record)
+        self.offered += 1
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is None and self._taps:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="onnxgate-taps", daemon=True)
+            self._thread.start()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Hand what is queued to the taps, then stop the worker."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self._drain()
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Block until every record offered so far was handled (tests, shutdown)."""
+        target = self.offered
+        if self._thread is None:
+            self._drain()
+        self._wake.set()
+        deadline = time.monotonic() + timeout
+        while self.handled < target:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.001)
+        return True
+
+    async def settled(self, timeout: float = 1.0) -> bool:
+        """Like :meth:`flush`, without blocking the event loop: a label sent right after
+        its prediction must find the prediction recorded."""
+        target = self.offered
+        if self._thread is None:
+            self._drain()
+        self._wake.set()
+        deadline = time.monotonic() + timeout
+        while self.handled < target:
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.001)
+        return True
+
+    # -- worker -----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._drain()
+            # NOTE: sleeping after every drain, busy or not, batches the records handed
+            # over per wake-up and keeps this thread from contending for the GIL with the
+            # event loop on every request.
+            self._wake.wait(self._poll_s)
+            self._wake.clear()
+
+    def _drain(self) -> None:
+        with self._drain_lock:
+            queue = self._queue
+            while queue:
+                record = queue.popleft()
+                for name, tap in self._taps:
+                    try:
+                        tap(record)
+                    except Exception:  # noqa: BLE001 - a tap never fails a caller
+                        self._failed(name, record)
+                self.handled += 1
+
+    def _failed(self, name: str, record: TapRecord) -> None:
+        self.errors += 1
+        counter = self._error_counters.get(name)
+        if counter is not None:
+            counter.inc()
+        now = time.monotonic()
+        if now - self._last_log.get(name, -self._log_every_s) < self._log_every_s:
+            self._unlogged[name] = self._unlogged.get(name, 0) + 1
+            return
+        self._last_log[name] = now
+        log.exception(
+            "tap %s failed on a record of %s:%s (%d more failures since the last report)",
+            name,
+            record.model,
+            record.version,
+            self._unlogged.pop(name, 0),
+        )
