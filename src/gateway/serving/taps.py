@@ -69,7 +69,7 @@ class TapQueue:
         *,
         capacity: int = 4096,
         metrics: GatewayMetrics | None = None,
-        poll_s: float = 0.005,
+        poll_s: float = 0.02,
         log_every_s: float = 10.0,
     ) -> None:
         if capacity < 1:
