@@ -62,7 +62,7 @@ def test_demo_exits_cleanly_and_prints_the_story(demo: Any) -> None:
         "failed requests in the whole demo: 0",
         "audit hash chain: intact",
     ):
-        assert line in out, line
+        assert line in out, f"{line!r} not printed; the story around the first gap:\n" + out[-6000:]
     assert "did not happen within" not in out  # no bounded wait ran out
     assert "!! onnxgate exited" not in out  # every CLI command of the story worked
     # Every phase printed its failed-request count, and each was zero.

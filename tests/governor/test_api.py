@@ -204,27 +204,38 @@ def test_authentication(registry, make_gateway, canary):
 
 def test_prometheus_exports_governor_state(registry, make_gateway, canary):
     gw = make_gateway(**FAST)
-    set_policy(gw, "m", POLICY.replace("require_approval = true", ""))
+    # Approval required: the canary waits at its last step, re-evaluated with every gate
+    # each interval, so the gate gauges hold still while they are read (after a promotion
+    # there is no candidate, and the next evaluation clears them).
+    set_policy(gw, "m", POLICY)
+    waiting = 'onnxgate_governor_decisions_total{kind="await_approval",mode="enforce",model="m"}'
+    passed = 'onnxgate_governor_gate_passed{gate="error_rate",model="m",version="2"} 1.0'
     promoted = 'onnxgate_governor_decisions_total{kind="promote",mode="enforce",model="m"} 1.0'
 
-    def scrape() -> str:
+    def scrape_with(*lines: str) -> str:
         text = urllib.request.urlopen(gw.metrics_url, timeout=5).read().decode()
-        return text if promoted in text else ""
+        return text if all(line in text for line in lines) else ""
 
     load = Load(gw.target, "m", normal_rows).start()
     try:
+        text = wait_for(lambda: scrape_with(waiting, passed), timeout=30)
+        assert 'onnxgate_governor_decisions_total{kind="advance",mode="enforce",model="m"} 1.0' in (
+            text
+        )
+        assert "onnxgate_governor_leader 1.0" in text
+        assert 'onnxgate_governor_mode{mode="enforce",model="m"} 1.0' in text
+        threshold = 'onnxgate_governor_gate_threshold{gate="error_rate",model="m",version="2"}'
+        assert f"{threshold} 0.02" in text
+        assert 'onnxgate_governor_step{candidate="2",model="m"} 2.0' in text
+        governor(gw).Approve(
+            gpb.ApproveRequest(model="m", version="2"), metadata=admin_metadata(gw)
+        )
         # The promotion is written to the registry before the decision is counted: wait on
         # the scraped counter itself, not on the deployment it follows.
-        text = wait_for(scrape, timeout=30)
+        wait_for(lambda: scrape_with(promoted), timeout=30)
     finally:
         load.stop()
     assert registry.get_deployment("m").champion.version == "2"
-    assert 'onnxgate_governor_decisions_total{kind="advance",mode="enforce",model="m"} 1.0' in text
-    assert "onnxgate_governor_leader 1.0" in text
-    assert 'onnxgate_governor_mode{mode="enforce",model="m"} 1.0' in text
-    assert 'onnxgate_governor_gate_threshold{gate="error_rate",model="m",version="2"} 0.02' in text
-    assert 'onnxgate_governor_gate_passed{gate="error_rate",model="m",version="2"} 1.0' in text
-    assert "onnxgate_governor_step{" in text
 
 
 def test_one_governor_at_a_time(registry):
