@@ -19,12 +19,9 @@ from grpc_reflection.v1alpha import reflection
 
 from gateway._proto import (
     admin_pb2,
-    admin_pb2_grpc,
     governance_pb2,
-    governance_pb2_grpc,
     grpc_service_pb2,
     monitoring_pb2,
-    monitoring_pb2_grpc,
 )
 from gateway.governor.collector import GovernorMetrics
 from gateway.governor.feedback import FeedbackStore
@@ -234,10 +231,12 @@ class Gateway:
             (self.governance, GOVERNANCE_SERVICE, GOVERNANCE_METHODS),
         ):
             _wrap_methods(servicer, methods, guarded(service))
+        # Every service parses its own request bodies: one that is not a message is the
+        # client's INVALID_ARGUMENT, never grpc's UNKNOWN with a traceback (handlers.py).
         add_service(server, self.inference, grpc_service_pb2, "GRPCInferenceService")
-        admin_pb2_grpc.add_AdminServiceServicer_to_server(self.admin, server)
-        monitoring_pb2_grpc.add_MonitoringServiceServicer_to_server(self.monitoring, server)
-        governance_pb2_grpc.add_GovernanceServiceServicer_to_server(self.governance, server)
+        add_service(server, self.admin, admin_pb2, "AdminService")
+        add_service(server, self.monitoring, monitoring_pb2, "MonitoringService")
+        add_service(server, self.governance, governance_pb2, "GovernanceService")
         self.governor_api.add_to_server(
             server, guard=guarded(GOVERNOR_SERVICE), predict_tokens=s.predict_tokens
         )

@@ -299,6 +299,31 @@ def test_undecodable_body_is_invalid_argument_without_a_traceback(gw, body, capl
     _good_roundtrip(gw.stub())
 
 
+def _every_method() -> list[str]:
+    from gateway._proto import admin_pb2, governance_pb2, governor_pb2, monitoring_pb2
+
+    paths = []
+    for module in (pb, admin_pb2, governance_pb2, governor_pb2, monitoring_pb2):
+        for service in module.DESCRIPTOR.services_by_name.values():
+            paths += [f"/{service.full_name}/{m.name}" for m in service.methods]
+    return paths
+
+
+def test_every_service_refuses_an_undecodable_body_as_invalid_argument(gw, caplog):
+    """Not only ModelInfer: an operator's or a label sender's garbage is their error too,
+    and is answered before authentication (there is no request to authorise)."""
+    paths = _every_method()
+    assert len(paths) > 30  # inference, admin, governance, governor and monitoring
+    for path in paths:
+        call = gw.channel().unary_unary(path, request_serializer=None, response_deserializer=None)
+        with caplog.at_level("DEBUG"), pytest.raises(grpc.RpcError) as info:
+            call(UNDECODABLE["truncated varint"], timeout=10)
+        assert info.value.code() == INVALID, (path, info.value.code(), info.value.details())
+        assert "is not a valid" in info.value.details()
+    assert "Traceback" not in caplog.text
+    _good_roundtrip(gw.stub())
+
+
 # -- error messages that echo what the client sent stay under gRPC's metadata limit -------------
 
 

@@ -28,6 +28,7 @@ from gateway.errors import InvalidArgument
 from gateway.governor.feedback import FeedbackStore, LabelOutcome
 from gateway.governor.rollout import RolloutPolicyError, parse_rollout_policy
 from gateway.transport.auth import principal, requires_token
+from gateway.transport.handlers import add_service
 from gateway.transport.status import grpc_errors
 from registry.errors import NotFoundError
 from registry.governor_store import StateRecord
@@ -98,8 +99,7 @@ class GovernorServicer(pb_grpc.GovernorServiceServicer):
                 setattr(self, name, grpc_errors(requires_token(predict_tokens)(method)))
             else:
                 setattr(self, name, grpc_errors(method))
-        pb_grpc.add_GovernorServiceServicer_to_server(self, server)
-        return GOVERNOR_SERVICE
+        return add_service(server, self, pb, "GovernorService")
 
     @staticmethod
     def _model(model: str) -> str:
