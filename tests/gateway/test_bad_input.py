@@ -340,7 +340,8 @@ def _long_model_name() -> pb.ModelInferRequest:
 
 
 LONG = {
-    "thousands of unknown inputs": (_many_unknown_inputs, INVALID, ("unknown", "…")),
+    # Capped where the list is made (the rest counted), not cut blindly where it leaves.
+    "thousands of unknown inputs": (_many_unknown_inputs, INVALID, ("unknown", "and 4,992 more")),
     "long model name": (_long_model_name, grpc.StatusCode.NOT_FOUND, ("mmmm", "…")),
 }
 

@@ -19,6 +19,7 @@ from types import MappingProxyType
 
 from gateway.concurrency import run_blocking
 from gateway.errors import FailedPrecondition, NotFound, Unavailable
+from gateway.messages import quoted
 from gateway.metrics import GatewayMetrics, VersionCounters
 from gateway.serving.batching import Batcher, BatchPolicy
 from gateway.serving.routing import NoRoute, Route, RoutingTable, choose, shadow_targets
@@ -86,18 +87,18 @@ class Catalog:
         """Pick the version for one request (pin > key > weight); raise NotFound/Unavailable."""
         entry = self._entries.get(model)
         if entry is None:
-            raise NotFound(f"model '{model}' is not known to this gateway")
+            raise NotFound(f"model {quoted(model)} is not known to this gateway")
         try:
             route = choose(
                 entry.table, version=version or None, routing_key=routing_key, u=self.uniform()
             )
         except NoRoute:
-            raise Unavailable(f"model '{model}' has no version with traffic weight") from None
+            raise Unavailable(f"model {quoted(model)} has no version with traffic weight") from None
         served = entry.served.get(route.version)
         if served is None:
             if version:
-                raise NotFound(f"model '{model}' version '{version}' is not loaded")
-            raise Unavailable(f"model '{model}' has no loaded version to serve")
+                raise NotFound(f"model {quoted(model)} version {quoted(version)} is not loaded")
+            raise Unavailable(f"model {quoted(model)} has no loaded version to serve")
         return served, route
 
     def shadows(self, model: str) -> tuple[LoadedVersion, ...]:
@@ -124,15 +125,15 @@ class Catalog:
         """A loaded version by name, or the champion when ``version`` is empty."""
         entry = self._entries.get(model)
         if entry is None:
-            raise NotFound(f"model '{model}' is not known to this gateway")
+            raise NotFound(f"model {quoted(model)} is not known to this gateway")
         if not version:
             champions = [a.version for a in entry.table.arms if a.role == "champion"]
             version = champions[0] if champions else next(iter(entry.served), "")
             if version not in entry.served:
-                raise NotFound(f"model '{model}' has no loaded version")
+                raise NotFound(f"model {quoted(model)} has no loaded version")
         served = entry.served.get(version)
         if served is None:
-            raise NotFound(f"model '{model}' version '{version}' is not loaded")
+            raise NotFound(f"model {quoted(model)} version {quoted(version)} is not loaded")
         return served
 
     # -- keeping in step with the registry ---------------------------------------------------
@@ -206,7 +207,7 @@ class Catalog:
                 "version failed to load",
             )
             raise FailedPrecondition(
-                f"model '{model}': a version failed to load ({exc}); deployment unchanged"
+                f"model {quoted(model)}: a version failed to load ({exc}); deployment unchanged"
             ) from exc
 
     async def _ensure_loaded(self, model: str, versions: frozenset[str]) -> dict[str, Served]:

@@ -15,6 +15,7 @@ import onnxruntime as ort
 
 from gateway.domain import Tensors
 from gateway.errors import InvalidArgument
+from gateway.messages import name_list, quoted
 from registry.datatypes import DATATYPE_TO_NUMPY
 from registry.signature import Signature, TensorSpec, signature_from_session
 
@@ -139,12 +140,12 @@ class LoadedVersion:
             extra = sorted(inputs.keys() - expected.keys())
             parts = []
             if missing:
-                parts.append(f"missing input(s) {missing}")
+                parts.append(f"missing input(s) [{name_list(missing)}]")
             if extra:
-                parts.append(f"unknown input(s) {extra}")
+                parts.append(f"unknown input(s) [{name_list(extra)}]")
             raise InvalidArgument(
-                f"model '{self.model}' version '{self.version}': {'; '.join(parts)}; "
-                f"expected {sorted(expected)}"
+                f"model {quoted(self.model)} version {quoted(self.version)}: "
+                f"{'; '.join(parts)}; expected [{name_list(sorted(expected))}]"
             )
         rows = -1
         for name, arr in inputs.items():
@@ -152,7 +153,7 @@ class LoadedVersion:
             if arr.dtype != self._input_dtypes[name]:
                 got = "BYTES" if arr.dtype.kind == "O" else str(arr.dtype)
                 raise InvalidArgument(
-                    f"input '{name}': datatype {_dt_name(got)} does not match the model's "
+                    f"input {quoted(name)}: datatype {_dt_name(got)} does not match the model's "
                     f"{spec.datatype}"
                 )
             _check_dims(name, arr.shape, spec)
@@ -161,7 +162,8 @@ class LoadedVersion:
                 rows = n
             elif self.batchable and n != rows:
                 raise InvalidArgument(
-                    f"input '{name}': first dimension {n} differs from the other inputs' {rows}"
+                    f"input {quoted(name)}: first dimension {n} differs from the other "
+                    f"inputs' {rows}"
                 )
         return max(rows, 0)
 
@@ -169,8 +171,8 @@ class LoadedVersion:
         for name in requested:
             if name not in self._output_set:
                 raise InvalidArgument(
-                    f"requested output '{name}' does not exist; "
-                    f"outputs are {list(self.output_names)}"
+                    f"requested output {quoted(name)} does not exist; "
+                    f"outputs are [{name_list(self.output_names)}]"
                 )
 
     def run(self, inputs: Tensors) -> Tensors:
@@ -199,12 +201,12 @@ def _dt_name(numpy_name: str) -> str:
 def _check_dims(name: str, shape: tuple[int, ...], spec: TensorSpec) -> None:
     if len(shape) != len(spec.shape):
         raise InvalidArgument(
-            f"input '{name}': shape {list(shape)} has rank {len(shape)}, the model expects "
+            f"input {quoted(name)}: shape {list(shape)} has rank {len(shape)}, the model expects "
             f"rank {len(spec.shape)} {list(spec.shape)}"
         )
     for got, want in zip(shape, spec.shape, strict=True):
         if want != -1 and got != want:
             raise InvalidArgument(
-                f"input '{name}': shape {list(shape)} does not match the model's "
+                f"input {quoted(name)}: shape {list(shape)} does not match the model's "
                 f"{list(spec.shape)} (-1 = any)"
             )
