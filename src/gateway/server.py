@@ -45,8 +45,7 @@ from gateway.transport.metrics_http import start_metrics_server
 from gateway.transport.monitoring import MonitoringServicer
 from gateway.transport.roles import RoleGuard
 from gateway.transport.status import grpc_errors
-from registry.registry import Registry
-from registry.schema_check import open_registry
+from registry import Registry, open_registry
 
 __all__ = ["Gateway", "serve"]
 

@@ -84,7 +84,7 @@ def _parent_metrics(settings: Settings, metrics_dir: str):  # type: ignore[no-un
 
     from gateway.metrics import DeploymentCollector
     from gateway.transport.metrics_http import start_metrics_server
-    from registry.schema_check import open_registry
+    from registry import open_registry
 
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=metrics_dir)  # type: ignore[no-untyped-call]

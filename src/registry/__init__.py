@@ -4,6 +4,10 @@ The pure parts (deployments, signatures, the datatype table, errors) are importe
 the database-backed ones (``Registry``, ``ArtifactStore`` and the records) load on first use,
 so pure code such as the gateway's router can import :mod:`registry.deployment` without
 pulling in SQLAlchemy.
+
+This module is the registry's face: the gateway imports the registry through it, or through
+the pure modules it re-exports (``datatypes``, ``deployment``, ``errors``, ``signature``),
+never through the database modules behind it (an import contract checks that).
 """
 
 from __future__ import annotations
@@ -33,9 +37,16 @@ from registry.errors import (
     RegistryError,
     StaleRevision,
 )
-from registry.signature import Signature, TensorSpec
+from registry.signature import Signature, TensorSpec, signature_from_bytes, signature_from_session
 
 if TYPE_CHECKING:
+    from registry.cards import build_card
+    from registry.governance import ApprovalRecord
+    from registry.governance_policy import GovernancePolicy
+    from registry.governor_store import StateRecord
+    from registry.history import parse_instant
+    from registry.lineage import Lineage, MetricFilter, parse_key_value
+    from registry.models import utcnow
     from registry.registry import (
         AuditRecord,
         DeploymentRecord,
@@ -43,13 +54,17 @@ if TYPE_CHECKING:
         Registry,
         VersionRecord,
     )
+    from registry.schema import make_engine, upgrade_engine
+    from registry.schema_check import open_registry, schema_status
     from registry.store import ArtifactStore
+    from registry.validation import ValidationReport
 
 __all__ = [
     "DATATYPES",
     "DATATYPE_TO_NUMPY",
     "ORT_TO_DATATYPE",
     "AlreadyExists",
+    "ApprovalRecord",
     "Arm",
     "ArtifactIntegrityError",
     "ArtifactStore",
@@ -57,11 +72,14 @@ __all__ = [
     "Datatype",
     "Deployment",
     "DeploymentRecord",
+    "GovernancePolicy",
     "IncompatibleSignature",
     "InvalidArtifact",
     "InvalidDeployment",
     "InvalidLineage",
     "InvalidName",
+    "Lineage",
+    "MetricFilter",
     "ModelRecord",
     "NotFoundError",
     "PermissionRefused",
@@ -72,20 +90,46 @@ __all__ = [
     "Shadow",
     "Signature",
     "StaleRevision",
+    "StateRecord",
     "TensorSpec",
+    "ValidationReport",
     "VersionRecord",
+    "build_card",
     "datatype_of_numpy",
+    "make_engine",
+    "open_registry",
+    "parse_instant",
+    "parse_key_value",
     "parse_weights",
+    "schema_status",
+    "signature_from_bytes",
+    "signature_from_session",
+    "upgrade_engine",
+    "utcnow",
     "validate_deployment",
 ]
 
 _LAZY = {
+    "ApprovalRecord": "registry.governance",
     "ArtifactStore": "registry.store",
     "AuditRecord": "registry.registry",
     "DeploymentRecord": "registry.registry",
+    "GovernancePolicy": "registry.governance_policy",
+    "Lineage": "registry.lineage",
+    "MetricFilter": "registry.lineage",
     "ModelRecord": "registry.registry",
     "Registry": "registry.registry",
+    "StateRecord": "registry.governor_store",
+    "ValidationReport": "registry.validation",
     "VersionRecord": "registry.registry",
+    "build_card": "registry.cards",
+    "make_engine": "registry.schema",
+    "open_registry": "registry.schema_check",
+    "parse_instant": "registry.history",
+    "parse_key_value": "registry.lineage",
+    "schema_status": "registry.schema_check",
+    "upgrade_engine": "registry.schema",
+    "utcnow": "registry.models",
 }
 
 

@@ -47,3 +47,20 @@ def test_unknown_name_is_an_attribute_error() -> None:
     from gateway.monitoring import windows
 
     assert windows.__name__ == "gateway.monitoring.windows"
+
+
+def test_registry_face_contract_lists_every_module_behind_the_face() -> None:
+    """The ``registry-face`` import contract forbids the gateway every registry module but
+    the face's pure ones; a module added to the registry must join that list."""
+    import pkgutil
+    import tomllib
+    from pathlib import Path
+
+    import registry
+
+    pyproject = Path(__file__).parents[2] / "pyproject.toml"
+    contracts = tomllib.loads(pyproject.read_text())["tool"]["importlinter"]["contracts"]
+    face = next(c for c in contracts if c["id"] == "registry-face")
+    modules = {f"registry.{m.name}" for m in pkgutil.iter_modules(registry.__path__)}
+    pure = {"registry.datatypes", "registry.deployment", "registry.errors", "registry.signature"}
+    assert set(face["forbidden_modules"]) == modules - pure

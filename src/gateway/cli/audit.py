@@ -88,7 +88,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
 
 
 def _audit_export(args: argparse.Namespace) -> int:
-    from registry.history import parse_instant
+    from registry import parse_instant
 
     try:
         since = parse_instant(args.since) if args.since else None
@@ -113,7 +113,7 @@ def _audit_export(args: argparse.Namespace) -> int:
 
 
 def cmd_deployment_at(args: argparse.Namespace) -> int:
-    from registry.history import parse_instant
+    from registry import parse_instant
 
     try:
         at = parse_instant(args.when)
@@ -178,8 +178,7 @@ def cmd_retention(args: argparse.Namespace) -> int:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    from registry.schema import make_engine, upgrade_engine
-    from registry.schema_check import schema_status
+    from registry import make_engine, schema_status, upgrade_engine
 
     engine = make_engine(settings(args).registry)
     try:

@@ -70,7 +70,7 @@ def actor() -> str:
 
 def open_registry(args: argparse.Namespace) -> Any:
     """The registry the settings name; creates an empty database, refuses an outdated one."""
-    from registry.schema_check import open_registry as open_checked
+    from registry import open_registry as open_checked
 
     s = settings(args)
     return open_checked(s.registry, s.artifact_dir)

@@ -50,8 +50,8 @@ def _scalar(text: str) -> Any:
 
 def lineage_from_args(args: argparse.Namespace) -> Any:
     """The :class:`registry.lineage.Lineage` the register flags describe."""
+    from registry import Lineage, parse_key_value
     from registry.errors import InvalidLineage
-    from registry.lineage import Lineage, parse_key_value
 
     try:
         metrics: dict[str, float] = {}
@@ -93,8 +93,8 @@ def revalidate_if_profile_required(reg: Any, rec: Any, actor: str) -> Any:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from registry import MetricFilter, parse_key_value
     from registry.errors import InvalidLineage
-    from registry.lineage import MetricFilter, parse_key_value
 
     try:
         tags = [parse_key_value("--tag", t) for t in args.tag or []]
@@ -132,7 +132,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_card(args: argparse.Namespace) -> int:
-    from registry.cards import build_card
+    from registry import build_card
 
     name, _, version = args.ref.partition(":")
     reg = open_registry(args)
@@ -218,7 +218,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
 def cmd_policy(args: argparse.Namespace) -> int:
     from gateway._proto import governance_pb2 as pb
-    from registry.governance_policy import GovernancePolicy
+    from registry import GovernancePolicy
 
     if args.policy_command == "set":
         try:

@@ -22,7 +22,7 @@ from gateway.demo.parts import MODEL, LiveTraffic, cli, say, show_split, step, t
 from gateway.server import Gateway
 from gateway.settings import Settings
 from gateway.tools.embedded import EmbeddedGateway
-from registry.registry import Registry
+from registry import Registry
 
 
 def main(argv: list[str] | None = None) -> int:

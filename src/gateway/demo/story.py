@@ -28,8 +28,7 @@ from typing import Any
 import numpy as np
 
 from gateway.demo.parts import MODEL, LiveTraffic, StoryModels, run_cli, say, show_split, step
-from registry.audit import AuditRecord
-from registry.registry import Registry
+from registry import AuditRecord, Registry
 
 __all__ = ["Ops", "Story", "Timeline", "print_audit_trail"]
 

@@ -53,10 +53,9 @@ from gateway.governor.evidence import Evidence, Snapshot, VersionSnapshot, candi
 from gateway.governor.feedback import FeedbackStore
 from gateway.governor.rollout import Mode, RolloutPolicy, RolloutPolicyError, parse_rollout_policy
 from gateway.governor.sources import EvidenceSource
+from registry import Registry, utcnow
 from registry.deployment import Deployment, Role
 from registry.errors import NotFoundError
-from registry.models import utcnow
-from registry.registry import Registry
 
 __all__ = ["ACTOR", "Governor", "Routes", "default_holder", "restore_target"]
 

@@ -46,7 +46,7 @@ from gateway.monitoring.snapshot import MonitorSnapshot, SideDrift, VersionDrift
 from gateway.monitoring.state import MonitoredVersion, SideState, VersionState
 from gateway.monitoring.windows import BinnedCounts
 from gateway.settings import Settings
-from registry.registry import Registry
+from registry import Registry
 
 if TYPE_CHECKING:
     from gateway.serving.taps import TapRecord

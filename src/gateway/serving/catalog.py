@@ -25,8 +25,8 @@ from gateway.serving.batching import Batcher, BatchPolicy
 from gateway.serving.routing import NoRoute, Route, RoutingTable, choose, shadow_targets
 from gateway.serving.runtime import LoadedVersion
 from gateway.settings import Settings
+from registry import Registry
 from registry.deployment import Deployment
-from registry.registry import Registry
 
 __all__ = ["Catalog", "ModelEntry", "Served"]
 

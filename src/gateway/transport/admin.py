@@ -21,8 +21,8 @@ from gateway.concurrency import run_blocking
 from gateway.errors import InvalidArgument
 from gateway.serving.catalog import Catalog
 from gateway.transport.auth import principal
+from registry import Registry
 from registry.deployment import Arm, Deployment, Role, Shadow
-from registry.registry import Registry
 
 __all__ = ["AdminServicer", "deployment_to_proto"]
 

@@ -21,11 +21,7 @@ from gateway.concurrency import run_blocking
 from gateway.errors import InvalidArgument
 from gateway.transport.auth import principal
 from gateway.transport.roles import principal_role
-from registry.governance import ApprovalRecord
-from registry.governance_policy import GovernancePolicy
-from registry.history import parse_instant
-from registry.registry import Registry
-from registry.validation import ValidationReport
+from registry import ApprovalRecord, GovernancePolicy, Registry, ValidationReport, parse_instant
 
 __all__ = ["GovernanceServicer"]
 

@@ -30,10 +30,8 @@ from gateway.governor.rollout import RolloutPolicyError, parse_rollout_policy
 from gateway.transport.auth import principal, requires_token
 from gateway.transport.handlers import add_service
 from gateway.transport.status import grpc_errors
+from registry import Registry, StateRecord, utcnow
 from registry.errors import NotFoundError
-from registry.governor_store import StateRecord
-from registry.models import utcnow
-from registry.registry import Registry
 
 __all__ = ["GOVERNOR_SERVICE", "GovernorServicer", "MAX_FEEDBACK_ITEMS"]
 
