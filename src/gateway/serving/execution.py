@@ -31,6 +31,7 @@ from gateway.concurrency import run_blocking
 from gateway.domain import Tensors
 
 __all__ = [
+    "SLOW_STREAK",
     "BatchObserver",
     "BatchPolicy",
     "NullBatchObserver",
@@ -42,6 +43,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+SLOW_STREAK = 3
+"""Inline runs in a row over ten times the bound before a model leaves the event loop."""
 
 RunFn = Callable[[Tensors], Tensors]
 """A blocking call (``InferenceSession.run`` wrapped); always run on an executor thread."""
@@ -136,7 +140,10 @@ class Runner:
 
     NOTE: the cost model comes from the caller (measured at load, on an idle thread);
     timing runs here would not do: a run on the executor is billed for the wait to get the
-    GIL back from a busy loop, which made every small model look slow.
+    GIL back from a busy loop, which made every small model look slow. For the same reason
+    one slow inline run proves nothing (``session.run`` releases the GIL, and getting it back
+    from the tap worker or a shadow thread can take a switch interval, 5 ms): only
+    :data:`SLOW_STREAK` slow runs in a row send the model to the executor for good.
     """
 
     def __init__(
@@ -153,6 +160,7 @@ class Runner:
         self._executor = executor
         self._inline_s = inline_below_us / 1e6
         self._cost = cost
+        self._slow = 0  # consecutive inline runs over the bound (event loop thread only)
 
     def inline(self, rows: int) -> bool:
         """True when a run of ``rows`` rows is predicted cheap enough for the loop."""
@@ -165,12 +173,18 @@ class Runner:
         start = time.perf_counter()
         outputs = run_concatenated(self._run, parts)
         took = time.perf_counter() - start
-        if took > 10 * self._inline_s:
+        if took <= 10 * self._inline_s:
+            self._slow = 0
+            return outputs
+        self._slow += 1
+        if self._slow >= SLOW_STREAK:
             logger.warning(
-                "model %s: inline run took %.0f us (bound %.0f us); using the executor from now",
+                "model %s: %d inline runs in a row took over %.0f us (the last %.0f us); "
+                "using the executor from now",
                 self._name,
+                self._slow,
+                10 * self._inline_s * 1e6,
                 took * 1e6,
-                self._inline_s * 1e6,
             )
             self._cost = None
         return outputs
