@@ -152,6 +152,8 @@ class Timeline:
                     event(f"   (could not check: {problem})")
                 ok = False
             if ok:
+                # What made done() true may have landed after the poll above: print it.
+                self.poll()
                 event(f"{what}: after {time.monotonic() - start:.1f} s")
                 return True
             if time.monotonic() - start > timeout:
