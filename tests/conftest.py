@@ -53,7 +53,8 @@ def make_gateway(
     """Start gateways over the test registry; every one is stopped at teardown."""
     running: list[RunningGateway] = []
 
-    def start(**overrides: Any) -> RunningGateway:
+    def start(gateway_kwargs: dict[str, Any] | None = None, **overrides: Any) -> RunningGateway:
+        """Settings ``overrides``; ``gateway_kwargs`` go to the Gateway itself (e.g. taps)."""
         fields: dict[str, Any] = {
             "registry": registry_url,
             "artifact_dir": tmp_path / "artifacts",
@@ -64,7 +65,8 @@ def make_gateway(
             "admin_tokens": {ADMIN_TOKEN: "test-operator"},
         }
         fields.update(overrides)
-        rg = RunningGateway(Gateway(Settings(**fields), registry=registry))
+        gateway = Gateway(Settings(**fields), registry=registry, **(gateway_kwargs or {}))
+        rg = RunningGateway(gateway)
         running.append(rg)
         return rg.start()
 

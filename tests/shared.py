@@ -6,8 +6,26 @@ the tree, ``import conftest`` can resolve to the wrong one.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from typing import Any
+
 ADMIN_TOKEN = "test-admin-token"
 
 
 def admin_metadata(token: str = ADMIN_TOKEN) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, every: float = 0.05) -> Any:
+    """Poll ``predicate`` until it is truthy and return its value; fail after ``timeout`` s.
+
+    Tests wait on the condition they assert, never on a sleep or a neighbouring condition.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"condition not met within {timeout}s")

@@ -7,12 +7,12 @@ Models: ``lin`` (x FP32 [-1, 4] -> y FP32 [-1, 2]), ``pair`` (a, b FP32 [-1, 2] 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import grpc
 import numpy as np
 import pytest
+from shared import wait_for
 
 from gateway._proto import grpc_service_pb2 as pb
 from gateway.tools import modelzoo
@@ -221,15 +221,6 @@ def test_message_over_the_size_limit_is_resource_exhausted(registry, make_gatewa
     _good_roundtrip(stub)
 
 
-def _wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
-
 def _assert_broken_is_isolated(gw, registry) -> None:
     stub = gw.stub()
     assert stub.ModelReady(pb.ModelReadyRequest(name="broken"), timeout=10).ready is False
@@ -263,12 +254,12 @@ def test_model_failing_warm_up_registered_while_serving(registry, make_gateway):
     registry.register_version("lin", modelzoo.linear(4, 2, seed=3), actor="test")
     gw = make_gateway(metrics_port=-1)
     registry.register_version("broken", modelzoo.failing_at_run(), actor="test", force=False)
-    assert _wait_for(
+    assert wait_for(
         lambda: any(e.action == "deployment.load_failed" for e in registry.audit_events("broken"))
     )
     # a few more polls must neither load it nor audit it again
     registry.register_version("other", modelzoo.identity("FP32"), actor="test")
-    assert _wait_for(
+    assert wait_for(
         lambda: gw.stub().ModelReady(pb.ModelReadyRequest(name="other"), timeout=10).ready
     )
     _assert_broken_is_isolated(gw, registry)

@@ -9,30 +9,15 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from conftest import RunningGateway
-from shared import ADMIN_TOKEN
+from shared import wait_for
 
 from gateway._proto import grpc_service_pb2 as pb
-from gateway.server import Gateway
 from gateway.serving.runtime import LoadedVersion
-from gateway.settings import Settings
 from gateway.tools import modelzoo
-
-
-def _wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def _lin(rows: int = 2) -> pb.ModelInferRequest:
@@ -42,47 +27,19 @@ def _lin(rows: int = 2) -> pb.ModelInferRequest:
     return req
 
 
-def _sample(gw: RunningGateway, name: str, **labels: str) -> float:
+def _sample(gw: Any, name: str, **labels: str) -> float:
     value = gw.gateway.metrics.registry.get_sample_value(name, labels)
     return 0.0 if value is None else value
 
 
-def _requests(gw: RunningGateway, code: str, model: str = "lin") -> float:
+def _requests(gw: Any, code: str, model: str = "lin") -> float:
     labels = {"model": model, "version": "1", "role": "champion", "code": code}
     return _sample(gw, "onnxgate_requests_total", **labels)
 
 
-@pytest.fixture
-def start_gateway(
-    registry: Any, registry_url: str, tmp_path: Path
-) -> Iterator[Callable[..., RunningGateway]]:
-    """Like ``make_gateway``, with constructor arguments (taps) passed through."""
-    running: list[RunningGateway] = []
-
-    def start(gateway_kwargs: dict[str, Any] | None = None, **overrides: Any) -> RunningGateway:
-        fields: dict[str, Any] = {
-            "registry": registry_url,
-            "artifact_dir": tmp_path / "artifacts",
-            "host": "127.0.0.1",
-            "port": 0,
-            "metrics_port": -1,
-            "poll_interval_s": 0.2,
-            "admin_tokens": {ADMIN_TOKEN: "test-operator"},
-        }
-        fields.update(overrides)
-        gateway = Gateway(Settings(**fields), registry=registry, **(gateway_kwargs or {}))
-        rg = RunningGateway(gateway)
-        running.append(rg)
-        return rg.start()
-
-    yield start
-    for rg in running:
-        rg.stop()
-
-
-def test_rows_served_are_counted(registry, start_gateway):
+def test_rows_served_are_counted(registry, make_gateway):
     registry.register_version("lin", modelzoo.linear(4, 2, seed=3), actor="test")
-    gw = start_gateway()
+    gw = make_gateway()
     stub = gw.stub()
     stub.ModelInfer(_lin(2), timeout=10)
     stub.ModelInfer(_lin(5), timeout=10)
@@ -93,7 +50,7 @@ def test_rows_served_are_counted(registry, start_gateway):
 
 
 @pytest.mark.parametrize("batching", [True, False])
-def test_cancelled_call_is_counted_as_cancelled(registry, start_gateway, monkeypatch, batching):
+def test_cancelled_call_is_counted_as_cancelled(registry, make_gateway, monkeypatch, batching):
     registry.register_version("lin", modelzoo.linear(4, 2, seed=3), actor="test")
     armed, entered, release = threading.Event(), threading.Event(), threading.Event()
     real_run = LoadedVersion.run
@@ -106,14 +63,14 @@ def test_cancelled_call_is_counted_as_cancelled(registry, start_gateway, monkeyp
 
     monkeypatch.setattr(LoadedVersion, "run", slow_run)
     # inline_below_us=0: runs go to the executor, so a slow run never blocks the loop.
-    gw = start_gateway(batching=batching, inline_below_us=0)
+    gw = make_gateway(batching=batching, inline_below_us=0)
     stub = gw.stub()
     armed.set()
     try:
         call = stub.ModelInfer.future(_lin(), timeout=30)
         assert entered.wait(10), "the request never reached the model"
         call.cancel()
-        assert _wait_for(lambda: _requests(gw, "CANCELLED") == 1)
+        wait_for(lambda: _requests(gw, "CANCELLED") == 1, timeout=10)
     finally:
         armed.clear()
         release.set()
@@ -122,7 +79,7 @@ def test_cancelled_call_is_counted_as_cancelled(registry, start_gateway, monkeyp
     assert _requests(gw, "OK") == 1
 
 
-def test_failing_tap_never_changes_the_callers_status(registry, start_gateway):
+def test_failing_tap_never_changes_the_callers_status(registry, make_gateway):
     registry.register_version("lin", modelzoo.linear(4, 2, seed=3), actor="test")
     calls: list[object] = []
 
@@ -130,15 +87,16 @@ def test_failing_tap_never_changes_the_callers_status(registry, start_gateway):
         calls.append(args)
         raise RuntimeError("tap bug")
 
-    gw = start_gateway({"taps": {"boom": boom}})
+    gw = make_gateway({"taps": {"boom": boom}})
     stub = gw.stub()
     for _ in range(3):
         response = stub.ModelInfer(_lin(), timeout=10)
         assert response.model_version == "1"
-    assert _wait_for(lambda: len(calls) == 3)
+    # The tap is counted after it raised: wait on the counter itself.
+    wait_for(lambda: _sample(gw, "onnxgate_tap_errors_total", tap="boom") == 3, timeout=10)
+    assert len(calls) == 3
     assert _requests(gw, "OK") == 3
     assert _requests(gw, "INTERNAL") == 0
-    assert _sample(gw, "onnxgate_tap_errors_total", tap="boom") == 3
 
 
 def _scalar_model() -> bytes:
@@ -159,9 +117,9 @@ def _scalar_model() -> bytes:
 
 
 @pytest.mark.parametrize("inline_below_us", [0, 1_000_000])
-def test_rank0_input_is_served_as_is(registry, start_gateway, inline_below_us):
+def test_rank0_input_is_served_as_is(registry, make_gateway, inline_below_us):
     registry.register_version("scalar", _scalar_model(), actor="test")
-    gw = start_gateway(inline_below_us=inline_below_us)
+    gw = make_gateway(inline_below_us=inline_below_us)
     req = pb.ModelInferRequest(model_name="scalar")
     req.inputs.add(name="x", datatype="FP32", shape=[])
     req.raw_input_contents.append(np.array(1.5, np.float32).tobytes())

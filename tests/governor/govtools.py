@@ -9,7 +9,6 @@ blocking gRPC clients.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -184,16 +183,6 @@ class Load:
 
 def normal_rows(rng: np.random.Generator, i: int) -> tuple[np.ndarray, str]:
     return rng.standard_normal((1, N_FEATURES)).astype(np.float32), ""
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, every: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 def admin_token(gw: Any) -> str:

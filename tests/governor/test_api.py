@@ -21,8 +21,8 @@ from govtools import (
     normal_rows,
     set_policy,
     threshold_model,
-    wait_for,
 )
+from shared import wait_for
 
 from gateway._proto import governor_pb2 as gpb
 from gateway._proto import grpc_service_pb2 as pb

@@ -4,7 +4,8 @@ traffic."""
 
 from __future__ import annotations
 
-from govtools import FAST, Load, decisions, normal_rows, set_policy, threshold_model, wait_for
+from govtools import FAST, Load, decisions, normal_rows, set_policy, threshold_model
+from shared import wait_for
 
 from registry.deployment import Role
 

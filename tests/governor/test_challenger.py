@@ -17,8 +17,8 @@ from govtools import (
     normal_rows,
     set_policy,
     threshold_model,
-    wait_for,
 )
+from shared import wait_for
 
 from gateway._proto import governor_pb2 as gpb
 from registry.deployment import Role

@@ -4,7 +4,8 @@ predicts the positive class for segment "b") fails the disparate-impact gate."""
 from __future__ import annotations
 
 import numpy as np
-from govtools import FAST, N_FEATURES, Load, governor_changes, set_policy, threshold_model, wait_for
+from govtools import FAST, N_FEATURES, Load, governor_changes, set_policy, threshold_model
+from shared import wait_for
 
 from registry.deployment import Role
 

@@ -19,8 +19,8 @@ from govtools import (
     normal_rows,
     set_policy,
     threshold_model,
-    wait_for,
 )
+from shared import wait_for
 
 from gateway._proto import governor_pb2 as gpb
 from gateway.monitoring.reference import build_version_profiles, onnx_runner
