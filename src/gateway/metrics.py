@@ -215,7 +215,7 @@ class VersionCounters:
 
     def succeeded(self, role: str, elapsed_s: float, rows: int) -> None:
         """One request served: its latency and the rows it returned."""
-        counters = self._roles.get(role) or self._role(role)
+        counters = self._role(role)
         counters.ok.inc()
         counters.latency.observe(elapsed_s)
         self._rows.inc(rows)

@@ -128,11 +128,7 @@ class TapQueue:
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Block until every record offered so far was handled (tests, shutdown)."""
-        target = self.offered
-        if self._thread is None:
-            self._drain()
-        self._wake.set()
-        deadline = time.monotonic() + timeout
+        target, deadline = self._hurry(timeout)
         while self.handled < target:
             if time.monotonic() > deadline:
                 return False
@@ -142,16 +138,21 @@ class TapQueue:
     async def settled(self, timeout: float = 1.0) -> bool:
         """Like :meth:`flush`, without blocking the event loop: a label sent right after
         its prediction must find the prediction recorded."""
-        target = self.offered
-        if self._thread is None:
-            self._drain()
-        self._wake.set()
-        deadline = time.monotonic() + timeout
+        target, deadline = self._hurry(timeout)
         while self.handled < target:
             if time.monotonic() > deadline:
                 return False
             await asyncio.sleep(0.001)
         return True
+
+    def _hurry(self, timeout: float) -> tuple[int, float]:
+        """What has been offered so far, and when to give up waiting for it: drained here
+        when no worker runs, else the worker is woken now instead of at its next poll."""
+        target = self.offered
+        if self._thread is None:
+            self._drain()
+        self._wake.set()
+        return target, time.monotonic() + timeout
 
     # -- worker -----------------------------------------------------------------------------
 
