@@ -24,8 +24,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from gateway.domain import ParamValue, Tensors
 
@@ -38,12 +37,13 @@ __all__ = ["Tap", "TapQueue", "TapRecord"]
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class TapRecord:
+class TapRecord(NamedTuple):
     """One served request as the taps see it.
 
     ``outputs`` are every output the version returned (not only the requested ones), and
     ``signature`` is the served version's, so that a tap needs nothing from the catalog.
+    NOTE: a NamedTuple, not a frozen dataclass: it is built once per request on the event
+    loop, and a frozen dataclass's ``__init__`` costs about 1.4 us here against 0.4 us.
     """
 
     model: str
