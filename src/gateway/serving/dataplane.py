@@ -57,10 +57,6 @@ class DataPlane:
         self._clock = clock
         self._inflight = 0
 
-    @property
-    def inflight(self) -> int:
-        return self._inflight
-
     def refused(self, code: str) -> None:
         """Count a call a transport refused before it reached the plane (e.g. undecodable)."""
         self._metrics.rejected.labels(code).inc()
