@@ -41,6 +41,14 @@ from registry.signature import Signature, TensorSpec, signature_from_bytes, sign
 
 if TYPE_CHECKING:
     from registry.cards import build_card
+    from registry.convert import (
+        ConversionError,
+        convert_file,
+        is_native,
+        optimize_version,
+        read_sample,
+        register_model,
+    )
     from registry.governance import ApprovalRecord
     from registry.governance_policy import GovernancePolicy
     from registry.governor_store import StateRecord
@@ -69,6 +77,7 @@ __all__ = [
     "ArtifactIntegrityError",
     "ArtifactStore",
     "AuditRecord",
+    "ConversionError",
     "Datatype",
     "Deployment",
     "DeploymentRecord",
@@ -95,12 +104,17 @@ __all__ = [
     "ValidationReport",
     "VersionRecord",
     "build_card",
+    "convert_file",
     "datatype_of_numpy",
+    "is_native",
     "make_engine",
     "open_registry",
+    "optimize_version",
     "parse_instant",
     "parse_key_value",
     "parse_weights",
+    "read_sample",
+    "register_model",
     "schema_status",
     "signature_from_bytes",
     "signature_from_session",
@@ -113,6 +127,7 @@ _LAZY = {
     "ApprovalRecord": "registry.governance",
     "ArtifactStore": "registry.store",
     "AuditRecord": "registry.registry",
+    "ConversionError": "registry.convert",
     "DeploymentRecord": "registry.registry",
     "GovernancePolicy": "registry.governance_policy",
     "Lineage": "registry.lineage",
@@ -123,10 +138,15 @@ _LAZY = {
     "ValidationReport": "registry.validation",
     "VersionRecord": "registry.registry",
     "build_card": "registry.cards",
+    "convert_file": "registry.convert",
+    "is_native": "registry.convert",
     "make_engine": "registry.schema",
     "open_registry": "registry.schema_check",
+    "optimize_version": "registry.convert",
     "parse_instant": "registry.history",
     "parse_key_value": "registry.lineage",
+    "read_sample": "registry.convert",
+    "register_model": "registry.convert",
     "schema_status": "registry.schema_check",
     "upgrade_engine": "registry.schema",
     "utcnow": "registry.models",

@@ -16,6 +16,9 @@ it as TOML (``onnxgate policy set FILE``)::
     unapproved_max_share = 0.05     # of traffic, for a version short of approvals
     retention_days = 90             # keep retired versions this long...
     retention_keep_last = 3         # ...and always the last 3 retired per model
+    conversion_tolerance = 1e-4     # max |Δ| a converted/optimised version may differ by
+    optimization_tolerance = 0.05   # max |Δ| a quantised/optimised child may differ by
+    trust_pickle = false            # load pickled/joblib models (they run code) without a flag
 
 The defaults are permissive (no approvals, validation recorded but not enforced), so a
 registry without a policy behaves as it did before governance existed.
@@ -70,6 +73,9 @@ class GovernancePolicy:
     unapproved_max_share: float = 1.0
     retention_days: float | None = None
     retention_keep_last: int | None = None
+    conversion_tolerance: float = 1e-4
+    optimization_tolerance: float = 0.05
+    trust_pickle: bool = False
 
     def __post_init__(self) -> None:
         for item in self.required_metadata:
@@ -90,6 +96,10 @@ class GovernancePolicy:
             raise ValueError("retention_days must be >= 0")
         if self.retention_keep_last is not None and self.retention_keep_last < 0:
             raise ValueError("retention_keep_last must be >= 0")
+        for key in ("conversion_tolerance", "optimization_tolerance"):
+            tol = getattr(self, key)
+            if not (isinstance(tol, int | float) and math.isfinite(tol) and tol >= 0):
+                raise ValueError(f"{key} must be a finite number >= 0")
 
     # -- checks ---------------------------------------------------------------------
 
@@ -143,7 +153,7 @@ def _coerce(name: str, value: Any) -> Any:
         if isinstance(value, str) or not all(isinstance(v, str) for v in value):
             raise TypeError("expected a list of strings")
         return tuple(value)
-    if name in ("require_profile", "require_validation"):
+    if name in ("require_profile", "require_validation", "trust_pickle"):
         if not isinstance(value, bool):
             raise TypeError("expected true or false")
         return value

@@ -10,6 +10,10 @@ signature      compatible with the champion's signature (fails when forced)
 metadata       every field the policy's ``required_metadata`` names is present
 license        the licence matches no pattern on the policy's deny-list
 profile        a reference profile is stored, when the policy requires one
+parity         a converted or optimised version's recorded parity (lineage metrics
+               ``parity.*``, see :mod:`registry.convert`) is within the policy's
+               ``conversion_tolerance`` (``optimization_tolerance`` for an optimised
+               child, whose labels may flip on near-ties); absent for plain ONNX
 =============  ===============================================================
 
 The artifact checks (:func:`probe_artifact`) are slow and need no database, so callers run
@@ -30,7 +34,7 @@ from registry.datatypes import ORT_TO_DATATYPE
 from registry.governance_policy import GovernancePolicy
 from registry.lineage import Lineage
 
-__all__ = ["Check", "ValidationReport", "complete_report", "probe_artifact"]
+__all__ = ["Check", "ValidationReport", "complete_report", "parity_check", "probe_artifact"]
 
 _MAX_DETAIL = 200
 
@@ -222,4 +226,28 @@ def complete_report(
         checks.append(Check("profile", False, "policy requires a reference profile; none stored"))
     else:
         checks.append(Check("profile", True, "present" if has_profile else "not required"))
+    parity = parity_check(lineage, policy)
+    if parity is not None:
+        checks.append(parity)
     return ValidationReport(at=at, checks=tuple(checks))
+
+
+def parity_check(lineage: Lineage, policy: GovernancePolicy) -> Check | None:
+    """The ``parity`` check of a version whose lineage records one (None otherwise).
+
+    Kept in lineage metrics rather than only in the report, so that re-validation (which
+    rebuilds the report from the artifact) keeps it, and a search can filter on it.
+    """
+    metrics = lineage.metrics
+    if "parity.max_abs_diff" not in metrics:
+        return None
+    optimised = "optimize.method" in lineage.tags
+    tolerance = policy.optimization_tolerance if optimised else policy.conversion_tolerance
+    diff = metrics["parity.max_abs_diff"]
+    rows = int(metrics.get("parity.rows", 0))
+    detail = f"max |Δ| {diff:.3g} (tolerance {tolerance:.3g}) on {rows} rows"
+    agreement = metrics.get("parity.label_agreement")
+    if agreement is not None:
+        detail += f", labels agree on {agreement:.2%}"
+    passed = diff <= tolerance and (optimised or agreement is None or agreement >= 1.0)
+    return Check("parity", passed, detail)

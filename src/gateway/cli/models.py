@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.cli.common import actor, open_registry, registry_opts, version_dict
+from gateway.cli.convert import converted_artifact, is_trained_model
 from gateway.cli.governance import lineage_from_args, revalidate_if_profile_required
 from gateway.cli.monitoring import reference_doc
 from gateway.cli.output import EXIT_OK, CliError, emit, print_table
@@ -31,6 +32,9 @@ def cmd_models_register(args: argparse.Namespace) -> int:
         data = path.read_bytes()
     except OSError as exc:
         raise CliError(f"cannot read {path}: {exc.strerror}") from exc
+    lineage = lineage_from_args(args)
+    if is_trained_model(path):  # model.pkl|.joblib|.txt|.json: convert it (gateway.cli.convert)
+        data, lineage = converted_artifact(args, path, lineage)
     profile = None
     if getattr(args, "reference", None):
         profile = reference_doc(Path(args.reference), data, meta)
@@ -45,7 +49,7 @@ def cmd_models_register(args: argparse.Namespace) -> int:
             metadata=meta,
             actor=actor(),
             force=args.force,
-            lineage=lineage_from_args(args),
+            lineage=lineage,
         )
         if profile is not None:
             doc, summary = profile

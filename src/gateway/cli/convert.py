@@ -1,0 +1,116 @@
+"""Trained models in the CLI: ``models register NAME model.pkl|.joblib|.txt|.json --sample
+FILE`` (conversion with parity) and ``models optimize NAME:VERSION`` (a child version).
+
+The work is the registry's (:mod:`registry.convert`, through the registry's face); this
+module adds the flags and turns results into lines. ``models register`` calls
+:func:`converted_artifact` once, after reading the file, for a trained model's file.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from gateway.cli.common import actor, open_registry, registry_opts, version_dict
+from gateway.cli.output import EXIT_OK, CliError, emit
+
+__all__ = ["converted_artifact", "install", "is_trained_model"]
+
+
+def converted_artifact(args: argparse.Namespace, path: Path, lineage: Any) -> tuple[bytes, Any]:
+    """A trained model's file → its ONNX bytes and lineage (with parity and source). The
+    sample also becomes the version's reference unless ``--reference`` names another."""
+    from registry import convert_file
+
+    if args.sample is None:
+        raise CliError(
+            f"{path.name} is a trained model, not ONNX: give --sample FILE (.npy or .csv "
+            "rows of its inputs) to convert it and check the conversion's parity"
+        )
+    reg = open_registry(args)
+    try:
+        conversion = convert_file(
+            reg,
+            path,
+            sample=Path(args.sample),
+            trust_pickle=args.trust_pickle,
+            opset=args.opset,
+            lineage=lineage,
+        )
+    finally:
+        reg.close()
+    if not getattr(args, "reference", None):
+        args.reference = args.sample
+    return conversion.onnx, conversion.lineage
+
+
+def is_trained_model(path: Path) -> bool:
+    from registry import is_native
+
+    return bool(is_native(path))
+
+
+def cmd_models_optimize(args: argparse.Namespace) -> int:
+    from registry import optimize_version, read_sample
+
+    name, _, version = args.ref.partition(":")
+    if not version:
+        raise CliError(f"{args.ref!r}: expected NAME:VERSION")
+    calibration = read_sample(Path(args.calibration)) if args.calibration else None
+    sample = read_sample(Path(args.sample)) if args.sample else calibration
+    if sample is None:
+        raise CliError("optimize needs a reference sample: --sample FILE (or --calibration)")
+    reg = open_registry(args)
+    try:
+        done = optimize_version(
+            reg,
+            name,
+            version,
+            sample=sample,
+            quantize=args.quantize,
+            graph_level=args.graph_level,
+            calibration=calibration,
+            actor=actor(),
+        )
+    finally:
+        reg.close()
+    rec = done.record
+    payload = {
+        **version_dict(rec),
+        "parent": f"{name}:{version}",
+        "parity": done.parity.metrics(),
+        "latency_p50_ms": {"parent": done.parent_latency_ms, "child": done.latency_ms},
+        "size_bytes": {"parent": done.parent_size_bytes, "child": done.size_bytes},
+    }
+
+    def lines() -> None:
+        print(f"registered {rec.model}:{rec.version} (child of {name}:{version}) [{rec.status}]")
+        print(f"  parity   max |Δ| {done.parity.max_abs_diff:.3g} on {done.parity.rows} rows")
+        print(f"  latency  {done.parent_latency_ms:.4f} ms -> {done.latency_ms:.4f} ms (p50)")
+        print(f"  size     {done.parent_size_bytes} B -> {done.size_bytes} B")
+
+    emit(args, payload, lines)
+    return EXIT_OK
+
+
+def install(*, models: Any, register: argparse.ArgumentParser) -> None:
+    """Add the conversion flags to ``models register`` and the ``models optimize`` command."""
+    register.add_argument(
+        "--sample", metavar="FILE",
+        help="inputs (.npy, or .csv with a header naming the inputs) to convert a trained "
+        "model's file and measure parity on (also its reference unless --reference)",
+    )  # fmt: skip
+    register.add_argument(
+        "--trust-pickle", action="store_true",
+        help="load a .pkl/.joblib model: unpickling runs code from the file",
+    )  # fmt: skip
+    register.add_argument("--opset", type=int, help="target ONNX opset of the conversion")
+    op = models.add_parser("optimize", help="quantise/optimise NAME:VERSION into a child version")
+    op.add_argument("ref", metavar="NAME:VERSION")
+    op.add_argument("--quantize", choices=("dynamic", "static"))
+    op.add_argument("--calibration", metavar="FILE", help="rows for static quantisation")
+    op.add_argument("--graph-level", choices=("basic", "extended", "all"))
+    op.add_argument("--sample", metavar="FILE", help="reference rows for parity and latency")
+    registry_opts(op)
+    op.set_defaults(func=cmd_models_optimize)
