@@ -15,9 +15,12 @@ report's ``parity`` check holds it to the policy's ``optimization_tolerance``.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -89,7 +92,8 @@ def _quantize(source: Path, work: Path, mode: str, calibration: Sample | None) -
     quantization = require("onnxruntime.quantization", "quantisation")
     target = work / f"quantized-{mode}.onnx"
     if mode == "dynamic":
-        quantization.quantize_dynamic(source, target, weight_type=quantization.QuantType.QInt8)
+        with _quiet_advice():
+            quantization.quantize_dynamic(source, target, weight_type=quantization.QuantType.QInt8)
         return target
     if calibration is None:
         raise ConversionError("--quantize static needs --calibration FILE (rows of inputs)")
@@ -105,8 +109,27 @@ def _quantize(source: Path, work: Path, mode: str, calibration: Sample | None) -
             i = next(self._rows, None)
             return None if i is None else _feeds(names, rows, slice(i, i + 1))
 
-    quantization.quantize_static(source, target, Reader())
+    with _quiet_advice():
+        quantization.quantize_static(source, target, Reader())
     return target
+
+
+class _DropAdvice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_advice() -> Iterator[None]:
+    # NOTE: onnxruntime logs this advice on the root logger at WARNING for every model;
+    # a CLI would print it to stderr on every run, where only errors belong.
+    root = logging.getLogger()
+    advice = _DropAdvice()
+    root.addFilter(advice)
+    try:
+        yield
+    finally:
+        root.removeFilter(advice)
 
 
 def _graph_optimise(source: Path, work: Path, level: str) -> Path:
