@@ -24,6 +24,7 @@ from gateway.cli import (
     inference,
     models,
     monitoring,
+    rollout,
     traffic,
 )
 from gateway.cli.output import EXIT_FAILED, REPORTED_ERRORS, failure_message
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     governance.install(sub, models=models_sub, register=register, traffic_set=traffic_set)
     audit.add_commands(sub)  # audit, deployment at, retention apply, db
     convert.install(models=models_sub, register=register)  # register model.pkl, models optimize
+    rollout.add_commands(sub)  # rollout status
     return p
 
 

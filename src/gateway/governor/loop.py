@@ -53,6 +53,7 @@ from gateway.governor.evidence import Evidence, Snapshot, VersionSnapshot, candi
 from gateway.governor.feedback import FeedbackStore
 from gateway.governor.rollout import Mode, RolloutPolicy, RolloutPolicyError, parse_rollout_policy
 from gateway.governor.sources import EvidenceSource
+from gateway.governor.starter import start_by_policy
 from registry import Registry, utcnow
 from registry.deployment import Deployment, Role
 from registry.errors import NotFoundError
@@ -254,6 +255,10 @@ class Governor:
             return None
         dep = await run_blocking(self._io, self._registry.get_deployment, model)
         evidence = self._collect(model, dep)
+        if policy.start.on and mode is Mode.ENFORCE:  # rollout by policy: [start]
+            args = (dep, policy, state.rolled_back, evidence)
+            if await start_by_policy(self._registry, self._io, self._routes, *args, actor=ACTOR):
+                return None  # decide on the new candidate at its next evaluation
         cand = candidate_of(self._snapshot(dep, evidence, None))
         window = self._windows.get(model)
         if window is None or window.candidate != cand:

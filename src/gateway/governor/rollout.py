@@ -42,6 +42,10 @@ Example (every key optional; these are the defaults unless noted)::
     tau = 0.05                  # mixture std of the quality difference (metric units)
     min_labels = 50             # labels per side before the test is consulted
 
+    [start]                     # the governor starts a rollout itself (off: on = "")
+    on = ""                     # validated | approved: the status that starts a version
+    strategy = "canary"         # canary | shadow-then-canary | challenger
+
     [feedback]                  # how predictions are recorded and labels scored
     task = "classification"     # classification (accuracy) | regression (MAE)
     output = ""                 # output tensor to record; "" picks one (see feedback.py)
@@ -69,6 +73,7 @@ __all__ = [
     "Mode",
     "RolloutPolicy",
     "RolloutPolicyError",
+    "StartPolicy",
     "parse_rollout_policy",
 ]
 
@@ -149,6 +154,23 @@ class FeedbackPolicy:
         return name, int(col or 0)
 
 
+START_ON = ("", "validated", "approved")
+STRATEGIES = ("canary", "shadow-then-canary", "challenger")
+
+
+@dataclass(frozen=True)
+class StartPolicy:
+    """When the governor starts a rollout by itself, and how (:mod:`.autostart`)."""
+
+    on: str = ""  # "" (never) | validated | approved
+    strategy: str = "canary"
+
+    @property
+    def rule(self) -> str:
+        """The rule as an audit event names it."""
+        return f"[start] on = {self.on!r}, strategy = {self.strategy!r}"
+
+
 @dataclass(frozen=True)
 class RolloutPolicy:
     """One model's rollout policy, as parsed by :func:`parse_rollout_policy`."""
@@ -159,6 +181,7 @@ class RolloutPolicy:
     gates: Gates = field(default_factory=Gates)
     challenger: ChallengerPolicy = field(default_factory=ChallengerPolicy)
     feedback: FeedbackPolicy = field(default_factory=FeedbackPolicy)
+    start: StartPolicy = field(default_factory=StartPolicy)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (for audit events and ``policy show --json``)."""
@@ -171,6 +194,7 @@ class RolloutPolicy:
             "gates": gates,
             "challenger": dict(vars(self.challenger)),
             "feedback": dict(vars(self.feedback)),
+            "start": dict(vars(self.start)),
         }
 
 
@@ -323,13 +347,26 @@ def _feedback(doc: Mapping[str, Any]) -> FeedbackPolicy:
     return policy
 
 
+def _start(doc: Mapping[str, Any]) -> StartPolicy:
+    t = _table(doc, "start", {f.name for f in fields(StartPolicy)})
+    on = _text("start.on", t.get("on", ""))
+    strategy = _text("start.strategy", t.get("strategy", "canary"))
+    if on not in START_ON:
+        raise RolloutPolicyError(f"start.on: expected validated or approved, got {on!r}")
+    if strategy not in STRATEGIES:
+        raise RolloutPolicyError(
+            f"start.strategy: expected one of {list(STRATEGIES)}, got {strategy!r}"
+        )
+    return StartPolicy(on=on, strategy=strategy)
+
+
 def parse_rollout_policy(text: str) -> RolloutPolicy:
     """Parse and validate a TOML policy; raise :class:`RolloutPolicyError` naming what is wrong."""
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RolloutPolicyError(f"not valid TOML: {exc}") from exc
-    top = {"mode", "require_approval", "canary", "gates", "challenger", "feedback"}
+    top = {"mode", "require_approval", "canary", "gates", "challenger", "feedback", "start"}
     unknown = sorted(set(doc) - top)
     if unknown:
         raise RolloutPolicyError(f"unknown key(s) {', '.join(unknown)}; expected {sorted(top)}")
@@ -347,4 +384,5 @@ def parse_rollout_policy(text: str) -> RolloutPolicy:
         gates=_gates(doc),
         challenger=_challenger(doc),
         feedback=_feedback(doc),
+        start=_start(doc),
     )
