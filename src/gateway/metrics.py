@@ -120,6 +120,32 @@ class GatewayMetrics:
             ["tap"],
             registry=r,
         )
+        # The response cache (gateway.serving.cache), for the models that opt in.
+        self.cache_hits = Counter(
+            "onnxgate_response_cache_hits",
+            "Requests answered from the response cache, by the version that served them.",
+            ["model", "version"],
+            registry=r,
+        )
+        self.cache_misses = Counter(
+            "onnxgate_response_cache_misses",
+            "Requests of a cached model that ran inference (not in the cache).",
+            ["model", "version"],
+            registry=r,
+        )
+        self.cache_evictions = Counter(
+            "onnxgate_response_cache_evictions",
+            "Entries the response cache dropped to stay within its size.",
+            ["model"],
+            registry=r,
+        )
+        self.cache_entries = Gauge(
+            "onnxgate_response_cache_entries",
+            "Entries in the response cache.",
+            ["model"],
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self._versions: dict[tuple[str, str], VersionCounters] = {}
 
     def for_version(self, model: str, version: str) -> VersionCounters:

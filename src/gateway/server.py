@@ -31,6 +31,7 @@ from gateway.metrics import DeploymentCollector, GatewayMetrics
 from gateway.monitoring.collector import MonitoringCollector
 from gateway.monitoring.monitor import Monitor, MonitorConfig
 from gateway.monitoring.shadow import ShadowScorer
+from gateway.serving.cache import ResponseCache
 from gateway.serving.catalog import Catalog
 from gateway.serving.dataplane import DataPlane
 from gateway.serving.taps import Tap, TapQueue
@@ -159,7 +160,11 @@ class Gateway:
             {**watchers, **(taps or {})}, capacity=settings.tap_queue, metrics=self.metrics
         )
         self.plane = DataPlane(
-            self.catalog, self.metrics, max_inflight=settings.max_inflight, taps=self.taps
+            self.catalog,
+            self.metrics,
+            max_inflight=settings.max_inflight,
+            taps=self.taps,
+            cache=ResponseCache(settings.response_cache_sizes, self.metrics),
         )
         governor_metrics = GovernorMetrics(self.metrics)
         drift = None if self.monitor is None else self.monitor.snapshot

@@ -74,6 +74,8 @@ class Settings:
     governor_interval_s: float = 1.0  # loop tick; each policy sets its model's own interval
     feedback_records: int = 100_000  # recent predictions kept to join delayed labels to
     feedback_ttl_s: float = 86_400.0  # older predictions no longer accept a label
+    # Response cache (gateway.serving.cache), opt-in per model: "model=entries,...".
+    response_cache: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -93,6 +95,7 @@ class Settings:
         ):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must be >= 0, got {getattr(self, name)}")
+        self.response_cache_sizes  # noqa: B018 - validates the "model=entries" items
         if (self.tls_cert is None) != (self.tls_key is None):
             raise SettingsError("tls_cert and tls_key must be given together")
         if self.tls_client_ca is not None and self.tls_cert is None:
@@ -120,6 +123,17 @@ class Settings:
                 raise SettingsError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.monitor_interval_s <= 0:
             raise SettingsError(f"monitor_interval_s must be > 0, got {self.monitor_interval_s}")
+
+    @property
+    def response_cache_sizes(self) -> dict[str, int]:
+        """``response_cache`` as model -> entries (SettingsError naming a bad item)."""
+        sizes: dict[str, int] = {}
+        for item in self.response_cache:
+            model, sep, size = item.partition("=")
+            if not sep or not model.strip() or not size.strip().isdigit() or int(size) < 1:
+                raise SettingsError(f"response_cache: expected MODEL=ENTRIES (>= 1), got {item!r}")
+            sizes[model.strip()] = int(size)
+        return sizes
 
     def _check_governor(self) -> None:
         for name in ("governor_interval_s", "feedback_ttl_s"):

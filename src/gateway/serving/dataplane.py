@@ -11,7 +11,9 @@ One call, in order:
 2. route (pin > routing key > weighted pick) to one loaded version;
 3. validate the inputs against its signature, which yields the row count, and check the
    requested outputs exist;
-4. submit to the version's batcher with those rows and the caller's deadline;
+4. submit to the version's batcher with those rows and the caller's deadline — unless the
+   model opted into the response cache and holds this version's answer to these inputs
+   (:mod:`gateway.serving.cache`); a hit goes on to steps 5 and 6 like any answer;
 5. account once, on the version's counter set (status, latency, rows);
 6. hand a :class:`~gateway.serving.taps.TapRecord` to the tap queue (one enqueue; what
    the taps do never changes the result).
@@ -31,6 +33,7 @@ from collections.abc import Callable
 from gateway.domain import InferRequest, InferResult
 from gateway.errors import GatewayError, ResourceExhausted
 from gateway.metrics import GatewayMetrics
+from gateway.serving.cache import ResponseCache
 from gateway.serving.catalog import Catalog, Served
 from gateway.serving.routing import Route
 from gateway.serving.taps import TapQueue, TapRecord
@@ -48,6 +51,7 @@ class DataPlane:
         *,
         max_inflight: int,
         taps: TapQueue | None = None,
+        cache: ResponseCache | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._catalog = catalog
@@ -55,6 +59,7 @@ class DataPlane:
         self._max_inflight = max_inflight
         self._taps = taps if taps is not None and taps.enabled else None
         self._clock = clock
+        self._cache = cache if cache else None
         self._inflight = 0
 
     def refused(self, code: str) -> None:
@@ -91,7 +96,16 @@ class DataPlane:
             wanted = request.requested_outputs
             if wanted:
                 loaded.check_outputs(wanted)
-            outputs = await served.batcher.submit(request.inputs, rows=rows, deadline=deadline)
+            cache = None if self._cache is None else self._cache.for_model(request.model)
+            if cache is None:
+                outputs = await served.batcher.submit(request.inputs, rows=rows, deadline=deadline)
+            else:
+                key = cache.key(route.version, request.inputs, wanted)
+                hit = cache.get(key)
+                if hit is None:
+                    hit = await served.batcher.submit(request.inputs, rows=rows, deadline=deadline)
+                    cache.put(key, hit)
+                outputs = hit
         except GatewayError as exc:
             self._failed(exc.code, served, route, start)
             raise

@@ -1,0 +1,111 @@
+"""Benchmark: the response cache on a repeated-input load, cache off vs on, in one run.
+
+Starts onnxgate (one worker, batching on) as a subprocess with the response cache off and
+on (settings env ``ONNXGATE_RESPONSE_CACHE=MODEL=ENTRIES``), drives each with the same
+closed-loop load (``loadgen.py`` in its own process) whose requests cycle through
+``--samples`` distinct prebuilt inputs — so with the cache on, every request after the
+first few is a hit — and prints requests/s, p50/p99, and the cache's hits and misses read
+from the metrics endpoint. Rounds alternate off/on so a drifting machine favours neither.
+
+    PYTHONPATH=src python benchmarks/cache.py [--model mlp_large] [--duration 5]
+        [--rounds 1] [--samples 16] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import tempfile
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import _common as c
+
+
+def _total(text: str, name: str) -> float:
+    """Sum of every sample of ``name`` (all label sets) in a Prometheus text page."""
+    return sum(
+        float(v) for v in re.findall(rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$", text, re.M)
+    )
+
+
+def measure(
+    mode: str, registry_url: str, artifacts: Path, args: argparse.Namespace, log_dir: Path
+) -> dict[str, Any]:
+    port, metrics_port = c.free_port(), c.free_port()
+    argv = c.onnxgate_argv(registry_url, artifacts, port, workers=1, batching=True)
+    argv[argv.index("--metrics-port") + 1] = str(metrics_port)
+    env = {"ONNXGATE_LOG_LEVEL": "WARNING", "ONNXGATE_MONITORING": "off"}
+    if mode == "on":
+        env["ONNXGATE_RESPONSE_CACHE"] = f"{args.model}={args.entries}"
+    with c.server(f"onnxgate-cache-{mode}", argv, port, [args.model], env=env, log_dir=log_dir):
+        result = c.run_loadgen(
+            f"127.0.0.1:{port}",
+            args.model,
+            concurrency=args.concurrency,
+            duration=args.duration,
+            warmup=args.warmup,
+            extra=["--samples", str(args.samples)],
+        )
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    point = c.point(result)
+    point["cache_hits"] = _total(text, "onnxgate_response_cache_hits_total")
+    point["cache_misses"] = _total(text, "onnxgate_response_cache_misses_total")
+    return point
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", choices=sorted(c.MODELS), default="mlp_large")
+    p.add_argument("--duration", type=float, default=5.0, help="measured seconds per run")
+    p.add_argument("--warmup", type=float, default=1.0)
+    p.add_argument("--rounds", type=int, default=1, help="off/on pairs")
+    p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--samples", type=int, default=16, help="distinct inputs the load repeats")
+    p.add_argument("--entries", type=int, default=1024, help="cache entries for the model")
+    p.add_argument("--json", type=Path, default=c.RESULTS / "cache.json")
+    args = p.parse_args(argv)
+    runs: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}
+    with tempfile.TemporaryDirectory(prefix="onnxgate-bench-cache-") as tmp:
+        directory = Path(tmp)
+        registry_url, artifacts = c.make_registry(directory)
+        for n in range(args.rounds):
+            for mode in ("off", "on") if n % 2 == 0 else ("on", "off"):
+                c.log(f"round {n + 1}: cache {mode}, {args.model}, {args.duration:g}s")
+                runs[mode].append(measure(mode, registry_url, artifacts, args, directory))
+    rows, summary = [], {}
+    for mode, points in runs.items():
+        rps = statistics.median(pt["rps"] for pt in points)
+        summary[mode] = {"rps_median": rps, "runs": points}
+        last = points[-1]
+        hits, misses = last["cache_hits"], last["cache_misses"]
+        rate = f"{hits / (hits + misses):.3f}" if hits + misses else "-"
+        rows.append(
+            (mode, f"{rps:.0f}", f"{last['p50_ms']:.2f}", f"{last['p99_ms']:.2f}",
+             sum(last["errors"].values()), int(hits), int(misses), rate)
+        )  # fmt: skip
+    header = ("CACHE", "RPS", "P50_MS", "P99_MS", "ERRORS", "HITS", "MISSES", "HIT_RATE")
+    c.print_table(rows, header)
+    speedup = summary["on"]["rps_median"] / max(summary["off"]["rps_median"], 1e-9)
+    print(f"throughput with the cache on: x{speedup:.2f} of off ({args.samples} distinct inputs)")
+    c.write_json(
+        args.json,
+        {
+            "benchmark": "cache",
+            "model": args.model,
+            "samples": args.samples,
+            "concurrency": args.concurrency,
+            "duration_s": args.duration,
+            "machine": c.machine(),
+            "speedup": speedup,
+            **summary,
+        },
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
