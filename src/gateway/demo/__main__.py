@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gateway.demo import story
+from gateway.demo import convert, story
 from gateway.demo.parts import MODEL, LiveTraffic, cli, say, show_split, step, train_models
 from gateway.server import Gateway
 from gateway.settings import Settings
@@ -129,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
         say(cli("history", MODEL, "--target", target).rstrip())
         say("")
         story.print_audit_trail(registry)
+        failed += convert.chapter(  # 12. trained model -> canary (issue 16)
+            story.Ops(target, common), registry, models, data,
+            min_requests=100 if args.fast else 200, timeout_s=30.0,
+        )  # fmt: skip
     registry.close()
     say(f"\nfailed requests in the whole demo: {failed}")
     step(f"Done in {time.monotonic() - started:.0f} s. Data left in {data}")

@@ -1,0 +1,194 @@
+"""The demo's chapter "From a trained model to a canary" (issue 16), on the running gateway.
+
+A data scientist's scikit-learn pipeline, handed over as a pickle, goes to production with
+no hand edits of weights: registered from the pickle (refused until trusted; converted to
+ONNX with its parity recorded), optimised into a quantised child version, approved by two
+people, started as a canary by the rollout policy's ``[start]`` rule, and promoted by the
+governor — under live traffic, counting failed requests.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import pickle
+import shlex
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+import numpy as np
+
+from gateway.demo.parts import N_FEATURES, StoryModels, run_cli, say, show_split, step
+from gateway.demo.story import Ops, event
+from registry import GovernancePolicy, Registry
+from registry.deployment import Role
+
+__all__ = ["SCORER", "chapter"]
+
+SCORER = "scorer"
+
+
+def policy_toml(min_requests: int) -> str:
+    return f"""\
+# Rollout policy of "{SCORER}": the governor starts an approved version as a canary itself.
+[start]
+on = "approved"              # four eyes first: the registry's policy asks two approvals
+strategy = "canary"
+
+[canary]
+steps = [25, 50]
+interval_s = 0.5
+min_requests = {min_requests}
+
+[gates]
+max_p99_ratio = false        # loopback latency on a busy box is noise, not evidence
+max_drifted_features = false # this chapter is about the path, not drift (see above)
+output_drift = false
+min_disparate_impact = false
+min_requests = 50
+"""
+
+
+class _Traffic:
+    """Clients sending single rows of the live pool to ``scorer``; counts as LiveTraffic."""
+
+    def __init__(self, target: str, x: np.ndarray, clients: int = 3) -> None:
+        from gateway._proto import grpc_service_pb2 as pb
+
+        self._pb, self._target, self._x = pb, target, x
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.served: collections.Counter[str] = collections.Counter()
+        self.failures: collections.Counter[str] = collections.Counter()
+        self._threads = [threading.Thread(target=self._run, args=(i,)) for i in range(clients)]
+
+    def _run(self, client: int) -> None:
+        from gateway._proto import grpc_service_pb2_grpc as pb_grpc
+
+        rng = np.random.default_rng(100 + client)
+        with grpc.insecure_channel(self._target) as channel:
+            stub = pb_grpc.GRPCInferenceServiceStub(channel)
+            for n in itertools.count():
+                if self._stop.is_set():
+                    return
+                row = self._x[int(rng.integers(len(self._x)))]
+                req = self._pb.ModelInferRequest(model_name=SCORER, id=f"s{client}-{n}")
+                req.inputs.add(name="input", datatype="FP32", shape=[1, N_FEATURES])
+                req.raw_input_contents.append(row.astype(np.float32).tobytes())
+                try:
+                    resp = stub.ModelInfer(req, timeout=10)
+                except grpc.RpcError as exc:
+                    with self._lock:
+                        self.failures[exc.code().name] += 1
+                    continue
+                with self._lock:
+                    self.served[resp.model_version] += 1
+
+    def __enter__(self) -> _Traffic:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(15)
+
+    def count(self) -> int:
+        with self._lock:
+            return sum(self.served.values())
+
+    def take(self) -> tuple[collections.Counter[str], collections.Counter[str]]:
+        with self._lock:
+            out = self.served, self.failures
+            self.served, self.failures = collections.Counter(), collections.Counter()
+        return out
+
+
+def _wait(what: str, done: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if done():
+            return True
+        time.sleep(0.1)
+    event(f"!! {what} did not happen within {timeout_s:.0f} s; the demo goes on")
+    return False
+
+
+def chapter(
+    ops: Ops,
+    registry: Registry,
+    models: StoryModels,
+    data: Path,
+    *,
+    min_requests: int,
+    timeout_s: float,
+) -> int:
+    """Tell the chapter (see the module docstring); return the failed requests."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    step("12. From a trained model to a canary: convert, optimise, approve, roll out by policy")
+    half = len(models.x) // 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        pipeline = make_pipeline(
+            StandardScaler(), MLPClassifier((128,), max_iter=60, random_state=0)
+        ).fit(models.x[:3000], models.y[:3000])
+    pickled, sample = data / "scorer.pkl", data / "scorer-sample.npy"
+    pickled.write_bytes(pickle.dumps(pipeline))
+    np.save(sample, models.x[half : half + 500])
+    say(f"  a data scientist hands over {pickled.name}: scaler + MLP, trained in scikit-learn")
+
+    register = ("models", "register", SCORER, str(pickled), "--sample", str(sample))
+    event("$ onnxgate " + shlex.join(register))
+    code, _ = run_cli(*register, *ops.registry_args)  # refused, one line on stderr
+    event(f"refused (exit {code}): a pickle is code; the operator trusts its author")
+    if ops(*register, "--trust-pickle", "--owner", "risk-team", registry=True) is None:
+        return 0
+    optimize = ("models", "optimize", f"{SCORER}:1", "--quantize", "dynamic")
+    if ops(*optimize, "--sample", str(sample), registry=True) is None:
+        return 0
+
+    policy = data / "scorer-policy.toml"
+    policy.write_text(policy_toml(min_requests), encoding="utf-8")
+    ops("policy", "set", SCORER, str(policy), "--reason", "roll out approved versions", show=False)
+    registry.governance.set_policy(
+        GovernancePolicy(approvals_required=2), actor="demo", reason="four eyes"
+    )
+    event("governance policy: a version needs 2 approvals (four eyes)")
+
+    failed = 0
+    with _Traffic(ops.target, models.x[half:]) as traffic:
+        ops("approve", f"{SCORER}:2", "--comment", "parity and latency checked")  # 1 of 2
+        ops("rollout", "status", SCORER, registry=True)
+        registry.governance.approve(SCORER, "2", approver="risk-lead", comment="checked card")
+        event("risk-lead approves scorer:2 (second pair of eyes): status approved")
+
+        def canary() -> bool:
+            arms = registry.get_deployment(SCORER).arms
+            return any(a.version == "2" and a.role is Role.CANARY for a in arms)
+
+        if _wait("the automatic canary", canary, timeout_s):
+            start = [e for e in registry.audit_events(subject=SCORER) if e.actor == "governor"]
+            if start:
+                event(f"governor: {start[0].reason}", start[0].at)
+            ops("rollout", "status", SCORER, registry=True)
+        promoted = _wait(
+            "the promotion",
+            lambda: registry.get_deployment(SCORER).champion.version == "2",
+            timeout_s,
+        )
+        failed += show_split("scorer until the promotion:", *traffic.take())
+        if promoted:
+            event("governor promoted scorer:2 (the quantised child) to champion")
+            _wait("traffic on the new champion", lambda: traffic.count() >= 200, timeout_s)
+            failed += show_split("scorer after the promotion:", *traffic.take())
+    failed += show_split("(in flight at the end)", *traffic.take())
+    return failed
