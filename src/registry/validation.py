@@ -244,10 +244,12 @@ def parity_check(lineage: Lineage, policy: GovernancePolicy) -> Check | None:
     optimised = "optimize.method" in lineage.tags
     tolerance = policy.optimization_tolerance if optimised else policy.conversion_tolerance
     diff = metrics["parity.max_abs_diff"]
+    scale = metrics.get("parity.scale", 1.0)  # a regressor's tolerance is relative
     rows = int(metrics.get("parity.rows", 0))
-    detail = f"max |Δ| {diff:.3g} (tolerance {tolerance:.3g}) on {rows} rows"
+    allowed = f"{tolerance:.3g}" if scale == 1.0 else f"{tolerance:.3g} x {scale:.3g}"
+    detail = f"max |Δ| {diff:.3g} (tolerance {allowed}) on {rows} rows"
     agreement = metrics.get("parity.label_agreement")
     if agreement is not None:
         detail += f", labels agree on {agreement:.2%}"
-    passed = diff <= tolerance and (optimised or agreement is None or agreement >= 1.0)
+    passed = diff <= tolerance * scale and (optimised or agreement is None or agreement >= 1.0)
     return Check("parity", passed, detail)

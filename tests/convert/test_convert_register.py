@@ -161,3 +161,44 @@ def test_python_api_with_a_dataframe_names_inputs_after_its_columns(
     np.testing.assert_allclose(
         result.as_numpy("probabilities"), lightgbm_model.predict_proba(x), atol=1e-5
     )
+
+
+def test_regressors_and_multiclass_from_native_files(onnxgate, registry: Registry, tmp_path):
+    import lightgbm
+    import xgboost
+    from sklearn.datasets import make_classification, make_regression
+
+    xr, yr = make_regression(n_samples=200, n_features=5, noise=1.0, random_state=0)
+    xr = (xr * 100).astype(np.float32)  # large values: float32 resolves them coarsely
+    xm, ym = make_classification(n_samples=300, n_features=6, n_informative=4, n_classes=3,
+                                 random_state=0)  # fmt: skip
+    xm = xm.astype(np.float32)
+    files = {
+        "lgb-reg": tmp_path / "reg.txt",
+        "xgb-reg": tmp_path / "reg.json",
+        "lgb-multi": tmp_path / "multi.txt",
+    }
+    lightgbm.LGBMRegressor(n_estimators=10, verbose=-1).fit(xr, yr * 1000).booster_.save_model(
+        str(files["lgb-reg"])
+    )
+    xgboost.XGBRegressor(n_estimators=10, n_jobs=1).fit(xr, yr * 1000).save_model(
+        str(files["xgb-reg"])
+    )
+    lightgbm.LGBMClassifier(n_estimators=10, verbose=-1).fit(xm, ym).booster_.save_model(
+        str(files["lgb-multi"])
+    )
+    np.save(tmp_path / "reg.npy", xr[:100])
+    np.save(tmp_path / "multi.npy", xm[:100])
+    for name, path in files.items():
+        sample = tmp_path / ("multi.npy" if "multi" in name else "reg.npy")
+        assert onnxgate("models", "register", name, str(path), "--sample", str(sample)) == 0
+        rec = registry.get_version(name, "1")
+        assert rec.validation is not None
+        parity = next(c for c in rec.validation["checks"] if c["name"] == "parity")
+        assert parity["passed"], (name, parity)
+        if "reg" in name:  # relative to the values' scale, recorded beside the figure
+            assert rec.lineage.metrics["parity.scale"] > 1000
+            assert "parity.label_agreement" not in rec.lineage.metrics
+        else:
+            assert rec.lineage.metrics["parity.label_agreement"] == 1.0
+            assert [s.shape[-1] for s in rec.signature.outputs if s.datatype == "FP32"] == [3]

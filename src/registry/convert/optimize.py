@@ -215,7 +215,7 @@ def optimize_version(
         raise ConversionError(f"optimize: the sample does not fit {model}: {exc}") from None
     parity = compare(_answers(before), _answers(after))
     tolerance = registry.governance.policy().optimization_tolerance
-    if not np.isfinite(parity.max_abs_diff) or parity.max_abs_diff > tolerance:
+    if not np.isfinite(parity.max_abs_diff) or parity.max_abs_diff > tolerance * parity.scale:
         raise ConversionError(
             f"optimised {model}:{parent.version} answers differently from it: "
             f"{parity.describe(tolerance)}; refusing to register it"

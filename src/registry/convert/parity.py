@@ -2,7 +2,9 @@
 
 Both run on the same sample; the figures are the largest absolute difference of the
 probabilities (classifiers) or values (regressors), and, for classifiers, the share of rows
-whose label agrees. They go into the version's lineage metrics (``parity.*``), from which
+whose label agrees. A regressor's tolerance is relative to the largest |value| in the
+sample (at least 1: ``parity.scale``), as float32 resolves large values only so finely.
+They go into the version's lineage metrics (``parity.*``), from which
 the validation report's ``parity`` check is built (:func:`registry.validation.parity_check`).
 """
 
@@ -31,19 +33,23 @@ class Parity:
     rows: int
     max_abs_diff: float
     label_agreement: float | None  # None for regressors
+    scale: float = 1.0  # the tolerance is multiplied by it (regressors: max |value|, >= 1)
 
     def within(self, tolerance: float) -> bool:
         labels_ok = self.label_agreement is None or self.label_agreement >= 1.0
-        return self.max_abs_diff <= tolerance and labels_ok
+        return self.max_abs_diff <= tolerance * self.scale and labels_ok
 
     def describe(self, tolerance: float) -> str:
-        text = f"max |Δ| {self.max_abs_diff:.3g} (tolerance {tolerance:.3g}) on {self.rows} rows"
+        allowed = f"{tolerance:.3g}" if self.scale == 1.0 else f"{tolerance:.3g} x {self.scale:.3g}"
+        text = f"max |Δ| {self.max_abs_diff:.3g} (tolerance {allowed}) on {self.rows} rows"
         if self.label_agreement is not None:
             text += f", labels agree on {self.label_agreement:.2%}"
         return text
 
     def metrics(self) -> dict[str, float]:
         out = {"parity.rows": float(self.rows), "parity.max_abs_diff": self.max_abs_diff}
+        if self.scale != 1.0:
+            out["parity.scale"] = self.scale
         if self.label_agreement is not None:
             out["parity.label_agreement"] = self.label_agreement
         return out
@@ -59,7 +65,10 @@ def compare(original: Answers, candidate: Answers) -> Parity:
         la = np.asarray(original.labels).ravel().astype(str)
         lb = np.asarray(candidate.labels).ravel().astype(str)
         agreement = float(np.mean(la == lb)) if la.size else 1.0
-    return Parity(rows=a.shape[0], max_abs_diff=diff, label_agreement=agreement)
+    scale = 1.0
+    if agreement is None and a.size:
+        scale = max(1.0, float(np.max(np.abs(a))))
+    return Parity(rows=a.shape[0], max_abs_diff=diff, label_agreement=agreement, scale=scale)
 
 
 def _columns(scores: npt.ArrayLike) -> npt.NDArray[np.float64]:
