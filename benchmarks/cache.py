@@ -23,6 +23,10 @@ from typing import Any
 
 import _common as c
 
+# NOTE: the CPU reading is monitoring.py's (robust to other load on the machine, which
+# requests/s on a shared box is not); imported rather than copied.
+from monitoring import _server_cpu_seconds as server_cpu_seconds
+
 
 def _total(text: str, name: str) -> float:
     """Sum of every sample of ``name`` (all label sets) in a Prometheus text page."""
@@ -41,6 +45,7 @@ def measure(
     if mode == "on":
         env["ONNXGATE_RESPONSE_CACHE"] = f"{args.model}={args.entries}"
     with c.server(f"onnxgate-cache-{mode}", argv, port, [args.model], env=env, log_dir=log_dir):
+        cpu_before = server_cpu_seconds(port)
         result = c.run_loadgen(
             f"127.0.0.1:{port}",
             args.model,
@@ -49,9 +54,13 @@ def measure(
             warmup=args.warmup,
             extra=["--samples", str(args.samples)],
         )
+        cpu = server_cpu_seconds(port) - cpu_before
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
             text = r.read().decode()
     point = c.point(result)
+    # The CPU reading spans warm-up and measured seconds; scale the measured count to match.
+    served = result["requests"] * (args.duration + args.warmup) / args.duration
+    point["server_cpu_us_per_request"] = round(1e6 * cpu / max(served, 1.0), 1)
     point["cache_hits"] = _total(text, "onnxgate_response_cache_hits_total")
     point["cache_misses"] = _total(text, "onnxgate_response_cache_misses_total")
     return point
@@ -79,18 +88,33 @@ def main(argv: list[str] | None = None) -> int:
     rows, summary = [], {}
     for mode, points in runs.items():
         rps = statistics.median(pt["rps"] for pt in points)
-        summary[mode] = {"rps_median": rps, "runs": points}
+        cpu = statistics.median(pt["server_cpu_us_per_request"] for pt in points)
+        summary[mode] = {"rps_median": rps, "cpu_us_per_request_median": cpu, "runs": points}
         last = points[-1]
         hits, misses = last["cache_hits"], last["cache_misses"]
         rate = f"{hits / (hits + misses):.3f}" if hits + misses else "-"
         rows.append(
-            (mode, f"{rps:.0f}", f"{last['p50_ms']:.2f}", f"{last['p99_ms']:.2f}",
+            (mode, f"{rps:.0f}", f"{cpu:.0f}", f"{last['p50_ms']:.2f}", f"{last['p99_ms']:.2f}",
              sum(last["errors"].values()), int(hits), int(misses), rate)
         )  # fmt: skip
-    header = ("CACHE", "RPS", "P50_MS", "P99_MS", "ERRORS", "HITS", "MISSES", "HIT_RATE")
+    header = (
+        "CACHE",
+        "RPS",
+        "CPU_US/REQ",
+        "P50_MS",
+        "P99_MS",
+        "ERRORS",
+        "HITS",
+        "MISSES",
+        "HIT_RATE",
+    )
     c.print_table(rows, header)
     speedup = summary["on"]["rps_median"] / max(summary["off"]["rps_median"], 1e-9)
+    cpu_ratio = summary["on"]["cpu_us_per_request_median"] / max(
+        summary["off"]["cpu_us_per_request_median"], 1e-9
+    )
     print(f"throughput with the cache on: x{speedup:.2f} of off ({args.samples} distinct inputs)")
+    print(f"server CPU per request with the cache on: x{cpu_ratio:.2f} of off")
     c.write_json(
         args.json,
         {
@@ -101,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             "duration_s": args.duration,
             "machine": c.machine(),
             "speedup": speedup,
+            "cpu_ratio": cpu_ratio,
             **summary,
         },
     )

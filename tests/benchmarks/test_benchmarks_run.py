@@ -129,3 +129,16 @@ def test_compare_quick_writes_json_and_plot(tmp_path: Path) -> None:
     assert {t["met"] for t in doc["targets"]} <= {True, False, None}
     assert out.with_suffix(".png").stat().st_size > 0
     assert "ratios are to onnxgate-batch-1w" in proc.stdout
+
+
+def test_cache_quick_off_and_on(tmp_path: Path) -> None:
+    out = tmp_path / "cache.json"
+    argv = [str(BENCH / "cache.py"), "--model", "mlp_small", "--duration", "1"]
+    _run([*argv, "--warmup", "0.5", "--concurrency", "4", "--json", str(out)], 120)
+    doc = _load(out)
+    assert {"machine", "off", "on", "speedup", "cpu_ratio"} <= doc.keys()
+    (off,), (on,) = doc["off"]["runs"], doc["on"]["runs"]
+    assert off["cache_hits"] == 0 and on["cache_hits"] > 0  # the load repeats 16 inputs
+    # Each distinct input misses once, or once per caller already in flight with it.
+    assert on["cache_misses"] <= 16 * 4
+    assert not off["errors"] and not on["errors"]
