@@ -50,6 +50,36 @@ def cmd_traffic_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _refuse_idle_champion(
+    args: argparse.Namespace, weights: dict[str, float], roles: dict[str, str]
+) -> None:
+    """Refuse a change that leaves the champion at 0 %.
+
+    The champion is what ``rollback`` and the governor measure challengers and canaries
+    against, and what serves when they are removed; one that serves nothing would make
+    those comparisons empty. Handing all traffic to another version is a promotion.
+    """
+    from gateway._proto import admin_pb2 as pb
+
+    named = [v for v, r in roles.items() if r == "champion"]
+    if named:
+        champion = named[0]
+    else:
+        dep = _admin(args, "GetDeployment", pb.GetDeploymentRequest(model=args.name)).deployment
+        current = [a.version for a in dep.arms if a.role == "champion"]
+        if not current or current[0] not in weights:
+            return  # the gateway refuses a deployment without a champion, naming the arms
+        champion = current[0]
+    if weights.get(champion, 1.0) == 0:
+        others = [v for v, w in weights.items() if v != champion and w > 0]
+        hint = f"`onnxgate promote {args.name} {others[0]}`" if others else "`onnxgate promote`"
+        raise CliError(
+            f"refused: version {champion} is the champion of {args.name} and would get 0% of "
+            f"traffic; the champion must serve (rollback and the governor compare against "
+            f"it); to hand its traffic to another version use {hint}"
+        )
+
+
 def cmd_traffic_set(args: argparse.Namespace) -> int:
     from gateway._proto import admin_pb2 as pb
     from registry.deployment import parse_weights
@@ -65,6 +95,7 @@ def cmd_traffic_set(args: argparse.Namespace) -> int:
         if not sep:
             raise CliError(f"--role {item!r}: expected VERSION=ROLE")
         roles[version] = role
+    _refuse_idle_champion(args, weights, roles)
     resp = _admin(
         args,
         "SetWeights",
@@ -159,11 +190,23 @@ def add_commands(sub: Any) -> tuple[Any, argparse.ArgumentParser]:
     ts.add_argument("name")
     client_opts(ts)
     ts.set_defaults(func=cmd_traffic_show)
-    tset = traffic.add_parser("set", help="e.g. traffic set NAME v1=90 v2=10 --role v2=canary")
+    tset = traffic.add_parser(
+        "set",
+        help="set the arms exactly as listed, e.g. traffic set fraud 1=90 2=10 --role 2=canary",
+        description="Serve exactly the listed versions with these weights (normalised to "
+        "100%%). The champion must keep a weight above 0: handing it all away is a promotion "
+        "(onnxgate promote NAME VERSION).",
+    )
     tset.add_argument("name")
     tset.add_argument("weights", nargs="+", metavar="VERSION=WEIGHT")
-    tset.add_argument("--role", action="append", metavar="VERSION=ROLE")
-    tset.add_argument("--reason")
+    tset.add_argument(
+        "--role",
+        action="append",
+        metavar="VERSION=ROLE",
+        help="champion, challenger or canary (default: a listed version keeps its role; "
+        "a new one becomes a challenger)",
+    )
+    tset.add_argument("--reason", help="why, for the audit log")
     client_opts(tset)
     tset.set_defaults(func=cmd_traffic_set)
 
@@ -171,13 +214,13 @@ def add_commands(sub: Any) -> tuple[Any, argparse.ArgumentParser]:
     pr.add_argument("name")
     pr.add_argument("version")
     pr.add_argument("--keep-old", action="store_true", help="keep old champion as challenger")
-    pr.add_argument("--reason")
+    pr.add_argument("--reason", help="why, for the audit log")
     client_opts(pr)
     pr.set_defaults(func=cmd_promote)
 
     rb = sub.add_parser("rollback", help="restore the previous deployment revision")
     rb.add_argument("name")
-    rb.add_argument("--reason")
+    rb.add_argument("--reason", help="why, for the audit log")
     client_opts(rb)
     rb.set_defaults(func=cmd_rollback)
 
@@ -187,20 +230,22 @@ def add_commands(sub: Any) -> tuple[Any, argparse.ArgumentParser]:
     sa = shadow.add_parser("add")
     sa.add_argument("name")
     sa.add_argument("version")
-    sa.add_argument("--fraction", type=float, default=1.0)
-    sa.add_argument("--reason")
+    sa.add_argument(
+        "--fraction", type=float, default=1.0, help="share of requests mirrored, 0 to 1"
+    )
+    sa.add_argument("--reason", help="why, for the audit log")
     client_opts(sa)
     sa.set_defaults(func=cmd_shadow_add)
     sr = shadow.add_parser("remove")
     sr.add_argument("name")
     sr.add_argument("version")
-    sr.add_argument("--reason")
+    sr.add_argument("--reason", help="why, for the audit log")
     client_opts(sr)
     sr.set_defaults(func=cmd_shadow_remove)
 
     hi = sub.add_parser("history", help="deployment history of a model")
     hi.add_argument("name")
-    hi.add_argument("--limit", type=int, default=0)
+    hi.add_argument("--limit", type=int, default=0, help="most recent N revisions (0: all)")
     client_opts(hi)
     hi.set_defaults(func=cmd_history)
     return shadow, tset
