@@ -90,6 +90,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return loadgen.run_from_args(args)
 
 
+def _probe_port(host: str, port: int, what: str, setting: str) -> None:
+    """Refuse, in one line naming the setting, a port that something else listens on."""
+    import socket
+
+    from gateway.server import listen_error
+
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is not busy
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise listen_error(what, f"{host}:{port}", setting, exc.strerror) from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.server import serve
     from gateway.workers import serve_workers
@@ -110,6 +127,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # schema checks, every start
+    if settings.workers == 1:
+        # NOTE: probed here, not only in Gateway.start: grpc's own bind failure also prints a
+        # C-core log line, and workers > 1 share the port on purpose (SO_REUSEPORT).
+        _probe_port(settings.host, settings.port, "gRPC", "port")
+    if settings.metrics_port > 0:
+        _probe_port(settings.host, settings.metrics_port, "metrics", "metrics_port")
     if settings.workers > 1:
         serve_workers(settings)
     else:
