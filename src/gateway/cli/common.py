@@ -132,7 +132,7 @@ def _exists(url: str) -> bool:
     from sqlalchemy import inspect
     from sqlalchemy.engine import make_url
 
-    from registry.schema import make_engine
+    from registry import make_engine
 
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
