@@ -21,6 +21,16 @@ def _admin(args: argparse.Namespace, method: str, request: Any) -> Any:
     return call(args, admin_pb2_grpc.AdminServiceStub, method, request)
 
 
+def _in_order(arms: Any) -> list[Any]:
+    """Arms as tables show them: the champion first, then by version (numbers as numbers),
+    whatever order the change listed them in."""
+
+    def key(a: Any) -> tuple[bool, int, str]:
+        return (a.role != "champion", int(a.version) if a.version.isdigit() else 1 << 62, a.version)
+
+    return sorted(arms, key=key)
+
+
 def _deployment_out(args: argparse.Namespace, dep: Any) -> None:
     total = sum(a.weight for a in dep.arms) or 1.0
     payload = {
@@ -34,7 +44,7 @@ def _deployment_out(args: argparse.Namespace, dep: Any) -> None:
     def table() -> None:
         print(f"model {dep.model}  revision {dep.revision}")
         rows: list[tuple[Any, ...]] = [
-            (a.version, a.role, f"{100 * a.weight / total:.1f}%") for a in dep.arms
+            (a.version, a.role, f"{100 * a.weight / total:.1f}%") for a in _in_order(dep.arms)
         ]
         rows += [(s.version, "shadow", f"{100 * s.fraction:.1f}% mirrored") for s in dep.shadows]
         print_table(rows, ("VERSION", "ROLE", "TRAFFIC"))
@@ -169,7 +179,7 @@ def cmd_history(args: argparse.Namespace) -> int:
             total = sum(a.weight for a in e.deployment.arms) or 1.0
             arms = " ".join(
                 f"{a.version}({a.role[:5]})={100 * a.weight / total:.0f}%"
-                for a in e.deployment.arms
+                for a in _in_order(e.deployment.arms)
             )
             shadows = " ".join(f"{s.version}~{s.fraction:g}" for s in e.deployment.shadows)
             rows.append(
