@@ -203,9 +203,9 @@ def add_commands(sub: Any) -> tuple[Any, argparse.ArgumentParser]:
     tset = traffic.add_parser(
         "set",
         help="set the arms exactly as listed, e.g. traffic set fraud 1=90 2=10 --role 2=canary",
-        description="Serve exactly the listed versions with these weights (normalised to "
-        "100%%). The champion must keep a weight above 0: handing it all away is a promotion "
-        "(onnxgate promote NAME VERSION).",
+        description="Serve exactly the listed versions with these weights (normalised to 100%).\n"
+        "The champion must keep a weight above 0: handing it all traffic away is a\n"
+        "promotion (onnxgate promote NAME VERSION).",
     )
     tset.add_argument("name")
     tset.add_argument("weights", nargs="+", metavar="VERSION=WEIGHT")
