@@ -65,10 +65,15 @@ def test_traffic_set_refuses_a_champion_at_zero(two_versions, make_gateway):
     assert "onnxgate promote fraud 2" in line
     assert two_versions.get_deployment("fraud").revision == 1  # nothing changed
     ok = onnxgate(
-        "traffic", "set", "fraud", "1=90", "2=10", "--role", "2=canary", "--target", gw.target,
+        "traffic", "set", "fraud", "2=10", "1=90", "--role", "2=canary", "--target", gw.target,
         env=ADMIN,
     )  # fmt: skip
     assert ok.returncode == 0, ok.stderr
+    # Tables list the champion first, whatever order the command named the versions in.
+    rows = [line.split() for line in ok.stdout.splitlines()[3:]]
+    assert rows == [["1", "champion", "90.0%"], ["2", "canary", "10.0%"]]
+    history = onnxgate("history", "fraud", "--target", gw.target, env=ADMIN).stdout
+    assert "1(champ)=90% 2(canar)=10%" in history
     assert {a.version: a.role for a in two_versions.get_deployment("fraud").arms} == {
         "1": Role.CHAMPION,
         "2": Role.CANARY,

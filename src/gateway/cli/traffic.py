@@ -10,7 +10,7 @@ import argparse
 from typing import Any
 
 from gateway.cli.common import call, client_opts
-from gateway.cli.output import EXIT_OK, CliError, emit, print_table
+from gateway.cli.output import EXIT_OK, CliError, arm_order, emit, print_table
 
 __all__ = ["add_commands"]
 
@@ -25,10 +25,7 @@ def _in_order(arms: Any) -> list[Any]:
     """Arms as tables show them: the champion first, then by version (numbers as numbers),
     whatever order the change listed them in."""
 
-    def key(a: Any) -> tuple[bool, int, str]:
-        return (a.role != "champion", int(a.version) if a.version.isdigit() else 1 << 62, a.version)
-
-    return sorted(arms, key=key)
+    return sorted(arms, key=lambda a: arm_order(a.version, a.role))
 
 
 def _deployment_out(args: argparse.Namespace, dep: Any) -> None:
