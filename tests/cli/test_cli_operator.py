@@ -22,7 +22,8 @@ def _err(done) -> str:
 
 
 def test_a_read_in_an_empty_directory_creates_nothing_and_names_the_registry(tmp_path):
-    for command in (("models", "list"), ("models", "show", "fraud"), ("audit", "verify")):
+    reads = (("models", "list"), ("models", "show", "fraud"), ("audit", "verify"), ("db", "status"))
+    for command in reads:
         line = _err(onnxgate(*command, cwd=tmp_path))
         assert f"no registry at sqlite:///{tmp_path}/onnxgate-data/registry.db" in line
         assert "--registry" in line

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway.cli.common import actor, open_registry, registry_opts, settings
+from gateway.cli.common import actor, open_registry, refuse_missing, registry_opts, settings
 from gateway.cli.output import EXIT_FAILED, EXIT_OK, CliError, arm_order, emit, print_table
 
 __all__ = ["add_commands"]
@@ -181,7 +181,10 @@ def cmd_retention(args: argparse.Namespace) -> int:
 def cmd_db(args: argparse.Namespace) -> int:
     from registry import make_engine, schema_status, upgrade_engine
 
-    engine = make_engine(settings(args).registry)
+    url = settings(args).registry
+    if args.db_command == "status":
+        refuse_missing(url)  # a status check must not leave an empty database behind
+    engine = make_engine(url)
     try:
         before = schema_status(engine)
         if args.db_command == "upgrade":

@@ -32,6 +32,7 @@ __all__ = [
     "is_unreachable",
     "open_registry",
     "registry_label",
+    "refuse_missing",
     "registry_opts",
     "settings",
     "token_metadata",
@@ -146,6 +147,16 @@ def _exists(url: str) -> bool:
         engine.dispose()
 
 
+def refuse_missing(url: str) -> None:
+    """Raise the one-line refusal for a read of a registry that is not there."""
+    if not _exists(url):
+        raise CliError(
+            f"no registry at {registry_label(url)}: pass --registry URL (or set "
+            "ONNXGATE_REGISTRY), or run from the directory that holds onnxgate-data/; "
+            "`onnxgate models register` creates one"
+        )
+
+
 def open_registry(args: argparse.Namespace, *, create: bool = False) -> Any:
     """The registry the settings name; refuses an outdated one.
 
@@ -156,12 +167,8 @@ def open_registry(args: argparse.Namespace, *, create: bool = False) -> Any:
     from registry import open_registry as open_checked
 
     s = settings(args)
-    if not create and not _exists(s.registry):
-        raise CliError(
-            f"no registry at {registry_label(s.registry)}: pass --registry URL (or set "
-            "ONNXGATE_REGISTRY), or run from the directory that holds onnxgate-data/; "
-            "`onnxgate models register` creates one"
-        )
+    if not create:
+        refuse_missing(s.registry)
     return open_checked(s.registry, s.artifact_dir)
 
 
