@@ -9,8 +9,9 @@ PROTO_OUT := src/gateway/_proto
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "== Installing onnxgate and its dev dependencies into $(VENV) (first run only; a minute or two, pip's progress below)"
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install -e '.[dev]'
 	@touch $@
 
 venv: $(STAMP)

@@ -146,7 +146,8 @@ def locate_binaries() -> Path:
         )
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"{message}; with CI=true a missing PostgreSQL is a failure")
-        pytest.skip(message)
+        test = os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0] or "this test"
+        pytest.skip(f"{test}: {message}; `apt-get install postgresql` (or `.ci/run`) to run it")
     return bindir
 
 

@@ -35,7 +35,7 @@ from gateway.serving.cache import ResponseCache
 from gateway.serving.catalog import Catalog
 from gateway.serving.dataplane import DataPlane
 from gateway.serving.taps import Tap, TapQueue
-from gateway.settings import Settings
+from gateway.settings import Settings, SettingsError
 from gateway.transport.admin import AdminServicer
 from gateway.transport.auth import requires_token
 from gateway.transport.governance import GovernanceServicer
@@ -278,14 +278,21 @@ class Gateway:
         self.server = self._build_server()
         address = f"{self.settings.host}:{self.settings.port}"
         creds = self._credentials()
-        if creds is None:
-            self.port = self.server.add_insecure_port(address)
-        else:
-            self.port = self.server.add_secure_port(address, creds)
+        try:
+            if creds is None:
+                self.port = self.server.add_insecure_port(address)
+            else:
+                self.port = self.server.add_secure_port(address, creds)
+        except RuntimeError:  # grpc's "Failed to bind to address"
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"cannot listen on {address}")
+            raise listen_error("gRPC", address, "port")
         await self.server.start()
-        self._start_metrics_endpoint()
+        try:
+            self._start_metrics_endpoint()
+        except OSError as exc:
+            where = f"{self.settings.host}:{self.settings.metrics_port}"
+            raise listen_error("metrics", where, "metrics_port", exc.strerror) from None
         self.taps.start()
         if self.monitor is not None:
             self.monitor.start()
@@ -298,13 +305,19 @@ class Gateway:
             )
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self.health.set(INFERENCE_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+        metrics = f"/metrics on :{self.metrics_port}" if self._metrics_server else "no /metrics"
         log.info(
-            "onnxgate serving on %s:%d (metrics :%d); models: %s",
+            "onnxgate serving on %s:%d (%s); models: %s",
             self.settings.host,
             self.port,
-            self.metrics_port,
+            metrics,
             ", ".join(sorted(self.catalog.entries())) or "none yet",
         )
+        if not self.settings.admin_tokens:
+            log.warning(
+                "no admin token configured: every admin call (traffic, promote, rollback, "
+                "shadow, policy, governor) will be refused; set ONNXGATE_ADMIN_TOKEN"
+            )
         return self.port
 
     def _start_metrics_endpoint(self) -> None:
@@ -343,9 +356,23 @@ class Gateway:
             await self.server.wait_for_termination()
 
 
+def listen_error(what: str, address: str, setting: str, why: str | None = None) -> SettingsError:
+    """The one line for a port that cannot be listened on, naming the setting that chose it."""
+    flag = "--" + setting.replace("_", "-")
+    env = "ONNXGATE_" + setting.upper()
+    return SettingsError(
+        f"cannot listen for {what} on {address} ({why or 'address in use?'}): choose another "
+        f"port with {flag} or {env} (setting {setting})"
+    )
+
+
 async def _serve_async(settings: Settings) -> None:
     gw = Gateway(settings)
-    await gw.start()
+    try:
+        await gw.start()
+    except BaseException:
+        await gw.stop(0)  # release what started, so a refused start leaves nothing running
+        raise
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

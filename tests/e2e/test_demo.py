@@ -73,6 +73,19 @@ def test_demo_exits_cleanly_and_prints_the_story(demo: Any) -> None:
     assert report.is_file() and "X[0]" in report.read_text()
 
 
+def test_the_story_is_plain_text_without_log_lines_in_it(demo: Any) -> None:
+    proc, data = demo
+    assert proc.returncode == 0
+    assert "\033[" not in proc.stdout  # not a terminal: no ANSI escapes
+    for stream in (proc.stdout, proc.stderr):
+        assert not [ln for ln in stream.splitlines() if " WARNING " in ln or "WARNING:" in ln]
+    assert (data / "gateway.log").is_file()  # where the gateway's own log lines went
+    assert "(0 and 0 of" not in proc.stdout and "0/0 labels" not in proc.stdout
+    # Tables list the champion first, whatever order a command named the versions in.
+    assert "2        challenger  50.0%\n      3        champion" not in proc.stdout
+    assert "quality (upper bound of candidate - champion accuracy)" in proc.stdout
+
+
 def test_registry_holds_the_governor_decisions_and_an_intact_chain(demo: Any) -> None:
     proc, data = demo
     assert proc.returncode == 0

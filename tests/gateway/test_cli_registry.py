@@ -54,15 +54,19 @@ def _one_error_line(capfd) -> str:
     return lines[0]
 
 
-def test_register_list_and_show_as_tables(onnxgate, lin_file, capsys):
+def test_register_list_and_show_as_tables(onnxgate, lin_file, registry_url, capsys):
     assert onnxgate("models", "register", "lin", str(lin_file)) == 0
     out = capsys.readouterr().out
     assert out.startswith("registered lin:1 sha256=")
-    assert onnxgate("models", "register", "lin", str(lin_file), "--version", "v2") == 0
+    assert (
+        onnxgate("models", "register", "lin", str(lin_file), "--version", "v2", "--allow-duplicate")
+        == 0
+    )
     capsys.readouterr()
 
     assert onnxgate("models", "list") == 0
-    lines = capsys.readouterr().out.splitlines()
+    registry_line, *lines = capsys.readouterr().out.splitlines()
+    assert registry_line == f"registry {registry_url}"
     assert lines[0].split() == ["MODEL", "VERSIONS", "CHAMPION", "REVISION"]
     assert set(lines[1]) <= {"-", " "}
     assert lines[2].split() == ["lin", "1,v2", "1", "1"]
@@ -120,7 +124,7 @@ def test_duplicate_version_fails_with_one_line(onnxgate, lin_file, capfd):
     assert "'7'" in line and "already registered" in line
 
 
-def test_show_unknown_model_fails_with_one_line(onnxgate, capfd):
+def test_show_unknown_model_fails_with_one_line(registry, onnxgate, capfd):
     assert onnxgate("models", "show", "ghost") == 1
     assert "ghost" in _one_error_line(capfd)
 

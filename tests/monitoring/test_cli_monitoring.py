@@ -36,7 +36,8 @@ def register(registry_url, tmp_path):
     flags = ["--registry", registry_url, "--artifact-dir", str(tmp_path / "artifacts")]
 
     def run(*args: str) -> int:
-        return cli.main(["models", "register", "m", str(model), *args, *flags])
+        # The same bytes again with other references: duplicates are the point here.
+        return cli.main(["models", "register", "m", str(model), "--allow-duplicate", *args, *flags])
 
     return run
 

@@ -37,7 +37,12 @@ def _binary(name: str) -> str:
     if path is None:
         if os.environ.get("CI") == "true":
             pytest.fail(f"{name} is required in CI (Debian package 'prometheus')")
-        pytest.skip(f"{name} is not installed (Debian package 'prometheus')")
+        # -ra prints only the reason and a line number: say which test and how to run it.
+        test = os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0] or "this test"
+        pytest.skip(
+            f"{test}: {name} is not installed; `apt-get install prometheus` (or `.ci/run`, "
+            "which installs it) to run the real-Prometheus tests"
+        )
     return path
 
 
@@ -164,3 +169,13 @@ def test_alert_rules_pass_promtool() -> None:
         check=False,
     )
     assert unit.returncode == 0, unit.stdout + unit.stderr
+
+
+def test_a_missing_prometheus_skip_names_the_test_and_how_to_get_it(monkeypatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda _name: None)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception) as skipped:
+        _binary("prometheus")
+    reason = str(skipped.value)
+    assert "test_prometheus.py::test_a_missing_prometheus_skip_names_the_test" in reason
+    assert "apt-get install prometheus" in reason and ".ci/run" in reason

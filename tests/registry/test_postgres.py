@@ -41,8 +41,9 @@ def test_missing_postgresql_skips_locally_and_fails_under_ci(
 ) -> None:
     monkeypatch.setattr(pg_cluster, "find_pg_bin", lambda: None)
     monkeypatch.delenv("CI", raising=False)
-    with pytest.raises(pytest.skip.Exception, match="not found"):
+    with pytest.raises(pytest.skip.Exception, match="not found") as skipped:
         pg_cluster.locate_binaries()
+    assert "test_postgres.py::" in str(skipped.value)  # names the test it skips
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="CI=true a missing PostgreSQL is a failure"):
         pg_cluster.locate_binaries()

@@ -83,6 +83,7 @@ def test_healthy_canary_advances_step_by_step_then_promotes() -> None:
 def test_canary_waits_for_requests_and_labels() -> None:
     d = decide(POLICY, snapshot(Evidence(traffic=traffic(50))), GovernorState())
     assert d.kind is DecisionKind.HOLD and "50/100 requests" in d.reasons[0]
+    assert "labels" not in d.reasons[0]  # the policy asks for none: no "0/0 labels"
     need_labels = replace(POLICY, canary=CanaryPolicy(min_requests=10, min_labels=5))
     d = decide(need_labels, snapshot(), GovernorState())
     assert d.kind is DecisionKind.HOLD and "0/5 labels" in d.reasons[0]
@@ -300,6 +301,7 @@ def test_better_challenger_is_promoted_equal_one_is_held() -> None:
     assert worse_first.state.p_value == 1.0  # evidence against it never counts for it
     waits = decide(POLICY, challenger(20, 10, n=20), GovernorState())
     assert waits.kind is DecisionKind.HOLD and "waits for labels" in waits.reasons[0]
+    assert "challenger has 20, champion 20" in waits.reasons[0], waits.reasons[0]
 
 
 def test_equal_challenger_false_promotion_rate_within_alpha() -> None:

@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway.cli.common import actor, open_registry, registry_opts, settings
-from gateway.cli.output import EXIT_FAILED, EXIT_OK, CliError, emit, print_table
+from gateway.cli.common import actor, open_registry, refuse_missing, registry_opts, settings
+from gateway.cli.output import EXIT_FAILED, EXIT_OK, CliError, arm_order, emit, print_table
 
 __all__ = ["add_commands"]
 
@@ -27,7 +27,7 @@ def _detail(e: Any) -> str:
         total = sum(a["weight"] for a in after["arms"]) or 1.0
         arms = " ".join(
             f"{a['version']}({a['role'][:5]})={100 * a['weight'] / total:.0f}%"
-            for a in after["arms"]
+            for a in sorted(after["arms"], key=lambda a: arm_order(a["version"], a["role"]))
         )
         return f"rev {after.get('revision')}: {arms}"
     if e.action == "governance.refused":
@@ -144,7 +144,8 @@ def cmd_deployment_at(args: argparse.Namespace) -> int:
         print(f"set by {rec.actor}" + (f": {rec.reason}" if rec.reason else ""))
         total = sum(a.weight for a in dep.arms) or 1.0
         rows: list[tuple[Any, ...]] = [
-            (a.version, a.role.value, f"{100 * a.weight / total:.1f}%") for a in dep.arms
+            (a.version, a.role.value, f"{100 * a.weight / total:.1f}%")
+            for a in sorted(dep.arms, key=lambda a: arm_order(a.version, a.role.value))
         ]
         rows += [(s.version, "shadow", f"{100 * s.fraction:.1f}% mirrored") for s in dep.shadows]
         print_table(rows, ("VERSION", "ROLE", "TRAFFIC"))
@@ -180,7 +181,10 @@ def cmd_retention(args: argparse.Namespace) -> int:
 def cmd_db(args: argparse.Namespace) -> int:
     from registry import make_engine, schema_status, upgrade_engine
 
-    engine = make_engine(settings(args).registry)
+    url = settings(args).registry
+    if args.db_command == "status":
+        refuse_missing(url)  # a status check must not leave an empty database behind
+    engine = make_engine(url)
     try:
         before = schema_status(engine)
         if args.db_command == "upgrade":

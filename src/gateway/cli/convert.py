@@ -28,7 +28,7 @@ def converted_artifact(args: argparse.Namespace, path: Path, lineage: Any) -> tu
             f"{path.name} is a trained model, not ONNX: give --sample FILE (.npy or .csv "
             "rows of its inputs) to convert it and check the conversion's parity"
         )
-    reg = open_registry(args)
+    reg = open_registry(args, create=True)  # registering may start a registry
     try:
         conversion = convert_file(
             reg,

@@ -28,7 +28,7 @@ def _call(args: argparse.Namespace, method: str, request: Any, *, predict: bool 
     """A GovernorService call: admin token, or for ``predict`` the predict token if any."""
     from gateway._proto import governor_pb2_grpc
 
-    metadata = token_metadata(PREDICT_TOKEN_ENV, required=False) if predict else None
+    metadata = token_metadata(PREDICT_TOKEN_ENV, required=False, args=args) if predict else None
     return call(args, governor_pb2_grpc.GovernorServiceStub, method, request, metadata=metadata)
 
 
@@ -118,8 +118,10 @@ def _status_out(args: argparse.Namespace, resp: Any) -> int:
             return
         steps = "/".join(f"{s:g}%" for s in resp.steps)
         print(f"model {resp.model}  mode {payload['mode']}  policy v{resp.policy_version}")
-        where = f"step {resp.step}/{len(resp.steps)} of {steps}" if resp.candidate else "-"
-        print(f"candidate {resp.candidate or '-'}  {where}")
+        if resp.candidate:
+            print(f"candidate {resp.candidate}  step {resp.step}/{len(resp.steps)} of {steps}")
+        else:
+            print("candidate none")
         print(f"last decision {resp.last_decision or '-'} at {resp.last_evaluated_at or '-'}")
         for reason in resp.reasons:
             print(f"  {reason}")
@@ -224,7 +226,12 @@ def add_commands(sub: Any) -> None:
     """Add ``feedback``, ``governor`` and ``policy`` to the top-level subcommands."""
     fb = sub.add_parser("feedback", help="send delayed labels (id,label CSV) to a gateway")
     fb.add_argument("name")
-    fb.add_argument("--file", required=True, metavar="LABELS.csv")
+    fb.add_argument(
+        "--file",
+        required=True,
+        metavar="LABELS.csv",
+        help="id,label[,row] rows; a header is skipped",
+    )
     fb.add_argument("--batch", type=int, default=1000, help="labels per call")
     client_opts(fb)
     fb.set_defaults(func=cmd_feedback)
@@ -237,19 +244,24 @@ def add_commands(sub: Any) -> None:
     st.set_defaults(func=cmd_status)
     pa = gsub.add_parser("pause", help="stop evaluating a model (traffic stays as it is)")
     pa.add_argument("name")
-    pa.add_argument("--reason")
+    pa.add_argument("--reason", help="why, for the audit log")
     client_opts(pa)
     pa.set_defaults(func=cmd_pause)
     re = gsub.add_parser("resume", help="evaluate a model again")
     re.add_argument("name")
-    re.add_argument("--reason")
-    re.add_argument("--clear-rolled-back", action="append", metavar="VERSION")
+    re.add_argument("--reason", help="why, for the audit log")
+    re.add_argument(
+        "--clear-rolled-back",
+        action="append",
+        metavar="VERSION",
+        help="let the governor promote VERSION again after a rollback (repeatable)",
+    )
     client_opts(re)
     re.set_defaults(func=cmd_resume)
     ap = gsub.add_parser("approve", help="approve a version's final promotion")
     ap.add_argument("name")
     ap.add_argument("version")
-    ap.add_argument("--reason")
+    ap.add_argument("--reason", help="why, for the audit log")
     client_opts(ap)
     ap.set_defaults(func=cmd_approve)
 
@@ -258,11 +270,11 @@ def add_commands(sub: Any) -> None:
     ps = psub.add_parser("set", help="validate and store a new policy version")
     ps.add_argument("name")
     ps.add_argument("file", metavar="FILE.toml")
-    ps.add_argument("--reason")
+    ps.add_argument("--reason", help="why, for the audit log")
     client_opts(ps)
     ps.set_defaults(func=cmd_policy_set)
     sh = psub.add_parser("show", help="the policy in force (or --version N)")
     sh.add_argument("name")
-    sh.add_argument("--version", type=int)
+    sh.add_argument("--version", type=int, help="policy version (default: the one in force)")
     client_opts(sh)
     sh.set_defaults(func=cmd_policy_show)

@@ -14,54 +14,50 @@ from typing import Any
 
 from gateway.cli import common
 from gateway.cli.common import client_opts
-from gateway.cli.output import EXIT_OK, CliError, emit
+from gateway.cli.output import EXIT_OK, emit
 from gateway.settings import Settings
 
 __all__ = ["add_commands"]
 
 
 def cmd_infer(args: argparse.Namespace) -> int:
+    import grpc
     import numpy as np
 
     from gateway._proto import grpc_service_pb2 as pb
     from gateway._proto import grpc_service_pb2_grpc as pb_grpc
+    from gateway.cli.arrays import cast_for_input, match_inputs, read_data
     from gateway.transport import converters
     from registry.datatypes import DATATYPE_TO_NUMPY
 
-    with common.channel(args.target) as channel:
+    files = read_data(args.data)  # local files first: their errors need no gateway
+    token = common.token_metadata(common.PREDICT_TOKEN_ENV, required=False, args=args)
+    with common.channel(args) as channel:
         stub = pb_grpc.GRPCInferenceServiceStub(channel)
-        meta = stub.ModelMetadata(
-            pb.ModelMetadataRequest(name=args.name, version=args.version or ""),
-            timeout=args.timeout,
-        )
-        arrays: dict[str, Any] = {}
-        for item in args.data:
-            name, sep, path = item.rpartition("=")
-            if not sep:
-                if len(meta.inputs) != 1:
-                    names = [i.name for i in meta.inputs]
-                    raise CliError(f"model has inputs {names}: pass --data NAME=FILE.npy for each")
-                name = meta.inputs[0].name
-            try:
-                arrays[name] = np.load(path, allow_pickle=False)
-            except (OSError, ValueError) as exc:
-                raise CliError(f"cannot read {path}: {exc}") from exc
+        try:
+            meta = stub.ModelMetadata(
+                pb.ModelMetadataRequest(name=args.name, version=args.version or ""),
+                metadata=token,
+                timeout=args.timeout,
+            )
+        except grpc.RpcError as exc:
+            if common.is_unreachable(exc):
+                raise common.unreachable(args, exc) from None
+            raise
+        matched = match_inputs(files, [i.name for i in meta.inputs])
         request = pb.ModelInferRequest(model_name=args.name, model_version=args.version or "")
         if args.routing_key:
             request.parameters["routing_key"].string_param = args.routing_key
         for spec in meta.inputs:
-            if spec.name not in arrays:
-                raise CliError(f"no --data for input '{spec.name}'")
+            _, path, arr = matched[spec.name]
             want = DATATYPE_TO_NUMPY[spec.datatype]
-            arr = arrays[spec.name]
+            arr = cast_for_input(arr, spec.datatype, want, f"--data {spec.name}={path}")
             request.inputs.add(name=spec.name, datatype=spec.datatype, shape=arr.shape)
             if spec.datatype == "BYTES":
                 request.raw_input_contents.append(converters.encode_bytes(arr))
-                continue
-            if arr.dtype != want and np.can_cast(arr.dtype, want, casting="same_kind"):
-                arr = arr.astype(want)  # .npy files are often float64; the model says FP32
-            request.raw_input_contents.append(np.ascontiguousarray(arr).tobytes())
-        response = stub.ModelInfer(request, timeout=args.timeout)
+            else:
+                request.raw_input_contents.append(np.ascontiguousarray(arr).tobytes())
+        response = stub.ModelInfer(request, metadata=token, timeout=args.timeout)
     role = response.parameters["role"].string_param if "role" in response.parameters else ""
     outputs = {}
     for out, raw in zip(response.outputs, response.raw_output_contents, strict=True):
@@ -94,6 +90,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return loadgen.run_from_args(args)
 
 
+def _probe_port(host: str, port: int, what: str, setting: str) -> None:
+    """Refuse, in one line naming the setting, a port that something else listens on."""
+    import socket
+
+    from gateway.server import listen_error
+
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is not busy
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise listen_error(what, f"{host}:{port}", setting, exc.strerror) from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.server import serve
     from gateway.workers import serve_workers
@@ -114,6 +127,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # schema checks, every start
+    if settings.workers == 1:
+        # NOTE: probed here, not only in Gateway.start: grpc's own bind failure also prints a
+        # C-core log line, and workers > 1 share the port on purpose (SO_REUSEPORT).
+        _probe_port(settings.host, settings.port, "gRPC", "port")
+    if settings.metrics_port > 0:
+        _probe_port(settings.host, settings.metrics_port, "metrics", "metrics_port")
     if settings.workers > 1:
         serve_workers(settings)
     else:
@@ -123,25 +143,49 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any) -> None:
     """Add ``serve``, ``infer`` and ``bench``."""
+    d = Settings()
     s = sub.add_parser("serve", help="run the gateway")
-    s.add_argument("--config")
-    s.add_argument("--registry")
-    s.add_argument("--artifact-dir")
-    s.add_argument("--host")
-    s.add_argument("--port", type=int)
-    s.add_argument("--metrics-port", type=int)
-    s.add_argument("--workers", type=int)
-    s.add_argument("--providers", help="comma-separated onnxruntime execution providers")
-    s.add_argument("--no-batching", action="store_true")
-    s.add_argument("--max-batch-size", type=int)
-    s.add_argument("--max-delay-us", type=int)
+    s.add_argument("--config", help="TOML settings file (default: env ONNXGATE_CONFIG, none)")
+    s.add_argument("--registry", help=f"SQLAlchemy URL of the registry (default: {d.registry})")
+    s.add_argument("--artifact-dir", help=f"artifact store (default: {d.artifact_dir})")
+    s.add_argument("--host", help=f"listen address (default: {d.host})")
+    s.add_argument("--port", type=int, help=f"gRPC port (default: {d.port})")
+    s.add_argument(
+        "--metrics-port",
+        type=int,
+        help=f"Prometheus /metrics port, -1 for none (default: {d.metrics_port})",
+    )
+    s.add_argument("--workers", type=int, help=f"processes sharing the port (default: {d.workers})")
+    s.add_argument(
+        "--providers",
+        help=f"comma-separated onnxruntime execution providers (default: {','.join(d.providers)})",
+    )
+    s.add_argument("--no-batching", action="store_true", help="turn dynamic batching off")
+    s.add_argument(
+        "--max-batch-size", type=int, help=f"rows per batch (default: {d.max_batch_size})"
+    )
+    s.add_argument(
+        "--max-delay-us",
+        type=int,
+        help=f"longest wait to fill a batch, microseconds (default: {d.max_delay_us})",
+    )
     s.set_defaults(func=cmd_serve)
 
     inf = sub.add_parser("infer", help="send one request to a gateway")
-    inf.add_argument("name")
-    inf.add_argument("--data", action="append", required=True, metavar="[INPUT=]FILE.npy")
-    inf.add_argument("--version")
-    inf.add_argument("--routing-key")
+    inf.add_argument("name", help="model name")
+    inf.add_argument(
+        "--data",
+        action="append",
+        required=True,
+        metavar="[INPUT=]FILE.npy",
+        help="an input's rows as a .npy array; INPUT= may be left out for one-input models "
+        "(repeat for several inputs)",
+    )
+    inf.add_argument("--version", help="pin this version (default: routed by weight)")
+    inf.add_argument(
+        "--routing-key",
+        help="sticky routing: the same key reaches the same version (default: none)",
+    )
     client_opts(inf)
     inf.set_defaults(func=cmd_infer)
 

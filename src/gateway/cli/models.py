@@ -8,16 +8,44 @@ family adds ``models search|card|approvals|validate|retire`` and the lineage fla
 from __future__ import annotations
 
 import argparse
+import hashlib
 from pathlib import Path
 from typing import Any
 
-from gateway.cli.common import actor, open_registry, registry_opts, version_dict
+from gateway.cli.common import (
+    actor,
+    open_registry,
+    registry_label,
+    registry_opts,
+    settings,
+    version_dict,
+)
 from gateway.cli.convert import converted_artifact, is_trained_model
 from gateway.cli.governance import lineage_from_args, revalidate_if_profile_required
 from gateway.cli.monitoring import reference_doc
 from gateway.cli.output import EXIT_OK, CliError, emit, print_table
 
 __all__ = ["add_commands"]
+
+
+def _refuse_duplicate(reg: Any, model: str, version: str | None, data: bytes) -> None:
+    """Refuse bytes that a version of ``model`` already holds: a new version would be a
+    copy that routing, drift and the governor treat as a different model."""
+    from registry.errors import NotFoundError
+
+    sha = hashlib.sha256(data).hexdigest()
+    try:
+        versions = reg.list_versions(model)
+    except NotFoundError:
+        return
+    if version in {v.version for v in versions}:
+        return  # the registry refuses the taken version name, which says more
+    same = [v.version for v in versions if v.sha256 == sha]
+    if same:
+        raise CliError(
+            f"refused: {model}:{same[0]} already has this artifact (sha256 {sha}); "
+            "pass --allow-duplicate to register the same bytes as a new version"
+        )
 
 
 def cmd_models_register(args: argparse.Namespace) -> int:
@@ -38,8 +66,10 @@ def cmd_models_register(args: argparse.Namespace) -> int:
     profile = None
     if getattr(args, "reference", None):
         profile = reference_doc(Path(args.reference), data, meta)
-    reg = open_registry(args)
+    reg = open_registry(args, create=True)
     try:
+        if not args.allow_duplicate:
+            _refuse_duplicate(reg, args.name, args.version, data)
         rec = reg.register_version(
             args.name,
             data,
@@ -59,10 +89,11 @@ def cmd_models_register(args: argparse.Namespace) -> int:
             rec = revalidate_if_profile_required(reg, rec, actor())
     finally:
         reg.close()
+    where = registry_label(settings(args).registry)
     emit(
         args,
         version_dict(rec),
-        lambda: print(f"registered {rec.model}:{rec.version} sha256={rec.sha256[:16]}…"),
+        lambda: print(f"registered {rec.model}:{rec.version} sha256={rec.sha256[:16]}… in {where}"),
     )
     return EXIT_OK
 
@@ -82,14 +113,15 @@ def cmd_models_list(args: argparse.Namespace) -> int:
         }
         for m in models
     ]
-    emit(
-        args,
-        payload,
-        lambda: print_table(
+
+    def table() -> None:
+        print(f"registry {registry_label(settings(args).registry)}")
+        print_table(
             [(m.name, ",".join(m.versions), m.champion or "-", m.revision) for m in models],
             ("MODEL", "VERSIONS", "CHAMPION", "REVISION"),
-        ),
-    )
+        )
+
+    emit(args, payload, table)
     return EXIT_OK
 
 
@@ -133,11 +165,16 @@ def add_commands(sub: Any) -> tuple[Any, argparse.ArgumentParser]:
     r = models.add_parser("register", help="register a new version of a model")
     r.add_argument("name")
     r.add_argument("file")
-    r.add_argument("--version")
-    r.add_argument("--description")
-    r.add_argument("--owner")
-    r.add_argument("--meta", action="append", metavar="KEY=VALUE")
+    r.add_argument("--version", help="version name (default: the next whole number, 1, 2, ...)")
+    r.add_argument("--description", help="one line about this version")
+    r.add_argument("--owner", help="who is responsible for it")
+    r.add_argument("--meta", action="append", metavar="KEY=VALUE", help="metadata (repeatable)")
     r.add_argument("--force", action="store_true", help="accept an incompatible signature")
+    r.add_argument(
+        "--allow-duplicate",
+        action="store_true",
+        help="register bytes that a version of this model already has (refused otherwise)",
+    )
     r.add_argument("--reference", metavar="FILE", help="reference sample (.npy/.npz/.csv)")
     registry_opts(r)
     r.set_defaults(func=cmd_models_register)

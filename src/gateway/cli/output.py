@@ -24,6 +24,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "REPORTED_ERRORS",
+    "arm_order",
     "CliError",
     "emit",
     "failure_message",
@@ -39,6 +40,12 @@ class CliError(Exception):
 
 REPORTED_ERRORS = (CliError, RegistryError, SettingsError, grpc.RpcError, KeyboardInterrupt)
 """What :func:`gateway.cli.main` reports as one line and exit 1."""
+
+
+def arm_order(version: str, role: str) -> tuple[bool, int, str]:
+    """Sort key for a deployment's arms wherever they are printed: the champion first, then
+    by version (whole numbers as numbers), whatever order a change listed them in."""
+    return (role != "champion", int(version) if version.isdigit() else 1 << 62, version)
 
 
 def print_table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> None:

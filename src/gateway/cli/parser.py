@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from gateway.cli import (
     audit,
@@ -29,11 +30,53 @@ from gateway.cli import (
 )
 from gateway.cli.output import EXIT_FAILED, REPORTED_ERRORS, failure_message
 
-__all__ = ["build_parser", "main"]
+__all__ = ["HelpFormatter", "Parser", "build_parser", "main"]
+
+
+DESCRIPTION = """\
+Serve ONNX models over gRPC (KServe / Open Inference Protocol v2), manage their registry,
+and move their traffic.
+
+Registry commands (models ...) open the registry directly and need no gateway; the others
+call a running gateway (--target, default localhost:8001 or ONNXGATE_TARGET). Output is a
+table for people, --json for scripts. Exit codes: 0 ok, 1 the operation was refused or
+failed (one line on stderr), 2 bad usage. onnxgate COMMAND --help tells more."""
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions as written; every option's help ends with its default (or "none")."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text or not action.option_strings or action.nargs == 0:
+            return text
+        if action.required or action.default == argparse.SUPPRESS:
+            return text
+        if action.default is None or action.default == []:
+            return text + " (default: none)"
+        return text + " (default: %(default)s)"
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose sub-parsers (made through add_parser) share the formatter."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("onnxgate")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="onnxgate", description=__doc__.split("\n")[0])
+    p = Parser(prog="onnxgate", description=DESCRIPTION)
+    p.add_argument("--version", action="version", version=f"onnxgate {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
     inference.add_commands(sub)  # serve, infer, bench
     models_sub, register = models.add_commands(sub)  # models register|list|show

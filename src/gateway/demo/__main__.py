@@ -8,6 +8,7 @@ governor takes over (:mod:`gateway.demo.story`). Failed requests are counted thr
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import secrets
 import shutil
@@ -39,6 +40,18 @@ def main(argv: list[str] | None = None) -> int:
     data.mkdir(parents=True)
     url = f"sqlite:///{data / 'registry.db'}"
     artifacts = data / "artifacts"
+
+    # The story goes to stdout; the gateway's and libraries' own log lines (e.g. the
+    # batcher choosing the executor for slow runs) go to a file, not between its lines.
+    log_file = data / "gateway.log"
+    logging.basicConfig(
+        filename=log_file,
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+    logging.captureWarnings(True)
+    say(f"(the gateway's own log goes to {log_file})")
 
     step("1. Train real models and export them to ONNX")
     models = train_models(data, fast=args.fast)

@@ -7,7 +7,9 @@ from __future__ import annotations
 import collections
 import io
 import itertools
+import os
 import secrets
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -39,8 +41,16 @@ def say(text: str = "") -> None:
     print(text, flush=True)
 
 
+def _bold() -> tuple[str, str]:
+    """ANSI bold on a terminal that takes it; nothing in a pipe, a file or with NO_COLOR."""
+    if sys.stdout.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb":
+        return "\033[1m", "\033[0m"
+    return "", ""
+
+
 def step(title: str) -> None:
-    say(f"\n\033[1m== {time.strftime('%H:%M:%S')}  {title}\033[0m")
+    on, off = _bold()
+    say(f"\n{on}== {time.strftime('%H:%M:%S')}  {title}{off}")
 
 
 def run_cli(*args: str) -> tuple[int, str]:

@@ -35,6 +35,7 @@ __all__ = ["Ops", "Story", "Timeline", "print_audit_trail"]
 GOVERNOR = "governor"  # the actor the governor loop writes audit events as
 DRIFTED_FEATURES = (0, 2, 5)  # columns the injected drift shifts ...
 DRIFT_STDS = 4.0  # ... by this many reference standard deviations
+PROGRESS_EVERY_S = 5.0  # a bounded wait says how things stand this often
 
 
 def stamp(at: datetime | None = None) -> str:
@@ -86,8 +87,13 @@ def gates_brief(d: Mapping[str, Any]) -> str:
             continue
         value = "n/a" if g["value"] is None else f"{g['value']:.3g}"
         verdict = "FAIL" + (f" [{g['detail']}]" if g["detail"] else "")
+        name = g["name"]
+        if name == "quality":
+            # NOTE: the gate compares the upper confidence bound of (candidate - champion)
+            # accuracy with -max_quality_drop; printed bare it read like the difference itself.
+            name = "quality (upper bound of candidate - champion accuracy)"
         out.append(
-            f"{g['name']} {value} {g['op']} {g['threshold']:.3g} "
+            f"{name} {value} {g['op']} {g['threshold']:.3g} "
             + (verdict if g["status"] == "fail" else g["status"])
         )
     return "  ".join(out)
@@ -141,7 +147,7 @@ class Timeline:
     ) -> bool:
         """Poll ``done`` (printing decisions meanwhile) for at most ``timeout`` seconds."""
         event(f"waiting up to {timeout:.0f} s for {what}")
-        start, problem = time.monotonic(), ""
+        start, problem, told = time.monotonic(), "", time.monotonic()
         while True:
             self.poll()
             try:
@@ -161,7 +167,17 @@ class Timeline:
                 return False
             if every is not None:
                 every()
+            if time.monotonic() - told >= PROGRESS_EVERY_S:
+                told = time.monotonic()
+                event(f"   ... still waiting ({told - start:.0f} s): {self.traffic_now()}")
             time.sleep(0.2)
+
+    def traffic_now(self) -> str:
+        """The deployment in force, in a few words: "v1 champion 90%, v3 canary 10%"."""
+        dep = self._registry.get_deployment(MODEL)
+        total = sum(a.weight for a in dep.arms) or 1.0
+        arms = sorted(dep.arms, key=lambda a: (a.role.value != "champion", a.version))
+        return ", ".join(f"v{a.version} {a.role.value} {100 * a.weight / total:.0f}%" for a in arms)
 
 
 def policy_toml(min_requests: int) -> str:

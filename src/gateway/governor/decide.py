@@ -295,7 +295,9 @@ def decide(policy: RolloutPolicy, snapshot: Snapshot, state: GovernorState) -> D
         c = policy.canary
         at = "below the first step" if state.step < 0 else f"step {state.step + 1}/{len(steps)}"
         if requests < c.min_requests or labels < c.min_labels:
-            need = f"{requests}/{c.min_requests} requests, {labels}/{c.min_labels} labels"
+            need = f"{requests}/{c.min_requests} requests"
+            if c.min_labels:  # "0/0 labels" said nothing when the policy asks for none
+                need += f", {labels}/{c.min_labels} labels"
             return made(DecisionKind.HOLD, state, f"{at}: collecting evidence ({need})", **kw)
         if state.step + 1 < len(steps):
             nxt = state.step + 1
@@ -306,7 +308,7 @@ def decide(policy: RolloutPolicy, snapshot: Snapshot, state: GovernorState) -> D
             )
         return final(f"gates pass at the last step ({requests} requests): promote")
     if test is None or min(labels, champ_labels) < ch.min_labels:
-        need = f"{labels} and {champ_labels} of {ch.min_labels} labels"
+        need = f"{ch.min_labels} each; challenger has {labels}, champion {champ_labels}"
         return made(DecisionKind.HOLD, state, f"challenger test waits for labels ({need})", **kw)
     if p <= ch.alpha:  # p only ever falls on looks where the challenger was ahead
         return final(

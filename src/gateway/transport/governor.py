@@ -149,6 +149,10 @@ class GovernorServicer(pb_grpc.GovernorServiceServicer):
         out.paused = record.paused
         out.candidate = state.get("candidate") or ""
         out.step = int(state.get("step", -1)) + 1
+        if out.candidate in record.rolled_back:
+            # NOTE: the state keeps the rolled-back version until the next candidate appears;
+            # it is no longer being ramped, so it is not "the candidate at step N".
+            out.candidate, out.step = "", 0
         out.consecutive_failures = int(state.get("consecutive_failures", 0))
         out.rolled_back.extend(record.rolled_back)
         out.approved.extend(record.approved)

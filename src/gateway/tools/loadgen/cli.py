@@ -22,22 +22,38 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """The load flags, shared by ``onnxgate bench`` and ``benchmarks/loadgen.py``."""
     target = os.environ.get("ONNXGATE_TARGET", "127.0.0.1:8001")
     p.add_argument("--target", default=target, help="HOST:PORT (env ONNXGATE_TARGET)")
-    p.add_argument("--model", required=True)
+    p.add_argument("--model", required=True, help="model to call")
     p.add_argument("--model-version", default="", help="pin a version (default: routed)")
     p.add_argument("--concurrency", type=int, default=64, help="callers (open loop: cap in flight)")
     p.add_argument("--rate", type=float, help="open loop: target requests/s")
-    p.add_argument("--arrival", choices=("poisson", "uniform"), default="poisson")
+    p.add_argument(
+        "--arrival",
+        choices=("poisson", "uniform"),
+        default="poisson",
+        help="open loop: inter-arrival times",
+    )
     p.add_argument("--duration", type=float, default=10.0, help="measured seconds")
     p.add_argument("--warmup", type=float, default=1.0, help="seconds not measured")
     p.add_argument("--rows", type=int, default=1, help="batch rows per request")
     p.add_argument("--samples", type=int, default=16, help="distinct prebuilt inputs")
-    p.add_argument("--input", action="append", default=[], metavar="[NAME=]FILE.npy")
+    p.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="[NAME=]FILE.npy",
+        help="input rows from a .npy file (default: random rows from the model's metadata)",
+    )
     p.add_argument("--keys", type=int, default=0, help="routing keys in the pool (0: none)")
-    p.add_argument("--contents", choices=("raw", "typed"), default="raw")
+    p.add_argument(
+        "--contents",
+        choices=("raw", "typed"),
+        default="raw",
+        help="send raw_input_contents or typed contents",
+    )
     p.add_argument("--procs", type=int, default=1, help="client processes")
     p.add_argument("--connections", type=int, default=0, help="per process (0: min(c, 8))")
     p.add_argument("--timeout", type=float, default=30.0, help="per-call deadline, seconds")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed for inputs and arrivals")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.add_argument("--json", metavar="PATH", help="write the summary as JSON")
 

@@ -1,0 +1,102 @@
+"""``onnxgate infer`` through the real entry point against a real gateway: what it sends,
+what it refuses before sending, and how it says it cannot reach a gateway."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import numpy as np
+import pytest
+from cli_support import onnxgate
+
+from gateway.tools import modelzoo
+
+
+@pytest.fixture
+def lin(registry):
+    registry.register_version("lin", modelzoo.linear(4, 2, seed=3), actor="t")
+
+
+def _err(done) -> str:
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("onnxgate: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize("values", [np.array([["0", "1", "2", "3"]]), np.ones((1, 4), complex)])
+def test_arrays_that_do_not_cast_safely_are_refused_naming_both_types(
+    lin, make_gateway, tmp_path, values
+):
+    gw = make_gateway(metrics_port=-1)
+    np.save(tmp_path / "rows.npy", values)
+    line = _err(
+        onnxgate("infer", "lin", "--data", str(tmp_path / "rows.npy"), "--target", gw.target)
+    )
+    assert str(values.dtype) in line and "FP32" in line
+
+
+def test_float64_and_int_rows_are_cast_to_the_inputs_fp32(lin, make_gateway, tmp_path):
+    gw = make_gateway(metrics_port=-1)
+    for values in (np.full((2, 4), 0.5), np.ones((2, 4), np.int64)):
+        np.save(tmp_path / "rows.npy", values)
+        done = onnxgate(
+            "infer", "lin", "--data", f"x={tmp_path / 'rows.npy'}", "--target", gw.target, "--json"
+        )
+        assert done.returncode == 0, done.stderr
+        answer = json.loads(done.stdout)
+        assert answer["version"] == "1" and len(answer["outputs"]["y"]) == 2
+
+
+def test_a_text_file_is_not_a_npy_array_and_pickles_are_never_suggested(tmp_path):
+    (tmp_path / "x.npy").write_text("1,2,3,4\n")
+    line = _err(onnxgate("infer", "lin", "--data", str(tmp_path / "x.npy")))
+    assert "not a .npy array" in line
+    assert "pickle=" not in line and "unsafe" not in line
+
+
+def test_an_unknown_input_name_lists_the_models_inputs(lin, make_gateway, tmp_path):
+    gw = make_gateway(metrics_port=-1)
+    np.save(tmp_path / "rows.npy", np.ones((1, 4), np.float32))
+    line = _err(
+        onnxgate("infer", "lin", "--data", f"Y={tmp_path / 'rows.npy'}", "--target", gw.target)
+    )
+    assert "no input 'Y'" in line and "inputs: 'x'" in line
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_no_gateway_names_the_target_and_how_to_choose_another(tmp_path):
+    np.save(tmp_path / "rows.npy", np.ones((1, 4), np.float32))
+    target = f"127.0.0.1:{_free_port()}"
+    for command in (
+        ("infer", "lin", "--data", str(tmp_path / "rows.npy")),
+        ("traffic", "show", "lin"),
+    ):
+        env = {"ONNXGATE_ADMIN_TOKEN": "t"}
+        line = _err(onnxgate(*command, "--target", target, "--timeout", "5", env=env))
+        assert f"cannot reach a gateway at {target}" in line
+        assert "--target" in line and "ONNXGATE_TARGET" in line
+
+
+def test_local_files_are_read_before_connecting(tmp_path):
+    line = _err(
+        onnxgate("infer", "lin", "--data", str(tmp_path / "missing.npy"), "--target", "127.0.0.1:1")
+    )
+    assert "missing.npy: no such file" in line
+
+
+def test_infer_sends_the_predict_token_from_env_or_file(lin, make_gateway, tmp_path):
+    gw = make_gateway(metrics_port=-1, predict_tokens={"app-token": "billing-app"})
+    np.save(tmp_path / "rows.npy", np.ones((1, 4), np.float32))
+    base = ("infer", "lin", "--data", str(tmp_path / "rows.npy"), "--target", gw.target)
+    assert "UNAUTHENTICATED" in _err(onnxgate(*base))
+    assert onnxgate(*base, env={"ONNXGATE_PREDICT_TOKEN": "app-token"}).returncode == 0
+    (tmp_path / "token").write_text("app-token\n")
+    assert onnxgate(*base, "--token-file", str(tmp_path / "token")).returncode == 0

@@ -1,0 +1,86 @@
+"""The README's ``sh`` blocks, run as written, in order, in one shell, against a real
+``onnxgate serve`` started by the README itself (conventions: the README's "How this README
+is tested"). A failing command fails the test with the script's output."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from cli_support import clean_env
+
+from gateway.tools import modelzoo
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+BLOCK = re.compile(r"^```sh\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _stand_in_for_make_demo(root: Path) -> None:
+    """What the README's steps take from ``make demo``: .venv, two models and five rows."""
+    (root / ".venv").symlink_to(Path(sys.prefix))
+    demo = root / "onnxgate-data" / "demo"
+    demo.mkdir(parents=True)
+    for version, seed in (("1", 1), ("2", 2)):
+        (demo / f"credit-v{version}.onnx").write_bytes(modelzoo.linear(8, 2, seed=seed))
+    rows = np.random.default_rng(0).standard_normal((5, 8)).astype(np.float32)
+    np.save(demo / "five-rows.npy", rows)
+
+
+def test_readme_blocks_extract() -> None:
+    blocks = BLOCK.findall(README.read_text(encoding="utf-8"))
+    assert len(blocks) >= 4
+    script = "\n".join(blocks)
+    assert "onnxgate serve" in script and "onnxgate infer" in script
+
+
+def test_every_sh_block_of_the_readme_works_as_written(tmp_path: Path) -> None:
+    _stand_in_for_make_demo(tmp_path)
+    blocks = BLOCK.findall(README.read_text(encoding="utf-8"))
+    script = "set -e -o pipefail\n" + "\n".join(
+        f"echo '>>> README block {n}'\n{block}" for n, block in enumerate(blocks, start=1)
+    )
+    port, metrics = _free_port(), _free_port()
+    env = clean_env(
+        {
+            "ONNXGATE_PORT": str(port),
+            "ONNXGATE_METRICS_PORT": str(metrics),
+            "ONNXGATE_TARGET": f"localhost:{port}",
+        }
+    )
+    env["PATH"] = os.environ.get("PATH", "/usr/bin:/bin")
+    transcript = tmp_path / "transcript.txt"
+    with transcript.open("w") as out_file:
+        proc = subprocess.Popen(
+            ["bash", "-c", script],
+            cwd=tmp_path,
+            env=env,
+            stdout=out_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # the README's background gateway is in this group
+        )
+    try:
+        proc.wait(timeout=150)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)  # the gateway the README left running
+        except ProcessLookupError:
+            pass
+    out = transcript.read_text()
+    log = tmp_path / "onnxgate-data" / "gateway.log"
+    log_text = log.read_text() if log.exists() else "(no gateway log)"
+    assert proc.returncode == 0, f"{out}\n--- gateway log ---\n{log_text[-3000:]}"
+    assert "served by fraud:1 (champion)" in out
+    assert "served by fraud:2 (canary)" in out
+    assert "1        champion  90.0%\n2        canary    10.0%" in out
