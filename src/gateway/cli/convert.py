@@ -108,9 +108,15 @@ def install(*, models: Any, register: argparse.ArgumentParser) -> None:
     register.add_argument("--opset", type=int, help="target ONNX opset of the conversion")
     op = models.add_parser("optimize", help="quantise/optimise NAME:VERSION into a child version")
     op.add_argument("ref", metavar="NAME:VERSION")
-    op.add_argument("--quantize", choices=("dynamic", "static"))
+    op.add_argument(
+        "--quantize", choices=("dynamic", "static"),
+        help="int8 quantisation: dynamic (weights only) or static (needs --calibration)",
+    )  # fmt: skip
     op.add_argument("--calibration", metavar="FILE", help="rows for static quantisation")
-    op.add_argument("--graph-level", choices=("basic", "extended", "all"))
+    op.add_argument(
+        "--graph-level", choices=("basic", "extended", "all"),
+        help="onnxruntime offline graph optimisation level",
+    )  # fmt: skip
     op.add_argument("--sample", metavar="FILE", help="reference rows for parity and latency")
     registry_opts(op)
     op.set_defaults(func=cmd_models_optimize)
