@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1 import health, health_pb2
+from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from gateway._proto import (
     admin_pb2,
@@ -239,8 +239,9 @@ class Gateway:
         self.governor_api.add_to_server(
             server, guard=guarded(GOVERNOR_SERVICE), predict_tokens=s.predict_tokens
         )
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        reflection.enable_server_reflection(
+        # Health and reflection too, so garbage to them is no traceback either.
+        add_service(server, self.health, health_pb2, "Health")
+        reflecting = reflection.aio.ReflectionServicer(
             (
                 INFERENCE_SERVICE,
                 ADMIN_SERVICE,
@@ -250,9 +251,9 @@ class Gateway:
                 health.SERVICE_NAME,
                 reflection.SERVICE_NAME,
             ),
-            server,
             pool=_ReflectionPool(),  # type: ignore[arg-type]  # duck-typed: see class
         )
+        add_service(server, reflecting, reflection_pb2, "ServerReflection")
         return server
 
     def _credentials(self) -> grpc.ServerCredentials | None:
