@@ -25,6 +25,7 @@ from registry.approvals import add_approval
 from registry.audit import AuditLog
 from registry.deployment import Deployment
 from registry.errors import NotFoundError, PolicyViolation
+from registry.failpoints import hit
 from registry.governance_policy import GovernancePolicy, load_policy, store_policy
 from registry.history import PointInTime, audit_since, deployment_at
 from registry.lifecycle import SERVING, Status, resting_status
@@ -351,4 +352,6 @@ class Governance:
             session.flush()
             # Still holding the write lock: no registration of the same bytes can interleave.
             purge_artifacts(self._store, items)
+            hit("retention.after_purge")
+        hit("retention.after_commit")
         return items

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from registry.errors import ArtifactIntegrityError
+from registry.failpoints import hit
 
 __all__ = ["ArtifactStore"]
 
@@ -71,9 +72,12 @@ class ArtifactStore:
         fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
         try:
             with os.fdopen(fd, "wb") as f:
+                hit("store.write")
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
+            # A crash here leaves a ".tmp-*.part" file: no sha256 name, so nothing loads it.
+            hit("store.before_rename")
             os.replace(tmp_name, target)
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
