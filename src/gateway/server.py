@@ -52,6 +52,8 @@ __all__ = ["Gateway", "serve"]
 log = logging.getLogger(__name__)
 
 INFERENCE_SERVICE = grpc_service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
+REGISTRY_HEALTH = "onnxgate.registry"
+"""Health service name that is NOT_SERVING while the registry's database is unreachable."""
 ADMIN_SERVICE = admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
 INFERENCE_METHODS = tuple(
     m.name for m in grpc_service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods
@@ -286,7 +288,7 @@ class Gateway:
         if self.monitor is not None:
             self.monitor.start()
         self._watch_task = asyncio.get_running_loop().create_task(
-            self.catalog.watch(self._stop_watch)
+            self.catalog.watch(self._stop_watch, self._registry_health)
         )
         if self.settings.governor:
             self._governor_task = asyncio.get_running_loop().create_task(
@@ -294,6 +296,7 @@ class Gateway:
             )
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self.health.set(INFERENCE_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+        await self.health.set(REGISTRY_HEALTH, health_pb2.HealthCheckResponse.SERVING)
         log.info(
             "onnxgate serving on %s:%d (metrics :%d); models: %s",
             self.settings.host,
@@ -302,6 +305,12 @@ class Gateway:
             ", ".join(sorted(self.catalog.entries())) or "none yet",
         )
         return self.port
+
+    async def _registry_health(self, reachable: bool) -> None:
+        # Inference keeps serving the last routes, so "" stays SERVING; this service name
+        # tells readiness probes and operators that changes cannot be made just now.
+        status = health_pb2.HealthCheckResponse
+        await self.health.set(REGISTRY_HEALTH, status.SERVING if reachable else status.NOT_SERVING)
 
     def _start_metrics_endpoint(self) -> None:
         if self.settings.metrics_port < 0:

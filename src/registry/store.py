@@ -14,7 +14,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from registry.errors import ArtifactIntegrityError
+from registry.errors import ArtifactIntegrityError, ArtifactStoreError
 from registry.failpoints import hit
 
 __all__ = ["ArtifactStore"]
@@ -35,6 +35,11 @@ def _fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def _unwritable(root: Path, exc: OSError) -> ArtifactStoreError:
+    reason = exc.strerror or type(exc).__name__
+    return ArtifactStoreError(f"cannot store the artifact under {root}: {reason}")
 
 
 class ArtifactStore:
@@ -68,8 +73,11 @@ class ArtifactStore:
         # An existing file is trusted only if it still hashes right; otherwise rewrite it.
         if target.is_file() and self._digest_of_file(target) == sha:
             return sha
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
+        except OSError as exc:
+            raise _unwritable(self.root, exc) from exc
         try:
             with os.fdopen(fd, "wb") as f:
                 hit("store.write")
@@ -79,8 +87,10 @@ class ArtifactStore:
             # A crash here leaves a ".tmp-*.part" file: no sha256 name, so nothing loads it.
             hit("store.before_rename")
             os.replace(tmp_name, target)
-        except BaseException:
+        except BaseException as exc:
             Path(tmp_name).unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise _unwritable(self.root, exc) from exc
             raise
         _fsync_dir(target.parent)
         return sha
