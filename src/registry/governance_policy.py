@@ -131,11 +131,31 @@ class GovernancePolicy:
         return cls(**values)
 
     @classmethod
+    def to_set(cls, doc: Mapping[str, Any]) -> GovernancePolicy:
+        """The policy an operator sets from ``doc``: :meth:`from_dict`, except that an empty
+        document (no keys, or an empty ``[policy]`` table) is refused.
+
+        NOTE: an empty document would silently replace the rules in force with the
+        permissive defaults (no approvals, no retention); resetting must be spelled out.
+        """
+        if not doc or (set(doc) == {"policy"} and not doc["policy"]):
+            raise ValueError(EMPTY_POLICY)
+        return cls.from_dict(doc)
+
+    @classmethod
     def from_toml(cls, text: str) -> GovernancePolicy:
+        """An operator's TOML document (see :meth:`to_set`)."""
         try:
-            return cls.from_dict(tomllib.loads(text))
+            return cls.to_set(tomllib.loads(text))
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(f"policy is not valid TOML: {exc}") from None
+
+
+EMPTY_POLICY = (
+    "the policy document is empty; it would replace the policy in force with the "
+    "permissive defaults. Write the keys you mean (e.g. approvals_required = 0 to "
+    "require no approvals)"
+)
 
 
 def _coerce(name: str, value: Any) -> Any:

@@ -113,23 +113,22 @@ def _read_csv(path: Path) -> tuple[FloatArray, tuple[str, ...]]:
 def _load_numpy(path: Path, suffix: str) -> Any:
     if path.stat().st_size == 0:
         raise ValueError(f"the file is empty (0 bytes); expected a {suffix} file")
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except (EOFError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"not a valid {suffix} file ({exc})") from None
-    if suffix == ".npy":
-        if not isinstance(loaded, np.ndarray):
-            raise ValueError("expected a .npy array, found a .npz archive")
-        return loaded
-    if not isinstance(loaded, np.lib.npyio.NpzFile):
-        raise ValueError("expected a .npz archive, found a single .npy array")
-    with loaded as archive:
-        if not archive.files:
-            raise ValueError("the .npz archive holds no array")
+    # NOTE: our own file object: np.load leaks the one it opens when the bytes are no zip.
+    with path.open("rb") as fh:
         try:
-            return archive["x" if "x" in archive.files else archive.files[0]]
+            loaded = np.load(fh, allow_pickle=False)
+            if suffix == ".npy":
+                if not isinstance(loaded, np.ndarray):
+                    raise ValueError("expected a .npy array, found a .npz archive")
+                return loaded
+            if not isinstance(loaded, np.lib.npyio.NpzFile):
+                raise ValueError("expected a .npz archive, found a single .npy array")
+            with loaded as archive:
+                if not archive.files:
+                    raise ValueError("the .npz archive holds no array")
+                return archive["x" if "x" in archive.files else archive.files[0]]
         except (EOFError, zipfile.BadZipFile) as exc:
-            raise ValueError(f"not a valid .npz archive ({exc})") from None
+            raise ValueError(f"not a valid {suffix} file ({exc})") from None
 
 
 def read_reference(path: Path) -> tuple[FloatArray, tuple[str, ...] | None]:
