@@ -117,7 +117,10 @@ class GovernancePolicy:
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> GovernancePolicy:
         """Build and validate a policy; unknown keys and wrong types are refused by name."""
-        doc = dict(doc.get("policy", doc))
+        table = doc.get("policy", doc)
+        if not isinstance(table, Mapping):
+            raise ValueError(f"expected a [policy] table of keys, got {type(table).__name__}")
+        doc = dict(table)
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(doc) - set(known))
         if unknown:
@@ -172,7 +175,7 @@ def _coerce(name: str, value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError("expected a number")
     if name in ("approvals_required", "retention_keep_last"):
-        if value != int(value):
+        if not math.isfinite(value) or value != int(value):
             raise ValueError("expected a whole number")
         return int(value)
     return float(value)
