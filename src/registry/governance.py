@@ -38,7 +38,7 @@ from registry.records import (
     find_version,
     version_record,
 )
-from registry.retention import RetentionItem, plan_retention, purge_artifacts
+from registry.retention import ORPHAN, RetentionItem, plan_retention, purge_artifacts
 from registry.signature import Signature, incompatibilities
 from registry.store import ArtifactStore
 from registry.validation import Check, ValidationReport, complete_report, probe_artifact
@@ -336,6 +336,17 @@ class Governance:
         with self._audit.writing() as session:
             items = plan_retention(session, load_policy(session), self._store, now)
             for item in items:
+                if item.action == "sweep" and item.model == ORPHAN:
+                    self._audit.append(
+                        session,
+                        actor=actor,
+                        action="artifact.sweep",
+                        subject=f"artifact:{item.sha256}",
+                        before={"sha256": item.sha256},
+                        after={"artifact": "delete"},
+                        reason=f"retention: {item.reason}",
+                    )
+                    continue
                 if item.action != "delete":
                     continue
                 row = find_version(session, find_model(session, item.model), item.version)

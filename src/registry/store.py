@@ -56,6 +56,18 @@ class ArtifactStore:
             raise ValueError(f"not a lowercase sha256 hex digest: {sha!r}")
         return self.root / sha[:2] / sha[2:]
 
+    def shas(self) -> list[str]:
+        """Every sha256 the store holds bytes for (temporary ``.tmp-*`` files excluded)."""
+        found = []
+        for shard in self.root.iterdir():
+            if not shard.is_dir() or len(shard.name) != 2:
+                continue
+            for f in shard.iterdir():
+                sha = shard.name + f.name
+                if _SHA256.match(sha) and f.is_file():
+                    found.append(sha)
+        return sorted(found)
+
     def exists(self, sha: str) -> bool:
         return self.path(sha).is_file()
 

@@ -180,3 +180,26 @@ def test_raise_and_enospc_actions_and_unknown_points():
     with pytest.raises(ValueError, match="not <point>"):
         hit("store.write", {ENV: "store.wirte"})  # a typo must not silently test nothing
     assert len(set(POINTS)) == len(POINTS)
+
+
+def test_bytes_of_a_killed_registration_are_swept_with_an_audit_event(tmp_path):
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    artifacts = tmp_path / "artifacts"
+    _prepare(url, artifacts, "register")
+    child = _run_child("register", url, artifacts, "register.before_commit")
+    assert child.returncode == -signal.SIGKILL
+    reg = Registry.open(url, artifacts, create=False)
+    try:
+        named = {v.sha256 for v in reg.list_versions("m")}
+        orphans = set(reg.store.shas()) - named
+        assert len(orphans) == 1  # the killed registration's bytes, whole but unnamed
+        dry = reg.governance.retention(apply=False, actor="ops")
+        assert [(i.action, i.sha256) for i in dry] == [("sweep", sha) for sha in orphans]
+        assert set(reg.store.shas()) - named == orphans  # a dry run changes nothing
+        reg.governance.retention(apply=True, actor="ops")
+        assert set(reg.store.shas()) == named
+        (event,) = [e for e in reg.audit_events() if e.action == "artifact.sweep"]
+        assert event.subject == f"artifact:{orphans.pop()}"
+    finally:
+        reg.close()
+    _audit_intact(url, artifacts)
