@@ -1,7 +1,8 @@
 """Hypothesis profiles for the fuzz suite.
 
 ``ci`` (the default) is derandomized: the same cases every run, so the suite cannot fail
-by chance; ``explore`` (``HYPOTHESIS_PROFILE=explore``) draws new cases each run, for
+by chance; ``explore`` (``HYPOTHESIS_PROFILE=explore``, with ``--timeout 0``: 1,000
+examples outlast pytest-timeout's 300 s on a busy machine) draws new cases each run, for
 hunting. Either way no example database is written into the tree; a case found by hunting
 is kept as an ``@example`` on its property (the corpus).
 """
