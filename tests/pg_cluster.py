@@ -118,6 +118,15 @@ class Cluster:
             "UTF8",
             "--locale=C",
         )
+        self.resume()
+        return self.url
+
+    def pause(self) -> None:
+        """Stop the server and keep its data: a database outage (:meth:`resume` ends it)."""
+        self._run("pg_ctl", "stop", "-w", "-m", "fast", "-D", str(self.data))
+
+    def resume(self) -> None:
+        """Start the server on the cluster's data, port and socket directory."""
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
@@ -126,7 +135,6 @@ class Cluster:
             "pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data),
             "-l", str(self.root / "server.log"), "-o", options,
         )  # fmt: skip
-        return self.url
 
     def stop(self) -> None:
         try:

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1 import health, health_pb2
+from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from gateway._proto import (
     admin_pb2,
@@ -53,6 +53,8 @@ __all__ = ["Gateway", "serve"]
 log = logging.getLogger(__name__)
 
 INFERENCE_SERVICE = grpc_service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
+REGISTRY_HEALTH = "onnxgate.registry"
+"""Health service name that is NOT_SERVING while the registry's database is unreachable."""
 ADMIN_SERVICE = admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
 INFERENCE_METHODS = tuple(
     m.name for m in grpc_service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods
@@ -244,8 +246,9 @@ class Gateway:
         self.governor_api.add_to_server(
             server, guard=guarded(GOVERNOR_SERVICE), predict_tokens=s.predict_tokens
         )
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        reflection.enable_server_reflection(
+        # Health and reflection too, so garbage to them is no traceback either.
+        add_service(server, self.health, health_pb2, "Health")
+        reflecting = reflection.aio.ReflectionServicer(
             (
                 INFERENCE_SERVICE,
                 ADMIN_SERVICE,
@@ -255,9 +258,9 @@ class Gateway:
                 health.SERVICE_NAME,
                 reflection.SERVICE_NAME,
             ),
-            server,
             pool=_ReflectionPool(),  # type: ignore[arg-type]  # duck-typed: see class
         )
+        add_service(server, reflecting, reflection_pb2, "ServerReflection")
         return server
 
     def _credentials(self) -> grpc.ServerCredentials | None:
@@ -297,7 +300,7 @@ class Gateway:
         if self.monitor is not None:
             self.monitor.start()
         self._watch_task = asyncio.get_running_loop().create_task(
-            self.catalog.watch(self._stop_watch)
+            self.catalog.watch(self._stop_watch, self._registry_health)
         )
         if self.settings.governor:
             self._governor_task = asyncio.get_running_loop().create_task(
@@ -306,6 +309,7 @@ class Gateway:
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self.health.set(INFERENCE_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         metrics = f"/metrics on :{self.metrics_port}" if self._metrics_server else "no /metrics"
+        await self.health.set(REGISTRY_HEALTH, health_pb2.HealthCheckResponse.SERVING)
         log.info(
             "onnxgate serving on %s:%d (%s); models: %s",
             self.settings.host,
@@ -319,6 +323,12 @@ class Gateway:
                 "shadow, policy, governor) will be refused; set ONNXGATE_ADMIN_TOKEN"
             )
         return self.port
+
+    async def _registry_health(self, reachable: bool) -> None:
+        # Inference keeps serving the last routes, so "" stays SERVING; this service name
+        # tells readiness probes and operators that changes cannot be made just now.
+        status = health_pb2.HealthCheckResponse
+        await self.health.set(REGISTRY_HEALTH, status.SERVING if reachable else status.NOT_SERVING)
 
     def _start_metrics_endpoint(self) -> None:
         if self.settings.metrics_port < 0:

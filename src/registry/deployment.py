@@ -155,12 +155,21 @@ class Deployment:
         return replace(self, arms=arms)
 
 
+MAX_WEIGHT = 1e12
+
+
 def _check_weight(version: str, weight: float) -> None:
     if isinstance(weight, bool) or not isinstance(weight, int | float):
         raise InvalidDeployment(f"weight of version {version!r} must be a number, got {weight!r}")
     if not math.isfinite(weight) or weight < 0:
         raise InvalidDeployment(
             f"weight of version {version!r} must be finite and >= 0, got {weight!r}"
+        )
+    if weight > MAX_WEIGHT:
+        # Weights are relative; a bound keeps their sum finite wherever it is taken.
+        raise InvalidDeployment(
+            f"weight of version {version!r} must be at most {MAX_WEIGHT:g} (weights are "
+            f"relative), got {weight!r}"
         )
 
 

@@ -12,6 +12,8 @@
     ├── StaleRevision             optimistic check failed: someone changed the deployment first
     ├── ArtifactIntegrityError    stored bytes are missing or no longer hash to their sha256
     ├── InvalidLineage            malformed lineage (metrics, tags, hashes...) (also ValueError)
+    ├── RegistryUnavailable       the database cannot be reached or written (down, read-only)
+    ├── ArtifactStoreError        the artifact store cannot take bytes (disk full, read-only)
     └── PolicyViolation           a governance rule refused the change; ``.rule`` names it
         └── PermissionRefused     ...because of who asked (four-eyes)
 
@@ -33,8 +35,10 @@ __all__ = [
     "InvalidName",
     "NotFoundError",
     "PermissionRefused",
+    "ArtifactStoreError",
     "PolicyViolation",
     "RegistryError",
+    "RegistryUnavailable",
     "StaleRevision",
 ]
 
@@ -98,6 +102,15 @@ class ArtifactIntegrityError(RegistryError):
 
 class InvalidLineage(RegistryError, ValueError):
     """Lineage metadata is malformed: a bad hash, a non-finite metric, an unknown parent..."""
+
+
+class RegistryUnavailable(RegistryError):
+    """The registry's database cannot be reached or written just now; retry later."""
+
+
+class ArtifactStoreError(RegistryError):
+    """The artifact store cannot take the bytes (disk full, read-only, gone); nothing was
+    recorded."""
 
 
 class PolicyViolation(RegistryError):

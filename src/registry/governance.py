@@ -25,6 +25,7 @@ from registry.approvals import add_approval
 from registry.audit import AuditLog
 from registry.deployment import Deployment
 from registry.errors import NotFoundError, PolicyViolation
+from registry.failpoints import hit
 from registry.governance_policy import GovernancePolicy, load_policy, store_policy
 from registry.history import PointInTime, audit_since, deployment_at
 from registry.lifecycle import SERVING, Status, resting_status
@@ -37,7 +38,7 @@ from registry.records import (
     find_version,
     version_record,
 )
-from registry.retention import RetentionItem, plan_retention, purge_artifacts
+from registry.retention import ORPHAN, RetentionItem, plan_retention, purge_artifacts
 from registry.signature import Signature, incompatibilities
 from registry.store import ArtifactStore
 from registry.validation import Check, ValidationReport, complete_report, probe_artifact
@@ -335,6 +336,17 @@ class Governance:
         with self._audit.writing() as session:
             items = plan_retention(session, load_policy(session), self._store, now)
             for item in items:
+                if item.action == "sweep" and item.model == ORPHAN:
+                    self._audit.append(
+                        session,
+                        actor=actor,
+                        action="artifact.sweep",
+                        subject=f"artifact:{item.sha256}",
+                        before={"sha256": item.sha256},
+                        after={"artifact": "delete"},
+                        reason=f"retention: {item.reason}",
+                    )
+                    continue
                 if item.action != "delete":
                     continue
                 row = find_version(session, find_model(session, item.model), item.version)
@@ -351,4 +363,6 @@ class Governance:
             session.flush()
             # Still holding the write lock: no registration of the same bytes can interleave.
             purge_artifacts(self._store, items)
+            hit("retention.after_purge")
+        hit("retention.after_commit")
         return items

@@ -127,7 +127,10 @@ class GovernancePolicy:
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> GovernancePolicy:
         """Build and validate a policy; unknown keys and wrong types are refused by name."""
-        doc = dict(doc.get("policy", doc))
+        table = doc.get("policy", doc)
+        if not isinstance(table, Mapping):
+            raise ValueError(f"expected a [policy] table of keys, got {type(table).__name__}")
+        doc = dict(table)
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(doc) - set(known))
         if unknown:
@@ -141,11 +144,31 @@ class GovernancePolicy:
         return cls(**values)
 
     @classmethod
+    def to_set(cls, doc: Mapping[str, Any]) -> GovernancePolicy:
+        """The policy an operator sets from ``doc``: :meth:`from_dict`, except that an empty
+        document (no keys, or an empty ``[policy]`` table) is refused.
+
+        NOTE: an empty document would silently replace the rules in force with the
+        permissive defaults (no approvals, no retention); resetting must be spelled out.
+        """
+        if not doc or (set(doc) == {"policy"} and not doc["policy"]):
+            raise ValueError(EMPTY_POLICY)
+        return cls.from_dict(doc)
+
+    @classmethod
     def from_toml(cls, text: str) -> GovernancePolicy:
+        """An operator's TOML document (see :meth:`to_set`)."""
         try:
-            return cls.from_dict(tomllib.loads(text))
+            return cls.to_set(tomllib.loads(text))
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(f"policy is not valid TOML: {exc}") from None
+
+
+EMPTY_POLICY = (
+    "the policy document is empty; it would replace the policy in force with the "
+    "permissive defaults. Write the keys you mean (e.g. approvals_required = 0 to "
+    "require no approvals)"
+)
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -162,7 +185,7 @@ def _coerce(name: str, value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError("expected a number")
     if name in ("approvals_required", "retention_keep_last"):
-        if value != int(value):
+        if not math.isfinite(value) or value != int(value):
             raise ValueError("expected a whole number")
         return int(value)
     return float(value)

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from registry.audit import AuditLog
 from registry.errors import NotFoundError
+from registry.failpoints import hit
 from registry.models import GovernorPolicyRow, GovernorStateRow, utcnow
 from registry.records import find_model
 
@@ -188,6 +189,8 @@ class GovernorStore:
                 row.last_decision = dict(last_decision)
             row.next_evaluation_at = next_evaluation_at
             row.updated_at = utcnow()
+            hit("governor.before_commit")
+        hit("governor.after_commit")
 
     def _operator_change(
         self, model: str, action: str, *, actor: str, reason: str, change: Any

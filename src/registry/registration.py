@@ -13,10 +13,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from registry.audit import AuditLog
 from registry.deployment import Arm, Deployment, Role
 from registry.errors import AlreadyExists, IncompatibleSignature, InvalidName
+from registry.failpoints import hit
 from registry.governance import record_registration
 from registry.lifecycle import Status
 from registry.lineage import Lineage
@@ -30,7 +32,7 @@ from registry.records import (
 )
 from registry.signature import Signature, incompatibilities, signature_from_bytes
 from registry.store import ArtifactStore
-from registry.validation import probe_artifact
+from registry.validation import Check, probe_artifact
 
 __all__ = ["check_name", "next_version", "register_version"]
 
@@ -74,93 +76,149 @@ def register_version(
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
         raise TypeError("version metadata must map str to str")
     # Loading is slow: do it, and write the bytes, before taking the write lock.
-    # NOTE: bytes of a registration that then fails stay in the store, unreferenced;
-    # deleting them here could race with a concurrent registration of the same bytes.
     lineage = (lineage or Lineage()).validated()
     signature = signature_from_bytes(artifact)
     probe = probe_artifact(artifact)
     sha = store.put(artifact)
+    hit("register.after_artifact")
     with audit.writing() as session:
-        if not store.exists(sha):  # retention removed these bytes meanwhile
-            store.put(artifact)
-        row = session.scalar(select(Model).where(Model.name == model))
-        current = None if row is None else deployment_or_none(session, row)
-        if row is None:
-            row = Model(name=model, created_at=utcnow())
-            session.add(row)
-            session.flush()
-        existing = session.scalars(
-            select(ModelVersion.version).where(ModelVersion.model_id == row.id)
-        ).all()
-        if version is None:
-            version = next_version(existing)
-        elif version in existing:
-            raise AlreadyExists(
-                f"version {version!r} of model {model!r} is already registered; "
-                "versions are immutable, register a new one"
+        # Asked before this registration adds its row; under the write lock, no other
+        # registration can commit a row with these bytes until this one ends.
+        held = _referenced(session, sha)
+        try:
+            record = _record(
+                session,
+                audit,
+                store,
+                model,
+                artifact,
+                sha,
+                signature=signature,
+                probe=probe,
+                version=version,
+                description=description,
+                owner=owner,
+                metadata=meta,
+                actor=actor,
+                force=force,
+                lineage=lineage,
             )
-        problems: list[str] = []
-        if current is not None:
-            champion = find_version(session, row, current.champion.version)
-            champion_sig = Signature.from_dict(champion.signature)
-            problems = incompatibilities(champion_sig, signature)
-            if problems and not force:
-                raise IncompatibleSignature(model, version, problems)
-        mv = ModelVersion(
-            model_id=row.id,
-            version=version,
-            sha256=sha,
-            size_bytes=len(artifact),
-            signature=signature.to_dict(),
-            description=description,
-            owner=owner,
-            metadata_=meta,
-            status="registered",
-            created_at=utcnow(),
-            created_by=actor,
+        except Exception:
+            # Refused (or failed) before commit: take the bytes back unless another version
+            # holds them. A registration of the same bytes waiting for the lock puts them
+            # back when it gets it (see _record).
+            if not held:
+                store.delete(sha)
+            raise
+        hit("register.before_commit")
+    hit("register.after_commit")
+    return record
+
+
+def _referenced(session: Session, sha: str) -> bool:
+    row = session.scalar(select(ModelVersion.id).where(ModelVersion.sha256 == sha).limit(1))
+    return row is not None
+
+
+def _record(
+    session: Session,
+    audit: AuditLog,
+    store: ArtifactStore,
+    model: str,
+    artifact: bytes,
+    sha: str,
+    *,
+    signature: Signature,
+    probe: tuple[Check, ...],
+    version: str | None,
+    description: str,
+    owner: str,
+    metadata: dict[str, str],
+    actor: str,
+    force: bool,
+    lineage: Lineage,
+) -> VersionRecord:
+    meta = metadata
+    if not store.exists(sha):  # retention removed these bytes meanwhile
+        store.put(artifact)
+    row = session.scalar(select(Model).where(Model.name == model))
+    current = None if row is None else deployment_or_none(session, row)
+    if row is None:
+        row = Model(name=model, created_at=utcnow())
+        session.add(row)
+        session.flush()
+    existing = session.scalars(
+        select(ModelVersion.version).where(ModelVersion.model_id == row.id)
+    ).all()
+    if version is None:
+        version = next_version(existing)
+    elif version in existing:
+        raise AlreadyExists(
+            f"version {version!r} of model {model!r} is already registered; "
+            "versions are immutable, register a new one"
         )
-        session.add(mv)
-        governed, bootstrap = record_registration(
-            session,
-            row,
-            mv,
-            probe=probe,
-            incompatible=problems,
-            lineage=lineage,
-            first=current is None,
-        )
-        after: dict[str, Any] = {
-            "sha256": sha,
-            "size_bytes": len(artifact),
-            "signature": signature.to_dict(),
-            "owner": owner,
-            "description": description,
-            "metadata": meta,
-            **governed,
-        }
-        if problems:
-            after["forced_incompatibilities"] = problems
+    problems: list[str] = []
+    if current is not None:
+        champion = find_version(session, row, current.champion.version)
+        champion_sig = Signature.from_dict(champion.signature)
+        problems = incompatibilities(champion_sig, signature)
+        if problems and not force:
+            raise IncompatibleSignature(model, version, problems)
+    mv = ModelVersion(
+        model_id=row.id,
+        version=version,
+        sha256=sha,
+        size_bytes=len(artifact),
+        signature=signature.to_dict(),
+        description=description,
+        owner=owner,
+        metadata_=meta,
+        status="registered",
+        created_at=utcnow(),
+        created_by=actor,
+    )
+    session.add(mv)
+    governed, bootstrap = record_registration(
+        session,
+        row,
+        mv,
+        probe=probe,
+        incompatible=problems,
+        lineage=lineage,
+        first=current is None,
+    )
+    after: dict[str, Any] = {
+        "sha256": sha,
+        "size_bytes": len(artifact),
+        "signature": signature.to_dict(),
+        "owner": owner,
+        "description": description,
+        "metadata": meta,
+        **governed,
+    }
+    if problems:
+        after["forced_incompatibilities"] = problems
+    audit.append(
+        session,
+        actor=actor,
+        action="version.register",
+        subject=f"{model}:{version}",
+        after=after,
+    )
+    if bootstrap:
+        first = Deployment(model, 1, (Arm(version, Role.CHAMPION, 1.0),))
+        reason = "first version of a new model becomes its champion"
+        add_revision(session, row, first, actor, reason)
+        changes = {version: [mv.status, Status.CHAMPION.value]}
+        mv.status = Status.CHAMPION.value
         audit.append(
             session,
             actor=actor,
-            action="version.register",
-            subject=f"{model}:{version}",
-            after=after,
+            action="deployment.set",
+            subject=model,
+            after={**first.to_dict(), "status_changes": changes},
+            reason=reason,
         )
-        if bootstrap:
-            first = Deployment(model, 1, (Arm(version, Role.CHAMPION, 1.0),))
-            reason = "first version of a new model becomes its champion"
-            add_revision(session, row, first, actor, reason)
-            changes = {version: [mv.status, Status.CHAMPION.value]}
-            mv.status = Status.CHAMPION.value
-            audit.append(
-                session,
-                actor=actor,
-                action="deployment.set",
-                subject=model,
-                after={**first.to_dict(), "status_changes": changes},
-                reason=reason,
-            )
-        session.flush()
-        record = version_record(model, mv)
+    session.flush()
+    record = version_record(model, mv)
     return record

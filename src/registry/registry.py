@@ -43,6 +43,7 @@ from registry.registration import register_version
 from registry.revisions import deployment_history, previous_revision, write_revision
 from registry.schema import (
     WRITE_OPTION,
+    install_error_events,
     install_sqlite_events,
     make_engine,
     schema_is_current,
@@ -61,6 +62,7 @@ class Registry:
 
     def __init__(self, engine: Engine, store: ArtifactStore) -> None:
         install_sqlite_events(engine)
+        install_error_events(engine)
         self._engine = engine
         self._store = store
         self._reads = sessionmaker(engine, expire_on_commit=False)

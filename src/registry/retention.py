@@ -11,6 +11,8 @@ retired less than ``retention_days`` ago *or* is among its model's last
 * its artifact bytes are overwritten and removed (:meth:`ArtifactStore.delete`) — unless
   another version that is not deleted has the same content (the store is content-addressed),
   in which case the bytes stay and the event says which version keeps them.
+* bytes no version names at all (a registration killed after storing them, before its
+  commit) are swept too, each with an ``artifact.sweep`` audit event;
 
 Deletion runs inside the registry's write transaction, before commit, so no registration
 of the same bytes can slip in between the "nobody else uses these bytes" check and the
@@ -34,9 +36,11 @@ from registry.models import Model, ModelVersion
 from registry.records import current_deployments
 from registry.store import ArtifactStore
 
-__all__ = ["RetentionItem", "plan_retention", "purge_artifacts"]
+__all__ = ["ORPHAN", "RetentionItem", "plan_retention", "purge_artifacts"]
 
 _DAY_S = 86_400.0
+ORPHAN = "-"
+ORPHAN_REASON = "artifact bytes no version names (a registration interrupted before commit)"
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,7 @@ class RetentionItem:
     version: str
     sha256: str
     retired_at: datetime | None
-    action: str  # "keep" | "delete" | "sweep" (a tombstone's leftover bytes)
+    action: str  # "keep" | "delete" | "sweep" (a tombstone's or nobody's leftover bytes)
     reason: str
     artifact: str = ""  # what happens to the bytes: "delete", "keep (shared with m:3)", ...
 
@@ -140,6 +144,13 @@ def plan_retention(
                     "delete",
                 )
             )
+    # Bytes no row names: a registration killed between storing them and committing.
+    # NOTE: safe under the write lock: a registration that stored these bytes and waits
+    # for the lock stores them again once it holds it (registry.registration).
+    named = {row.sha256 for _, row in rows}
+    for sha in store.shas():
+        if sha not in named:
+            items.append(RetentionItem(ORPHAN, ORPHAN, sha, None, "sweep", ORPHAN_REASON, "delete"))
     return items
 
 

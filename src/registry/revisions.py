@@ -20,6 +20,7 @@ from registry.approvals import check_deployment
 from registry.audit import AuditLog
 from registry.deployment import Deployment, validate_deployment
 from registry.errors import InvalidDeployment, PolicyViolation, StaleRevision
+from registry.failpoints import hit
 from registry.governance_policy import load_policy
 from registry.lifecycle import apply_deployment_statuses
 from registry.models import DeploymentRevision, Model, utcnow
@@ -88,6 +89,8 @@ def write_revision(
                 reason=reason,
             )
             session.flush()
+            hit("deployment.before_commit")
+        hit("deployment.after_commit")
     except PolicyViolation as exc:
         after = {"rule": exc.rule, "attempted": action}
         with audit.writing() as session:  # the refusal is audited in its own transaction

@@ -16,11 +16,16 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url, text
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
+
+from registry.errors import RegistryUnavailable
 
 __all__ = [
     "WRITE_OPTION",
     "alembic_config",
+    "install_error_events",
     "install_sqlite_events",
     "make_engine",
     "schema_is_current",
@@ -63,13 +68,39 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         kwargs.setdefault("pool_pre_ping", True)
-        return create_engine(parsed, **kwargs)
+        engine = create_engine(parsed, **kwargs)
+        install_error_events(engine)
+        return engine
     database = parsed.database
     if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(parsed, **kwargs)
     install_sqlite_events(engine)
+    install_error_events(engine)
     return engine
+
+
+def install_error_events(engine: Engine) -> None:
+    """Make the database's outages :class:`RegistryUnavailable` (see :func:`_unavailable`);
+    idempotent."""
+    if not event.contains(engine, "handle_error", _unavailable):
+        event.listen(engine, "handle_error", _unavailable)
+
+
+def _unavailable(context: ExceptionContext) -> BaseException | None:
+    """A database that is down, unreachable, read-only or locked is :class:`RegistryUnavailable`
+    (UNAVAILABLE to a client, one line at the CLI), not a driver traceback.
+
+    NOTE: not during the pool's pre-ping: SQLAlchemy must see its own error there to
+    reconnect once the database is back.
+    """
+    if context.is_pre_ping:
+        return None
+    if not (context.is_disconnect or isinstance(context.sqlalchemy_exception, OperationalError)):
+        return None
+    text_ = str(context.original_exception).strip()
+    reason = text_.splitlines()[0][:200] if text_ else type(context.original_exception).__name__
+    return RegistryUnavailable(f"the registry database is unavailable: {reason}")
 
 
 def install_sqlite_events(engine: Engine) -> None:

@@ -7,6 +7,8 @@ refuses a new version whose signature would break callers of the current champio
 
 from __future__ import annotations
 
+import contextlib
+import io
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -117,13 +119,22 @@ def signature_from_bytes(data: bytes) -> Signature:
     options.inter_op_num_threads = 1
     options.log_severity_level = 4
     try:
-        session = onnxruntime.InferenceSession(
-            data, sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        # NOTE: onnxruntime print()s an "EP Error" banner to stdout when loading fails with
+        # a ValueError (e.g. a name that is not UTF-8), then retries; our error says it all.
+        with contextlib.redirect_stdout(io.StringIO()):
+            session = onnxruntime.InferenceSession(
+                data, sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        return signature_from_session(session)
+    except InvalidArtifact:
+        raise
+    except UnicodeDecodeError as exc:
+        raise InvalidArtifact(
+            "an input or output name (or other text) in the artifact is not valid UTF-8"
+        ) from exc
     except Exception as exc:  # onnxruntime raises several unrelated exception types
         reason = " ".join(str(exc).split())[:_MAX_REASON]
         raise InvalidArtifact(f"onnxruntime cannot load the artifact as ONNX: {reason}") from exc
-    return signature_from_session(session)
 
 
 def _shape(shape: tuple[int, ...]) -> str:

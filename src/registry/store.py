@@ -14,7 +14,8 @@ import re
 import tempfile
 from pathlib import Path
 
-from registry.errors import ArtifactIntegrityError
+from registry.errors import ArtifactIntegrityError, ArtifactStoreError
+from registry.failpoints import hit
 
 __all__ = ["ArtifactStore"]
 
@@ -36,6 +37,11 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _unwritable(root: Path, exc: OSError) -> ArtifactStoreError:
+    reason = exc.strerror or type(exc).__name__
+    return ArtifactStoreError(f"cannot store the artifact under {root}: {reason}")
+
+
 class ArtifactStore:
     """Stores and returns artifact bytes by sha256; safe for several processes at once."""
 
@@ -49,6 +55,18 @@ class ArtifactStore:
         if not _SHA256.match(sha):
             raise ValueError(f"not a lowercase sha256 hex digest: {sha!r}")
         return self.root / sha[:2] / sha[2:]
+
+    def shas(self) -> list[str]:
+        """Every sha256 the store holds bytes for (temporary ``.tmp-*`` files excluded)."""
+        found = []
+        for shard in self.root.iterdir():
+            if not shard.is_dir() or len(shard.name) != 2:
+                continue
+            for f in shard.iterdir():
+                sha = shard.name + f.name
+                if _SHA256.match(sha) and f.is_file():
+                    found.append(sha)
+        return sorted(found)
 
     def exists(self, sha: str) -> bool:
         return self.path(sha).is_file()
@@ -67,16 +85,24 @@ class ArtifactStore:
         # An existing file is trusted only if it still hashes right; otherwise rewrite it.
         if target.is_file() and self._digest_of_file(target) == sha:
             return sha
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
+        except OSError as exc:
+            raise _unwritable(self.root, exc) from exc
         try:
             with os.fdopen(fd, "wb") as f:
+                hit("store.write")
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
+            # A crash here leaves a ".tmp-*.part" file: no sha256 name, so nothing loads it.
+            hit("store.before_rename")
             os.replace(tmp_name, target)
-        except BaseException:
+        except BaseException as exc:
             Path(tmp_name).unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise _unwritable(self.root, exc) from exc
             raise
         _fsync_dir(target.parent)
         return sha

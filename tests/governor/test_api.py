@@ -133,7 +133,7 @@ def test_feedback_file_joins_labels_and_counts_unknown_ids(
 ):
     registry.register_version("m", threshold_model(1), version="1", actor="t")
     gw = make_gateway(**FAST)
-    set_policy(gw, "m", "")
+    set_policy(gw, "m", 'mode = "enforce"\n')  # the defaults, spelled out
     wait_for(lambda: "m" in gw.gateway.feedback.configured(), timeout=10)
     predicted = _predict(gw.target, 30)
     lines = ["id,label"] + [

@@ -200,7 +200,7 @@ def _policy_out(args: argparse.Namespace, resp: Any) -> int:
 
 def cmd_policy_set(args: argparse.Namespace) -> int:
     from gateway._proto import governor_pb2 as pb
-    from gateway.governor.rollout import RolloutPolicyError, parse_rollout_policy
+    from gateway.governor.rollout import RolloutPolicyError, policy_to_set
 
     path = Path(args.file)
     try:
@@ -208,7 +208,7 @@ def cmd_policy_set(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CliError(f"cannot read {path}: {exc.strerror}") from exc
     try:
-        parse_rollout_policy(text)  # a clear local message before the round trip
+        policy_to_set(text)  # a clear local message before the round trip
     except RolloutPolicyError as exc:
         raise CliError(f"{path}: {exc}") from exc
     req = pb.SetPolicyRequest(model=args.name, toml=text, reason=args.reason or "")

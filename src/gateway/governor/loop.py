@@ -56,7 +56,7 @@ from gateway.governor.sources import EvidenceSource
 from gateway.governor.starter import start_by_policy
 from registry import Registry, utcnow
 from registry.deployment import Deployment, Role
-from registry.errors import NotFoundError
+from registry.errors import NotFoundError, RegistryUnavailable
 
 __all__ = ["ACTOR", "Governor", "Routes", "default_holder", "restore_target"]
 
@@ -148,10 +148,17 @@ class Governor:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Tick until ``stop`` is set; a failing tick is logged and the loop goes on."""
+        outage = False
         try:
             while not stop.is_set():
                 try:
                     await self.tick()
+                    outage = False
+                except RegistryUnavailable as exc:
+                    # Nothing to decide without the registry; one line per outage, not per tick.
+                    if not outage:
+                        log.warning("governor idle: %s", exc)
+                    outage = True
                 except Exception:  # noqa: BLE001 - the governor must never stop serving
                     log.exception("governor tick failed")
                 try:
@@ -199,6 +206,8 @@ class Governor:
                 decision = await self._evaluate(model, version, policy)
             except NotFoundError:
                 continue  # a policy for a model with no deployment yet
+            except RegistryUnavailable:
+                raise  # not this model's trouble: the tick stops (see run)
             except Exception:  # noqa: BLE001 - one model's trouble must not stop the others
                 log.exception("governor: evaluating %s failed", model)
                 continue

@@ -75,6 +75,7 @@ __all__ = [
     "RolloutPolicyError",
     "StartPolicy",
     "parse_rollout_policy",
+    "policy_to_set",
 ]
 
 
@@ -358,6 +359,26 @@ def _start(doc: Mapping[str, Any]) -> StartPolicy:
             f"start.strategy: expected one of {list(STRATEGIES)}, got {strategy!r}"
         )
     return StartPolicy(on=on, strategy=strategy)
+
+
+EMPTY_POLICY = (
+    "the policy document is empty; it would replace the policy in force with every "
+    'default (mode = "enforce", steps 5/10/25/50). Write the keys you mean, e.g. '
+    'mode = "enforce"'
+)
+
+
+def policy_to_set(text: str) -> RolloutPolicy:
+    """:func:`parse_rollout_policy` for a document an operator sets: an empty one (no
+    keys, comments only) is refused rather than read as every default.
+
+    NOTE: stored policies are still read with :func:`parse_rollout_policy`, where empty
+    means the defaults, so a policy stored before this rule keeps working.
+    """
+    policy = parse_rollout_policy(text)
+    if not tomllib.loads(text):
+        raise RolloutPolicyError(EMPTY_POLICY)
+    return policy
 
 
 def parse_rollout_policy(text: str) -> RolloutPolicy:

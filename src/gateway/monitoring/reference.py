@@ -15,6 +15,9 @@ detected (see :func:`gateway.monitoring.profiles.build_profile`).
 
 from __future__ import annotations
 
+import csv
+import math
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,29 +79,76 @@ class VersionProfiles:
         return out
 
 
+def _read_csv(path: Path) -> tuple[FloatArray, tuple[str, ...]]:
+    """A header line, then numbers; an empty cell is a missing value (NaN), as monitoring
+    treats it. Anything else that is not a number is refused, naming its row and column."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        rows = csv.reader(fh)
+        header = next(rows, None)
+        if header is None or not any(h.strip() for h in header):
+            raise ValueError("the CSV file is empty; expected a header line, then rows")
+        names = tuple(h.strip() for h in header)
+        values: list[list[float]] = []
+        for line, row in enumerate(rows, start=2):
+            if not row:
+                continue  # a blank line
+            if len(row) != len(names):
+                raise ValueError(f"line {line} has {len(row)} cells; the header has {len(names)}")
+            parsed = []
+            for name, cell in zip(names, row, strict=True):
+                text = cell.strip()
+                try:
+                    parsed.append(float(text) if text else math.nan)
+                except ValueError:
+                    shown = text if len(text) <= 20 else text[:20] + "…"
+                    raise ValueError(
+                        f"line {line}, column {name!r}: {shown!r} is not a number"
+                    ) from None
+            values.append(parsed)
+    if not values:
+        raise ValueError("the CSV file has a header but no rows")
+    return np.array(values, dtype=np.float64), names
+
+
+def _load_numpy(path: Path, suffix: str) -> Any:
+    if path.stat().st_size == 0:
+        raise ValueError(f"the file is empty (0 bytes); expected a {suffix} file")
+    # NOTE: our own file object: np.load leaks the one it opens when the bytes are no zip.
+    with path.open("rb") as fh:
+        try:
+            loaded = np.load(fh, allow_pickle=False)
+            if suffix == ".npy":
+                if not isinstance(loaded, np.ndarray):
+                    raise ValueError("expected a .npy array, found a .npz archive")
+                return loaded
+            if not isinstance(loaded, np.lib.npyio.NpzFile):
+                raise ValueError("expected a .npz archive, found a single .npy array")
+            with loaded as archive:
+                if not archive.files:
+                    raise ValueError("the .npz archive holds no array")
+                return archive["x" if "x" in archive.files else archive.files[0]]
+        except (EOFError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"not a valid {suffix} file ({exc})") from None
+
+
 def read_reference(path: Path) -> tuple[FloatArray, tuple[str, ...] | None]:
-    """A rows x features float64 sample from ``.npy``, ``.npz`` or CSV, and CSV's header."""
+    """A rows x features float64 sample from ``.npy``, ``.npz`` or CSV, and CSV's header.
+
+    Every problem with the file is a one-line :class:`ValueError` (the CLI prints it).
+    """
     suffix = path.suffix.lower()
     names: tuple[str, ...] | None = None
     try:
-        if suffix == ".npy":
-            data: Any = np.load(path, allow_pickle=False)
-        elif suffix == ".npz":
-            with np.load(path, allow_pickle=False) as archive:
-                if not archive.files:
-                    raise ValueError("the .npz archive holds no array")
-                data = archive["x" if "x" in archive.files else archive.files[0]]
+        if suffix in (".npy", ".npz"):
+            data: Any = _load_numpy(path, suffix)
         elif suffix == ".csv":
-            with open(path, encoding="utf-8") as fh:
-                header = fh.readline().strip()
-            names = tuple(h.strip().strip('"') for h in header.split(","))
-            # genfromtxt: empty fields become NaN (missing), as monitoring treats them.
-            data = np.genfromtxt(path, delimiter=",", skip_header=1, dtype=np.float64)
-            data = data.reshape(-1, len(names))
+            data, names = _read_csv(path)
         else:
             raise ValueError("use a .npy, .npz or .csv file")
     except OSError as exc:
         raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: the CSV file is not UTF-8 text") from None
     arr = np.asarray(data)
     if arr.dtype.kind not in "biuf":
         raise ValueError(f"{path}: expected numbers, got dtype {arr.dtype}")

@@ -13,7 +13,7 @@ import asyncio
 import concurrent.futures
 import logging
 import random
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -27,6 +27,7 @@ from gateway.serving.runtime import LoadedVersion
 from gateway.settings import Settings
 from registry import Registry
 from registry.deployment import Deployment
+from registry.errors import RegistryUnavailable
 
 __all__ = ["Catalog", "ModelEntry", "Served"]
 
@@ -277,9 +278,19 @@ class Catalog:
         await served.batcher.close()
         log.info("unloaded %s version %s", served.loaded.model, served.version)
 
-    async def watch(self, stop: asyncio.Event) -> None:
-        """Poll the registry's change counter until ``stop`` is set."""
+    async def watch(
+        self,
+        stop: asyncio.Event,
+        on_reachable: Callable[[bool], Awaitable[None]] | None = None,
+    ) -> None:
+        """Poll the registry's change counter until ``stop`` is set.
+
+        While the registry cannot be read, the last routes keep serving; ``on_reachable``
+        hears each change between reachable and not (readiness reports it), and the log
+        gets one line when the registry goes and one when it is back, not one per poll.
+        """
         interval = self._settings.poll_interval_s
+        reachable = True
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), timeout=interval)
@@ -289,8 +300,22 @@ class Catalog:
                 break
             try:
                 await self.sync()
-            except Exception:  # noqa: BLE001 - a registry hiccup must not stop serving
-                log.exception("registry sync failed; serving the last known routes")
+            except Exception as exc:  # noqa: BLE001 - a registry hiccup must not stop serving
+                if not reachable:
+                    continue
+                reachable = False
+                if isinstance(exc, RegistryUnavailable):
+                    log.warning("%s; serving the last known routes until it is back", exc)
+                else:
+                    log.exception("registry sync failed; serving the last known routes")
+                if on_reachable is not None:
+                    await on_reachable(False)
+                continue
+            if not reachable:
+                reachable = True
+                log.warning("the registry is reachable again; routes follow it again")
+                if on_reachable is not None:
+                    await on_reachable(True)
 
     async def close(self) -> None:
         self.ready = False

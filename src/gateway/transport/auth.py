@@ -3,6 +3,10 @@
 ``authorization: Bearer <token>`` metadata is compared in constant time against the
 configured tokens; the matching principal is published in :data:`principal` for the call
 (audit records name it). Tokens are never logged; a refusal names no token.
+
+The scheme name is case-insensitive (RFC 7235 section 2.1, as RFC 6750 uses it):
+``Bearer``, ``bearer`` and ``BEARER`` are one scheme. Any other scheme (``Basic``...), or
+no token after it, is refused. Whitespace around the token is ignored.
 """
 
 from __future__ import annotations

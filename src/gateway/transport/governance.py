@@ -97,7 +97,7 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
 
     async def SetPolicy(self, request: pb.SetPolicyRequest, context: Context) -> pb.Policy:
         try:
-            policy = GovernancePolicy.from_dict(json.loads(request.policy_json or "{}"))
+            policy = GovernancePolicy.to_set(json.loads(request.policy_json or "{}"))
         except (ValueError, TypeError, AttributeError) as exc:
             raise InvalidArgument(f"policy_json: {exc}") from None
         await run_blocking(

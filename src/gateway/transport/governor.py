@@ -26,7 +26,7 @@ from gateway._proto import governor_pb2_grpc as pb_grpc
 from gateway.concurrency import run_blocking
 from gateway.errors import InvalidArgument
 from gateway.governor.feedback import FeedbackStore, LabelOutcome
-from gateway.governor.rollout import RolloutPolicyError, parse_rollout_policy
+from gateway.governor.rollout import RolloutPolicyError, parse_rollout_policy, policy_to_set
 from gateway.transport.auth import principal, requires_token
 from gateway.transport.handlers import add_service
 from gateway.transport.status import grpc_errors
@@ -227,7 +227,7 @@ class GovernorServicer(pb_grpc.GovernorServiceServicer):
     async def SetPolicy(self, request: pb.SetPolicyRequest, context: Context) -> pb.PolicyResponse:
         model = self._model(request.model)
         try:
-            policy = parse_rollout_policy(request.toml)
+            policy = policy_to_set(request.toml)
         except RolloutPolicyError as exc:
             raise InvalidArgument(f"policy: {exc}") from None
         rec = await run_blocking(

@@ -34,6 +34,9 @@ _REGISTRY_CODES: tuple[tuple[type[reg.RegistryError], grpc.StatusCode], ...] = (
     (reg.StaleRevision, grpc.StatusCode.FAILED_PRECONDITION),
     (reg.IncompatibleSignature, grpc.StatusCode.FAILED_PRECONDITION),
     (reg.ArtifactIntegrityError, grpc.StatusCode.DATA_LOSS),
+    # The database or the artifact disk is down, read-only or full: retry later.
+    (reg.RegistryUnavailable, grpc.StatusCode.UNAVAILABLE),
+    (reg.ArtifactStoreError, grpc.StatusCode.UNAVAILABLE),
     (reg.InvalidDeployment, grpc.StatusCode.INVALID_ARGUMENT),
     (reg.InvalidArtifact, grpc.StatusCode.INVALID_ARGUMENT),
     (reg.InvalidName, grpc.StatusCode.INVALID_ARGUMENT),
