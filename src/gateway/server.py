@@ -40,6 +40,7 @@ from gateway.transport.auth import requires_token
 from gateway.transport.governance import GovernanceServicer
 from gateway.transport.governor import GOVERNOR_SERVICE, GovernorServicer
 from gateway.transport.handlers import add_service
+from gateway.transport.http import HttpServer, InferenceRoutes, build_app
 from gateway.transport.inference import InferenceServicer
 from gateway.transport.metrics_http import start_metrics_server
 from gateway.transport.monitoring import MonitoringServicer
@@ -197,6 +198,8 @@ class Gateway:
         self.port = 0
         self.metrics_port = 0
         self._metrics_server: Any = None
+        self.http: HttpServer | None = None
+        self.http_port = 0  # the bound HTTP port once started (settings.http_port may be 0)
         self._stop_watch = asyncio.Event()
         self._watch_task: asyncio.Task[None] | None = None
 
@@ -281,6 +284,7 @@ class Gateway:
             raise OSError(f"cannot listen on {address}")
         await self.server.start()
         self._start_metrics_endpoint()
+        await self._start_http()
         self.taps.start()
         if self.monitor is not None:
             self.monitor.start()
@@ -294,13 +298,40 @@ class Gateway:
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self.health.set(INFERENCE_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         log.info(
-            "onnxgate serving on %s:%d (metrics :%d); models: %s",
+            "onnxgate serving on %s:%d (HTTP :%d, metrics :%d); models: %s",
             self.settings.host,
             self.port,
+            self.http_port,
             self.metrics_port,
             ", ".join(sorted(self.catalog.entries())) or "none yet",
         )
         return self.port
+
+    async def _start_http(self) -> None:
+        """OIP v2 over HTTP, on this loop, through the same data plane as gRPC."""
+        s = self.settings
+        if s.http_port < 0:
+            return
+        inference = InferenceRoutes(
+            self.catalog,
+            self.plane,
+            predict_tokens=s.predict_tokens,
+            max_body_bytes=s.max_message_bytes,
+        )
+        tls = (
+            None
+            if s.tls_cert is None or s.tls_key is None
+            else (s.tls_cert, s.tls_key, s.tls_client_ca)
+        )
+        self.http = HttpServer(
+            build_app(inference.routes()),
+            s.host,
+            s.http_port,
+            reuse_port=s.workers > 1,
+            grace_s=s.grace_s,
+            tls=tls,
+        )
+        self.http_port = await self.http.start()
 
     def _start_metrics_endpoint(self) -> None:
         if self.settings.metrics_port < 0:
@@ -318,6 +349,8 @@ class Gateway:
             await self._watch_task
         if self._governor_task is not None:
             await self._governor_task
+        if self.http is not None:
+            await self.http.stop()
         if self.server is not None:
             await self.server.stop(grace)
         self.taps.close()

@@ -104,6 +104,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "host": args.host,
         "port": args.port,
         "metrics_port": args.metrics_port,
+        "http_port": args.http_port,
         "workers": args.workers,
         "providers": args.providers,
         "batching": False if args.no_batching else None,
@@ -130,6 +131,7 @@ def add_commands(sub: Any) -> None:
     s.add_argument("--host")
     s.add_argument("--port", type=int)
     s.add_argument("--metrics-port", type=int)
+    s.add_argument("--http-port", type=int, help="OIP v2 over HTTP and the console; -1: off")
     s.add_argument("--workers", type=int)
     s.add_argument("--providers", help="comma-separated onnxruntime execution providers")
     s.add_argument("--no-batching", action="store_true")

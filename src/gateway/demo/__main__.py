@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         host="127.0.0.1",
         port=0,
         metrics_port=0,
+        http_port=0,
         admin_tokens={token: "demo-operator"},
         poll_interval_s=0.2,
         # Small windows recomputed often, so drift shows within a second; a very strict
