@@ -136,6 +136,10 @@ def _from_json(
     if count == 0:
         return np.empty(shape, dtype=dtype)
     allowed = _ALLOWED_KINDS[datatype]
+    if dtype.kind in "iu" and arr.dtype.kind in "fO":
+        # NOTE: numpy reads integers beyond int64 next to smaller ones as float64 (or
+        # object), losing UINT64 precision; this rare case is re-read as Python ints.
+        arr = _big_integers(name, datatype, arr, data)
     if arr.dtype.kind not in allowed:
         raise InvalidArgument(
             f"input {quoted(name)}: {datatype} data must hold {_KIND_WORDS[allowed[-1]]}"
@@ -145,6 +149,18 @@ def _from_json(
         if arr.min() < info.min or arr.max() > info.max:
             raise InvalidArgument(f"input {quoted(name)}: a value does not fit {datatype}")
     return arr.astype(dtype).reshape(shape)
+
+
+def _big_integers(
+    name: str, datatype: str, arr: npt.NDArray[Any], data: list[Any]
+) -> npt.NDArray[Any]:
+    flat = np.array(data, dtype=np.object_).reshape(-1)
+    if not all(type(v) is int for v in flat):
+        return arr  # floats or other values: refused by the caller, as for any kind
+    try:
+        return np.array(flat.tolist(), dtype=DATATYPE_TO_NUMPY[datatype])
+    except OverflowError:
+        raise InvalidArgument(f"input {quoted(name)}: a value does not fit {datatype}") from None
 
 
 def _input(i: int, raw: Any, tail: memoryview, offset: int) -> tuple[str, Any, int]:

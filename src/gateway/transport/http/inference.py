@@ -27,7 +27,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 import gateway
-from gateway.errors import GatewayError, InvalidArgument, NotFound, Unauthenticated
+from gateway.errors import GatewayError, MessageTooLarge, NotFound, Unauthenticated
 from gateway.serving.catalog import Catalog
 from gateway.serving.dataplane import DataPlane
 from gateway.transport.auth import authenticate
@@ -159,13 +159,13 @@ class InferenceRoutes:
         """The body, refused before it is read when it is larger than the message limit."""
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self._max_body:
-            raise InvalidArgument(self._too_large(int(declared)))
+            raise MessageTooLarge(self._too_large(int(declared)))
         chunks: list[bytes] = []
         size = 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > self._max_body:
-                raise InvalidArgument(self._too_large(size))
+                raise MessageTooLarge(self._too_large(size))
             chunks.append(chunk)
         return b"".join(chunks)
 

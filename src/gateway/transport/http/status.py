@@ -11,6 +11,7 @@ kinds); this module only says which HTTP status each name is::
     ALREADY_EXISTS       409
     FAILED_PRECONDITION  409  stale revision, refused change
     RESOURCE_EXHAUSTED   429  too many requests in flight (with Retry-After)
+      MessageTooLarge    413  the body is over max_message_bytes (retrying cannot help)
     CANCELLED            499  the client went away
     INTERNAL, DATA_LOSS  500  fixed message; the traceback is logged, never sent
     UNAVAILABLE          503  not loaded yet, draining
@@ -25,7 +26,7 @@ import logging
 
 from starlette.responses import JSONResponse
 
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, MessageTooLarge
 from gateway.messages import cap_message
 from gateway.transport.status import INTERNAL_MESSAGE, status_for
 from registry import errors as reg
@@ -57,6 +58,8 @@ RETRY_AFTER_S = "1"
 def http_status(exc: BaseException) -> tuple[int, str]:
     """The HTTP status and client-safe message for an exception (500 for the unexpected)."""
     code, message = status_for(exc)
+    if isinstance(exc, MessageTooLarge):
+        return 413, message
     return HTTP_STATUS.get(code.name, 500), message
 
 
