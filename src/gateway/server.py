@@ -40,7 +40,7 @@ from gateway.transport.auth import requires_token
 from gateway.transport.governance import GovernanceServicer
 from gateway.transport.governor import GOVERNOR_SERVICE, GovernorServicer
 from gateway.transport.handlers import add_service
-from gateway.transport.http import HttpServer, InferenceRoutes, build_app
+from gateway.transport.http import ConsoleRoutes, HttpServer, InferenceRoutes, build_app
 from gateway.transport.inference import InferenceServicer
 from gateway.transport.metrics_http import start_metrics_server
 from gateway.transport.monitoring import MonitoringServicer
@@ -318,13 +318,22 @@ class Gateway:
             predict_tokens=s.predict_tokens,
             max_body_bytes=s.max_message_bytes,
         )
+        # The console reads the operator servicers as _build_server wrapped them (role guard).
+        console = ConsoleRoutes(
+            admin=self.admin,
+            governance=self.governance,
+            governor=self.governor_api,
+            monitoring=self.monitoring,
+            registry=self.registry,
+            io_executor=self._io_pool,
+        )
         tls = (
             None
             if s.tls_cert is None or s.tls_key is None
             else (s.tls_cert, s.tls_key, s.tls_client_ca)
         )
         self.http = HttpServer(
-            build_app(inference.routes()),
+            build_app([*inference.routes(), *console.routes()]),
             s.host,
             s.http_port,
             reuse_port=s.workers > 1,

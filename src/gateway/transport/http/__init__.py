@@ -10,7 +10,8 @@ Starlette routes served by uvicorn on the gateway's own event loop
 from __future__ import annotations
 
 from gateway.transport.http.app import build_app
+from gateway.transport.http.console import ConsoleRoutes
 from gateway.transport.http.inference import InferenceRoutes
 from gateway.transport.http.server import HttpServer
 
-__all__ = ["HttpServer", "InferenceRoutes", "build_app"]
+__all__ = ["ConsoleRoutes", "HttpServer", "InferenceRoutes", "build_app"]
