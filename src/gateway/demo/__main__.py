@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         target = gw.target
         say(f"gateway on {target}, metrics at {gw.metrics_url}")
         say("a tritonclient / grpcurl user would now call inference.GRPCInferenceService there")
+        say(f"OIP v2 over HTTP at {gw.http_url}/v2, the operator console at {gw.http_url}/ui")
 
         step("4. Real predictions from the champion (v1)")
         np.save(data / "five-rows.npy", models.x[:5])
