@@ -99,12 +99,12 @@ def main() -> None:
         (
             name,
             pt["rps"],
-            pt["p50_ms"],
-            pt["p99_ms"],
+            round(pt["p50_ms"], 1),
+            round(pt["p99_ms"], 1),
             round(pt["rps"] / grpc_rps, 2),
             pt["client_cpu_cores"],
             pt["errors"],
-        )  # fmt: skip
+        )
         for name, pt in best.items()
     ]
     print(f"small MLP, 1 row per request, concurrency {args.concurrency}, best of {repeat}")
