@@ -62,7 +62,7 @@ class HttpServer:
         config = uvicorn.Config(
             self._app,
             lifespan="off",
-            http="h11",
+            http="auto",  # httptools when installed (uvicorn[standard]), else h11
             ws="none",
             log_config=None,
             access_log=False,
