@@ -40,6 +40,11 @@ def _http_point(url: str, encoding: str, args: argparse.Namespace) -> dict[str, 
     return c.point(result)
 
 
+def _ms(value: float | None) -> str:
+    # None: no call finished inside the measured window (a very busy machine).
+    return "-" if value is None else f"{value:.1f}"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true")
@@ -99,8 +104,8 @@ def main() -> None:
         (
             name,
             pt["rps"],
-            round(pt["p50_ms"], 1),
-            round(pt["p99_ms"], 1),
+            _ms(pt["p50_ms"]),
+            _ms(pt["p99_ms"]),
             round(pt["rps"] / grpc_rps, 2),
             pt["client_cpu_cores"],
             pt["errors"],
