@@ -188,7 +188,7 @@ def onnxgate_argv(
 ) -> list[str]:
     argv = [PYTHON, "-m", "gateway.cli", "serve", "--registry", registry_url]
     argv += ["--artifact-dir", str(artifact_dir), "--host", "127.0.0.1", "--port", str(port)]
-    argv += ["--metrics-port", "-1", "--workers", str(workers)]
+    argv += ["--metrics-port", "-1", "--http-port", "-1", "--workers", str(workers)]
     return argv if batching else [*argv, "--no-batching"]
 
 

@@ -61,6 +61,7 @@ def make_gateway(
             "host": "127.0.0.1",
             "port": 0,
             "metrics_port": 0,
+            "http_port": 0,
             "poll_interval_s": 0.2,
             "admin_tokens": {ADMIN_TOKEN: "test-operator"},
         }

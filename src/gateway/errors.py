@@ -7,6 +7,7 @@
     ├── NotFound                      NOT_FOUND          unknown model or version
     ├── Unavailable                   UNAVAILABLE        model not loaded yet, server draining
     ├── ResourceExhausted             RESOURCE_EXHAUSTED queue full, message too large
+    │   └── MessageTooLarge           RESOURCE_EXHAUSTED a body over max_message_bytes (HTTP 413)
     ├── DeadlineExceeded              DEADLINE_EXCEEDED  client deadline passed while queued
     ├── FailedPrecondition            FAILED_PRECONDITION stale revision, refused change
     ├── Unauthenticated               UNAUTHENTICATED    missing or wrong token
@@ -30,6 +31,7 @@ __all__ = [
     "GatewayError",
     "InferenceFailed",
     "InvalidArgument",
+    "MessageTooLarge",
     "NotFound",
     "PermissionDenied",
     "ResourceExhausted",
@@ -80,6 +82,10 @@ class Unavailable(GatewayError):
 
 class ResourceExhausted(GatewayError):
     code = "RESOURCE_EXHAUSTED"
+
+
+class MessageTooLarge(ResourceExhausted):
+    """A request body over the size limit: retrying the same body cannot succeed."""
 
 
 class DeadlineExceeded(GatewayError):

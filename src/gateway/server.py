@@ -41,6 +41,7 @@ from gateway.transport.auth import requires_token
 from gateway.transport.governance import GovernanceServicer
 from gateway.transport.governor import GOVERNOR_SERVICE, GovernorServicer
 from gateway.transport.handlers import add_service
+from gateway.transport.http import ConsoleRoutes, HttpServer, InferenceRoutes, build_app
 from gateway.transport.inference import InferenceServicer
 from gateway.transport.metrics_http import start_metrics_server
 from gateway.transport.monitoring import MonitoringServicer
@@ -204,6 +205,8 @@ class Gateway:
         self.port = 0
         self.metrics_port = 0
         self._metrics_server: Any = None
+        self.http: HttpServer | None = None
+        self.http_port = 0  # the bound HTTP port once started (settings.http_port may be 0)
         self._stop_watch = asyncio.Event()
         self._watch_task: asyncio.Task[None] | None = None
 
@@ -296,6 +299,11 @@ class Gateway:
         except OSError as exc:
             where = f"{self.settings.host}:{self.settings.metrics_port}"
             raise listen_error("metrics", where, "metrics_port", exc.strerror) from None
+        try:
+            await self._start_http()
+        except OSError as exc:
+            where = f"{self.settings.host}:{self.settings.http_port}"
+            raise listen_error("HTTP", where, "http_port", exc.strerror) from None
         self.taps.start()
         if self.monitor is not None:
             self.monitor.start()
@@ -311,9 +319,10 @@ class Gateway:
         metrics = f"/metrics on :{self.metrics_port}" if self._metrics_server else "no /metrics"
         await self.health.set(REGISTRY_HEALTH, health_pb2.HealthCheckResponse.SERVING)
         log.info(
-            "onnxgate serving on %s:%d (%s); models: %s",
+            "onnxgate serving on %s:%d (%s, %s); models: %s",
             self.settings.host,
             self.port,
+            f"HTTP on :{self.http_port}" if self.settings.http_port >= 0 else "no HTTP",
             metrics,
             ", ".join(sorted(self.catalog.entries())) or "none yet",
         )
@@ -329,6 +338,41 @@ class Gateway:
         # tells readiness probes and operators that changes cannot be made just now.
         status = health_pb2.HealthCheckResponse
         await self.health.set(REGISTRY_HEALTH, status.SERVING if reachable else status.NOT_SERVING)
+
+    async def _start_http(self) -> None:
+        """OIP v2 over HTTP, on this loop, through the same data plane as gRPC."""
+        s = self.settings
+        if s.http_port < 0:
+            return
+        inference = InferenceRoutes(
+            self.catalog,
+            self.plane,
+            predict_tokens=s.predict_tokens,
+            max_body_bytes=s.max_message_bytes,
+        )
+        # The console reads the operator servicers as _build_server wrapped them (role guard).
+        console = ConsoleRoutes(
+            admin=self.admin,
+            governance=self.governance,
+            governor=self.governor_api,
+            monitoring=self.monitoring,
+            registry=self.registry,
+            io_executor=self._io_pool,
+        )
+        tls = (
+            None
+            if s.tls_cert is None or s.tls_key is None
+            else (s.tls_cert, s.tls_key, s.tls_client_ca)
+        )
+        self.http = HttpServer(
+            build_app([*inference.routes(), *console.routes()]),
+            s.host,
+            s.http_port,
+            reuse_port=s.workers > 1,
+            grace_s=s.grace_s,
+            tls=tls,
+        )
+        self.http_port = await self.http.start()
 
     def _start_metrics_endpoint(self) -> None:
         if self.settings.metrics_port < 0:
@@ -346,6 +390,8 @@ class Gateway:
             await self._watch_task
         if self._governor_task is not None:
             await self._governor_task
+        if self.http is not None:
+            await self.http.stop()
         if self.server is not None:
             await self.server.stop(grace)
         self.taps.close()

@@ -34,6 +34,8 @@ class Settings:
     host: str = "0.0.0.0"
     port: int = 8001
     metrics_port: int = 8002  # -1 disables the /metrics endpoint; 0 picks a free port
+    # OIP v2 over HTTP/REST and the operator console (/ui); -1 disables; 0 picks a free port.
+    http_port: int = 8000
     workers: int = 1
     max_message_bytes: int = 64 * 1024 * 1024
     max_inflight: int = 4096  # concurrent ModelInfer calls per worker before RESOURCE_EXHAUSTED
@@ -82,6 +84,8 @@ class Settings:
             raise SettingsError(f"port must be in 0..65535, got {self.port}")
         if not -1 <= self.metrics_port <= 65535:
             raise SettingsError(f"metrics_port must be in -1..65535, got {self.metrics_port}")
+        if not -1 <= self.http_port <= 65535:
+            raise SettingsError(f"http_port must be in -1..65535, got {self.http_port}")
         positive = ("workers", "max_message_bytes", "max_inflight", "max_batch_size", "max_queue")
         for name in positive:
             if getattr(self, name) < 1:

@@ -125,6 +125,7 @@ def test_two_workers_share_port_and_one_metrics_endpoint(registry, registry_url,
         sys.executable, "-m", "gateway.cli", "serve", "--workers", "2",
         "--registry", registry_url, "--artifact-dir", str(tmp_path / "artifacts"),
         "--host", "127.0.0.1", "--port", str(port), "--metrics-port", str(mport),
+        "--http-port", "-1",
     ]  # fmt: skip
     log = tmp_path / "serve.log"
     with open(log, "wb") as out:

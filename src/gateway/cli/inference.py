@@ -117,6 +117,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "host": args.host,
         "port": args.port,
         "metrics_port": args.metrics_port,
+        "http_port": args.http_port,
         "workers": args.workers,
         "providers": args.providers,
         "batching": False if args.no_batching else None,
@@ -154,6 +155,11 @@ def add_commands(sub: Any) -> None:
         "--metrics-port",
         type=int,
         help=f"Prometheus /metrics port, -1 for none (default: {d.metrics_port})",
+    )
+    s.add_argument(
+        "--http-port",
+        type=int,
+        help=f"OIP v2 over HTTP and the console, -1 for none (default: {d.http_port})",
     )
     s.add_argument("--workers", type=int, help=f"processes sharing the port (default: {d.workers})")
     s.add_argument(

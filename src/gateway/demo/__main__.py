@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         host="127.0.0.1",
         port=0,
         metrics_port=0,
+        http_port=0,
         admin_tokens={token: "demo-operator"},
         poll_interval_s=0.2,
         # Small windows recomputed often, so drift shows within a second; a very strict
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         target = gw.target
         say(f"gateway on {target}, metrics at {gw.metrics_url}")
         say("a tritonclient / grpcurl user would now call inference.GRPCInferenceService there")
+        say(f"OIP v2 over HTTP at {gw.http_url}/v2, the operator console at {gw.http_url}/ui")
 
         step("4. Real predictions from the champion (v1)")
         np.save(data / "five-rows.npy", models.x[:5])

@@ -51,6 +51,11 @@ class EmbeddedGateway:
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.gateway.metrics_port}/metrics"
 
+    @property
+    def http_url(self) -> str:
+        """The HTTP face (OIP v2 REST and the console), e.g. ``http://127.0.0.1:8000``."""
+        return f"http://127.0.0.1:{self.gateway.http_port}"
+
     def channel(self) -> grpc.Channel:
         return grpc.insecure_channel(self.target)
 

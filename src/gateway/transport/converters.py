@@ -298,3 +298,10 @@ def fill_statistics(out: pb.ModelStatistics, model: str, version: str, stats: Ve
     for rows, (count, ns) in sorted(stats.batch_sizes.items()):
         batch = out.batch_stats.add(batch_size=rows)
         batch.compute_infer.count, batch.compute_infer.ns = count, ns
+
+
+# The HTTP face (gateway.transport.http.codec) decodes binary tensors and checks shapes and
+# datatypes with exactly these rules, so that both wires refuse the same inputs the same way.
+decode_raw_tensor = _decode_raw
+check_shape = _check_shape
+datatype_problem = _datatype_problem

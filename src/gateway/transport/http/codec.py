@@ -1,0 +1,292 @@
+"""JSON and binary-extension bodies of the Open Inference Protocol's REST face <-> domain.
+
+A request body is a JSON object, optionally followed by binary tensor data (Triton's binary
+tensor extension): the ``Inference-Header-Content-Length`` header then says how many bytes
+the JSON takes, and each input sent in binary carries ``parameters.binary_data_size`` instead
+of ``data``; the blobs follow the JSON in the order of the inputs. Binary blobs use the same
+layout as gRPC's ``raw_input_contents``, and are decoded by the same function
+(:func:`gateway.transport.converters.decode_raw_tensor`), so both wires refuse the same
+inputs with the same words.
+
+Outputs go back as JSON ``data`` unless the request asked for binary (per output
+``parameters.binary_data``, or ``parameters.binary_data_output`` for all of them, which is
+what ``tritonclient.http`` sends when it names no outputs).
+
+Every malformation is :class:`~gateway.errors.InvalidArgument` naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from gateway.domain import InferRequest, InferResult, ParamValue, Tensors
+from gateway.errors import InvalidArgument
+from gateway.messages import quoted
+from gateway.transport.converters import (
+    check_shape,
+    datatype_problem,
+    decode_raw_tensor,
+    encode_bytes,
+    numpy_to_datatype,
+)
+from registry.datatypes import DATATYPE_TO_NUMPY
+
+__all__ = ["HEADER_LENGTH", "DecodedInfer", "decode_infer", "encode_infer"]
+
+HEADER_LENGTH = "inference-header-content-length"
+"""The binary extension's header (HTTP header names are case-insensitive)."""
+
+BINARY_OUTPUT = "binary_data_output"
+# Parameters that steer this codec; they are not passed on to the data plane.
+_CODEC_PARAMS = frozenset({BINARY_OUTPUT})
+
+# numpy kinds a JSON array may decode to, per datatype family: JSON true/false only for
+# BOOL, integers for the integer types, any number for the float types, strings for BYTES.
+_ALLOWED_KINDS = {"BOOL": "b", "BYTES": "U"}
+_ALLOWED_KINDS.update({dt: "iu" for dt in DATATYPE_TO_NUMPY if dt[0] in "IU"})
+_ALLOWED_KINDS.update({dt: "iuf" for dt in ("FP16", "FP32", "FP64")})
+_KIND_WORDS = {"b": "booleans", "i": "integers", "u": "integers", "f": "numbers", "U": "strings"}
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedInfer:
+    """A decoded request, and which outputs the caller wants in binary."""
+
+    request: InferRequest
+    binary_outputs: frozenset[str]
+    all_binary: bool
+
+
+def _param(where: str, value: Any) -> ParamValue:
+    if isinstance(value, bool | int | float | str):
+        return value
+    raise InvalidArgument(f"{where}: a parameter must be a string, number or boolean")
+
+
+def _params(where: str, raw: Any) -> dict[str, ParamValue]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise InvalidArgument(f"{where}: must be a JSON object")
+    return {str(k): _param(f"{where}.{quoted(str(k))}", v) for k, v in raw.items()}
+
+
+def _split_body(body: bytes, header_length: str | None) -> tuple[Any, memoryview]:
+    """The JSON document and the binary tail (empty without the extension)."""
+    view = memoryview(body)
+    if header_length is None:
+        json_part, tail = view, view[len(view) :]
+    else:
+        try:
+            length = int(header_length)
+        except ValueError:
+            raise InvalidArgument(
+                "header Inference-Header-Content-Length must be a byte count"
+            ) from None
+        if not 0 <= length <= len(view):
+            raise InvalidArgument(
+                f"header Inference-Header-Content-Length is {length}, but the body has "
+                f"{len(view)} bytes"
+            )
+        json_part, tail = view[:length], view[length:]
+    try:
+        doc = json.loads(bytes(json_part))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidArgument(
+            f"request body is not valid JSON ({exc.__class__.__name__})"
+        ) from None
+    if not isinstance(doc, dict):
+        raise InvalidArgument("request body must be a JSON object")
+    return doc, tail
+
+
+def _shape(name: str, raw: Any) -> tuple[int, ...]:
+    if not isinstance(raw, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) for d in raw
+    ):
+        raise InvalidArgument(f"input {quoted(name)}: shape must be a list of integers")
+    return check_shape(name, raw)
+
+
+def _from_json(
+    name: str, datatype: str, shape: tuple[int, ...], data: Any
+) -> npt.NDArray[np.generic]:
+    """``data`` (flat or nested, row-major) as an array of ``datatype`` and ``shape``."""
+    if not isinstance(data, list):
+        raise InvalidArgument(f"input {quoted(name)}: data must be a JSON array")
+    count = math.prod(shape)
+    dtype = DATATYPE_TO_NUMPY[datatype]
+    try:
+        arr = np.asarray(data)
+    except (ValueError, OverflowError):
+        raise InvalidArgument(
+            f"input {quoted(name)}: data is ragged or holds values of mixed kinds"
+        ) from None
+    if arr.size != count:
+        raise InvalidArgument(
+            f"input {quoted(name)}: data has {arr.size} values, shape {list(shape)} needs {count}"
+        )
+    if count == 0:
+        return np.empty(shape, dtype=dtype)
+    allowed = _ALLOWED_KINDS[datatype]
+    if dtype.kind in "iu" and arr.dtype.kind in "fO":
+        # NOTE: numpy reads integers beyond int64 next to smaller ones as float64 (or
+        # object), losing UINT64 precision; this rare case is re-read as Python ints.
+        arr = _big_integers(name, datatype, arr, data)
+    if arr.dtype.kind not in allowed:
+        raise InvalidArgument(
+            f"input {quoted(name)}: {datatype} data must hold {_KIND_WORDS[allowed[-1]]}"
+        )
+    if arr.dtype.kind in "iu" and dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        if arr.min() < info.min or arr.max() > info.max:
+            raise InvalidArgument(f"input {quoted(name)}: a value does not fit {datatype}")
+    return arr.astype(dtype).reshape(shape)
+
+
+def _big_integers(
+    name: str, datatype: str, arr: npt.NDArray[Any], data: list[Any]
+) -> npt.NDArray[Any]:
+    flat = np.array(data, dtype=np.object_).reshape(-1)
+    if not all(type(v) is int for v in flat):
+        return arr  # floats or other values: refused by the caller, as for any kind
+    try:
+        return np.array(flat.tolist(), dtype=DATATYPE_TO_NUMPY[datatype])
+    except OverflowError:
+        raise InvalidArgument(f"input {quoted(name)}: a value does not fit {datatype}") from None
+
+
+def _input(i: int, raw: Any, tail: memoryview, offset: int) -> tuple[str, Any, int]:
+    """One input tensor: (name, array, bytes of the binary tail it used)."""
+    if not isinstance(raw, dict):
+        raise InvalidArgument(f"inputs[{i}] must be a JSON object")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        raise InvalidArgument(f"inputs[{i}].name must be a non-empty string")
+    datatype = raw.get("datatype")
+    if not isinstance(datatype, str) or datatype not in DATATYPE_TO_NUMPY:
+        raise InvalidArgument(datatype_problem(name, str(datatype)))
+    shape = _shape(name, raw.get("shape"))
+    params = _params(f"input {quoted(name)}: parameters", raw.get("parameters"))
+    size = params.get("binary_data_size")
+    if size is None:
+        if "data" not in raw:
+            raise InvalidArgument(
+                f"input {quoted(name)}: needs data, or parameters.binary_data_size"
+            )
+        return name, _from_json(name, datatype, shape, raw["data"]), 0
+    if "data" in raw:
+        raise InvalidArgument(
+            f"input {quoted(name)}: data must not be set with parameters.binary_data_size"
+        )
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise InvalidArgument(f"input {quoted(name)}: binary_data_size must be a byte count")
+    if offset + size > len(tail):
+        raise InvalidArgument(
+            f"input {quoted(name)}: binary_data_size {size} runs past the end of the body"
+        )
+    blob = bytes(tail[offset : offset + size])
+    return name, decode_raw_tensor(name, datatype, shape, blob), size
+
+
+def decode_infer(model: str, version: str, body: bytes, header_length: str | None) -> DecodedInfer:
+    """Decode a ``POST /v2/models/{model}[/versions/{version}]/infer`` body."""
+    doc, tail = _split_body(body, header_length)
+    inputs = doc.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise InvalidArgument("inputs: at least one input tensor is required")
+    tensors: Tensors = {}
+    offset = 0
+    for i, raw in enumerate(inputs):
+        name, arr, used = _input(i, raw, tail, offset)
+        if name in tensors:
+            raise InvalidArgument(f"input {quoted(name)} appears twice")
+        tensors[name] = arr
+        offset += used
+    if offset != len(tail):
+        raise InvalidArgument(
+            f"body has {len(tail) - offset} bytes of binary data that no input claims"
+        )
+    params = _params("parameters", doc.get("parameters"))
+    all_binary = params.get(BINARY_OUTPUT) is True
+    wanted, binary = _outputs(doc.get("outputs"))
+    request_id = doc.get("id", "")
+    if not isinstance(request_id, str):
+        raise InvalidArgument("id must be a string")
+    request = InferRequest(
+        model=model,
+        version=version,
+        id=request_id,
+        inputs=tensors,
+        requested_outputs=wanted,
+        parameters={k: v for k, v in params.items() if k not in _CODEC_PARAMS},
+    )
+    return DecodedInfer(request, binary, all_binary)
+
+
+def _outputs(raw: Any) -> tuple[tuple[str, ...], frozenset[str]]:
+    if raw is None:
+        return (), frozenset()
+    if not isinstance(raw, list):
+        raise InvalidArgument("outputs must be a JSON array")
+    names: list[str] = []
+    binary: set[str] = set()
+    for i, out in enumerate(raw):
+        name = out.get("name") if isinstance(out, dict) else None
+        if not isinstance(name, str) or not name:
+            raise InvalidArgument(f"outputs[{i}].name must be a non-empty string")
+        params = _params(f"output {quoted(name)}: parameters", out.get("parameters"))
+        if params.get("binary_data") is True:
+            binary.add(name)
+        names.append(name)
+    return tuple(names), frozenset(binary)
+
+
+def _json_data(arr: npt.NDArray[np.generic]) -> list[Any]:
+    flat = arr.reshape(-1)
+    values: list[Any] = flat.tolist()
+    if flat.dtype.kind in "OS":
+        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values]
+    return values
+
+
+def encode_infer(
+    result: InferResult, decoded: DecodedInfer, parameters: Mapping[str, str]
+) -> tuple[bytes, int | None]:
+    """The response body, and the JSON header's length when binary data follows it."""
+    outputs: list[dict[str, Any]] = []
+    blobs: list[bytes] = []
+    for name, arr in result.outputs.items():
+        datatype = numpy_to_datatype(arr.dtype)
+        spec: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(arr.shape)}
+        if decoded.all_binary or name in decoded.binary_outputs:
+            blob = encode_bytes(arr) if datatype == "BYTES" else np.ascontiguousarray(arr).tobytes()
+            spec["parameters"] = {"binary_data_size": len(blob)}
+            blobs.append(blob)
+        else:
+            spec["data"] = _json_data(arr)
+        outputs.append(spec)
+    doc: dict[str, Any] = {
+        "model_name": result.model,
+        "model_version": result.version,
+        "outputs": outputs,
+    }
+    if result.request_id:
+        doc["id"] = result.request_id
+    if parameters:
+        doc["parameters"] = dict(parameters)
+    header = json.dumps(doc, separators=(",", ":")).encode()
+    if not blobs:
+        return header, None
+    return b"".join((header, *blobs)), len(header)
+
+
+def json_body(doc: Mapping[str, Any] | Sequence[Any]) -> bytes:
+    return json.dumps(doc, separators=(",", ":")).encode()
