@@ -322,7 +322,7 @@ class Gateway:
             "onnxgate serving on %s:%d (%s, %s); models: %s",
             self.settings.host,
             self.port,
-            f"HTTP on :{self.http_port}" if self.settings.http_port >= 0 else "no HTTP",
+            f"HTTP :{self.http_port}" if self.settings.http_port >= 0 else "no HTTP",
             metrics,
             ", ".join(sorted(self.catalog.entries())) or "none yet",
         )
