@@ -55,6 +55,6 @@ def test_start_up_says_metrics_are_off_and_warns_without_an_admin_token(tmp_path
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
     text = log.read_text()
-    assert "(no /metrics)" in text and "metrics :" not in text
+    assert "no /metrics)" in text and "metrics :" not in text
     assert "ONNXGATE_ADMIN_TOKEN" in text
     assert "alembic" not in text
