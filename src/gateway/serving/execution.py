@@ -140,10 +140,14 @@ class Runner:
 
     NOTE: the cost model comes from the caller (measured at load, on an idle thread);
     timing runs here would not do: a run on the executor is billed for the wait to get the
-    GIL back from a busy loop, which made every small model look slow. For the same reason
-    one slow inline run proves nothing (``session.run`` releases the GIL, and getting it back
-    from the tap worker or a shadow thread can take a switch interval, 5 ms): only
-    :data:`SLOW_STREAK` slow runs in a row send the model to the executor for good.
+    GIL back from a busy loop, which made every small model look slow. Inline runs are
+    checked on the loop thread's *CPU* clock (``time.thread_time``), not the wall clock:
+    ``session.run`` releases the GIL, and getting it back from the tap worker or a shadow
+    thread can take a switch interval (5 ms), and another process can hold the core; on a
+    busy 2-core box three such waits in a row happened within seconds of load and sent a
+    5 us model to the executor for good (about a third of its throughput gone). Waiting
+    costs no CPU time; computing does. Still only :data:`SLOW_STREAK` slow runs in a row
+    send the model to the executor for good.
     """
 
     def __init__(
@@ -154,8 +158,10 @@ class Runner:
         executor: concurrent.futures.Executor | None,
         inline_below_us: int,
         cost: Callable[[int], float] | None,
+        cpu_clock: Callable[[], float] = time.thread_time,
     ) -> None:
         self._run = run
+        self._cpu_clock = cpu_clock
         self._name = name
         self._executor = executor
         self._inline_s = inline_below_us / 1e6
@@ -170,16 +176,16 @@ class Runner:
         """Run one batch inline when it is predicted to be tiny, else on the executor."""
         if not self.inline(rows):
             return await run_blocking(self._executor, run_concatenated, self._run, parts)
-        start = time.perf_counter()
+        start = self._cpu_clock()
         outputs = run_concatenated(self._run, parts)
-        took = time.perf_counter() - start
+        took = self._cpu_clock() - start
         if took <= 10 * self._inline_s:
             self._slow = 0
             return outputs
         self._slow += 1
         if self._slow >= SLOW_STREAK:
             logger.warning(
-                "model %s: %d inline runs in a row took over %.0f us (the last %.0f us); "
+                "model %s: %d inline runs in a row took over %.0f us of CPU (the last %.0f us); "
                 "using the executor from now",
                 self._name,
                 self._slow,
