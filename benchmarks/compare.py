@@ -289,7 +289,9 @@ def main() -> None:
     for item in args.bare_python:
         label, _, python = item.partition("=")
         extra.append(
-            ServerDef(f"bare-{label}", "bare", f"bare server under {python}", env={"BENCH_PYTHON": python})
+            ServerDef(
+                f"bare-{label}", "bare", f"bare server under {python}", env={"BENCH_PYTHON": python}
+            )
         )
     servers = (*SERVERS, *extra)
     duration = args.duration or (1.5 if args.quick else 5.0)

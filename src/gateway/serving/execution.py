@@ -18,6 +18,7 @@ the event loop.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import logging
 import time
@@ -31,6 +32,7 @@ from gateway.concurrency import run_blocking
 from gateway.domain import Tensors
 
 __all__ = [
+    "EXECUTOR_RUNS",
     "SLOW_STREAK",
     "BatchObserver",
     "BatchPolicy",
@@ -43,6 +45,11 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+EXECUTOR_RUNS = 2
+"""Executor threads one version may hold at once (a batcher keeps at most two batches in
+flight anyway; this bounds the unbatched path the same way). The pool has more
+(``inference_threads``), so a slow version leaves threads to the others."""
 
 SLOW_STREAK = 3
 """Inline runs in a row over ten times the bound before a model leaves the event loop."""
@@ -167,6 +174,7 @@ class Runner:
         self._inline_s = inline_below_us / 1e6
         self._cost = cost
         self._slow = 0  # consecutive inline runs over the bound (event loop thread only)
+        self._executor_runs = asyncio.Semaphore(EXECUTOR_RUNS)
 
     def inline(self, rows: int) -> bool:
         """True when a run of ``rows`` rows is predicted cheap enough for the loop."""
@@ -175,7 +183,11 @@ class Runner:
     async def run(self, parts: list[Tensors], rows: int) -> Tensors:
         """Run one batch inline when it is predicted to be tiny, else on the executor."""
         if not self.inline(rows):
-            return await run_blocking(self._executor, run_concatenated, self._run, parts)
+            # A version holds at most EXECUTOR_RUNS threads of the shared pool: a model whose
+            # runs take seconds (queued unbatched requests each wanted a thread) must not
+            # take every thread and stall the other models behind it.
+            async with self._executor_runs:
+                return await run_blocking(self._executor, run_concatenated, self._run, parts)
         start = self._cpu_clock()
         outputs = run_concatenated(self._run, parts)
         took = self._cpu_clock() - start
