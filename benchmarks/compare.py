@@ -65,6 +65,13 @@ SERVERS = (
         "onnxgate, batching on, 1 worker, ONNXGATE_INTRA_OP_THREADS=1",
         env={"ONNXGATE_INTRA_OP_THREADS": "1"},
     ),
+    # Not a target: what monitoring and the governor (taps, windows, leases) cost.
+    ServerDef(
+        "onnxgate-nomon-1w",
+        "onnxgate",
+        "onnxgate, batching on, 1 worker, monitoring and governor off",
+        env={"ONNXGATE_MONITORING": "false", "ONNXGATE_GOVERNOR": "false"},
+    ),
     ServerDef("echo", "echo", "grpc.aio echo floor, no inference"),
     ServerDef("bare", "bare", "grpc.aio + onnxruntime per request, nothing else"),
     ServerDef(

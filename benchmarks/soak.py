@@ -17,6 +17,11 @@ RSS growth from the first to the last minute, and the p99 range.
 
     python benchmarks/soak.py                        # 10 minutes
     python benchmarks/soak.py --duration 120 --out benchmarks/results/soak-2min.json
+
+Overload instead of soak: ``--load 10 --max-inflight 64 --concurrency 1024`` offers ten
+times capacity to a gateway that admits 64 calls at once (the rest are refused with
+``RESOURCE_EXHAUSTED``, counted as errors by code); ``--then-load 0.5`` adds one last
+interval at half capacity, to see that it recovers at once.
 """
 
 from __future__ import annotations
@@ -155,6 +160,9 @@ def main() -> None:
     p.add_argument("--load", type=float, default=0.7, help="share of measured capacity")
     p.add_argument("--probe", type=float, default=5.0, help="capacity probe seconds")
     p.add_argument("--change-every", type=float, default=3.0, help="deployment change period")
+    p.add_argument("--concurrency", type=int, default=256, help="generator's in-flight cap")
+    p.add_argument("--max-inflight", type=int, help="the gateway's max_inflight")
+    p.add_argument("--then-load", type=float, help="one last interval at this share")
     p.add_argument("--out", type=Path, default=c.RESULTS / "soak.json")
     args = p.parse_args()
 
@@ -164,7 +172,8 @@ def main() -> None:
         url, artifacts = make_registry(tmp / "registry")
         port = c.free_port()
         argv = c.onnxgate_argv(url, artifacts, port, workers=1, batching=True)
-        with c.server("onnxgate", argv, port, [MODEL], log_dir=tmp) as target:
+        env = {} if args.max_inflight is None else {"ONNXGATE_MAX_INFLIGHT": str(args.max_inflight)}
+        with c.server("onnxgate", argv, port, [MODEL], env=env, log_dir=tmp) as target:
             probe = c.run_loadgen(target, MODEL, concurrency=64, duration=args.probe, warmup=1)
             capacity = probe["rps"]
             rate = args.load * capacity
@@ -174,16 +183,22 @@ def main() -> None:
             sampler, changer = Sampler(pid), Changer(url, artifacts, args.change_every)
             sampler.start()
             changer.start()
-            intervals = []
-            extra = ["--rate", f"{rate:.1f}", "--arrival", "poisson"]
+            intervals: list[dict[str, Any]] = []
             try:
-                while sampler.samples == [] or _elapsed(sampler) < args.duration:
+                last = False
+                while not last:
+                    last = bool(sampler.samples) and _elapsed(sampler) >= args.duration
+                    if last and args.then_load is None:
+                        break
+                    share = args.then_load if last else args.load
+                    extra = ["--rate", f"{share * capacity:.1f}", "--arrival", "poisson"]
                     res = c.run_loadgen(
-                        target, MODEL, concurrency=256, duration=args.interval, warmup=0,
-                        extra=extra,
+                        target, MODEL, concurrency=args.concurrency, duration=args.interval,
+                        warmup=0, extra=extra,
                     )  # fmt: skip
                     point = c.point(res)
                     point.update(end_s=round(_elapsed(sampler), 1), dropped=res.get("dropped", 0))
+                    point["load"] = share
                     intervals.append(point)
                     c.log(
                         f"t={point['end_s']:.0f}s rps={point['rps']:.0f} p99={point['p99_ms']}ms "

@@ -539,10 +539,11 @@ def test_inline_run_slower_than_predicted_falls_back_to_the_executor(
 
     async def main() -> None:
         loop_thread = threading.get_ident()
-        for i in range(SLOW_STREAK + 2):
+        for i in range(SLOW_STREAK + 3):
             await batcher.submit(rows(i, 1))
         on_loop = [t == loop_thread for t in threads]
-        assert on_loop == [True] * SLOW_STREAK + [False, False]
+        # The first slow run (wall clock) only starts CPU timing; then a streak decides.
+        assert on_loop == [True] * (SLOW_STREAK + 1) + [False, False]
 
     with caplog.at_level("WARNING", logger="gateway.serving"):
         run(main)

@@ -153,8 +153,9 @@ class Runner:
     thread can take a switch interval (5 ms), and another process can hold the core; on a
     busy 2-core box three such waits in a row happened within seconds of load and sent a
     5 us model to the executor for good (about a third of its throughput gone). Waiting
-    costs no CPU time; computing does. Still only :data:`SLOW_STREAK` slow runs in a row
-    send the model to the executor for good.
+    costs no CPU time; computing does. A run slow by the wall clock makes the following
+    runs timed on the CPU clock, and :data:`SLOW_STREAK` of those slow in a row send the
+    model to the executor for good.
     """
 
     def __init__(
@@ -174,6 +175,7 @@ class Runner:
         self._inline_s = inline_below_us / 1e6
         self._cost = cost
         self._slow = 0  # consecutive inline runs over the bound (event loop thread only)
+        self._suspect = False  # the last run was slow by the wall clock: check CPU time
         self._executor_runs = asyncio.Semaphore(EXECUTOR_RUNS)
 
     def inline(self, rows: int) -> bool:
@@ -188,11 +190,18 @@ class Runner:
             # take every thread and stall the other models behind it.
             async with self._executor_runs:
                 return await run_blocking(self._executor, run_concatenated, self._run, parts)
-        start = self._cpu_clock()
+        # The wall clock first (cheap: a vDSO read); only once it says "slow" are the next
+        # runs timed on the CPU clock (a system call, ~1 us here), to tell waiting from work.
+        clock = self._cpu_clock if self._suspect else time.perf_counter
+        start = clock()
         outputs = run_concatenated(self._run, parts)
-        took = self._cpu_clock() - start
+        took = clock() - start
         if took <= 10 * self._inline_s:
             self._slow = 0
+            self._suspect = False
+            return outputs
+        if not self._suspect:
+            self._suspect = True
             return outputs
         self._slow += 1
         if self._slow >= SLOW_STREAK:
