@@ -20,7 +20,8 @@ RSS growth from the first to the last minute, and the p99 range.
 
 Overload instead of soak: ``--load 10 --max-inflight 64 --concurrency 1024`` offers ten
 times capacity to a gateway that admits 64 calls at once (the rest are refused with
-``RESOURCE_EXHAUSTED``, counted as errors by code); ``--then-load 0.5`` adds one last
+``RESOURCE_EXHAUSTED``, counted as errors by code; add ``--procs 4``: one generator
+process cannot offer that much here); ``--then-load 0.5`` adds one last
 interval at half capacity, to see that it recovers at once.
 """
 
@@ -162,6 +163,7 @@ def main() -> None:
     p.add_argument("--change-every", type=float, default=3.0, help="deployment change period")
     p.add_argument("--concurrency", type=int, default=256, help="generator's in-flight cap")
     p.add_argument("--max-inflight", type=int, help="the gateway's max_inflight")
+    p.add_argument("--procs", type=int, default=1, help="load generator processes")
     p.add_argument("--then-load", type=float, help="one last interval at this share")
     p.add_argument("--out", type=Path, default=c.RESULTS / "soak.json")
     args = p.parse_args()
@@ -192,6 +194,7 @@ def main() -> None:
                         break
                     share = args.then_load if last else args.load
                     extra = ["--rate", f"{share * capacity:.1f}", "--arrival", "poisson"]
+                    extra += ["--procs", str(args.procs)]
                     res = c.run_loadgen(
                         target, MODEL, concurrency=args.concurrency, duration=args.interval,
                         warmup=0, extra=extra,
