@@ -290,6 +290,14 @@ def main() -> None:
         help="also run the bare server under another interpreter (e.g. a venv with another "
         "grpcio) as server bare-LABEL; repeatable",
     )
+    p.add_argument(
+        "--onnxgate-src",
+        action="append",
+        default=[],
+        metavar="LABEL=DIR",
+        help="also run onnxgate (default configuration) from another source tree, e.g. an "
+        "older commit's src/ (git archive), as server onnxgate-LABEL: before/after in one run",
+    )
     p.add_argument("--out", type=Path, default=c.RESULTS / "compare.json")
     args = p.parse_args()
     extra = []
@@ -298,6 +306,13 @@ def main() -> None:
         extra.append(
             ServerDef(
                 f"bare-{label}", "bare", f"bare server under {python}", env={"BENCH_PYTHON": python}
+            )
+        )
+    for item in args.onnxgate_src:
+        label, _, src = item.partition("=")
+        extra.append(
+            ServerDef(
+                f"onnxgate-{label}", "onnxgate", f"onnxgate from {src}", env={"PYTHONPATH": src}
             )
         )
     servers = (*SERVERS, *extra)
