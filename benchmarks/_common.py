@@ -199,6 +199,14 @@ def echo_argv(model_paths: Mapping[str, Path], port: int) -> list[str]:
     return argv
 
 
+def bare_argv(model_paths: Mapping[str, Path], port: int, python: str = PYTHON) -> list[str]:
+    """The bare server (``bare_server.py``), optionally under another interpreter."""
+    argv = [python, str(BENCH / "bare_server.py"), "--port", str(port)]
+    for name, path in model_paths.items():
+        argv += ["--model", f"{name}={path}"]
+    return argv
+
+
 def make_registry(directory: Path) -> tuple[str, Path]:
     """A fresh SQLite registry with every benchmark model registered (champion = v1)."""
     from registry.registry import Registry

@@ -45,7 +45,7 @@ MLSERVER_VENV = c.REPO / ".venv-mlserver"
 @dataclass(frozen=True)
 class ServerDef:
     name: str
-    kind: str  # onnxgate | echo | mlserver
+    kind: str  # onnxgate | echo | bare | mlserver
     description: str
     workers: int = 1
     batching: bool = True
@@ -65,7 +65,15 @@ SERVERS = (
         "onnxgate, batching on, 1 worker, ONNXGATE_INTRA_OP_THREADS=1",
         env={"ONNXGATE_INTRA_OP_THREADS": "1"},
     ),
+    # Not a target: what monitoring and the governor (taps, windows, leases) cost.
+    ServerDef(
+        "onnxgate-nomon-1w",
+        "onnxgate",
+        "onnxgate, batching on, 1 worker, monitoring and governor off",
+        env={"ONNXGATE_MONITORING": "false", "ONNXGATE_GOVERNOR": "false"},
+    ),
     ServerDef("echo", "echo", "grpc.aio echo floor, no inference"),
+    ServerDef("bare", "bare", "grpc.aio + onnxruntime per request, nothing else"),
     ServerDef(
         "mlserver",
         "mlserver",
@@ -79,7 +87,7 @@ SERVERS = (
         env={"MLSERVER_PARALLEL_WORKERS": "2", "BENCH_INTRA_OP_THREADS": "1"},
     ),
 )
-QUICK_SERVERS = ("onnxgate-nobatch-1w", REFERENCE, "onnxgate-batch-2w", "echo")
+QUICK_SERVERS = ("onnxgate-nobatch-1w", REFERENCE, "onnxgate-batch-2w", "echo", "bare")
 
 
 # -- MLServer -----------------------------------------------------------------------------------
@@ -150,6 +158,11 @@ def start(
     elif sd.kind == "echo":
         with c.server(sd.name, c.echo_argv(models, port), port, list(models), log_dir=tmp) as t:
             yield t
+    elif sd.kind == "bare":
+        argv = c.bare_argv(models, port, sd.env.get("BENCH_PYTHON", c.PYTHON))
+        env = {"PYTHONPATH": str(c.REPO / "src")}  # the stubs only; see bare_server.py
+        with c.server(sd.name, argv, port, list(models), env=env, log_dir=tmp) as t:
+            yield t
     else:
         assert mls is not None
         ports = {"grpc_port": port, "http_port": c.free_port(), "metrics_port": c.free_port()}
@@ -184,8 +197,11 @@ def targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
     gw, off, two = REFERENCE, "onnxgate-nobatch-1w", "onnxgate-batch-2w"
     rows = [
-        ("small MLP @64: onnxgate / MLServer RPS", ratio(gw, "mlserver", "mlp_small"), ">=", 1.8),
+        ("small MLP @64: onnxgate / MLServer RPS", ratio(gw, "mlserver", "mlp_small"), ">=", 2.0),
         ("small MLP @64: onnxgate / echo floor RPS", ratio(gw, "echo", "mlp_small"), ">=", 0.8),
+        # The feature overhead: what routing, validation, metrics and taps cost per call.
+        ("small MLP @64: onnxgate / bare RPS", ratio(gw, "bare", "mlp_small"), ">=", 0.9),
+        ("large MLP @64: onnxgate / MLServer RPS", ratio(gw, "mlserver", "mlp_large"), ">=", 2.0),
         ("large MLP @64: batching on / off RPS", ratio(gw, off, "mlp_large"), ">=", 2.0),
         ("large MLP @64: batching on / off p99", ratio(gw, off, "mlp_large", "p99_ms"), "<", 2.0),
         ("small MLP @64: 2 workers / 1 worker RPS", ratio(two, gw, "mlp_small"), ">=", 1.0),
@@ -266,8 +282,40 @@ def main() -> None:
     p.add_argument("--with-mlserver", action="store_true", help="include MLServer in --quick")
     p.add_argument("--no-mlserver", action="store_true", help="leave MLServer out")
     p.add_argument("--only", help="comma-separated server names (see SERVERS)")
+    p.add_argument(
+        "--bare-python",
+        action="append",
+        default=[],
+        metavar="LABEL=PYTHON",
+        help="also run the bare server under another interpreter (e.g. a venv with another "
+        "grpcio) as server bare-LABEL; repeatable",
+    )
+    p.add_argument(
+        "--onnxgate-src",
+        action="append",
+        default=[],
+        metavar="LABEL=DIR",
+        help="also run onnxgate (default configuration) from another source tree, e.g. an "
+        "older commit's src/ (git archive), as server onnxgate-LABEL: before/after in one run",
+    )
     p.add_argument("--out", type=Path, default=c.RESULTS / "compare.json")
     args = p.parse_args()
+    extra = []
+    for item in args.bare_python:
+        label, _, python = item.partition("=")
+        extra.append(
+            ServerDef(
+                f"bare-{label}", "bare", f"bare server under {python}", env={"BENCH_PYTHON": python}
+            )
+        )
+    for item in args.onnxgate_src:
+        label, _, src = item.partition("=")
+        extra.append(
+            ServerDef(
+                f"onnxgate-{label}", "onnxgate", f"onnxgate from {src}", env={"PYTHONPATH": src}
+            )
+        )
+    servers = (*SERVERS, *extra)
     duration = args.duration or (1.5 if args.quick else 5.0)
     warmup = args.warmup if args.warmup is not None else (0.3 if args.quick else 1.0)
     repeat = args.repeat or (1 if args.quick else 2)
@@ -275,11 +323,13 @@ def main() -> None:
     sweep = sweep or ([64] if args.quick else [1, 8, 64])
     points = [("mlp_small", n) for n in sweep] + [("mlp_large", 64)]
     chosen = [
-        s for s in SERVERS if not args.quick or s.name in QUICK_SERVERS or s.kind == "mlserver"
+        s
+        for s in servers
+        if not args.quick or s.name in QUICK_SERVERS or s.kind == "mlserver" or s in extra
     ]
     if args.only:
-        wanted = set(args.only.split(","))
-        chosen = [s for s in SERVERS if s.name in wanted]
+        wanted = set(args.only.split(",")) | {s.name for s in extra}
+        chosen = [s for s in servers if s.name in wanted]
     with_mlserver = not args.no_mlserver and (args.with_mlserver or not args.quick)
 
     doc: dict[str, Any] = {

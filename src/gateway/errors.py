@@ -6,7 +6,7 @@
     ├── InvalidArgument               INVALID_ARGUMENT   bad tensor, dtype, shape, parameter
     ├── NotFound                      NOT_FOUND          unknown model or version
     ├── Unavailable                   UNAVAILABLE        model not loaded yet, server draining
-    ├── ResourceExhausted             RESOURCE_EXHAUSTED queue full, message too large
+    ├── ResourceExhausted             RESOURCE_EXHAUSTED too many in flight, queue full (hint)
     │   └── MessageTooLarge           RESOURCE_EXHAUSTED a body over max_message_bytes (HTTP 413)
     ├── DeadlineExceeded              DEADLINE_EXCEEDED  client deadline passed while queued
     ├── FailedPrecondition            FAILED_PRECONDITION stale revision, refused change
@@ -19,6 +19,10 @@ this module, and everything that raises these errors, stays free of grpc. Only
 :mod:`gateway.transport.status` turns the names into ``grpc.StatusCode`` values; everything
 else raises them. Messages must be safe to show a client: they name fields and expectations,
 never payloads or secrets.
+
+``retry_after_s`` is a hint for when the client should try again (None: no hint). gRPC
+sends it as ``grpc-retry-pushback-ms`` trailing metadata, an HTTP face as ``Retry-After``.
+:class:`ResourceExhausted` carries one by default; a raiser can give a better figure.
 """
 
 from __future__ import annotations
@@ -62,10 +66,12 @@ class GatewayError(Exception):
     """Root of every error the gateway reports to a client on purpose."""
 
     code: ClassVar[StatusName] = "INTERNAL"
+    default_retry_after_s: ClassVar[float | None] = None
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.retry_after_s = self.default_retry_after_s if retry_after_s is None else retry_after_s
 
 
 class InvalidArgument(GatewayError):
@@ -81,11 +87,16 @@ class Unavailable(GatewayError):
 
 
 class ResourceExhausted(GatewayError):
+    """Overload: the client should back off; the hint says for how long."""
+
     code = "RESOURCE_EXHAUSTED"
+    default_retry_after_s = 0.1
 
 
 class MessageTooLarge(ResourceExhausted):
     """A request body over the size limit: retrying the same body cannot succeed."""
+
+    default_retry_after_s = None  # no back-off hint: the same body is refused again
 
 
 class DeadlineExceeded(GatewayError):

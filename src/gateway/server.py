@@ -10,6 +10,7 @@ import asyncio
 import concurrent.futures
 import logging
 import signal
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -166,6 +167,8 @@ class Gateway:
             self.catalog,
             self.metrics,
             max_inflight=settings.max_inflight,
+            max_inflight_per_model=settings.max_inflight_per_model,
+            retry_after_s=settings.retry_after_ms / 1000,
             taps=self.taps,
             cache=ResponseCache(settings.response_cache_sizes, self.metrics),
         )
@@ -382,9 +385,25 @@ class Gateway:
         )
 
     async def stop(self, grace: float | None = None) -> None:
-        """Mark NOT_SERVING, stop accepting, let in-flight calls finish, release everything."""
+        """Drain, then release everything: health NOT_SERVING; new ModelInfer calls get
+        UNAVAILABLE (retryable, unlike CANCELLED); the calls already admitted, queued or
+        running, get up to ``grace`` seconds (``grace_s``) to finish; then the gRPC server
+        stops, with what is left of the deadline for calls still being answered.
+
+        NOTE: the listener stays open while draining. Stopping the gRPC server first (as
+        before) had its core cancel calls it had received but not yet handed to Python,
+        and with 8 clients sending, those came back CANCELLED, which clients do not retry.
+        """
         grace = self.settings.grace_s if grace is None else grace
+        deadline = time.monotonic() + grace
         await self.health.enter_graceful_shutdown()
+        self.plane.drain()
+        if not await self.plane.drained(grace):
+            log.warning(
+                "drain deadline (%.1fs) passed with %d requests in flight; they are cancelled",
+                grace,
+                self.plane.inflight,
+            )
         self._stop_watch.set()
         if self._watch_task is not None:
             await self._watch_task
@@ -393,7 +412,7 @@ class Gateway:
         if self.http is not None:
             await self.http.stop()
         if self.server is not None:
-            await self.server.stop(grace)
+            await self.server.stop(max(0.0, deadline - time.monotonic()))
         self.taps.close()
         self.shadow.close()
         if self.monitor is not None:
@@ -436,6 +455,7 @@ async def _serve_async(settings: Settings) -> None:
     await stopping.wait()
     log.info("signal received; draining for up to %.1fs", settings.grace_s)
     await gw.stop()
+    log.info("drained; exiting")
 
 
 def serve(settings: Settings) -> None:

@@ -39,11 +39,16 @@ class Settings:
     workers: int = 1
     max_message_bytes: int = 64 * 1024 * 1024
     max_inflight: int = 4096  # concurrent ModelInfer calls per worker before RESOURCE_EXHAUSTED
+    max_inflight_per_model: int = 0  # the same, per model and worker; 0: only max_inflight
+    retry_after_ms: int = 100  # back-off hint with RESOURCE_EXHAUSTED (grpc-retry-pushback-ms)
+    # SIGTERM: requests in flight or queued get this long to finish (the drain deadline).
     grace_s: float = 5.0
     poll_interval_s: float = 0.5  # how often the registry's change counter is read
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
     intra_op_threads: int = 0  # 0: cores / workers
-    inference_threads: int = 0  # executor threads for onnxruntime calls; 0: 2 per worker
+    # Executor threads for onnxruntime calls (made on demand); 0: 8 per worker. One version
+    # holds at most 2 at once, so a slow model leaves the rest to the others.
+    inference_threads: int = 0
     batching: bool = True
     max_batch_size: int = 64
     max_delay_us: int = 500
@@ -96,6 +101,8 @@ class Settings:
             "max_delay_us",
             "intra_op_threads",
             "inline_below_us",
+            "max_inflight_per_model",
+            "retry_after_ms",
         ):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -157,7 +164,7 @@ class Settings:
 
     @property
     def effective_inference_threads(self) -> int:
-        return self.inference_threads or 2
+        return self.inference_threads or 8
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

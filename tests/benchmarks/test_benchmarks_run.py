@@ -118,13 +118,15 @@ def test_ceiling_quick(tmp_path: Path) -> None:
 def test_compare_quick_writes_json_and_plot(tmp_path: Path) -> None:
     out = tmp_path / "compare.json"
     argv = [str(BENCH / "compare.py"), "--quick", "--duration", "1", "--concurrency", "8"]
-    proc = _run([*argv, "--only", "onnxgate-batch-1w,echo,mlserver", "--out", str(out)], 120)
+    only = "onnxgate-batch-1w,echo,bare,mlserver"
+    proc = _run([*argv, "--only", only, "--out", str(out)], 120)
     doc = _load(out)
     assert {"machine", "settings", "servers", "results", "targets", "reference"} <= doc.keys()
     assert doc["servers"]["onnxgate-batch-1w"]["status"] == "ok"
     assert doc["servers"]["mlserver"]["status"] == "skipped"  # --quick without --with-mlserver
     seen = {(r["server"], r["model"], r["concurrency"]) for r in doc["results"]}
     assert ("onnxgate-batch-1w", "mlp_small", 8) in seen and ("echo", "mlp_large", 64) in seen
+    assert doc["servers"]["bare"]["status"] == "ok" and ("bare", "mlp_small", 8) in seen
     assert all(r["rps"] > 0 and not r["errors"] for r in doc["results"])
     assert {t["met"] for t in doc["targets"]} <= {True, False, None}
     assert out.with_suffix(".png").stat().st_size > 0
@@ -142,3 +144,15 @@ def test_cache_quick_off_and_on(tmp_path: Path) -> None:
     # Each distinct input misses once, or once per caller already in flight with it.
     assert on["cache_misses"] <= 16 * 4
     assert not off["errors"] and not on["errors"]
+
+
+def test_soak_short_writes_json_and_plot(tmp_path: Path) -> None:
+    out = tmp_path / "soak.json"
+    argv = [str(BENCH / "soak.py"), "--duration", "3", "--interval", "1.5", "--probe", "1"]
+    _run([*argv, "--change-every", "0.5", "--out", str(out)], 180)
+    doc = _load(out)
+    assert {"settings", "intervals", "samples", "summary", "deployment_changes"} <= doc.keys()
+    assert doc["intervals"] and all(i["rps"] > 0 for i in doc["intervals"])
+    assert doc["samples"] and all(s["rss_mib"] > 0 and s["fds"] > 0 for s in doc["samples"])
+    assert doc["deployment_changes"] >= 1 and not doc["deployment_change_failures"]
+    assert out.with_suffix(".png").stat().st_size > 0

@@ -465,8 +465,10 @@ def _threaded_model(delay_s: float = 0.0) -> tuple[Callable[[Tensors], Tensors],
 
     def run(inputs: Tensors) -> Tensors:
         threads.append(threading.get_ident())
-        if delay_s:
-            time.sleep(delay_s)
+        if delay_s:  # computing, not sleeping: inline runs are timed on the CPU clock
+            until = time.thread_time() + delay_s
+            while time.thread_time() < until:
+                pass
         return {"y": compute(inputs["x"])}
 
     return run, threads
@@ -537,10 +539,11 @@ def test_inline_run_slower_than_predicted_falls_back_to_the_executor(
 
     async def main() -> None:
         loop_thread = threading.get_ident()
-        for i in range(SLOW_STREAK + 2):
+        for i in range(SLOW_STREAK + 3):
             await batcher.submit(rows(i, 1))
         on_loop = [t == loop_thread for t in threads]
-        assert on_loop == [True] * SLOW_STREAK + [False, False]
+        # The first slow run (wall clock) only starts CPU timing; then a streak decides.
+        assert on_loop == [True] * (SLOW_STREAK + 1) + [False, False]
 
     with caplog.at_level("WARNING", logger="gateway.serving"):
         run(main)
@@ -548,15 +551,17 @@ def test_inline_run_slower_than_predicted_falls_back_to_the_executor(
 
 
 def test_one_slow_inline_run_is_a_hiccup_not_a_verdict(executor: ThreadPoolExecutor) -> None:
-    """A tiny model whose run once waits for the GIL (another thread held it) stays inline:
-    only a streak of slow runs moves it to the executor."""
+    """A tiny model whose run once computes for long stays inline: only a streak of slow
+    runs moves it to the executor."""
     slow = {0, 2, 4}  # never SLOW_STREAK in a row
     calls: list[int] = []
 
     def run_fn(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         calls.append(threading.get_ident())
         if len(calls) - 1 in slow:
-            time.sleep(0.005)
+            until = time.thread_time() + 0.005
+            while time.thread_time() < until:
+                pass
         return {"y": inputs["x"] * 2}
 
     batcher = Batcher(
@@ -569,5 +574,31 @@ def test_one_slow_inline_run_is_a_hiccup_not_a_verdict(executor: ThreadPoolExecu
         for i in range(8):
             await batcher.submit(rows(i, 1))
         assert calls == [loop_thread] * 8
+
+    run(main)
+
+
+def test_waiting_during_an_inline_run_is_not_counted_as_its_cost(
+    executor: ThreadPoolExecutor,
+) -> None:
+    """Waiting (for the GIL, for a core another process holds) costs no CPU time: a tiny
+    model whose every run is delayed that way stays on the loop."""
+
+    def run_fn(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        time.sleep(0.005)  # released the GIL and waited, as session.run can
+        return {"y": inputs["x"] * 2}
+
+    calls: list[int] = []
+    batcher = Batcher(
+        lambda inputs: (calls.append(threading.get_ident()), run_fn(inputs))[1],
+        BatchPolicy(inline_below_us=100), name="waits", executor=executor,
+        cost=lambda rows: 1e-6,
+    )  # fmt: skip
+
+    async def main() -> None:
+        loop_thread = threading.get_ident()
+        for i in range(SLOW_STREAK + 3):
+            await batcher.submit(rows(i, 1))
+        assert calls == [loop_thread] * (SLOW_STREAK + 3)
 
     run(main)

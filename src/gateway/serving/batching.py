@@ -89,6 +89,11 @@ class _Request:
     queued: bool = field(default=True)
 
 
+def _expire(arrival: asyncio.Future[bool]) -> None:
+    if not arrival.done():
+        arrival.set_result(False)
+
+
 class Batcher:
     """Dynamic batcher in front of one blocking ``run`` function; see the module docstring."""
 
@@ -122,7 +127,7 @@ class Batcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._worker: asyncio.Task[None] | None = None
         self._slots: asyncio.Semaphore | None = None
-        self._arrival: asyncio.Future[None] | None = None
+        self._arrival: asyncio.Future[bool] | None = None
         self._batches: set[asyncio.Task[None]] = set()
         self._direct: set[asyncio.Future[Tensors]] = set()
 
@@ -201,17 +206,21 @@ class Batcher:
     def _wake(self) -> None:
         arrival = self._arrival
         if arrival is not None and not arrival.done():
-            arrival.set_result(None)
+            arrival.set_result(True)
 
-    async def _wait_for_arrival(self, timeout: float | None) -> None:
-        """Sleep until a submit or close wakes the worker, or ``timeout`` seconds pass."""
-        assert self._loop is not None
-        self._arrival = self._loop.create_future()
+    async def _wait_for_arrival(self, timeout: float | None) -> bool:
+        """True when a submit or close woke the worker, False after ``timeout`` seconds.
+        NOTE: ``call_later``, not ``asyncio.timeout`` (runs per batch; that cost more)."""
+        loop = self._loop
+        assert loop is not None
+        arrival = self._arrival = loop.create_future()
+        timer = None if timeout is None else loop.call_later(timeout, _expire, arrival)
         try:
-            async with asyncio.timeout(timeout):
-                await self._arrival
+            return bool(await arrival)
         finally:
             self._arrival = None
+            if timer is not None:
+                timer.cancel()
 
     # -- batched path ---------------------------------------------------------------------
 
@@ -263,9 +272,7 @@ class Batcher:
             remaining = due - self._clock()
             if remaining <= 0 or self._closing:
                 return batch
-            try:
-                await self._wait_for_arrival(remaining)
-            except TimeoutError:
+            if not await self._wait_for_arrival(remaining):
                 # NOTE: the sleep is on the loop's clock; once it ends the delay is over even
                 # if an injected clock has not moved.
                 return batch

@@ -7,8 +7,11 @@ here knows a wire format: no grpc, no protobuf; statuses are ``grpc.StatusCode``
 
 One call, in order:
 
-1. admission: at most ``max_inflight`` calls at once, else ``RESOURCE_EXHAUSTED``;
-2. route (pin > routing key > weighted pick) to one loaded version;
+1. admission: at most ``max_inflight`` calls at once, else ``RESOURCE_EXHAUSTED`` with a
+   retry hint; ``UNAVAILABLE`` once :meth:`DataPlane.drain` began (SIGTERM);
+2. route (pin > routing key > weighted pick) to one loaded version, and admit it against
+   ``max_inflight_per_model`` (when set) — counted per model, so one hot or slow model
+   cannot take every slot of the process;
 3. validate the inputs against its signature, which yields the row count, and check the
    requested outputs exist;
 4. submit to the version's batcher with those rows and the caller's deadline — unless the
@@ -31,7 +34,7 @@ import time
 from collections.abc import Callable
 
 from gateway.domain import InferRequest, InferResult
-from gateway.errors import GatewayError, ResourceExhausted
+from gateway.errors import GatewayError, ResourceExhausted, Unavailable
 from gateway.metrics import GatewayMetrics
 from gateway.serving.cache import ResponseCache
 from gateway.serving.catalog import Catalog, Served
@@ -50,6 +53,8 @@ class DataPlane:
         metrics: GatewayMetrics,
         *,
         max_inflight: int,
+        max_inflight_per_model: int = 0,
+        retry_after_s: float | None = None,
         taps: TapQueue | None = None,
         cache: ResponseCache | None = None,
         clock: Callable[[], float] = time.perf_counter,
@@ -57,10 +62,41 @@ class DataPlane:
         self._catalog = catalog
         self._metrics = metrics
         self._max_inflight = max_inflight
+        self._per_model = max_inflight_per_model
+        self._retry_after_s = retry_after_s
         self._taps = taps if taps is not None and taps.enabled else None
         self._clock = clock
         self._cache = cache if cache else None
         self._inflight = 0
+        # Calls in flight per model, only while the per-model bound is set; a model leaves
+        # the dict at zero, so names of models gone from the catalog do not pile up.
+        self._by_model: dict[str, int] = {}
+        self._draining = False
+        self._idle: asyncio.Event | None = None
+
+    @property
+    def inflight(self) -> int:
+        """Calls admitted and not yet answered (queued in a batcher or running)."""
+        return self._inflight
+
+    def drain(self) -> None:
+        """Refuse new calls with ``UNAVAILABLE`` from now on; those admitted still finish."""
+        self._draining = True
+        self._idle = asyncio.Event()
+        if not self._inflight:
+            self._idle.set()
+
+    async def drained(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for every admitted call to finish (after
+        :meth:`drain`); True when none is left."""
+        if self._idle is None:
+            raise RuntimeError("drained() before drain()")
+        try:
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
 
     def refused(self, code: str) -> None:
         """Count a call a transport refused before it reached the plane (e.g. undecodable)."""
@@ -81,16 +117,21 @@ class DataPlane:
         latency covers decoding too.
         """
         start = self._clock() if received is None else received
-        if self._inflight >= self._max_inflight:
-            self.refused("RESOURCE_EXHAUSTED")
-            raise ResourceExhausted(
-                f"gateway has {self._max_inflight} requests in flight; retry with backoff"
-            )
+        if self._inflight >= self._max_inflight or self._draining:
+            self._refuse_overload(None)
         self._inflight += 1
         served: Served | None = None
         route: Route | None = None
+        counted: str | None = None  # the model whose per-model slot this call holds
         try:
             served, route = self._catalog.route(request.model, request.version, routing_key)
+            if self._per_model:
+                model = request.model
+                held = self._by_model.get(model, 0)
+                if held >= self._per_model:
+                    self._refuse_overload(model)
+                self._by_model[model] = held + 1
+                counted = model
             loaded = served.loaded
             rows = loaded.validate(request.inputs)
             wanted = request.requested_outputs
@@ -118,6 +159,10 @@ class DataPlane:
             raise
         finally:
             self._inflight -= 1
+            if counted is not None:
+                self._release(counted)
+            if self._draining and not self._inflight and self._idle is not None:
+                self._idle.set()
         served.counters.succeeded(route.role, self._clock() - start, rows)
         role = route.role
         if self._taps is not None:
@@ -136,6 +181,32 @@ class DataPlane:
         if wanted:
             outputs = {name: outputs[name] for name in wanted}
         return InferResult(request.model, route.version, role, request.id, outputs, rows)
+
+    def _refuse_overload(self, model: str | None) -> None:
+        """Raise the refusal for a full process (``model`` None), a full model, or a drain.
+
+        A full model raises inside the routed ``try``, so it is counted on the version it
+        was routed to; the other two never reached one and count as refusals here."""
+        if model is not None:
+            raise ResourceExhausted(
+                f"model {model} has {self._per_model} requests in flight; retry with backoff",
+                retry_after_s=self._retry_after_s,
+            )
+        if self._draining:
+            self.refused("UNAVAILABLE")
+            raise Unavailable("gateway is shutting down; retry on another replica")
+        self.refused("RESOURCE_EXHAUSTED")
+        raise ResourceExhausted(
+            f"gateway has {self._max_inflight} requests in flight; retry with backoff",
+            retry_after_s=self._retry_after_s,
+        )
+
+    def _release(self, model: str) -> None:
+        held = self._by_model[model] - 1
+        if held:
+            self._by_model[model] = held
+        else:
+            del self._by_model[model]
 
     def _failed(self, code: str, served: Served | None, route: Route | None, start: float) -> None:
         if served is None or route is None:

@@ -18,6 +18,7 @@ the event loop.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import logging
 import time
@@ -31,6 +32,7 @@ from gateway.concurrency import run_blocking
 from gateway.domain import Tensors
 
 __all__ = [
+    "EXECUTOR_RUNS",
     "SLOW_STREAK",
     "BatchObserver",
     "BatchPolicy",
@@ -43,6 +45,11 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+EXECUTOR_RUNS = 2
+"""Executor threads one version may hold at once (a batcher keeps at most two batches in
+flight anyway; this bounds the unbatched path the same way). The pool has more
+(``inference_threads``), so a slow version leaves threads to the others."""
 
 SLOW_STREAK = 3
 """Inline runs in a row over ten times the bound before a model leaves the event loop."""
@@ -140,10 +147,15 @@ class Runner:
 
     NOTE: the cost model comes from the caller (measured at load, on an idle thread);
     timing runs here would not do: a run on the executor is billed for the wait to get the
-    GIL back from a busy loop, which made every small model look slow. For the same reason
-    one slow inline run proves nothing (``session.run`` releases the GIL, and getting it back
-    from the tap worker or a shadow thread can take a switch interval, 5 ms): only
-    :data:`SLOW_STREAK` slow runs in a row send the model to the executor for good.
+    GIL back from a busy loop, which made every small model look slow. Inline runs are
+    checked on the loop thread's *CPU* clock (``time.thread_time``), not the wall clock:
+    ``session.run`` releases the GIL, and getting it back from the tap worker or a shadow
+    thread can take a switch interval (5 ms), and another process can hold the core; on a
+    busy 2-core box three such waits in a row happened within seconds of load and sent a
+    5 us model to the executor for good (about a third of its throughput gone). Waiting
+    costs no CPU time; computing does. A run slow by the wall clock makes the following
+    runs timed on the CPU clock, and :data:`SLOW_STREAK` of those slow in a row send the
+    model to the executor for good.
     """
 
     def __init__(
@@ -154,13 +166,17 @@ class Runner:
         executor: concurrent.futures.Executor | None,
         inline_below_us: int,
         cost: Callable[[int], float] | None,
+        cpu_clock: Callable[[], float] = time.thread_time,
     ) -> None:
         self._run = run
+        self._cpu_clock = cpu_clock
         self._name = name
         self._executor = executor
         self._inline_s = inline_below_us / 1e6
         self._cost = cost
         self._slow = 0  # consecutive inline runs over the bound (event loop thread only)
+        self._suspect = False  # the last run was slow by the wall clock: check CPU time
+        self._executor_runs = asyncio.Semaphore(EXECUTOR_RUNS)
 
     def inline(self, rows: int) -> bool:
         """True when a run of ``rows`` rows is predicted cheap enough for the loop."""
@@ -169,17 +185,28 @@ class Runner:
     async def run(self, parts: list[Tensors], rows: int) -> Tensors:
         """Run one batch inline when it is predicted to be tiny, else on the executor."""
         if not self.inline(rows):
-            return await run_blocking(self._executor, run_concatenated, self._run, parts)
-        start = time.perf_counter()
+            # A version holds at most EXECUTOR_RUNS threads of the shared pool: a model whose
+            # runs take seconds (queued unbatched requests each wanted a thread) must not
+            # take every thread and stall the other models behind it.
+            async with self._executor_runs:
+                return await run_blocking(self._executor, run_concatenated, self._run, parts)
+        # The wall clock first (cheap: a vDSO read); only once it says "slow" are the next
+        # runs timed on the CPU clock (a system call, ~1 us here), to tell waiting from work.
+        clock = self._cpu_clock if self._suspect else time.perf_counter
+        start = clock()
         outputs = run_concatenated(self._run, parts)
-        took = time.perf_counter() - start
+        took = clock() - start
         if took <= 10 * self._inline_s:
             self._slow = 0
+            self._suspect = False
+            return outputs
+        if not self._suspect:
+            self._suspect = True
             return outputs
         self._slow += 1
         if self._slow >= SLOW_STREAK:
             logger.warning(
-                "model %s: %d inline runs in a row took over %.0f us (the last %.0f us); "
+                "model %s: %d inline runs in a row took over %.0f us of CPU (the last %.0f us); "
                 "using the executor from now",
                 self._name,
                 self._slow,

@@ -117,7 +117,15 @@ class LoadedVersion:
         """Real inferences before any request may arrive (first runs allocate), timed to
         give :meth:`estimated_run_s` its two points: one row, and ``probe_rows`` rows."""
         one = self.sample_inputs()
+        start = time.perf_counter()
         self.run(one)
+        first = time.perf_counter() - start
+        if first > SLOW_RUN_S:
+            # NOTE: the estimate only decides inline-or-executor, and a run this long is the
+            # executor's whatever the exact figure: timing five more (a model whose runs take
+            # seconds) would hold a loading thread for half a minute.
+            self._t1 = self._per_row = first
+            return
         self._t1 = _best_of(lambda: self.run(one))
         if self.batchable and probe_rows > 1:
             many = self.sample_inputs(probe_rows)
@@ -179,6 +187,10 @@ class LoadedVersion:
         """Blocking inference; the caller is on an executor thread."""
         values = self.session.run(None, inputs)
         return dict(zip(self.output_names, values, strict=True))
+
+
+SLOW_RUN_S = 0.05
+"""A first warm-up run longer than this is the model's estimate; no more runs are timed."""
 
 
 def _best_of(fn: Callable[[], object], repeats: int = 5) -> float:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["failing_at_run", "identity", "linear", "mlp"]
+__all__ = ["failing_at_run", "identity", "linear", "mlp", "slow"]
 
 OPSET = 17
 IR_VERSION = 8
@@ -159,3 +159,52 @@ def failing_at_run(in_features: int = 4) -> bytes:
         initializer=[numpy_helper.from_array(shape, "shape")],
     )
     return _finish(graph, "fails at run")
+
+
+def slow(iterations: int = 2000, size: int = 384, in_features: int = 4) -> bytes:
+    """A model whose every run takes long: an ONNX ``Loop`` of ``iterations`` ``size`` x
+    ``size`` matrix products (real compute, no sleep op exists), seeded from the input so
+    that nothing can be folded at load. Input ``x`` [1, in_features] (a fixed first
+    dimension: it does not batch), output ``y`` [1, 1] = sum(x) * (something finite)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    # Orthogonal, so repeated products neither blow up nor vanish.
+    weights, _ = np.linalg.qr(rng.standard_normal((size, size)))
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+            helper.make_node("MatMul", ["s_in", "w"], ["s_out"]),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("s_in", TensorProto.FLOAT, [size, size]),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("s_out", TensorProto.FLOAT, [size, size]),
+        ],
+    )
+    ones = np.full((size, size), 1.0 / size, dtype=np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceSum", ["x"], ["total"], keepdims=0),
+            helper.make_node("Mul", ["ones", "total"], ["s0"]),
+            helper.make_node("Loop", ["trips", "cond", "s0"], ["s_final"], body=body),
+            helper.make_node("ReduceMean", ["s_final"], ["m"], keepdims=1),
+            helper.make_node("Reshape", ["m", "shape"], ["y"]),
+        ],
+        "slow",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, in_features])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1])],
+        initializer=[
+            numpy_helper.from_array(ones, "ones"),
+            numpy_helper.from_array(weights.astype(np.float32), "w"),
+            numpy_helper.from_array(np.array(iterations, dtype=np.int64), "trips"),
+            numpy_helper.from_array(np.array(True), "cond"),
+            numpy_helper.from_array(np.array([1, 1], dtype=np.int64), "shape"),
+        ],
+    )
+    return _finish(graph, f"slow: {iterations} products of {size}x{size}")

@@ -44,10 +44,18 @@ DATATYPE_TO_CONFIG: dict[str, pb.DataType.ValueType] = {
 }
 
 
+_DATATYPE_OF: dict[np.dtype[np.generic], str] = {}  # filled as dtypes are met: a handful
+
+
 def numpy_to_datatype(dtype: np.dtype[np.generic]) -> str:
+    known = _DATATYPE_OF.get(dtype)
+    if known is not None:
+        return known
     datatype = datatype_of_numpy(dtype)
     if datatype is None:
         raise InvalidArgument(f"unsupported output dtype {dtype}")
+    if dtype.kind not in "OSU":  # one entry per fixed-size dtype; strings vary by length
+        _DATATYPE_OF[dtype] = datatype
     return datatype
 
 
@@ -82,13 +90,16 @@ def _datatype_problem(name: str, datatype: str) -> str:
 
 
 def _check_shape(name: str, shape: Iterable[int]) -> tuple[int, ...]:
-    dims = tuple(int(d) for d in shape)
-    if any(d < 0 for d in dims):
+    dims = tuple(shape)  # protobuf int64 fields are ints already
+    if not dims:
+        return dims
+    if min(dims) < 0:
         raise InvalidArgument(
             f"input {quoted(name)}: shape {_shape(dims)} has a negative dimension"
         )
     # math.prod on Python ints cannot wrap; zero dims are skipped so [0, huge] is caught too.
-    if math.prod(d for d in dims if d) > _MAX_ELEMENTS:
+    count = math.prod(dims)
+    if count > _MAX_ELEMENTS or (not count and math.prod(d for d in dims if d) > _MAX_ELEMENTS):
         raise InvalidArgument(f"input {quoted(name)}: shape {_shape(dims)} is too large")
     return dims
 
@@ -215,13 +226,16 @@ def decode_infer_request(request: pb.ModelInferRequest) -> InferRequest:
             tensors[name] = _decode_raw(name, datatype, shape, raw[i])
         else:
             tensors[name] = _decode_typed(name, datatype, shape, tensor.contents)
+    # NOTE: each protobuf field read builds a wrapper object: read the usually empty ones once.
+    outputs = request.outputs
+    params = request.parameters
     return InferRequest(
         model=request.model_name,
         version=request.model_version,
         id=request.id,
         inputs=tensors,
-        requested_outputs=tuple(o.name for o in request.outputs),
-        parameters=_decode_params(request.parameters) if request.parameters else {},
+        requested_outputs=tuple(o.name for o in outputs) if outputs else (),
+        parameters=_decode_params(params) if params else {},
     )
 
 

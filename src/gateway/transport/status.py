@@ -24,7 +24,7 @@ from gateway.errors import GatewayError, StatusName
 from gateway.messages import cap_message
 from registry import errors as reg
 
-__all__ = ["grpc_code", "grpc_errors", "status_for"]
+__all__ = ["PUSHBACK_KEY", "grpc_code", "grpc_errors", "pushback", "status_for"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,17 @@ def grpc_code(name: StatusName) -> grpc.StatusCode:
     return grpc.StatusCode[name]
 
 
+PUSHBACK_KEY = "grpc-retry-pushback-ms"
+
+
+def pushback(exc: BaseException) -> tuple[tuple[str, str], ...]:
+    """Trailing metadata carrying an error's retry hint (gRPC's retry pushback), or none."""
+    after = getattr(exc, "retry_after_s", None)
+    if after is None:
+        return ()
+    return ((PUSHBACK_KEY, str(max(0, round(after * 1000)))),)
+
+
 def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """The status code and client-safe message for an exception."""
     if isinstance(exc, GatewayError):
@@ -75,14 +86,18 @@ def grpc_errors(
 
     @functools.wraps(method)
     async def wrapper(request: Req, context: grpc.aio.ServicerContext[Any, Any]) -> Resp:
+        trailers: tuple[tuple[str, str], ...] = ()
         try:
             return await method(request, context)
-        except (GatewayError, reg.RegistryError) as exc:
+        except GatewayError as exc:
+            code, message = status_for(exc)
+            trailers = pushback(exc)
+        except reg.RegistryError as exc:
             code, message = status_for(exc)
         except Exception:
             log.exception("unhandled error in %s", method.__qualname__)
             code, message = grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE
-        await context.abort(code, cap_message(message))
+        await context.abort(code, cap_message(message), trailing_metadata=trailers)
         raise AssertionError("unreachable: abort raises")  # pragma: no cover
 
     return wrapper

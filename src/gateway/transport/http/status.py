@@ -23,6 +23,7 @@ The body is always ``{"error": "<message>"}``; the message names the field at fa
 from __future__ import annotations
 
 import logging
+import math
 
 from starlette.responses import JSONResponse
 
@@ -52,8 +53,6 @@ HTTP_STATUS: dict[str, int] = {
 }
 """gRPC status names -> HTTP status; anything else (INTERNAL, DATA_LOSS, UNKNOWN) is 500."""
 
-RETRY_AFTER_S = "1"
-
 
 def http_status(exc: BaseException) -> tuple[int, str]:
     """The HTTP status and client-safe message for an exception (500 for the unexpected)."""
@@ -70,8 +69,11 @@ def error_response(exc: BaseException) -> JSONResponse:
         return JSONResponse({"error": INTERNAL_MESSAGE}, status_code=500)
     status, message = http_status(exc)
     headers: dict[str, str] = {}
-    if status == 429:
-        headers["Retry-After"] = RETRY_AFTER_S
+    after = getattr(exc, "retry_after_s", None)
+    if status == 429 and after is not None:
+        # The same hint gRPC sends as grpc-retry-pushback-ms; Retry-After counts whole
+        # seconds, so round up (a client retrying sooner than the hint would be refused).
+        headers["Retry-After"] = str(max(1, math.ceil(after)))
     elif status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse({"error": cap_message(message)}, status_code=status, headers=headers)

@@ -1,0 +1,151 @@
+"""The bare server: grpc.aio + onnxruntime per request, the same V2 protocol, nothing else.
+
+``ModelInfer`` reads ``raw_input_contents`` with ``np.frombuffer``, runs the model's
+``InferenceSession`` on the event loop (one call per request: no batching, routing,
+validation, metrics, monitoring or taps), and answers ``raw_output_contents``. It is what
+a minimal hand-written server does, so onnxgate / bare is what onnxgate's features cost.
+
+Only the generated messages are imported from the gateway (no converters, no settings; not
+even the ``_grpc`` stubs, which refuse a grpcio older than the grpcio-tools that wrote
+them: the handlers are registered by hand), so the same file runs with other grpcio
+releases:
+
+    PYTHONPATH=src python benchmarks/bare_server.py --port 9001 --model mlp_small=mlp_small.onnx
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+import onnxruntime as ort
+
+from gateway._proto import grpc_service_pb2 as pb
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+# The ONNX element types the benchmark models use, by OIP datatype name.
+_NUMPY = {"FP32": np.float32, "FP64": np.float64, "INT64": np.int64, "INT32": np.int32}
+_OIP = {"tensor(float)": "FP32", "tensor(double)": "FP64", "tensor(int64)": "INT64"}
+
+
+class BareModel:
+    def __init__(self, name: str, path: Path) -> None:
+        options = ort.SessionOptions()
+        # Same split as onnxgate's default: one core left to the event loop.
+        options.intra_op_num_threads = max(1, (os.cpu_count() or 1) - 1)
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(
+            str(path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        self.name = name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.output_types = {o.name: _OIP[o.type] for o in self.session.get_outputs()}
+        self.metadata = pb.ModelMetadataResponse(
+            name=name,
+            versions=["1"],
+            platform="onnxruntime_onnx",
+            inputs=[
+                pb.ModelMetadataResponse.TensorMetadata(
+                    name=i.name,
+                    datatype=_OIP[i.type],
+                    shape=[d if isinstance(d, int) else -1 for d in i.shape],
+                )
+                for i in self.session.get_inputs()
+            ],
+        )
+
+
+class BareServicer:
+    def __init__(self, models: dict[str, BareModel]) -> None:
+        self._models = models
+
+    async def ServerLive(
+        self, request: pb.ServerLiveRequest, context: Context
+    ) -> pb.ServerLiveResponse:
+        return pb.ServerLiveResponse(live=True)
+
+    async def ServerReady(
+        self, request: pb.ServerReadyRequest, context: Context
+    ) -> pb.ServerReadyResponse:
+        return pb.ServerReadyResponse(ready=True)
+
+    async def ModelReady(
+        self, request: pb.ModelReadyRequest, context: Context
+    ) -> pb.ModelReadyResponse:
+        return pb.ModelReadyResponse(ready=request.name in self._models)
+
+    async def ModelMetadata(
+        self, request: pb.ModelMetadataRequest, context: Context
+    ) -> pb.ModelMetadataResponse:
+        model = self._models.get(request.name)
+        if model is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"model '{request.name}' is not known")
+        assert model is not None
+        return model.metadata
+
+    async def ModelInfer(
+        self, request: pb.ModelInferRequest, context: Context
+    ) -> pb.ModelInferResponse:
+        model = self._models.get(request.model_name)
+        if model is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "unknown model")
+        assert model is not None
+        feeds = {
+            t.name: np.frombuffer(raw, dtype=_NUMPY[t.datatype]).reshape(tuple(t.shape))
+            for t, raw in zip(request.inputs, request.raw_input_contents, strict=True)
+        }
+        results = model.session.run(model.output_names, feeds)
+        response = pb.ModelInferResponse(model_name=model.name, model_version="1", id=request.id)
+        for name, arr in zip(model.output_names, results, strict=True):
+            response.outputs.add(name=name, datatype=model.output_types[name], shape=arr.shape)
+            response.raw_output_contents.append(arr.tobytes())
+        return response
+
+
+async def serve(port: int, models: dict[str, BareModel]) -> None:
+    server = grpc.aio.server()
+    servicer = BareServicer(models)
+    handlers = {
+        name: grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, name),
+            request_deserializer=getattr(pb, f"{name}Request").FromString,
+            response_serializer=getattr(pb, f"{name}Response").SerializeToString,
+        )
+        for name in ("ServerLive", "ServerReady", "ModelReady", "ModelMetadata", "ModelInfer")
+    }
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("inference.GRPCInferenceService", handlers),)
+    )
+    if server.add_insecure_port(f"127.0.0.1:{port}") == 0:
+        raise SystemExit(f"bare_server: cannot listen on 127.0.0.1:{port}")
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"bare server (grpcio {grpc.__version__}) on 127.0.0.1:{port}", flush=True)
+    await stop.wait()
+    await server.stop(0.5)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--model", action="append", required=True, metavar="NAME=PATH.onnx")
+    args = p.parse_args()
+    models = {}
+    for item in args.model:
+        name, _, path = item.partition("=")
+        models[name] = BareModel(name, Path(path))
+    asyncio.run(serve(args.port, models))
+
+
+if __name__ == "__main__":
+    main()
