@@ -90,7 +90,7 @@ class ResourceExhausted(GatewayError):
     """Overload: the client should back off; the hint says for how long."""
 
     code = "RESOURCE_EXHAUSTED"
-    default_retry_after_s = 0.1
+    default_retry_after_s: ClassVar[float | None] = 0.1
 
 
 class MessageTooLarge(ResourceExhausted):

@@ -133,3 +133,24 @@ def test_a_slow_model_stalls_neither_other_models_nor_the_admin_api(
 
     for call in slow_calls:
         assert call.result().model_name == "slow"
+
+
+def test_http_face_refuses_over_the_limit_with_429_and_retry_after(
+    registry, make_gateway, slow_bytes
+):
+    import httpx
+
+    registry.register_version("slow", slow_bytes, actor="test")
+    gw = make_gateway(max_inflight_per_model=1, retry_after_ms=1500)
+    stub, plane = gw.stub(), gw.gateway.plane
+    held = stub.ModelInfer.future(_slow(), timeout=120)
+    wait_for(lambda: plane.inflight == 1)
+    body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [1] * 4}]}
+    refused = httpx.post(f"{gw.http_url}/v2/models/slow/infer", json=body, timeout=30)
+    assert refused.status_code == 429, refused.text
+    assert "model slow has 1 requests in flight" in refused.json()["error"]
+    assert refused.headers["Retry-After"] == "2"  # the same hint as gRPC's, in whole seconds
+    assert not held.done(), "the slow run ended before the check"
+    assert held.result().model_name == "slow"
+    served = httpx.post(f"{gw.http_url}/v2/models/slow/infer", json=body, timeout=120)
+    assert served.status_code == 200, served.text
