@@ -23,10 +23,16 @@ from gateway._proto import (
     grpc_service_pb2,
     monitoring_pb2,
 )
+from gateway.fleet import FleetCollector, FleetNode
 from gateway.governor.collector import GovernorMetrics
 from gateway.governor.feedback import FeedbackStore
 from gateway.governor.loop import Governor, default_holder
-from gateway.governor.sources import FeedbackEvidence, MetricsEvidence, MonitorEvidence
+from gateway.governor.sources import (
+    EvidenceSource,
+    FeedbackEvidence,
+    MetricsEvidence,
+    MonitorEvidence,
+)
 from gateway.metrics import DeploymentCollector, GatewayMetrics
 from gateway.monitoring.collector import MonitoringCollector
 from gateway.monitoring.monitor import Monitor, MonitorConfig
@@ -163,19 +169,24 @@ class Gateway:
         )
         governor_metrics = GovernorMetrics(self.metrics)
         drift = None if self.monitor is None else self.monitor.snapshot
+        local: list[EvidenceSource] = [
+            MetricsEvidence(self.metrics),
+            FeedbackEvidence(self.feedback),
+            MonitorEvidence(drift, self.shadow.snapshot),
+        ]
+        holder = default_holder()
+        # With a fleet the governor judges every process's published evidence (gateway.fleet).
+        self.fleet = self._fleet(holder, local) if settings.fleet else None
         self.governor = Governor(
             self.registry,
             self.catalog,
             self.feedback,
-            [
-                MetricsEvidence(self.metrics),
-                FeedbackEvidence(self.feedback),
-                MonitorEvidence(drift, self.shadow.snapshot),
-            ],
+            local if self.fleet is None else [self.fleet],
             io_executor=self._io_pool,
-            holder=default_holder(),
+            holder=holder,
             tick_s=settings.governor_interval_s,
             on_decision=governor_metrics.on_decision,
+            windows=self.fleet,
         )
         governor_metrics.attach(self.governor, self.feedback)
         self.governor_api = GovernorServicer(
@@ -184,6 +195,7 @@ class Gateway:
             io_executor=self._io_pool,
             on_change=self.governor.evaluate_now,
             settle=self.taps.settled,
+            resolve=None if self.fleet is None else self.fleet.resolve,
         )
         self._governor_task: asyncio.Task[None] | None = None
         self.inference = InferenceServicer(self.catalog, self.plane)
@@ -199,6 +211,15 @@ class Gateway:
         self._metrics_server: Any = None
         self._stop_watch = asyncio.Event()
         self._watch_task: asyncio.Task[None] | None = None
+        self._fleet_task: asyncio.Task[None] | None = None
+
+    def _fleet(self, holder: str, local: list[EvidenceSource]) -> FleetNode:
+        s = self.settings
+        node = FleetNode(self.registry, local, self.feedback, self.metrics, process=holder,
+                         publish_s=s.fleet_publish_s, lease_s=s.fleet_lease_s,
+                         outbox=s.fleet_outbox, ttl_s=s.feedback_ttl_s)  # fmt: skip
+        self.metrics.add_collector(FleetCollector(node))
+        return node
 
     def _build_server(self) -> grpc.aio.Server:
         s = self.settings
@@ -287,6 +308,10 @@ class Gateway:
         self._watch_task = asyncio.get_running_loop().create_task(
             self.catalog.watch(self._stop_watch)
         )
+        if self.fleet is not None:
+            self._fleet_task = asyncio.get_running_loop().create_task(
+                self.fleet.run(self._stop_watch)
+            )
         if self.settings.governor:
             self._governor_task = asyncio.get_running_loop().create_task(
                 self.governor.run(self._stop_watch)
@@ -318,6 +343,8 @@ class Gateway:
             await self._watch_task
         if self._governor_task is not None:
             await self._governor_task
+        if self._fleet_task is not None:
+            await self._fleet_task
         if self.server is not None:
             await self.server.stop(grace)
         self.taps.close()

@@ -41,6 +41,7 @@ from registry.signature import Signature, TensorSpec, signature_from_bytes, sign
 
 if TYPE_CHECKING:
     from registry.cards import build_card
+    from registry.fleet_store import PredictionRow
     from registry.governance import ApprovalRecord
     from registry.governance_policy import GovernancePolicy
     from registry.governor_store import StateRecord
@@ -84,6 +85,7 @@ __all__ = [
     "NotFoundError",
     "PermissionRefused",
     "PolicyViolation",
+    "PredictionRow",
     "Registry",
     "RegistryError",
     "Role",
@@ -118,6 +120,7 @@ _LAZY = {
     "Lineage": "registry.lineage",
     "MetricFilter": "registry.lineage",
     "ModelRecord": "registry.registry",
+    "PredictionRow": "registry.fleet_store",
     "Registry": "registry.registry",
     "StateRecord": "registry.governor_store",
     "ValidationReport": "registry.validation",
