@@ -23,7 +23,9 @@ from gateway._proto import (
     grpc_service_pb2,
     monitoring_pb2,
 )
+from gateway.concurrency import run_blocking
 from gateway.fleet import FleetCollector, FleetNode
+from gateway.fleet.changes import ChangeWatcher
 from gateway.governor.collector import GovernorMetrics
 from gateway.governor.feedback import FeedbackStore
 from gateway.governor.loop import Governor, default_holder
@@ -51,7 +53,7 @@ from gateway.transport.metrics_http import start_metrics_server
 from gateway.transport.monitoring import MonitoringServicer
 from gateway.transport.roles import RoleGuard
 from gateway.transport.status import grpc_errors
-from registry import Registry, open_registry
+from registry import Registry, open_registry, supports_notify
 
 __all__ = ["Gateway", "serve"]
 
@@ -212,6 +214,9 @@ class Gateway:
         self._stop_watch = asyncio.Event()
         self._watch_task: asyncio.Task[None] | None = None
         self._fleet_task: asyncio.Task[None] | None = None
+        self.changes: ChangeWatcher | None = None
+        if self.fleet is not None and supports_notify(settings.registry):
+            self.changes = ChangeWatcher(settings.registry, self.catalog.sync)
 
     def _fleet(self, holder: str, local: list[EvidenceSource]) -> FleetNode:
         s = self.settings
@@ -308,6 +313,8 @@ class Gateway:
         self._watch_task = asyncio.get_running_loop().create_task(
             self.catalog.watch(self._stop_watch)
         )
+        if self.changes is not None:
+            self.changes.start(asyncio.get_running_loop())
         if self.fleet is not None:
             self._fleet_task = asyncio.get_running_loop().create_task(
                 self.fleet.run(self._stop_watch)
@@ -345,6 +352,8 @@ class Gateway:
             await self._governor_task
         if self._fleet_task is not None:
             await self._fleet_task
+        if self.changes is not None:
+            await run_blocking(self._io_pool, self.changes.close)  # joins its thread
         if self.server is not None:
             await self.server.stop(grace)
         self.taps.close()

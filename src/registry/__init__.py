@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from registry.history import parse_instant
     from registry.lineage import Lineage, MetricFilter, parse_key_value
     from registry.models import utcnow
+    from registry.notify import listen_for_changes, supports_notify
     from registry.registry import (
         AuditRecord,
         DeploymentRecord,
@@ -98,6 +99,7 @@ __all__ = [
     "VersionRecord",
     "build_card",
     "datatype_of_numpy",
+    "listen_for_changes",
     "make_engine",
     "open_registry",
     "parse_instant",
@@ -106,6 +108,7 @@ __all__ = [
     "schema_status",
     "signature_from_bytes",
     "signature_from_session",
+    "supports_notify",
     "upgrade_engine",
     "utcnow",
     "validate_deployment",
@@ -126,11 +129,13 @@ _LAZY = {
     "ValidationReport": "registry.validation",
     "VersionRecord": "registry.registry",
     "build_card": "registry.cards",
+    "listen_for_changes": "registry.notify",
     "make_engine": "registry.schema",
     "open_registry": "registry.schema_check",
     "parse_instant": "registry.history",
     "parse_key_value": "registry.lineage",
     "schema_status": "registry.schema_check",
+    "supports_notify": "registry.notify",
     "upgrade_engine": "registry.schema",
     "utcnow": "registry.models",
 }

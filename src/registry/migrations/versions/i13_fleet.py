@@ -19,6 +19,22 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+CHANNEL = "onnxgate_registry_changes"  # registry.notify.CHANNEL, frozen here
+
+_NOTIFY_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION onnxgate_notify_change() RETURNS trigger AS $$
+BEGIN
+    PERFORM pg_notify('{CHANNEL}', NEW.change_counter::text);
+    RETURN NEW;
+END;
+$$ LANGUAGE plpgsql
+"""
+_NOTIFY_TRIGGER = """
+CREATE TRIGGER onnxgate_change_notify AFTER UPDATE OF change_counter ON registry_state
+FOR EACH ROW EXECUTE FUNCTION onnxgate_notify_change()
+"""
+
+
 def _when(name: str, nullable: bool = False) -> sa.Column[object]:
     return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
 
@@ -64,9 +80,16 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("model", "request_id", name=op.f("pk_fleet_prediction")),
     )
     op.create_index(op.f("ix_fleet_prediction_recorded_at"), "fleet_prediction", ["recorded_at"])
+    if op.get_bind().dialect.name == "postgresql":
+        # Gateways LISTEN (registry.notify): a change reaches them on commit, not next poll.
+        op.execute(_NOTIFY_FUNCTION)
+        op.execute(_NOTIFY_TRIGGER)
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER IF EXISTS onnxgate_change_notify ON registry_state")
+        op.execute("DROP FUNCTION IF EXISTS onnxgate_notify_change()")
     op.drop_index(op.f("ix_fleet_prediction_recorded_at"), table_name="fleet_prediction")
     op.drop_table("fleet_prediction")
     op.drop_table("fleet_window")
