@@ -4,7 +4,7 @@ file, one PostgreSQL cluster) behave as one gateway.
 * the fleet's merged evidence equals what the processes served, exactly, once each has
   published; labels sent to a process other than the one that served join 100 %;
 * a stopped process (SIGSTOP) leaves the membership after its lease and, resumed, is not
-  counted twice;
+  counted twice (PostgreSQL: on SQLite a process stopped mid-write holds the file's lock);
 * a canary failing only on processes that are not the leader is rolled back;
 * the leader killed (-9) mid-ramp: another leads within two lease periods, the ramp goes on
   through every step once (none skipped, none repeated) to promotion, and the survivors
@@ -129,6 +129,19 @@ def test_evidence_adds_up_and_labels_join_on_any_process(fleet: Fleet) -> None:
     quality = fleet.totals(model)["1"].quality
     assert quality is not None and quality.correct == quality.labelled
 
+
+def test_a_stopped_process_is_excluded_then_not_counted_twice(fleet: Fleet) -> None:
+    if fleet.url.startswith("sqlite"):
+        # One SQLite file has one write lock: a process stopped inside a write transaction
+        # holds it, and every other writer waits for it (the busy timeout). Processes on one
+        # machine are not paused independently in practice; replicas on PostgreSQL are.
+        pytest.skip("SIGSTOP mid-transaction blocks every SQLite writer (documented)")
+    reg, rng, model = fleet.registry, np.random.default_rng(2), "stopped"
+    reg.register_version(model, threshold_model(1), version="1", actor="t")
+    reg.governor.set_policy(model, HOLD_POLICY, actor="t")
+    served = _prime(fleet, model, rng)
+    served += len(_serve(fleet.members, model, 15, "r", rng))
+    wait_for(lambda: fleet.requests(model, "1") == served, timeout=30)
     # A stopped process leaves the membership after its lease; what it served before
     # still counts, once, and after it resumes nothing is counted twice.
     leader = wait_for(fleet.leader)
@@ -144,8 +157,8 @@ def test_evidence_adds_up_and_labels_join_on_any_process(fleet: Fleet) -> None:
     wait_for(lambda: victim.proc.pid in fleet.live(), timeout=30)
     served += len(_serve([victim], model, 3, "c", rng))
     wait_for(lambda: fleet.requests(model, "1") == served, timeout=30)
-    beat = {r.process: r for r in reg.fleet.evidence() if r.model == model}
-    assert len(beat) == n  # one row per process: a resumed process overwrites its own
+    rows = {r.process for r in reg.fleet.evidence() if r.model == model}
+    assert len(rows) == len(fleet.members)  # a resumed process overwrites its own row
     assert fleet.requests(model, "1") == served
 
 
@@ -221,4 +234,5 @@ def test_leader_killed_mid_ramp_another_continues_without_skipping(fleet: Fleet)
         if e.actor == "governor" and isinstance(e.after, dict) and "details" in e.after
     ]
     assert kinds == ["advance", "advance", "advance", "promote"]
-    assert fleet.registry.fleet.window(model, "2", 0) is None  # promoted: windows cleared
+    # Promoted: its windows are cleared (just after the promotion is committed).
+    wait_for(lambda: fleet.registry.fleet.window(model, "2", 0) is None, timeout=10)

@@ -33,6 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", type=int, default=16, help="distinct prebuilt inputs")
     p.add_argument("--input", action="append", default=[], metavar="[NAME=]FILE.npy")
     p.add_argument("--keys", type=int, default=0, help="routing keys in the pool (0: none)")
+    p.add_argument("--ids", action="store_true", help="request ids (predictions kept)")
     p.add_argument("--contents", choices=("raw", "typed"), default="raw")
     p.add_argument("--procs", type=int, default=1, help="client processes")
     p.add_argument("--connections", type=int, default=0, help="per process (0: min(c, 8))")
@@ -57,6 +58,7 @@ def spec_from_args(args: argparse.Namespace) -> LoadSpec:
         samples=args.samples,
         inputs=inputs,
         keys=args.keys,
+        ids=args.ids,
         contents=args.contents,
         procs=args.procs,
         connections=args.connections,
