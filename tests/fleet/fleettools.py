@@ -39,7 +39,11 @@ ENV = {
     "ONNXGATE_FLEET_LEASE_S": str(LEASE_S),
     "ONNXGATE_GOVERNOR_INTERVAL_S": str(GOVERNOR_TICK_S),
     "ONNXGATE_POLL_INTERVAL_S": "0.1",
-    "ONNXGATE_MONITORING": "false",
+    # Drift monitoring, with small windows (only models given reference profiles drift).
+    "ONNXGATE_MONITORING": "true",
+    "ONNXGATE_MONITOR_MIN_ROWS": "60",
+    "ONNXGATE_MONITOR_WINDOW": "200",
+    "ONNXGATE_MONITOR_INTERVAL_S": "0.2",
     "ONNXGATE_LOG_LEVEL": "WARNING",
     "ONNXGATE_INTRA_OP_THREADS": "1",
     "ONNXGATE_INFERENCE_THREADS": "1",
@@ -77,6 +81,14 @@ class Member:
             stub = governor_pb2_grpc.GovernorServiceStub(ch)
             return stub.Feedback(gpb.FeedbackRequest(model=model, items=items), timeout=20)
 
+    def model_ready(self, model: str) -> bool:
+        try:
+            with grpc.insecure_channel(self.target) as ch:
+                stub = pb_grpc.GRPCInferenceServiceStub(ch)
+                return bool(stub.ModelReady(pb.ModelReadyRequest(name=model), timeout=2).ready)
+        except grpc.RpcError:
+            return False
+
     def ready(self) -> bool:
         assert self.proc.poll() is None, self.log.read_text()[-3000:]
         try:
@@ -102,6 +114,11 @@ class Fleet:
             return None
         pid = int(holder.split(":")[-2])
         return next((m for m in self.members if m.proc.pid == pid), None)
+
+    def serving(self, model: str) -> None:
+        """Wait until every member routes ``model`` (it polls the registry for it)."""
+        for m in self.members:
+            wait_for(lambda m=m: m.model_ready(model), timeout=30)
 
     def totals(self, model: str) -> dict[str, Evidence]:
         """The fleet's merged evidence, exactly as the leader computes it."""

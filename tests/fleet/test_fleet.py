@@ -26,7 +26,9 @@ from governor.govtools import N_FEATURES, Load, fragile_model, normal_rows, thre
 from pg_cluster import BACKENDS, wipe
 from shared import wait_for
 
+from gateway.monitoring.reference import build_version_profiles, onnx_runner
 from registry.deployment import Role
+from registry.signature import signature_from_bytes
 
 HOLD_POLICY = "[canary]\nsteps = [50]\n"  # no candidate: predictions recorded, nothing moves
 
@@ -169,6 +171,7 @@ def _canary(fleet: Fleet, model: str, canary: bytes, share: float, policy: str) 
     weights = {"1": 100 - share, "2": share}
     reg.set_weights(model, weights, {"2": Role.CANARY}, actor="t", reason="canary")
     reg.governor.set_policy(model, policy, actor="t")
+    fleet.serving(model)
 
 
 def _bad_rows(rng: np.random.Generator, i: int) -> tuple[np.ndarray, str]:
@@ -198,6 +201,51 @@ def test_canary_failing_only_off_the_leader_is_rolled_back(fleet: Fleet) -> None
     assert all(o.ok for o in outcomes[leader.index])
     events = [e for e in fleet.registry.audit_events(subject=model) if e.actor == "governor"]
     assert events and "error_rate" in events[-1].reason
+
+
+def test_canary_drifting_only_off_the_leader_is_rolled_back(fleet: Fleet) -> None:
+    """Each process's monitor judges its own window; the leader's sees no drift (normal
+    rows), the others' see the canary's outputs shift: the merged verdict rolls it back."""
+    model, reg = "drifting", fleet.registry
+    champion, canary = threshold_model(1), threshold_model(1, scale=3.0)
+    reference = np.random.default_rng(0).standard_normal((2000, N_FEATURES))
+    reg.register_version(model, champion, version="1", actor="t")
+    reg.register_version(model, canary, version="2", actor="t")
+    for version, artifact in (("1", champion), ("2", canary)):
+        profiles = build_version_profiles(
+            signature_from_bytes(artifact), reference, run=onnx_runner(artifact)
+        )
+        reg.set_profile(model, version, profiles.to_doc(), source="reference", actor="t")
+    weights = {"1": 80.0, "2": 20.0}
+    reg.set_weights(model, weights, {"2": Role.CANARY}, actor="t", reason="canary")
+    policy = ROLLBACK_POLICY.replace("min_requests = 40", "min_requests = 100000")
+    reg.governor.set_policy(model, policy, actor="t")
+    fleet.serving(model)
+    leader = wait_for(fleet.leader)
+
+    def shifted(rng: np.random.Generator, i: int) -> tuple[np.ndarray, str]:
+        return (rng.standard_normal((1, N_FEATURES)) + 2.0).astype(np.float32), ""
+
+    loads = [
+        Load(m.target, model, normal_rows if m is leader else shifted, clients=1).start()
+        for m in fleet.members
+    ]
+    try:
+
+        def rolled_back() -> bool:
+            arm = reg.get_deployment(model).arm("2")
+            return arm is None or arm.weight == 0
+
+        wait_for(rolled_back, timeout=90)
+    finally:
+        for load in loads:
+            load.stop()
+    assert fleet.leader() is leader  # it judged drift it never served
+    changes = [e for e in reg.audit_events(subject=model) if e.actor == "governor"]
+    decision = changes[-1].after["details"]["decision"]
+    assert decision["kind"] == "rollback"
+    gate = next(g for g in decision["gates"] if g["name"] == "output_drift")
+    assert gate["status"] == "fail"
 
 
 def _canary_shares(fleet: Fleet, model: str) -> list[int]:
