@@ -161,6 +161,10 @@ class GatewayMetrics:
         """Every version of ``model`` that has a counter set, by version."""
         return MappingProxyType({v: c for (m, v), c in self._versions.items() if m == model})
 
+    def models(self) -> set[str]:
+        """Every model that has a counter set."""
+        return {m for m, _ in list(self._versions)}
+
     def add_collector(self, collector: Collector) -> None:
         self.registry.register(collector)
 

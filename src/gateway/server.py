@@ -24,10 +24,18 @@ from gateway._proto import (
     grpc_service_pb2,
     monitoring_pb2,
 )
+from gateway.concurrency import run_blocking
+from gateway.fleet import FleetCollector, FleetNode
+from gateway.fleet.changes import ChangeWatcher
 from gateway.governor.collector import GovernorMetrics
 from gateway.governor.feedback import FeedbackStore
 from gateway.governor.loop import Governor, default_holder
-from gateway.governor.sources import FeedbackEvidence, MetricsEvidence, MonitorEvidence
+from gateway.governor.sources import (
+    EvidenceSource,
+    FeedbackEvidence,
+    MetricsEvidence,
+    MonitorEvidence,
+)
 from gateway.metrics import DeploymentCollector, GatewayMetrics
 from gateway.monitoring.collector import MonitoringCollector
 from gateway.monitoring.monitor import Monitor, MonitorConfig
@@ -48,7 +56,7 @@ from gateway.transport.metrics_http import start_metrics_server
 from gateway.transport.monitoring import MonitoringServicer
 from gateway.transport.roles import RoleGuard
 from gateway.transport.status import grpc_errors
-from registry import Registry, open_registry
+from registry import Registry, open_registry, supports_notify
 
 __all__ = ["Gateway", "serve"]
 
@@ -174,19 +182,24 @@ class Gateway:
         )
         governor_metrics = GovernorMetrics(self.metrics)
         drift = None if self.monitor is None else self.monitor.snapshot
+        local: list[EvidenceSource] = [
+            MetricsEvidence(self.metrics),
+            FeedbackEvidence(self.feedback),
+            MonitorEvidence(drift, self.shadow.snapshot),
+        ]
+        holder = default_holder()
+        # With a fleet the governor judges every process's published evidence (gateway.fleet).
+        self.fleet = self._fleet(holder, local) if settings.fleet else None
         self.governor = Governor(
             self.registry,
             self.catalog,
             self.feedback,
-            [
-                MetricsEvidence(self.metrics),
-                FeedbackEvidence(self.feedback),
-                MonitorEvidence(drift, self.shadow.snapshot),
-            ],
+            local if self.fleet is None else [self.fleet],
             io_executor=self._io_pool,
-            holder=default_holder(),
+            holder=holder,
             tick_s=settings.governor_interval_s,
             on_decision=governor_metrics.on_decision,
+            windows=self.fleet,
         )
         governor_metrics.attach(self.governor, self.feedback)
         self.governor_api = GovernorServicer(
@@ -195,6 +208,7 @@ class Gateway:
             io_executor=self._io_pool,
             on_change=self.governor.evaluate_now,
             settle=self.taps.settled,
+            resolve=None if self.fleet is None else self.fleet.resolve,
         )
         self._governor_task: asyncio.Task[None] | None = None
         self.inference = InferenceServicer(self.catalog, self.plane)
@@ -212,6 +226,18 @@ class Gateway:
         self.http_port = 0  # the bound HTTP port once started (settings.http_port may be 0)
         self._stop_watch = asyncio.Event()
         self._watch_task: asyncio.Task[None] | None = None
+        self._fleet_task: asyncio.Task[None] | None = None
+        self.changes: ChangeWatcher | None = None
+        if self.fleet is not None and supports_notify(settings.registry):
+            self.changes = ChangeWatcher(settings.registry, self.catalog.sync)
+
+    def _fleet(self, holder: str, local: list[EvidenceSource]) -> FleetNode:
+        s = self.settings
+        node = FleetNode(self.registry, local, self.feedback, self.metrics, process=holder,
+                         publish_s=s.fleet_publish_s, lease_s=s.fleet_lease_s,
+                         outbox=s.fleet_outbox, ttl_s=s.feedback_ttl_s)  # fmt: skip
+        self.metrics.add_collector(FleetCollector(node))
+        return node
 
     def _build_server(self) -> grpc.aio.Server:
         s = self.settings
@@ -313,6 +339,12 @@ class Gateway:
         self._watch_task = asyncio.get_running_loop().create_task(
             self.catalog.watch(self._stop_watch, self._registry_health)
         )
+        if self.changes is not None:
+            self.changes.start(asyncio.get_running_loop())
+        if self.fleet is not None:
+            self._fleet_task = asyncio.get_running_loop().create_task(
+                self.fleet.run(self._stop_watch)
+            )
         if self.settings.governor:
             self._governor_task = asyncio.get_running_loop().create_task(
                 self.governor.run(self._stop_watch)
@@ -411,6 +443,10 @@ class Gateway:
             await self._governor_task
         if self.http is not None:
             await self.http.stop()
+        if self._fleet_task is not None:
+            await self._fleet_task
+        if self.changes is not None:
+            await run_blocking(self._io_pool, self.changes.close)  # joins its thread
         if self.server is not None:
             await self.server.stop(max(0.0, deadline - time.monotonic()))
         self.taps.close()

@@ -83,6 +83,12 @@ class Settings:
     feedback_ttl_s: float = 86_400.0  # older predictions no longer accept a label
     # Response cache (gateway.serving.cache), opt-in per model: "model=entries,...".
     response_cache: tuple[str, ...] = ()
+    # The fleet (gateway.fleet): processes sharing evidence, predictions and windows through
+    # the registry database. On by itself with --workers > 1; turn on for several replicas.
+    fleet: bool = False
+    fleet_publish_s: float = 2.0  # how often each process publishes (and reads the merge)
+    fleet_lease_s: float = 10.0  # a process silent this long is no longer a member
+    fleet_outbox: int = 65_536  # predictions waiting to be shared; beyond it dropped
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -147,9 +153,13 @@ class Settings:
         return sizes
 
     def _check_governor(self) -> None:
-        for name in ("governor_interval_s", "feedback_ttl_s"):
+        for name in ("governor_interval_s", "feedback_ttl_s", "fleet_publish_s", "fleet_lease_s"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.fleet_lease_s < self.fleet_publish_s:
+            raise SettingsError("fleet_lease_s must be >= fleet_publish_s")
+        if self.fleet_outbox < 1:
+            raise SettingsError(f"fleet_outbox must be >= 1, got {self.fleet_outbox}")
         if self.feedback_records < 1:
             raise SettingsError(f"feedback_records must be >= 1, got {self.feedback_records}")
 

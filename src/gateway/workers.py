@@ -42,7 +42,8 @@ def serve_workers(settings: Settings) -> None:
     # must be set before the (spawned, hence fresh) workers import it.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     ctx = multiprocessing.get_context("spawn")
-    worker_settings = settings.replace(metrics_port=-1)
+    # Workers are a fleet: evidence, predictions and governor windows go through the registry.
+    worker_settings = settings.replace(metrics_port=-1, fleet=True)
     procs = [
         ctx.Process(target=_worker_main, args=(worker_settings, i), name=f"onnxgate-worker{i}")
         for i in range(settings.workers)

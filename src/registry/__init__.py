@@ -49,12 +49,14 @@ if TYPE_CHECKING:
         read_sample,
         register_model,
     )
+    from registry.fleet_store import PredictionRow
     from registry.governance import ApprovalRecord
     from registry.governance_policy import GovernancePolicy
     from registry.governor_store import StateRecord
     from registry.history import parse_instant
     from registry.lineage import Lineage, MetricFilter, parse_key_value
     from registry.models import utcnow
+    from registry.notify import listen_for_changes, supports_notify
     from registry.registry import (
         AuditRecord,
         DeploymentRecord,
@@ -93,6 +95,7 @@ __all__ = [
     "NotFoundError",
     "PermissionRefused",
     "PolicyViolation",
+    "PredictionRow",
     "Registry",
     "RegistryError",
     "Role",
@@ -107,6 +110,7 @@ __all__ = [
     "convert_file",
     "datatype_of_numpy",
     "is_native",
+    "listen_for_changes",
     "make_engine",
     "open_registry",
     "optimize_version",
@@ -118,6 +122,7 @@ __all__ = [
     "schema_status",
     "signature_from_bytes",
     "signature_from_session",
+    "supports_notify",
     "upgrade_engine",
     "utcnow",
     "validate_deployment",
@@ -133,6 +138,7 @@ _LAZY = {
     "Lineage": "registry.lineage",
     "MetricFilter": "registry.lineage",
     "ModelRecord": "registry.registry",
+    "PredictionRow": "registry.fleet_store",
     "Registry": "registry.registry",
     "StateRecord": "registry.governor_store",
     "ValidationReport": "registry.validation",
@@ -140,6 +146,7 @@ _LAZY = {
     "build_card": "registry.cards",
     "convert_file": "registry.convert",
     "is_native": "registry.convert",
+    "listen_for_changes": "registry.notify",
     "make_engine": "registry.schema",
     "open_registry": "registry.schema_check",
     "optimize_version": "registry.convert",
@@ -148,6 +155,7 @@ _LAZY = {
     "read_sample": "registry.convert",
     "register_model": "registry.convert",
     "schema_status": "registry.schema_check",
+    "supports_notify": "registry.notify",
     "upgrade_engine": "registry.schema",
     "utcnow": "registry.models",
 }

@@ -25,6 +25,7 @@ from registry import profiles_store
 from registry.audit import AuditLog, AuditRecord
 from registry.deployment import Arm, Deployment, Role, Shadow, validate_deployment
 from registry.errors import RegistryError
+from registry.fleet_store import FleetStore
 from registry.governance import Governance
 from registry.governor_store import GovernorStore
 from registry.lineage import Lineage
@@ -74,6 +75,8 @@ class Registry:
         """Policy, approvals, validation, lineage search, history and retention."""
         self.governor = GovernorStore(self._reads, writes, self._audit)
         """The governor's policies, state and leader lease (gateway.governor.loop)."""
+        self.fleet = FleetStore(self._reads, writes)
+        """Heartbeats, shared evidence, windows and predictions of the fleet (gateway.fleet)."""
 
     @classmethod
     def open(cls, url: str, artifact_dir: Path | str, *, create: bool = True) -> Registry:

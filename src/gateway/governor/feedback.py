@@ -201,6 +201,9 @@ class FeedbackStore:
         self._counts: dict[tuple[str, str], _Counts] = {}
         self.outcomes: dict[tuple[str, str], int] = {}  # (model, outcome) -> labels
         self.evicted = 0
+        # Set by gateway.fleet: each kept prediction is also handed here (a bounded queue
+        # that shares it with the other processes), off the request path like the rest.
+        self.outbox: Callable[[str, str, str, list[Prediction], list[str]], None] | None = None
 
     def configure(self, model: str, policy: FeedbackPolicy | None) -> None:
         """Record predictions of ``model`` as ``policy`` says; None stops recording."""
@@ -253,15 +256,41 @@ class FeedbackStore:
                 return
             key = (model, request_id)
             self._records.pop(key, None)  # a reused id refers to its latest request
+            kept = list(predictions[:MAX_ROWS_KEPT])
+            kept_segments = list(segments[:MAX_ROWS_KEPT])
             self._records[key] = _Record(
-                model,
-                version,
-                tuple(predictions[:MAX_ROWS_KEPT]),
-                tuple(segments[:MAX_ROWS_KEPT]),
-                now,
-                policy,
+                model, version, tuple(kept), tuple(kept_segments), now, policy
             )
             self._evict(now)
+        if self.outbox is not None:
+            self.outbox(model, request_id, version, kept, kept_segments)
+
+    def missing(self, model: str, request_ids: Sequence[str]) -> list[str]:
+        """The ids among ``request_ids`` with no prediction kept here."""
+        with self._lock:
+            return [i for i in dict.fromkeys(request_ids) if (model, i) not in self._records]
+
+    def adopt(
+        self,
+        model: str,
+        request_id: str,
+        version: str,
+        predictions: Sequence[Prediction],
+        segments: Sequence[str],
+        age_s: float,
+    ) -> None:
+        """Keep a prediction another process made (and counted) so a label joins it here."""
+        policy = self._policies.get(model) or FeedbackPolicy()
+        with self._lock:
+            key = (model, request_id)
+            if key in self._records:
+                return
+            at = self._clock() - max(0.0, age_s)
+            self._records[key] = _Record(
+                model, version, tuple(predictions), tuple(segments), at, policy
+            )
+            self._records.move_to_end(key, last=False)  # eviction order follows age roughly
+            self._evict(self._clock())
 
     def _evict(self, now: float) -> None:
         records = self._records

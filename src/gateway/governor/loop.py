@@ -27,10 +27,10 @@ Per tick (``governor_interval_s``):
 A rollback restores the last good deployment: the newest earlier revision in which the
 candidate had no traffic (or, failing that, the current arms without it).
 
-NOTE: windows live in the leader's memory; a new leader (or a restart) starts them afresh,
-so the step in progress waits for new evidence. With several worker processes, each has
-its own request counters and feedback record, so the leader sees only its own process's
-traffic; publishing counts to the registry (see DESIGN.md) would lift that.
+Windows live in the leader's memory and, with a :class:`WindowStore` (the fleet's, see
+:mod:`gateway.fleet`), in the registry too, keyed by (model, candidate, step): a new
+leader continues the step in progress from the stored baseline instead of restarting it.
+With a fleet the evidence source is the merge of every process's published evidence.
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ from registry import Registry, utcnow
 from registry.deployment import Deployment, Role
 from registry.errors import NotFoundError, RegistryUnavailable
 
-__all__ = ["ACTOR", "Governor", "Routes", "default_holder", "restore_target"]
+__all__ = ["ACTOR", "CANDIDATE_WINDOW", "Governor", "Routes", "WindowStore", "default_holder",
+           "restore_target"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,21 @@ class Routes(Protocol):
     async def preload(self, model: str, versions: Iterable[str]) -> None: ...
 
     async def sync(self, *, force: bool = False) -> bool: ...
+
+
+CANDIDATE_WINDOW = -2  # the step key of the window labels are counted in (since the candidate)
+
+
+class WindowStore(Protocol):
+    """Where window baselines outlive the leader (blocking calls; run off the loop)."""
+
+    def ready(self) -> bool: ...
+
+    def save(
+        self, model: str, candidate: str, step: int, base: Mapping[str, Evidence], replace: bool
+    ) -> dict[str, Evidence]: ...
+
+    def clear(self, model: str, candidate: str) -> None: ...
 
 
 def restore_target(history: Sequence[Deployment], current: Deployment, bad: str) -> Deployment:
@@ -127,6 +143,7 @@ class Governor:
         tick_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         on_decision: Callable[[Decision], None] | None = None,
+        windows: WindowStore | None = None,
     ) -> None:
         self._registry = registry
         self._store = registry.governor
@@ -138,6 +155,7 @@ class Governor:
         self.tick_s = tick_s
         self._clock = clock
         self._on_decision = on_decision
+        self._stored = windows
         self._parsed: dict[tuple[str, int], RolloutPolicy] = {}
         self._windows: dict[str, _Window] = {}
         self._due: dict[str, float] = {}
@@ -189,8 +207,8 @@ class Governor:
             self._feedback.configure(model, None)
         for model, (_, policy) in policies.items():
             self._feedback.configure(model, policy.feedback)
-        if not policies:
-            return []
+        if not policies or (self._stored is not None and not self._stored.ready()):
+            return []  # (a fleet member leads only once it has read the fleet's evidence)
         ttl = max(3 * self.tick_s, 2.0)
         self.is_leader = await run_blocking(self._io, self._store.acquire, self.holder, ttl)
         if not self.is_leader:
@@ -271,7 +289,7 @@ class Governor:
         cand = candidate_of(self._snapshot(dep, evidence, None))
         window = self._windows.get(model)
         if window is None or window.candidate != cand:
-            window = _Window(cand, state.step, dict(evidence), dict(evidence))
+            window = await self._open_window(model, cand, state.step, evidence)
             self._windows[model] = window
         snapshot = self._snapshot(dep, evidence, window)
         approved = frozenset(record.approved) if record is not None else frozenset()
@@ -287,6 +305,8 @@ class Governor:
                 # the state is not advanced.
                 log.warning("governor: %s on %s not applied: %s", decision.kind, model, exc)
                 return decision
+            if decision.kind is not DecisionKind.ADVANCE and self._stored is not None:
+                await run_blocking(self._io, self._stored.clear, model, cand or "")
         elif self._worth_auditing(mode, decision, state):
             await run_blocking(
                 self._io,
@@ -300,6 +320,10 @@ class Governor:
         if decision.state.step != window.step:
             window.step = decision.state.step
             window.since_step = dict(evidence)
+            final = decision.kind in (DecisionKind.PROMOTE, DecisionKind.ROLLBACK)
+            if self._stored is not None and cand is not None and not final:
+                step = decision.state.step
+                await run_blocking(self._io, self._stored.save, model, cand, step, evidence, True)
         next_at = utcnow() + timedelta(seconds=policy.canary.interval_s)
         last = {**details, "at": utcnow().isoformat()}
         await run_blocking(
@@ -314,6 +338,18 @@ class Governor:
         if self._on_decision is not None:
             self._on_decision(decision)
         return decision
+
+    async def _open_window(
+        self, model: str, cand: str | None, step: int, evidence: dict[str, Evidence]
+    ) -> _Window:
+        """A new window from now, or the stored one a previous leader started."""
+        if self._stored is None or cand is None:
+            return _Window(cand, step, dict(evidence), dict(evidence))
+        save = self._stored.save
+        since_cand = await run_blocking(self._io, save, model, cand, CANDIDATE_WINDOW,
+                                        evidence, False)  # fmt: skip
+        since_step = await run_blocking(self._io, save, model, cand, step, evidence, False)
+        return _Window(cand, step, since_cand, since_step)
 
     @staticmethod
     def _worth_auditing(mode: Mode, decision: Decision, before: GovernorState) -> bool:

@@ -66,6 +66,7 @@ class GovernorServicer(pb_grpc.GovernorServiceServicer):
         io_executor: concurrent.futures.Executor,
         on_change: Callable[[str], None] | None = None,
         settle: Callable[[], Awaitable[object]] | None = None,
+        resolve: Callable[[str, list[str]], Awaitable[object]] | None = None,
     ) -> None:
         self._registry = registry
         self._store = registry.governor
@@ -75,6 +76,8 @@ class GovernorServicer(pb_grpc.GovernorServiceServicer):
         # Predictions reach the feedback store through the tap queue: a label sent right
         # after its prediction waits (briefly) for the queue to settle, so it is joined.
         self._settle = settle
+        # With a fleet: fetch predictions other processes made, so their labels join here.
+        self._resolve = resolve
 
     def add_to_server(
         self,
@@ -113,6 +116,8 @@ class GovernorServicer(pb_grpc.GovernorServiceServicer):
             )
         if self._settle is not None:
             await self._settle()
+        if self._resolve is not None:
+            await self._resolve(model, [item.id for item in request.items])
         counts = dict.fromkeys(LabelOutcome, 0)
         for item in request.items:
             outcome = self._feedback.add_label(

@@ -44,6 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="input rows from a .npy file (default: random rows from the model's metadata)",
     )
     p.add_argument("--keys", type=int, default=0, help="routing keys in the pool (0: none)")
+    p.add_argument("--ids", action="store_true", help="request ids (predictions kept)")
     p.add_argument(
         "--contents",
         choices=("raw", "typed"),
@@ -73,6 +74,7 @@ def spec_from_args(args: argparse.Namespace) -> LoadSpec:
         samples=args.samples,
         inputs=inputs,
         keys=args.keys,
+        ids=args.ids,
         contents=args.contents,
         procs=args.procs,
         connections=args.connections,

@@ -82,8 +82,10 @@ def build_requests(spec: LoadSpec, metadata: Any) -> list[bytes]:
     for k, key in enumerate(keys):
         # Every key gets its own sample set only when that stays small; else key k, sample k.
         chosen = samples if len(keys) * len(samples) <= 4096 else [samples[k % len(samples)]]
-        for tensors in chosen:
+        for n, tensors in enumerate(chosen):
             req = pb.ModelInferRequest(model_name=spec.model, model_version=spec.version)
+            if spec.ids:
+                req.id = f"load-{spec.seed}-{k}-{n}"
             if key is not None:
                 req.parameters["routing_key"].string_param = key
             for name, datatype, arr in tensors:

@@ -29,6 +29,7 @@ class LoadSpec:
     samples: int = 16  # distinct prebuilt requests (before routing keys)
     inputs: tuple[tuple[str, str], ...] = ()  # (input name or "", path.npy)
     keys: int = 0
+    ids: bool = False  # give each prebuilt request an id (a gateway then keeps predictions)
     contents: str = "raw"  # "typed" puts values in contents.* (for servers without raw)
     procs: int = 1
     connections: int = 0  # per process; 0: min(concurrency, 8)

@@ -1,0 +1,208 @@
+"""This process as a member of the fleet: it publishes its evidence and predictions, reads
+the fleet's merged evidence, and joins labels to predictions other processes made.
+
+Every ``fleet_publish_s``, on its own thread (never the request path), the node:
+
+1. renews its heartbeat lease (``fleet_lease_s``);
+2. reads this process's cumulative evidence from the local sources (the very counters
+   Prometheus exports, the feedback store, the monitor) and overwrites its rows for the
+   versions whose evidence changed (idempotent: see :mod:`registry.fleet_store`);
+3. writes the predictions waiting in its outbox (bounded: a full outbox drops and counts)
+   in batches to the shared prediction table, and now and then expires old ones;
+4. reads every process's rows and merges them (:mod:`gateway.fleet.payload`): that merge is
+   what :meth:`evidence` answers, so the governor leader judges the whole fleet's traffic.
+
+The node is also the governor's :class:`~gateway.governor.loop.WindowStore`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+from collections import deque
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from gateway.concurrency import run_blocking
+from gateway.fleet.payload import decode, encode, merge
+from gateway.governor.evidence import Evidence
+from gateway.governor.feedback import FeedbackStore, Prediction
+from gateway.governor.sources import EvidenceSource
+from gateway.metrics import GatewayMetrics
+from registry import PredictionRow, Registry, utcnow
+
+__all__ = ["FleetNode", "Outbox"]
+
+log = logging.getLogger(__name__)
+
+_EXPIRE_EVERY = 30  # publishing cycles between two deletions of expired predictions
+
+
+class Outbox:
+    """Predictions waiting to be shared: a bounded queue filled by the tap thread, drained
+    by the publisher; beyond ``capacity`` a prediction is dropped and counted."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._items: deque[tuple[str, str, str, list[Prediction], list[str], Any]] = deque()
+        self.dropped = 0
+
+    def put(
+        self, model: str, request_id: str, version: str, preds: list[Prediction], segs: list[str]
+    ) -> None:
+        if len(self._items) >= self.capacity:
+            self.dropped += 1
+            return
+        self._items.append((model, request_id, version, preds, segs, utcnow()))
+
+    def drain(self) -> list[PredictionRow]:
+        out = []
+        for _ in range(len(self._items)):
+            model, rid, version, preds, segs, at = self._items.popleft()
+            out.append(PredictionRow(model, rid, version, preds, segs, at))
+        return out
+
+
+class FleetNode:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        local: Sequence[EvidenceSource],
+        feedback: FeedbackStore,
+        metrics: GatewayMetrics,
+        *,
+        process: str,
+        publish_s: float,
+        lease_s: float,
+        outbox: int,
+        ttl_s: float,
+    ) -> None:
+        self._store = registry.fleet
+        self._local = list(local)
+        self._feedback = feedback
+        self._metrics = metrics
+        self.process = process
+        self.publish_s = publish_s
+        self.lease_s = lease_s
+        self._ttl_s = ttl_s
+        self.outbox = Outbox(outbox)
+        feedback.outbox = self.outbox.put
+        self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="onnxgate-fleet")
+        self._lock = threading.Lock()
+        self._published: dict[tuple[str, str], dict[str, Any]] = {}
+        self._totals: dict[str, dict[str, Evidence]] | None = None
+        self.members: list[str] = []
+        self.cycles = 0
+        self.failures = 0
+        self.shared = 0  # predictions written to the shared table
+        self.adopted = 0  # predictions read back to join a label
+
+    # -- publishing -----------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Publish every ``publish_s`` until ``stop``; then a last publish, and leave."""
+        try:
+            while not stop.is_set():
+                await self._cycle()
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=self.publish_s)
+                except TimeoutError:
+                    pass
+        finally:
+            await self._cycle()
+            try:
+                await run_blocking(self._thread, self._store.leave, self.process)
+            except Exception:  # noqa: BLE001 - its lease runs out anyway
+                log.warning("fleet: could not leave cleanly; the lease will run out")
+            self._thread.shutdown(wait=True)
+
+    async def _cycle(self) -> None:
+        try:
+            await run_blocking(self._thread, self.publish_once)
+        except Exception:  # noqa: BLE001 - the next cycle retries; serving goes on
+            self.failures += 1
+            log.exception("fleet: publishing failed")
+
+    def _local_evidence(self) -> dict[tuple[str, str], dict[str, Any]]:
+        wanted: dict[str, set[str]] = {}
+        for model in self._metrics.models() | self._feedback.configured():
+            versions = set(self._metrics.versions_of(model)) | set(self._feedback.quality(model))
+            if versions:
+                wanted[model] = versions
+        out: dict[tuple[str, str], dict[str, Any]] = {}
+        for model, versions in wanted.items():
+            merged = {v: Evidence() for v in versions}
+            for source in self._local:
+                for v, ev in source.evidence(model, versions).items():
+                    if v in merged:
+                        merged[v] = merged[v].merged(ev)
+            out.update({(model, v): encode(ev) for v, ev in merged.items()})
+        return out
+
+    def publish_once(self) -> None:
+        """One publishing cycle (blocking; see the module docstring)."""
+        self._store.heartbeat(self.process, self.lease_s)
+        payloads = self._local_evidence()
+        changed = {k: p for k, p in payloads.items() if self._published.get(k) != p}
+        self._store.publish(self.process, changed)
+        self._published.update(changed)
+        self.shared += self._store.record_predictions(self.outbox.drain())
+        if self.cycles % _EXPIRE_EVERY == 0:
+            self._store.expire_predictions(self._ttl_s)
+        rows: dict[tuple[str, str], list[tuple[Evidence, bool]]] = {}
+        for row in self._store.evidence():
+            rows.setdefault((row.model, row.version), []).append((decode(row.payload), row.live))
+        totals: dict[str, dict[str, Evidence]] = {}
+        for (model, version), evs in rows.items():
+            totals.setdefault(model, {})[version] = merge(evs)
+        self.members = self._store.members()
+        with self._lock:
+            self._totals = totals
+        self.cycles += 1
+
+    # -- the governor's evidence source and window store ---------------------------------------
+
+    def evidence(self, model: str, versions: Collection[str]) -> dict[str, Evidence]:
+        """The fleet's merged evidence as of the last cycle (in-memory; for the loop)."""
+        with self._lock:
+            known = (self._totals or {}).get(model, {})
+            return {v: known.get(v, Evidence()) for v in versions}
+
+    def ready(self) -> bool:
+        return self._totals is not None
+
+    def save(
+        self, model: str, candidate: str, step: int, base: Mapping[str, Evidence], replace: bool
+    ) -> dict[str, Evidence]:
+        payload = {v: encode(Evidence(traffic=ev.traffic, quality=ev.quality))
+                   for v, ev in base.items()}  # fmt: skip
+        kept = self._store.save_window(model, candidate, step, payload, replace=replace)
+        return {v: decode(p) for v, p in kept.items()}
+
+    def clear(self, model: str, candidate: str) -> None:
+        self._store.clear_windows(model, candidate)
+
+    # -- labels ---------------------------------------------------------------------------------
+
+    async def resolve(self, model: str, request_ids: Sequence[str]) -> None:
+        """Fetch predictions other processes made for ids unknown here, so labels join.
+
+        A prediction made elsewhere moments ago may still sit in that process's outbox:
+        ids still unknown are looked up once more after one publishing interval.
+        """
+        for attempt in range(2):
+            missing = self._feedback.missing(model, request_ids)
+            if not missing:
+                return
+            if attempt:
+                await asyncio.sleep(self.publish_s)
+            rows = await run_blocking(self._thread, self._store.predictions, model, missing)
+            now = utcnow()
+            for r in rows:
+                age = (now - r.recorded_at).total_seconds()
+                self._feedback.adopt(model, r.request_id, r.version, r.predictions, r.segments, age)
+            self.adopted += len(rows)

@@ -1,0 +1,201 @@
+"""The fleet's shared tables: process heartbeats, per-process evidence, stored governor
+windows and served predictions (used by :mod:`gateway.fleet`).
+
+Every gateway process has an id and a heartbeat row whose lease it renews each time it
+publishes; a process whose lease has run out is not a member. Evidence rows hold a
+process's *cumulative* counts per (model, version) and are overwritten on each publish:
+writing a total rather than adding a delta makes a publish idempotent, so a retried or
+late one (a process resumed after SIGSTOP) can never count anything twice, and the fleet's
+total is the sum of the rows. Rows of dead processes stay (what they served was served).
+
+Windows are the fleet totals a governor window starts from, keyed by (model, candidate,
+step), so a new leader continues the step in progress. Predictions are kept for the
+feedback TTL so that a label reaching any process joins the prediction any other made.
+These writes do not bump the registry's change counter (nobody needs waking for them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Table, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from registry.models import FleetEvidence, FleetPrediction, FleetProcess, FleetWindow, utcnow
+
+__all__ = ["EvidenceRow", "FleetStore", "PredictionRow"]
+
+_BATCH = 500  # rows per INSERT statement: bounded statement size on either backend
+
+
+@dataclass(frozen=True)
+class EvidenceRow:
+    process: str
+    model: str
+    version: str
+    payload: dict[str, Any]
+    live: bool
+
+
+@dataclass(frozen=True)
+class PredictionRow:
+    model: str
+    request_id: str
+    version: str
+    predictions: list[Any]
+    segments: list[str]
+    recorded_at: datetime
+
+
+def _upsert(
+    session: Session,
+    entity: Any,
+    keys: Sequence[str],
+    rows: list[dict[str, Any]],
+    *,
+    keep: Sequence[str] = (),
+) -> None:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE the other columns (but ``keep``): the
+    newest row wins (SQLite and PostgreSQL have the same statement)."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = cast(Table, entity.__table__)  # Core, not the ORM's bulk path: half the cost
+    columns = [c.name for c in table.columns if c.name not in (*keys, *keep)]
+    stmt = insert(table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(keys), set_={name: stmt.excluded[name] for name in columns}
+    )
+    # One statement, many parameter sets: compiled once (a VALUES list per batch would be
+    # compiled per call, about 1 ms a row).
+    for start in range(0, len(rows), _BATCH):
+        session.execute(stmt, rows[start : start + _BATCH])
+
+
+class FleetStore:
+    """Reads and writes of the fleet tables over the registry's database."""
+
+    def __init__(self, reads: sessionmaker[Session], writes: sessionmaker[Session]) -> None:
+        self._reads = reads
+        self._writes = writes
+
+    # -- membership ----------------------------------------------------------------------------
+
+    def heartbeat(self, process: str, lease_s: float) -> None:
+        now = utcnow()
+        row = {"process": process, "started_at": now, "heartbeat_at": now}
+        row["lease_expires_at"] = now + timedelta(seconds=lease_s)
+        with self._writes() as session, session.begin():
+            _upsert(session, FleetProcess, ("process",), [row], keep=("started_at",))
+
+    def leave(self, process: str) -> None:
+        """A process stopping cleanly is no member from now on (its evidence stays)."""
+        with self._writes() as session, session.begin():
+            session.execute(delete(FleetProcess).where(FleetProcess.process == process))
+
+    def members(self) -> list[str]:
+        """Processes whose lease has not run out, by id."""
+        stmt = select(FleetProcess.process).where(FleetProcess.lease_expires_at >= utcnow())
+        with self._reads() as session, session.begin():
+            return sorted(session.scalars(stmt))
+
+    # -- evidence -------------------------------------------------------------------------------
+
+    def publish(self, process: str, payloads: Mapping[tuple[str, str], dict[str, Any]]) -> None:
+        """Overwrite ``process``'s cumulative evidence of each (model, version) given."""
+        if not payloads:
+            return
+        now = utcnow()
+        rows = [
+            {"process": process, "model": m, "version": v, "payload": p, "updated_at": now}
+            for (m, v), p in sorted(payloads.items())
+        ]
+        with self._writes() as session, session.begin():
+            _upsert(session, FleetEvidence, ("process", "model", "version"), rows)
+
+    def evidence(self) -> list[EvidenceRow]:
+        """Every process's evidence rows, each marked with whether its process is live."""
+        now = utcnow()
+        with self._reads() as session, session.begin():
+            live = set(
+                session.scalars(
+                    select(FleetProcess.process).where(FleetProcess.lease_expires_at >= now)
+                )
+            )
+            return [
+                EvidenceRow(r.process, r.model, r.version, dict(r.payload), r.process in live)
+                for r in session.scalars(select(FleetEvidence))
+            ]
+
+    # -- windows --------------------------------------------------------------------------------
+
+    def window(self, model: str, candidate: str, step: int) -> dict[str, Any] | None:
+        with self._reads() as session, session.begin():
+            row = session.get(FleetWindow, (model, candidate, step))
+            return None if row is None else dict(row.baseline)
+
+    def save_window(
+        self, model: str, candidate: str, step: int, baseline: dict[str, Any], *, replace: bool
+    ) -> dict[str, Any]:
+        """Store a window's baseline; without ``replace`` an existing one is kept. Returns
+        the baseline in force."""
+        with self._writes() as session, session.begin():
+            row = session.get(FleetWindow, (model, candidate, step))
+            if row is None:
+                session.add(FleetWindow(model=model, candidate=candidate, step=step,
+                                        baseline=baseline, created_at=utcnow()))  # fmt: skip
+                return baseline
+            if replace:
+                row.baseline = baseline
+                row.created_at = utcnow()
+            return dict(row.baseline)
+
+    def clear_windows(self, model: str, candidate: str) -> None:
+        stmt = delete(FleetWindow).where(
+            FleetWindow.model == model, FleetWindow.candidate == candidate
+        )
+        with self._writes() as session, session.begin():
+            session.execute(stmt)
+
+    # -- predictions ----------------------------------------------------------------------------
+
+    def record_predictions(self, rows: Iterable[PredictionRow]) -> int:
+        """Keep served predictions (a reused request id keeps its latest); returns rows."""
+        values = [vars(r) for r in rows]
+        if values:
+            with self._writes() as session, session.begin():
+                _upsert(session, FleetPrediction, ("model", "request_id"), values)
+        return len(values)
+
+    def predictions(self, model: str, request_ids: Sequence[str]) -> list[PredictionRow]:
+        out: list[PredictionRow] = []
+        with self._reads() as session, session.begin():
+            for start in range(0, len(request_ids), _BATCH):
+                stmt = select(FleetPrediction).where(
+                    FleetPrediction.model == model,
+                    FleetPrediction.request_id.in_(request_ids[start : start + _BATCH]),
+                )
+                out.extend(
+                    PredictionRow(
+                        r.model,
+                        r.request_id,
+                        r.version,
+                        list(r.predictions),
+                        list(r.segments),
+                        r.recorded_at,
+                    )  # fmt: skip
+                    for r in session.scalars(stmt)
+                )
+        return out
+
+    def expire_predictions(self, older_than_s: float) -> int:
+        """Forget predictions older than the feedback TTL; returns how many."""
+        cutoff = utcnow() - timedelta(seconds=older_than_s)
+        with self._writes() as session, session.begin():
+            result = session.execute(
+                delete(FleetPrediction).where(FleetPrediction.recorded_at < cutoff)
+            )
+            return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,286 @@
+"""Issue 13 on real parts: three gateway processes on one registry database (one SQLite
+file, one PostgreSQL cluster) behave as one gateway.
+
+* the fleet's merged evidence equals what the processes served, exactly, once each has
+  published; labels sent to a process other than the one that served join 100 %;
+* a stopped process (SIGSTOP) leaves the membership after its lease and, resumed, is not
+  counted twice (PostgreSQL: on SQLite a process stopped mid-write holds the file's lock);
+* a canary failing only on processes that are not the leader is rolled back;
+* the leader killed (-9) mid-ramp: another leads within two lease periods, the ramp goes on
+  through every step once (none skipped, none repeated) to promotion, and the survivors
+  fail no request.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+
+import grpc
+import numpy as np
+import pytest
+from fleettools import GOVERNOR_LEASE_S, LEASE_S, Fleet, Member, start_fleet, stop_fleet
+from governor.govtools import N_FEATURES, Load, fragile_model, normal_rows, threshold_model
+from pg_cluster import BACKENDS, wipe
+from shared import wait_for
+
+from gateway.monitoring.reference import build_version_profiles, onnx_runner
+from registry.deployment import Role
+from registry.signature import signature_from_bytes
+
+HOLD_POLICY = "[canary]\nsteps = [50]\n"  # no candidate: predictions recorded, nothing moves
+
+RAMP_POLICY = """
+[canary]
+steps = [5, 10, 25, 50]
+interval_s = 0.3
+min_requests = 20
+
+[gates]
+max_p99_ratio = false
+min_requests = 10
+"""
+
+ROLLBACK_POLICY = """
+[canary]
+steps = [20, 50]
+interval_s = 0.3
+min_requests = 40
+
+[gates]
+max_p99_ratio = false
+min_requests = 20
+"""
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def fleet(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Fleet]:
+    root = tmp_path_factory.mktemp(f"fleet-{request.param}")
+    if request.param == "sqlite":
+        url = f"sqlite:///{root / 'registry.db'}"
+    else:
+        url = request.getfixturevalue("postgres_server")
+        wipe(url)
+    running = start_fleet(url, root)
+    try:
+        yield running
+    finally:
+        stop_fleet(running)
+
+
+def _truth(x: np.ndarray) -> str:
+    return str(int(x[0, 1] > 0))  # what threshold_model(1) predicts
+
+
+def _prime(fleet: Fleet, model: str, rng: np.random.Generator) -> int:
+    """Wait until every process records predictions of ``model`` for labels (it has read
+    the policy); returns the requests this took."""
+    served = 0
+    for m in fleet.members:
+
+        def joins(m: Member = m) -> bool:
+            nonlocal served
+            x = rng.standard_normal((1, N_FEATURES)).astype(np.float32)
+            rid = f"probe-{m.index}-{served}"
+            try:
+                m.infer(model, rid, x)
+            except grpc.RpcError as exc:  # not loaded here yet
+                assert exc.code() is grpc.StatusCode.NOT_FOUND, exc
+                return False
+            served += 1
+            return m.feedback(model, [(rid, _truth(x))]).joined == 1
+
+        wait_for(joins, timeout=30, every=0.1)
+    return served
+
+
+def _serve(members: list[Member], model: str, n: int, prefix: str, rng: np.random.Generator):
+    """``n`` requests spread over ``members``; returns (id, true label, index served)."""
+    out = []
+    for k in range(n):
+        m = members[k % len(members)]
+        x = rng.standard_normal((1, N_FEATURES)).astype(np.float32)
+        assert m.infer(model, f"{prefix}{k}", x).model_version == "1"
+        out.append((f"{prefix}{k}", _truth(x), m.index))
+    return out
+
+
+def test_evidence_adds_up_and_labels_join_on_any_process(fleet: Fleet) -> None:
+    reg, rng, model = fleet.registry, np.random.default_rng(1), "counted"
+    reg.register_version(model, threshold_model(1), version="1", actor="t")
+    reg.governor.set_policy(model, HOLD_POLICY, actor="t")
+    served = _prime(fleet, model, rng)
+    requests = _serve(fleet.members, model, 60, "r", rng)
+    served += len(requests)
+    n = len(fleet.members)
+    for i, m in enumerate(fleet.members):
+        # Each label goes to the next process: never the one that served it.
+        labels = [(rid, truth) for rid, truth, at in requests if (at + 1) % n == i]
+        resp = m.feedback(model, labels)
+        assert (resp.joined, resp.unknown) == (len(labels), 0)
+
+    def totals_match() -> bool:
+        q = fleet.totals(model)["1"].quality
+        return fleet.requests(model, "1") == served and q is not None and q.labelled == served
+
+    wait_for(totals_match, timeout=30)
+    quality = fleet.totals(model)["1"].quality
+    assert quality is not None and quality.correct == quality.labelled
+
+
+def test_a_stopped_process_is_excluded_then_not_counted_twice(fleet: Fleet) -> None:
+    if fleet.url.startswith("sqlite"):
+        # One SQLite file has one write lock: a process stopped inside a write transaction
+        # holds it, and every other writer waits for it (the busy timeout). Processes on one
+        # machine are not paused independently in practice; replicas on PostgreSQL are.
+        pytest.skip("SIGSTOP mid-transaction blocks every SQLite writer (documented)")
+    reg, rng, model = fleet.registry, np.random.default_rng(2), "stopped"
+    reg.register_version(model, threshold_model(1), version="1", actor="t")
+    reg.governor.set_policy(model, HOLD_POLICY, actor="t")
+    served = _prime(fleet, model, rng)
+    served += len(_serve(fleet.members, model, 15, "r", rng))
+    wait_for(lambda: fleet.requests(model, "1") == served, timeout=30)
+    # A stopped process leaves the membership after its lease; what it served before
+    # still counts, once, and after it resumes nothing is counted twice.
+    leader = wait_for(fleet.leader)
+    victim = next(m for m in fleet.members if m is not leader)
+    os.kill(victim.proc.pid, signal.SIGSTOP)
+    try:
+        wait_for(lambda: victim.proc.pid not in fleet.live(), timeout=10 * LEASE_S)
+        others = [m for m in fleet.members if m is not victim]
+        served += len(_serve(others, model, 12, "s", rng))
+        wait_for(lambda: fleet.requests(model, "1") == served, timeout=30)
+    finally:
+        os.kill(victim.proc.pid, signal.SIGCONT)
+    wait_for(lambda: victim.proc.pid in fleet.live(), timeout=30)
+    served += len(_serve([victim], model, 3, "c", rng))
+    wait_for(lambda: fleet.requests(model, "1") == served, timeout=30)
+    rows = {r.process for r in reg.fleet.evidence() if r.model == model}
+    assert len(rows) == len(fleet.members)  # a resumed process overwrites its own row
+    assert fleet.requests(model, "1") == served
+
+
+def _canary(fleet: Fleet, model: str, canary: bytes, share: float, policy: str) -> None:
+    reg = fleet.registry
+    reg.register_version(model, threshold_model(1), version="1", actor="t")
+    reg.register_version(model, canary, version="2", actor="t")
+    weights = {"1": 100 - share, "2": share}
+    reg.set_weights(model, weights, {"2": Role.CANARY}, actor="t", reason="canary")
+    reg.governor.set_policy(model, policy, actor="t")
+    fleet.serving(model)
+
+
+def _bad_rows(rng: np.random.Generator, i: int) -> tuple[np.ndarray, str]:
+    x = rng.standard_normal((1, N_FEATURES)).astype(np.float32)
+    x[0, 3] = 10.0  # fragile_model fails on it; the champion does not
+    return x, ""
+
+
+def test_canary_failing_only_off_the_leader_is_rolled_back(fleet: Fleet) -> None:
+    model = "fragile"
+    _canary(fleet, model, fragile_model(), 20, ROLLBACK_POLICY)
+    leader = wait_for(fleet.leader)
+    loads = [
+        Load(m.target, model, normal_rows if m is leader else _bad_rows, clients=1).start()
+        for m in fleet.members
+    ]
+    try:
+
+        def rolled_back() -> bool:
+            arm = fleet.registry.get_deployment(model).arm("2")
+            return arm is None or arm.weight == 0
+
+        wait_for(rolled_back, timeout=60)
+    finally:
+        outcomes = {m.index: load.stop() for m, load in zip(fleet.members, loads, strict=True)}
+    assert fleet.leader() is leader  # the leader judged evidence it did not serve itself
+    assert all(o.ok for o in outcomes[leader.index])
+    events = [e for e in fleet.registry.audit_events(subject=model) if e.actor == "governor"]
+    assert events and "error_rate" in events[-1].reason
+
+
+def test_canary_drifting_only_off_the_leader_is_rolled_back(fleet: Fleet) -> None:
+    """Each process's monitor judges its own window; the leader's sees no drift (normal
+    rows), the others' see the canary's outputs shift: the merged verdict rolls it back."""
+    model, reg = "drifting", fleet.registry
+    champion, canary = threshold_model(1), threshold_model(1, scale=3.0)
+    reference = np.random.default_rng(0).standard_normal((2000, N_FEATURES))
+    reg.register_version(model, champion, version="1", actor="t")
+    reg.register_version(model, canary, version="2", actor="t")
+    for version, artifact in (("1", champion), ("2", canary)):
+        profiles = build_version_profiles(
+            signature_from_bytes(artifact), reference, run=onnx_runner(artifact)
+        )
+        reg.set_profile(model, version, profiles.to_doc(), source="reference", actor="t")
+    weights = {"1": 80.0, "2": 20.0}
+    reg.set_weights(model, weights, {"2": Role.CANARY}, actor="t", reason="canary")
+    policy = ROLLBACK_POLICY.replace("min_requests = 40", "min_requests = 100000")
+    reg.governor.set_policy(model, policy, actor="t")
+    fleet.serving(model)
+    leader = wait_for(fleet.leader)
+
+    def shifted(rng: np.random.Generator, i: int) -> tuple[np.ndarray, str]:
+        return (rng.standard_normal((1, N_FEATURES)) + 2.0).astype(np.float32), ""
+
+    loads = [
+        Load(m.target, model, normal_rows if m is leader else shifted, clients=1).start()
+        for m in fleet.members
+    ]
+    try:
+
+        def rolled_back() -> bool:
+            arm = reg.get_deployment(model).arm("2")
+            return arm is None or arm.weight == 0
+
+        wait_for(rolled_back, timeout=90)
+    finally:
+        for load in loads:
+            load.stop()
+    assert fleet.leader() is leader  # it judged drift it never served
+    changes = [e for e in reg.audit_events(subject=model) if e.actor == "governor"]
+    decision = changes[-1].after["details"]["decision"]
+    assert decision["kind"] == "rollback"
+    gate = next(g for g in decision["gates"] if g["name"] == "output_drift")
+    assert gate["status"] == "fail"
+
+
+def _canary_shares(fleet: Fleet, model: str) -> list[int]:
+    shares = []
+    for h in fleet.registry.history(model):
+        arm = h.deployment.normalised().arm("2")
+        if arm is not None and arm.role is Role.CANARY:
+            shares.append(round(100 * arm.weight))
+    return shares
+
+
+def test_leader_killed_mid_ramp_another_continues_without_skipping(fleet: Fleet) -> None:
+    # Kills a process: keep this test last in the module.
+    model = "ramp"
+    _canary(fleet, model, threshold_model(1, scale=2.0), 5, RAMP_POLICY)
+    loads = {m.index: Load(m.target, model, normal_rows, clients=1).start() for m in fleet.members}
+    try:
+        wait_for(lambda: len(_canary_shares(fleet, model)) >= 2, timeout=90)  # ramping
+        leader = wait_for(fleet.leader)
+        killed_at = time.monotonic()
+        leader.proc.kill()
+        loads.pop(leader.index).stop()  # its client fails from now on: not a survivor
+        new = wait_for(lambda: (f := fleet.leader()) is not None and f is not leader and f)
+        took = time.monotonic() - killed_at
+        wait_for(lambda: fleet.registry.get_deployment(model).champion.version == "2", timeout=120)
+    finally:
+        outcomes = [o for load in loads.values() for o in load.stop()]
+    assert new is not leader and took <= 2 * GOVERNOR_LEASE_S, took
+    assert outcomes and all(o.ok for o in outcomes), [o for o in outcomes if not o.ok][:3]
+    assert _canary_shares(fleet, model) == [5, 10, 25, 50]  # no step skipped or repeated
+    kinds = [
+        e.after["details"]["decision"]["kind"]
+        for e in fleet.registry.audit_events(subject=model)
+        if e.actor == "governor" and isinstance(e.after, dict) and "details" in e.after
+    ]
+    assert kinds == ["advance", "advance", "advance", "promote"]
+    # Promoted: its windows are cleared (just after the promotion is committed).
+    wait_for(lambda: fleet.registry.fleet.window(model, "2", 0) is None, timeout=10)
