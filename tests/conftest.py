@@ -7,6 +7,7 @@ application would.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,11 @@ from gateway.server import Gateway
 from gateway.settings import Settings
 from gateway.tools.embedded import EmbeddedGateway
 from registry.registry import Registry
+
+# Tests never bind the well-known HTTP port (8000): every gateway a test starts as a process
+# (serve, --workers, fleet members) inherits this and picks a free port instead, so suites
+# that start several gateways at once cannot collide on it.
+os.environ.setdefault("ONNXGATE_HTTP_PORT", "0")
 
 # One throwaway PostgreSQL cluster per session, for the backend-parametrised suites.
 pytest_plugins = ["pg_cluster"]

@@ -14,6 +14,7 @@ __all__ = ["clean_env", "make_pki", "onnxgate"]
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The test process's environment without any ONNXGATE_* setting, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ONNXGATE_")}
+    env["ONNXGATE_HTTP_PORT"] = "0"  # never the well-known 8000 (see tests/conftest.py)
     env.update(extra or {})
     return env
 

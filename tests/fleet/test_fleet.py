@@ -117,6 +117,10 @@ def test_evidence_adds_up_and_labels_join_on_any_process(fleet: Fleet) -> None:
     requests = _serve(fleet.members, model, 60, "r", rng)
     served += len(requests)
     n = len(fleet.members)
+    # Predictions reach the shared table in batches, off the hot path; a label is delayed
+    # by nature, so send them once every prediction is shared (what the join relies on).
+    ids = [rid for rid, _, _ in requests]
+    wait_for(lambda: len(reg.fleet.predictions(model, ids)) == len(ids), timeout=30)
     for i, m in enumerate(fleet.members):
         # Each label goes to the next process: never the one that served it.
         labels = [(rid, truth) for rid, truth, at in requests if (at + 1) % n == i]
