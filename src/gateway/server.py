@@ -23,6 +23,8 @@ from gateway._proto import (
     grpc_service_pb2,
     monitoring_pb2,
 )
+from gateway.explain.counters import ExplainCounters
+from gateway.explain.service import Explainer
 from gateway.governor.collector import GovernorMetrics
 from gateway.governor.feedback import FeedbackStore
 from gateway.governor.loop import Governor, default_holder
@@ -37,6 +39,7 @@ from gateway.serving.taps import Tap, TapQueue
 from gateway.settings import Settings
 from gateway.transport.admin import AdminServicer
 from gateway.transport.auth import requires_token
+from gateway.transport.explain import EXPLAIN_SERVICE, ExplainServicer
 from gateway.transport.governance import GovernanceServicer
 from gateway.transport.governor import GOVERNOR_SERVICE, GovernorServicer
 from gateway.transport.handlers import add_service
@@ -152,7 +155,9 @@ class Gateway:
         # Governor: predictions kept for delayed labels (recorded only for models with a
         # policy), evidence sources, and the loop that moves traffic (started in start()).
         self.feedback = FeedbackStore(
-            max_records=settings.feedback_records, ttl_s=settings.feedback_ttl_s
+            max_records=settings.feedback_records,
+            ttl_s=settings.feedback_ttl_s,
+            keep_inputs=settings.explain_keep_inputs,
         )
         watchers["feedback"] = self.feedback.observe
         self.taps = TapQueue(
@@ -192,6 +197,20 @@ class Gateway:
             self.monitor, self.shadow, io_executor=self._io_pool, settle=self.taps.settled
         )
         self.governance = GovernanceServicer(self.registry, io_executor=self._io_pool)
+        self.explainer = Explainer(
+            self.catalog,
+            self.registry,
+            ExplainCounters(self.metrics.registry),
+            threads=settings.explain_threads,
+            queue=settings.explain_queue,
+            background=settings.explain_background,
+            max_rows=settings.explain_max_rows,
+            lookup=self.feedback.inputs_of,
+            settle=self.taps.settled,
+        )
+        self.explain = ExplainServicer(
+            self.explainer, default_timeout_s=settings.explain_deadline_s
+        )
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
         self.port = 0
@@ -239,6 +258,7 @@ class Gateway:
         self.governor_api.add_to_server(
             server, guard=guarded(GOVERNOR_SERVICE), predict_tokens=s.predict_tokens
         )
+        self.explain.add_to_server(server, predict_tokens=s.predict_tokens)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             (
@@ -247,6 +267,7 @@ class Gateway:
                 MONITORING_SERVICE,
                 GOVERNOR_SERVICE,
                 GOVERNANCE_SERVICE,
+                EXPLAIN_SERVICE,
                 health.SERVICE_NAME,
                 reflection.SERVICE_NAME,
             ),
@@ -322,6 +343,7 @@ class Gateway:
             await self.server.stop(grace)
         self.taps.close()
         self.shadow.close()
+        self.explainer.close()
         if self.monitor is not None:
             self.monitor.close()
         await self.catalog.close()

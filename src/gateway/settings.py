@@ -74,6 +74,13 @@ class Settings:
     governor_interval_s: float = 1.0  # loop tick; each policy sets its model's own interval
     feedback_records: int = 100_000  # recent predictions kept to join delayed labels to
     feedback_ttl_s: float = 86_400.0  # older predictions no longer accept a label
+    # Explanations (gateway.explain): their own executor, queue and deadline.
+    explain_threads: int = 1  # executor threads for explanations (never the inference pool)
+    explain_queue: int = 8  # explanations queued or running; beyond it RESOURCE_EXHAUSTED
+    explain_deadline_s: float = 30.0  # default deadline of one Explain call
+    explain_background: int = 32  # weighted k-means rows summarising the reference sample
+    explain_max_rows: int = 256  # rows per Explain call
+    explain_keep_inputs: bool = True  # keep small requests' inputs by id, to explain later
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -103,6 +110,7 @@ class Settings:
             raise SettingsError(f"setting admin_roles: {exc}") from None
         self._check_monitoring()
         self._check_governor()
+        self._check_explain()
 
     def _check_monitoring(self) -> None:
         if not 0.0 < self.monitor_sample <= 1.0:
@@ -127,6 +135,13 @@ class Settings:
                 raise SettingsError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.feedback_records < 1:
             raise SettingsError(f"feedback_records must be >= 1, got {self.feedback_records}")
+
+    def _check_explain(self) -> None:
+        for name in ("explain_threads", "explain_queue", "explain_background", "explain_max_rows"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.explain_deadline_s <= 0:
+            raise SettingsError(f"explain_deadline_s must be > 0, got {self.explain_deadline_s}")
 
     @property
     def effective_intra_op_threads(self) -> int:
