@@ -16,7 +16,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from gateway.cli import audit, governance, governor, inference, models, monitoring, traffic
+from gateway.cli import audit, explain, governance, governor, inference, models, monitoring, traffic
 from gateway.cli.output import EXIT_FAILED, REPORTED_ERRORS, failure_message
 
 __all__ = ["build_parser", "main"]
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     # models search|card|approvals|validate|retire, approve, governance; lineage flags
     governance.install(sub, models=models_sub, register=register, traffic_set=traffic_set)
     audit.add_commands(sub)  # audit, deployment at, retention apply, db
+    explain.add_commands(sub)  # explain
     return p
 
 
