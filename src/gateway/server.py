@@ -23,8 +23,7 @@ from gateway._proto import (
     grpc_service_pb2,
     monitoring_pb2,
 )
-from gateway.explain.counters import ExplainCounters
-from gateway.explain.service import Explainer
+from gateway.explain.assembly import build_explanations
 from gateway.governor.collector import GovernorMetrics
 from gateway.governor.feedback import FeedbackStore
 from gateway.governor.loop import Governor, default_holder
@@ -160,6 +159,16 @@ class Gateway:
             keep_inputs=settings.explain_keep_inputs,
         )
         watchers["feedback"] = self.feedback.observe
+        # Explanations: the Explain RPC's own executor, the global-importance sampler tap.
+        self.explanations = build_explanations(
+            settings,
+            self.catalog,
+            self.registry,
+            self.metrics,
+            lookup=self.feedback.inputs_of,
+            settle=self._settle_taps,
+        )
+        watchers.update(self.explanations.taps())
         self.taps = TapQueue(
             {**watchers, **(taps or {})}, capacity=settings.tap_queue, metrics=self.metrics
         )
@@ -176,6 +185,7 @@ class Gateway:
                 MetricsEvidence(self.metrics),
                 FeedbackEvidence(self.feedback),
                 MonitorEvidence(drift, self.shadow.snapshot),
+                *self.explanations.evidence(),
             ],
             io_executor=self._io_pool,
             holder=default_holder(),
@@ -197,19 +207,8 @@ class Gateway:
             self.monitor, self.shadow, io_executor=self._io_pool, settle=self.taps.settled
         )
         self.governance = GovernanceServicer(self.registry, io_executor=self._io_pool)
-        self.explainer = Explainer(
-            self.catalog,
-            self.registry,
-            ExplainCounters(self.metrics.registry),
-            threads=settings.explain_threads,
-            queue=settings.explain_queue,
-            background=settings.explain_background,
-            max_rows=settings.explain_max_rows,
-            lookup=self.feedback.inputs_of,
-            settle=self.taps.settled,
-        )
         self.explain = ExplainServicer(
-            self.explainer, default_timeout_s=settings.explain_deadline_s
+            self.explanations.explainer, default_timeout_s=settings.explain_deadline_s
         )
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
@@ -218,6 +217,9 @@ class Gateway:
         self._metrics_server: Any = None
         self._stop_watch = asyncio.Event()
         self._watch_task: asyncio.Task[None] | None = None
+
+    async def _settle_taps(self) -> bool:
+        return await self.taps.settled()
 
     def _build_server(self) -> grpc.aio.Server:
         s = self.settings
@@ -303,6 +305,7 @@ class Gateway:
         await self.server.start()
         self._start_metrics_endpoint()
         self.taps.start()
+        self.explanations.start()
         if self.monitor is not None:
             self.monitor.start()
         self._watch_task = asyncio.get_running_loop().create_task(
@@ -343,7 +346,7 @@ class Gateway:
             await self.server.stop(grace)
         self.taps.close()
         self.shadow.close()
-        self.explainer.close()
+        self.explanations.close()
         if self.monitor is not None:
             self.monitor.close()
         await self.catalog.close()

@@ -81,6 +81,9 @@ class Settings:
     explain_background: int = 32  # weighted k-means rows summarising the reference sample
     explain_max_rows: int = 256  # rows per Explain call
     explain_keep_inputs: bool = True  # keep small requests' inputs by id, to explain later
+    explain_sample_rate: float = 1.0  # requests/s sampled for global importance; 0: off
+    explain_sample_rows: int = 4  # rows of each sampled request explained
+    explain_sample_queue: int = 64  # sampled requests waiting; beyond it they are dropped
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -137,11 +140,20 @@ class Settings:
             raise SettingsError(f"feedback_records must be >= 1, got {self.feedback_records}")
 
     def _check_explain(self) -> None:
-        for name in ("explain_threads", "explain_queue", "explain_background", "explain_max_rows"):
+        for name in (
+            "explain_threads",
+            "explain_queue",
+            "explain_background",
+            "explain_max_rows",
+            "explain_sample_rows",
+            "explain_sample_queue",
+        ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.explain_deadline_s <= 0:
             raise SettingsError(f"explain_deadline_s must be > 0, got {self.explain_deadline_s}")
+        if self.explain_sample_rate < 0:
+            raise SettingsError(f"explain_sample_rate must be >= 0, got {self.explain_sample_rate}")
 
     @property
     def effective_intra_op_threads(self) -> int:

@@ -63,9 +63,16 @@ def attributions(resp: epb.ExplainResponse) -> np.ndarray:
     return np.asarray(resp.attributions).reshape(len(resp.base_value), len(resp.features))
 
 
-def infer(gw: Any, model: str, x: np.ndarray, request_id: str, dtype: Any = np.float64) -> None:
+def infer(
+    gw: Any,
+    model: str,
+    x: np.ndarray,
+    request_id: str = "",
+    dtype: Any = np.float64,
+    version: str = "",
+) -> None:
     x = np.ascontiguousarray(x, dtype=dtype)
-    req = pb.ModelInferRequest(model_name=model, id=request_id)
+    req = pb.ModelInferRequest(model_name=model, model_version=version, id=request_id)
     req.inputs.add(name="x", datatype="FP64" if dtype == np.float64 else "FP32", shape=x.shape)
     req.raw_input_contents.append(x.tobytes())
     gw.stub().ModelInfer(req, timeout=30)
