@@ -208,7 +208,9 @@ class Gateway:
         )
         self.governance = GovernanceServicer(self.registry, io_executor=self._io_pool)
         self.explain = ExplainServicer(
-            self.explanations.explainer, default_timeout_s=settings.explain_deadline_s
+            self.explanations.explainer,
+            default_timeout_s=settings.explain_deadline_s,
+            importance=self.explanations.snapshot,
         )
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None

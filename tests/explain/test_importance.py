@@ -4,13 +4,15 @@ copy of the champion."""
 
 from __future__ import annotations
 
+import json
 import urllib.request
 
 import numpy as np
 from explain_support import infer, onnx_of, register
-from shared import wait_for
+from shared import ADMIN_TOKEN, wait_for
 from sklearn.linear_model import LinearRegression
 
+from gateway import cli
 from gateway.governor.evidence import VersionSnapshot
 from gateway.governor.gates import GateStatus, evaluate_gates
 from gateway.governor.rollout import parse_rollout_policy
@@ -32,7 +34,9 @@ def _fit(w: np.ndarray, seed: int) -> tuple[LinearRegression, np.ndarray]:
     return LinearRegression().fit(x, x @ w + rng.normal(scale=0.1, size=500)), x
 
 
-def test_importance_drift_flags_a_changed_top_feature_only(registry, make_gateway) -> None:
+def test_importance_drift_flags_a_changed_top_feature_only(
+    registry, make_gateway, tmp_path, capsys, monkeypatch
+) -> None:
     champion, ref = _fit(CHAMPION_W, 0)
     retrained, _ = _fit(CHAMPION_W, 1)
     other, _ = _fit(OTHER_W, 2)
@@ -75,3 +79,15 @@ def test_importance_drift_flags_a_changed_top_feature_only(registry, make_gatewa
     metrics = urllib.request.urlopen(gw.metrics_url, timeout=10).read().decode()
     assert 'onnxgate_explain_importance{feature="x[3]",model="imp",version="3"}' in metrics
     assert 'onnxgate_explain_rows_total{model="imp",source="sample",version="1"}' in metrics
+
+    # Shown by `onnxgate explain --importance` and in the drift report.
+    assert cli.main(["explain", "imp", "--importance", "--json", "--target", gw.target]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert set(shown) == {"1", "2", "3"} and shown["3"]["rows"] >= 64
+    top = max(range(FEATURES), key=shown["3"]["mean_abs"].__getitem__)
+    assert shown["3"]["features"][top] == "x[3]"
+    monkeypatch.setenv("ONNXGATE_ADMIN_TOKEN", ADMIN_TOKEN)
+    report = tmp_path / "drift.html"
+    assert cli.main(["drift", "imp", "--html", str(report), "--target", gw.target]) == 0
+    page = report.read_text(encoding="utf-8")
+    assert "feature importance" in page and "sampled rows of live traffic" in page

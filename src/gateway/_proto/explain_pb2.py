@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _pool.POOL.AddSerializedFile(b'\n\rexplain.proto\x12\x13onnxgate.explain.v1\"\xb0\x01\n\x0e\x45xplainRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x10\n\x04rows\x18\x03 \x03(\x01\x42\x02\x10\x01\x12\r\n\x05shape\x18\x04 \x03(\x03\x12\n\n\x02id\x18\x05 \x01(\t\x12\x0e\n\x06output\x18\x06 \x01(\t\x12\x14\n\x0coutput_index\x18\x07 \x01(\x05\x12\x18\n\x10has_output_index\x18\x08 \x01(\x08\x12\x11\n\ttimeout_s\x18\t \x01(\x01\"\xaf\x01\n\x0f\x45xplainResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0e\n\x06output\x18\x03 \x01(\t\x12\x0e\n\x06method\x18\x04 \x01(\t\x12\x10\n\x08\x66\x65\x61tures\x18\x05 \x03(\t\x12\x16\n\nbase_value\x18\x06 \x03(\x01\x42\x02\x10\x01\x12\x18\n\x0c\x61ttributions\x18\x07 \x03(\x01\x42\x02\x10\x01\x12\x18\n\x0coutput_value\x18\x08 \x03(\x01\x42\x02\x10\x01\x32\x61\n\x07\x45xplain\x12V\n\x07\x45xplain\x12#.onnxgate.explain.v1.ExplainRequest\x1a$.onnxgate.explain.v1.ExplainResponse\"\x00\x62\x06proto3')
+DESCRIPTOR = _pool.POOL.AddSerializedFile(b'\n\rexplain.proto\x12\x13onnxgate.explain.v1\"\xb0\x01\n\x0e\x45xplainRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x10\n\x04rows\x18\x03 \x03(\x01\x42\x02\x10\x01\x12\r\n\x05shape\x18\x04 \x03(\x03\x12\n\n\x02id\x18\x05 \x01(\t\x12\x0e\n\x06output\x18\x06 \x01(\t\x12\x14\n\x0coutput_index\x18\x07 \x01(\x05\x12\x18\n\x10has_output_index\x18\x08 \x01(\x08\x12\x11\n\ttimeout_s\x18\t \x01(\x01\"\xaf\x01\n\x0f\x45xplainResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0e\n\x06output\x18\x03 \x01(\t\x12\x0e\n\x06method\x18\x04 \x01(\t\x12\x10\n\x08\x66\x65\x61tures\x18\x05 \x03(\t\x12\x16\n\nbase_value\x18\x06 \x03(\x01\x42\x02\x10\x01\x12\x18\n\x0c\x61ttributions\x18\x07 \x03(\x01\x42\x02\x10\x01\x12\x18\n\x0coutput_value\x18\x08 \x03(\x01\x42\x02\x10\x01\"6\n\x14GetImportanceRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"Z\n\x11VersionImportance\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0c\n\x04rows\x18\x02 \x01(\x03\x12\x10\n\x08\x66\x65\x61tures\x18\x03 \x03(\t\x12\x14\n\x08mean_abs\x18\x04 \x03(\x01\x42\x02\x10\x01\"`\n\x15GetImportanceResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x38\n\x08versions\x18\x02 \x03(\x0b\x32&.onnxgate.explain.v1.VersionImportance2\xcb\x01\n\x07\x45xplain\x12V\n\x07\x45xplain\x12#.onnxgate.explain.v1.ExplainRequest\x1a$.onnxgate.explain.v1.ExplainResponse\"\x00\x12h\n\rGetImportance\x12).onnxgate.explain.v1.GetImportanceRequest\x1a*.onnxgate.explain.v1.GetImportanceResponse\"\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,10 +39,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EXPLAINRESPONSE'].fields_by_name['attributions']._serialized_options = b'\020\001'
   _globals['_EXPLAINRESPONSE'].fields_by_name['output_value']._loaded_options = None
   _globals['_EXPLAINRESPONSE'].fields_by_name['output_value']._serialized_options = b'\020\001'
+  _globals['_VERSIONIMPORTANCE'].fields_by_name['mean_abs']._loaded_options = None
+  _globals['_VERSIONIMPORTANCE'].fields_by_name['mean_abs']._serialized_options = b'\020\001'
   _globals['_EXPLAINREQUEST']._serialized_start=39
   _globals['_EXPLAINREQUEST']._serialized_end=215
   _globals['_EXPLAINRESPONSE']._serialized_start=218
   _globals['_EXPLAINRESPONSE']._serialized_end=393
-  _globals['_EXPLAIN']._serialized_start=395
-  _globals['_EXPLAIN']._serialized_end=492
+  _globals['_GETIMPORTANCEREQUEST']._serialized_start=395
+  _globals['_GETIMPORTANCEREQUEST']._serialized_end=449
+  _globals['_VERSIONIMPORTANCE']._serialized_start=451
+  _globals['_VERSIONIMPORTANCE']._serialized_end=541
+  _globals['_GETIMPORTANCERESPONSE']._serialized_start=543
+  _globals['_GETIMPORTANCERESPONSE']._serialized_end=639
+  _globals['_EXPLAIN']._serialized_start=642
+  _globals['_EXPLAIN']._serialized_end=845
 # @@protoc_insertion_point(module_scope)

@@ -39,6 +39,11 @@ class ExplainStub:
                 request_serializer=explain__pb2.ExplainRequest.SerializeToString,
                 response_deserializer=explain__pb2.ExplainResponse.FromString,
                 _registered_method=True)
+        self.GetImportance = channel.unary_unary(
+                '/onnxgate.explain.v1.Explain/GetImportance',
+                request_serializer=explain__pb2.GetImportanceRequest.SerializeToString,
+                response_deserializer=explain__pb2.GetImportanceResponse.FromString,
+                _registered_method=True)
 
 
 class ExplainServicer:
@@ -50,6 +55,13 @@ class ExplainServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetImportance(self, request, context):
+        """Global importance per version, from the sample of live traffic explained so far.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExplainServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -57,6 +69,11 @@ def add_ExplainServicer_to_server(servicer, server):
                     servicer.Explain,
                     request_deserializer=explain__pb2.ExplainRequest.FromString,
                     response_serializer=explain__pb2.ExplainResponse.SerializeToString,
+            ),
+            'GetImportance': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetImportance,
+                    request_deserializer=explain__pb2.GetImportanceRequest.FromString,
+                    response_serializer=explain__pb2.GetImportanceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -86,6 +103,33 @@ class Explain:
             '/onnxgate.explain.v1.Explain/Explain',
             explain__pb2.ExplainRequest.SerializeToString,
             explain__pb2.ExplainResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetImportance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/onnxgate.explain.v1.Explain/GetImportance',
+            explain__pb2.GetImportanceRequest.SerializeToString,
+            explain__pb2.GetImportanceResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -35,11 +35,15 @@ class ExplainStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ExplainAsyncStub: ...
     Explain: _grpc.UnaryUnaryMultiCallable[_explain_pb2.ExplainRequest, _explain_pb2.ExplainResponse]
+    GetImportance: _grpc.UnaryUnaryMultiCallable[_explain_pb2.GetImportanceRequest, _explain_pb2.GetImportanceResponse]
+    """Global importance per version, from the sample of live traffic explained so far."""
 
 @_typing.type_check_only
 class ExplainAsyncStub(ExplainStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Explain: _aio.UnaryUnaryMultiCallable[_explain_pb2.ExplainRequest, _explain_pb2.ExplainResponse]  # type: ignore[assignment]
+    GetImportance: _aio.UnaryUnaryMultiCallable[_explain_pb2.GetImportanceRequest, _explain_pb2.GetImportanceResponse]  # type: ignore[assignment]
+    """Global importance per version, from the sample of live traffic explained so far."""
 
 class ExplainServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -48,5 +52,13 @@ class ExplainServicer(metaclass=_abc_1.ABCMeta):
         request: _explain_pb2.ExplainRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_explain_pb2.ExplainResponse, _abc.Awaitable[_explain_pb2.ExplainResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetImportance(
+        self,
+        request: _explain_pb2.GetImportanceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_explain_pb2.GetImportanceResponse, _abc.Awaitable[_explain_pb2.GetImportanceResponse]]:
+        """Global importance per version, from the sample of live traffic explained so far."""
 
 def add_ExplainServicer_to_server(servicer: ExplainServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

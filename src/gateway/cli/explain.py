@@ -19,7 +19,7 @@ import numpy as np
 from gateway.cli.common import PREDICT_TOKEN_ENV, channel, client_opts, token_metadata
 from gateway.cli.output import EXIT_OK, CliError, emit, print_table
 
-__all__ = ["add_commands", "cmd_explain"]
+__all__ = ["add_commands", "cmd_explain", "importance_payload"]
 
 ROWS_PER_CALL = 256  # the gateway's default explain_max_rows
 
@@ -79,12 +79,52 @@ def _table(payload: dict[str, Any], top: int) -> None:
     print_table(rows, ["row", "output", f"top {top} attributions"])
 
 
+def importance_payload(
+    args: argparse.Namespace, model: str, version: str, *, strict: bool = False
+) -> dict[str, Any]:
+    """version -> {rows, features, mean_abs} from the gateway's importance sampler; empty
+    (unless ``strict``) when the gateway cannot say (an older gateway, a refused token)."""
+    import grpc
+
+    from gateway._proto import explain_pb2 as pb
+    from gateway._proto import explain_pb2_grpc as pb_grpc
+
+    metadata = token_metadata(PREDICT_TOKEN_ENV, required=False)
+    request = pb.GetImportanceRequest(model=model, version=version)
+    try:
+        with channel(args.target) as ch:
+            resp = pb_grpc.ExplainStub(ch).GetImportance(
+                request, metadata=metadata, timeout=args.timeout
+            )
+    except grpc.RpcError:
+        if strict:
+            raise
+        return {}
+    return {
+        v.version: {"rows": v.rows, "features": list(v.features), "mean_abs": list(v.mean_abs)}
+        for v in resp.versions
+    }
+
+
+def _importance_table(payload: dict[str, Any], top: int) -> None:
+    if not payload:
+        print("no sampled rows explained yet (explain_sample_rate, a reference sample)")
+    for version, imp in payload.items():
+        print(f"version {version}: mean |attribution| over {imp['rows']} sampled rows")
+        pairs = sorted(zip(imp["features"], imp["mean_abs"], strict=True), key=lambda p: -p[1])
+        print_table([[f, f"{v:.6g}"] for f, v in pairs[:top]], ["feature", "importance"])
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
     from gateway._proto import explain_pb2_grpc as pb_grpc
 
     model, _, version = args.ref.partition(":")
+    if args.importance:
+        found = importance_payload(args, model, version, strict=True)
+        emit(args, found, lambda: _importance_table(found, max(args.top, 10)))
+        return EXIT_OK
     if (args.data is None) == (args.id is None):
-        raise CliError("give exactly one of --data FILE and --id ID")
+        raise CliError("give exactly one of --data FILE and --id ID (or --importance)")
     metadata = token_metadata(PREDICT_TOKEN_ENV, required=False)
     requests = []
     if args.id is not None:
@@ -119,5 +159,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     ex.add_argument("--output", type=int, metavar="N", help="class index (output column)")
     ex.add_argument("--output-name", metavar="NAME", help="output tensor (default: first float)")
     ex.add_argument("--top", type=int, default=3, help="attributions per row in the table")
+    ex.add_argument(
+        "--importance", action="store_true", help="global importance from sampled traffic"
+    )
     client_opts(ex)
     ex.set_defaults(func=cmd_explain, timeout=120.0)

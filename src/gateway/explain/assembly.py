@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from gateway.explain.counters import ExplainCounters
 from gateway.explain.importance import ImportanceCollector, ImportanceEvidence, ImportanceSampler
 from gateway.explain.service import Explainer, Lookup
+from gateway.governor.evidence import Importance
 from gateway.governor.sources import EvidenceSource
 from gateway.metrics import GatewayMetrics
 from gateway.serving.catalog import Catalog
@@ -31,6 +32,9 @@ class Explanations:
         if self.importance is None:
             return []
         return [ImportanceEvidence(self.importance.importance)]
+
+    def snapshot(self) -> dict[tuple[str, str], Importance]:
+        return {} if self.importance is None else self.importance.snapshot()
 
     def start(self) -> None:
         if self.importance is not None:

@@ -79,6 +79,7 @@ def attribute(
     features: tuple[str, ...],
     *,
     nsamples: int | str = "auto",
+    seed: int = 0,
 ) -> tuple[float, FloatArray]:
     """(base value, rows x features attributions) of ``predict`` at ``rows``."""
     shap = require_shap()
@@ -86,6 +87,10 @@ def attribute(
         np.array(background.rows), list(features), None, np.array(background.weights)
     )
     explainer = shap.KernelExplainer(predict, data, link="identity")
+    # NOTE: Kernel SHAP draws coalitions from numpy's global generator (beyond 11 features,
+    # where it cannot enumerate them); seeding it makes one row's explanation repeatable.
+    # Best effort: two explanations running at the same moment share that generator.
+    np.random.seed(seed)
     values = explainer.shap_values(rows, nsamples=nsamples, l1_reg=False, silent=True)
     attrs = np.asarray(values, dtype=np.float64).reshape(rows.shape[0], rows.shape[1])
     return float(np.asarray(explainer.expected_value).reshape(-1)[0]), attrs

@@ -1,6 +1,7 @@
 """Thin servicer for ``onnxgate.explain.v1.Explain``: protobuf in, :class:`Explainer` out.
 
-Authenticated like ``ModelInfer`` (predict tokens when the gateway has any, else open): an
+``GetImportance`` reads the global-importance sampler's per-version means. Both are
+authenticated like ``ModelInfer`` (predict tokens when the gateway has any, else open): an
 explanation reveals no more than the predictions the same caller may ask for. The work
 runs on the explainer's own executor (:mod:`gateway.explain.service`), never on the
 inference pool.
@@ -8,7 +9,7 @@ inference pool.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import grpc
@@ -18,6 +19,7 @@ from gateway._proto import explain_pb2 as pb
 from gateway._proto import explain_pb2_grpc as pb_grpc
 from gateway.errors import InvalidArgument
 from gateway.explain.service import Explainer
+from gateway.governor.evidence import Importance
 from gateway.transport.auth import requires_token
 from gateway.transport.handlers import add_service
 from gateway.transport.status import grpc_errors
@@ -43,16 +45,24 @@ def _rows(request: pb.ExplainRequest) -> np.ndarray[Any, np.dtype[np.float64]] |
 
 
 class ExplainServicer(pb_grpc.ExplainServicer):
-    def __init__(self, explainer: Explainer, *, default_timeout_s: float) -> None:
+    def __init__(
+        self,
+        explainer: Explainer,
+        *,
+        default_timeout_s: float,
+        importance: Callable[[], Mapping[tuple[str, str], Importance]] | None = None,
+    ) -> None:
         self._explainer = explainer
         self._timeout_s = default_timeout_s
+        self._importance = importance
 
     def add_to_server(self, server: grpc.aio.Server, *, predict_tokens: Mapping[str, str]) -> str:
         """Wrap (auth like ModelInfer, one error mapping), register, return the service name."""
-        method: Any = self.Explain
-        if predict_tokens:
-            method = requires_token(predict_tokens)(method)
-        setattr(self, "Explain", grpc_errors(method))  # noqa: B010 - a wrapped method
+        for name in ("Explain", "GetImportance"):
+            method: Any = getattr(self, name)
+            if predict_tokens:
+                method = requires_token(predict_tokens)(method)
+            setattr(self, name, grpc_errors(method))
         return add_service(server, self, pb, "Explain")
 
     async def Explain(self, request: pb.ExplainRequest, context: Context) -> pb.ExplainResponse:
@@ -81,3 +91,20 @@ class ExplainServicer(pb_grpc.ExplainServicer):
             attributions=result.attributions.reshape(-1).tolist(),
             output_value=result.output_value.tolist(),
         )
+
+    async def GetImportance(
+        self, request: pb.GetImportanceRequest, context: Context
+    ) -> pb.GetImportanceResponse:
+        if not request.model:
+            raise InvalidArgument("model is required")
+        found = {} if self._importance is None else self._importance()
+        resp = pb.GetImportanceResponse(model=request.model)
+        for (model, version), imp in sorted(found.items()):
+            if model == request.model and request.version in ("", version):
+                resp.versions.add(
+                    version=version,
+                    rows=imp.rows,
+                    features=list(imp.features),
+                    mean_abs=list(imp.mean_abs),
+                )
+        return resp
