@@ -46,3 +46,23 @@ def test_output_choice() -> None:
         choose_output(outs, "nope")
     with pytest.raises(InvalidArgument, match="out of range"):
         choose_output(outs, index=5)
+
+
+def test_rank_correlation_and_the_gate_policy() -> None:
+    from gateway.governor.evidence import Importance
+    from gateway.governor.rollout import RolloutPolicyError, parse_rollout_policy
+
+    names = ("a", "b", "c", "d")
+    champ = Importance(names, (4.0, 3.0, 2.0, 1.0), 100)
+    assert champ.top == "a"
+    assert champ.rank_correlation(Importance(names, (8.0, 6.1, 3.0, 0.5), 100)) == 1.0
+    assert champ.rank_correlation(Importance(names, (1.0, 2.0, 3.0, 4.0), 100)) == -1.0
+    ties = Importance(names, (1.0, 1.0, 1.0, 1.0), 10)
+    assert champ.rank_correlation(ties) == 0.0
+    assert champ.rank_correlation(Importance(("a", "b"), (1.0, 2.0), 10)) is None
+
+    policy = parse_rollout_policy("[gates]\nmin_importance_correlation = 0.5\n")
+    assert policy.gates.min_importance_correlation == 0.5
+    assert parse_rollout_policy("").gates.min_importance_correlation is None
+    with pytest.raises(RolloutPolicyError, match="min_importance_correlation"):
+        parse_rollout_policy("[gates]\nmin_importance_correlation = 2\n")

@@ -19,6 +19,7 @@ import asyncio
 import concurrent.futures
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -45,11 +46,13 @@ from gateway.serving.catalog import Catalog
 from gateway.serving.runtime import LoadedVersion
 from registry import Registry
 from registry.datatypes import DATATYPE_TO_NUMPY
+from registry.errors import NotFoundError as RegistryNotFound
 
 __all__ = ["Explainer", "Explanation", "Lookup", "VersionModel"]
 
 FloatArray = npt.NDArray[np.float64]
 Lookup = Callable[[str, str], "tuple[str, Tensors] | None"]
+MAX_CACHED_VERSIONS = 64  # version models (background, its outputs) kept, least recent out
 CHUNK_ROWS = 65_536  # perturbed rows per onnxruntime call (bounds the memory of one run)
 
 
@@ -175,7 +178,7 @@ class Explainer:
         self._settle = settle
         self._pending = 0
         self._lock = threading.Lock()
-        self._models: dict[tuple[str, str, str], VersionModel] = {}
+        self._models: OrderedDict[tuple[str, str, str], VersionModel] = OrderedDict()
 
     # -- versions ------------------------------------------------------------------------
 
@@ -184,9 +187,16 @@ class Explainer:
         key = (loaded.model, loaded.version, loaded.sha256)
         with self._lock:
             cached = self._models.get(key)
-        if cached is not None:
-            return cached
-        stored = self._registry.get_profile(loaded.model, loaded.version)
+            if cached is not None:
+                self._models.move_to_end(key)
+                return cached
+        try:
+            stored = self._registry.get_profile(loaded.model, loaded.version)
+        except RegistryNotFound:
+            raise NotFound(
+                f"model {quoted(loaded.model)} version {quoted(loaded.version)} is no longer "
+                "registered"
+            ) from None
         profile = None if stored is None else VersionProfiles.from_doc(stored[0]).inputs
         if profile is None or profile.sample.shape[0] == 0:
             raise FailedPrecondition(
@@ -198,6 +208,8 @@ class Explainer:
         model = VersionModel(loaded, bg, profile.feature_names)
         with self._lock:
             self._models[key] = model
+            while len(self._models) > MAX_CACHED_VERSIONS:  # retired versions age out
+                self._models.popitem(last=False)
         return model
 
     # -- one call ------------------------------------------------------------------------
@@ -219,6 +231,9 @@ class Explainer:
             )
         except GatewayError as exc:
             self.counters.requests.labels(model, exc.code).inc()
+            raise
+        except Exception:
+            self.counters.requests.labels(model, "INTERNAL").inc()
             raise
         self.counters.requests.labels(model, "OK").inc()
         return result
@@ -313,6 +328,11 @@ class Explainer:
         started = time.perf_counter()
         vm = self.version_model(loaded)
         x = vm.rows_of(inputs) if inputs is not None else np.asarray(rows, dtype=np.float64)
+        if x.shape[0] > self.max_rows:
+            raise InvalidArgument(
+                f"id: the request has {x.shape[0]} rows; at most {self.max_rows} are explained "
+                "per call (send them as rows, in parts)"
+            )
         choice = choose_output(vm.background_outputs, output, output_index)
         base, attrs, value = vm.explain(x, choice, nsamples=self.nsamples, deadline=deadline)
         self.counters.seconds.labels(loaded.model, loaded.version).observe(

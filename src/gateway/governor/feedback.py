@@ -18,6 +18,12 @@ output called "label", else the first integer or string output, else the first o
 A float output of several columns in a classification task is read as class scores
 (argmax); one float column as a score compared with ``feedback.threshold``.
 
+With ``keep_inputs`` (the gateway's ``explain_keep_inputs``), the record of every request
+with an id also keeps a copy of its inputs (requests of at most 64 KiB of inputs), so that
+the ``Explain`` RPC can explain a prediction served earlier by the same id join
+(:meth:`FeedbackStore.inputs_of`); a model without a policy then gets a bare record (no
+predictions, nothing counted), under the same size and age bounds.
+
 NOTE: :meth:`FeedbackStore.observe` is a tap: it runs on the data plane's tap thread, off
 the request path, and does a few small numpy operations and dict updates (nothing for
 models without a policy). A lock guards the state because labels arrive on the event
