@@ -125,8 +125,14 @@ def test_documented_errors(registry, make_gateway, monkeypatch) -> None:
     assert "reference sample" in details and "--reference" in details
     assert code_of(explain_request("nope", rows))[0] == grpc.StatusCode.NOT_FOUND
     assert code_of(explain_request("noref", rows, version="9"))[0] == grpc.StatusCode.NOT_FOUND
-    code, details = code_of(explain_request("noref", rows[:, :3]))
-    assert code == grpc.StatusCode.FAILED_PRECONDITION or "rows" in details
+    register(registry, "withref", onnx_of(model, FEATURES), ref)
+    # The new model is picked up on the gateway's next registry poll.
+    wait_for(lambda: gw.gateway.catalog.entry("withref") is not None)
+    code, details = code_of(explain_request("withref", rows[:, :3]))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "rows: expected rows x 6 features" in details
+    code, details = code_of(explain_request("withref", rows, output="nope"))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "output" in details
     bad = explain_request("noref", rows)
     del bad.shape[:]
     bad.shape.extend([5, 5])
