@@ -97,13 +97,17 @@ def main() -> int:
     p.add_argument("--warmup", type=float, default=2.0)
     p.add_argument("--explain-rows", type=int, default=8)
     p.add_argument("--repeats", type=int, default=3, help="alternating rounds of both phases")
+    p.add_argument(
+        "--processes", type=int, default=1, help="explain_processes of the gateway (0: threads)"
+    )
     p.add_argument("--json", type=Path, default=c.RESULTS / "explain_load.json")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="onnxgate-explain-load-") as tmp:
         url, artifacts = make_registry(Path(tmp))
         port = c.free_port()
         argv = c.onnxgate_argv(url, artifacts, port, workers=1, batching=True)
-        with c.server("onnxgate", argv, port, [MODEL], log_dir=Path(tmp)) as target:
+        env = {"ONNXGATE_EXPLAIN_PROCESSES": str(args.processes)}
+        with c.server("onnxgate", argv, port, [MODEL], env=env, log_dir=Path(tmp)) as target:
 
             def load() -> dict[str, Any]:
                 result = c.run_loadgen(
@@ -155,6 +159,7 @@ def main() -> int:
         "duration_s": args.duration,
         "repeats": args.repeats,
         "explain_rows": args.explain_rows,
+        "explain_processes": args.processes,
         "summary": summary,
         "alone_runs": alone_runs,
         "with_explanations_runs": loaded_runs,

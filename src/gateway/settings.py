@@ -76,6 +76,7 @@ class Settings:
     feedback_ttl_s: float = 86_400.0  # older predictions no longer accept a label
     # Explanations (gateway.explain): their own executor, queue and deadline.
     explain_threads: int = 1  # executor threads for explanations (never the inference pool)
+    explain_processes: int = 1  # niced worker processes for explanations; 0: threads here
     explain_queue: int = 8  # explanations queued or running; beyond it RESOURCE_EXHAUSTED
     explain_deadline_s: float = 30.0  # default deadline of one Explain call
     explain_background: int = 32  # weighted k-means rows summarising the reference sample
@@ -152,6 +153,8 @@ class Settings:
                 raise SettingsError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.explain_deadline_s <= 0:
             raise SettingsError(f"explain_deadline_s must be > 0, got {self.explain_deadline_s}")
+        if self.explain_processes < 0:
+            raise SettingsError(f"explain_processes must be >= 0, got {self.explain_processes}")
         if self.explain_sample_rate < 0:
             raise SettingsError(f"explain_sample_rate must be >= 0, got {self.explain_sample_rate}")
 

@@ -48,12 +48,15 @@ def test_linear_regression_gets_the_closed_form(registry, make_gateway) -> None:
     assert list(resp.features) == [f"x[{i}]" for i in range(FEATURES)]
 
 
-def test_logistic_regression_gets_the_closed_form_in_margin_space(registry, make_gateway) -> None:
+@pytest.mark.parametrize("processes", [0, 1], ids=["threads", "worker-process"])
+def test_logistic_regression_gets_the_closed_form_in_margin_space(
+    registry, make_gateway, processes: int
+) -> None:
     ref, rows = _data(2)
     y = (ref @ np.array([1.0, -0.5, 0.25, 0.0, 0.3, -0.2]) > 1.0).astype(int)
     model = LogisticRegression(C=0.5).fit(ref, y)
     register(registry, "logit", onnx_of(model, FEATURES), ref)
-    gw = make_gateway()
+    gw = make_gateway(explain_processes=processes)
 
     resp = explain(gw, explain_request("logit", rows))
 

@@ -60,6 +60,7 @@ def build_explanations(
         registry,
         ExplainCounters(metrics.registry),
         threads=settings.explain_threads,
+        processes=settings.explain_processes,
         queue=settings.explain_queue,
         background=settings.explain_background,
         max_rows=settings.explain_max_rows,

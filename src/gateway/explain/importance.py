@@ -130,7 +130,9 @@ class ImportanceSampler:
             vm = self._explainer.version_model(self._find(model, version))
             rows = vm.rows_of(inputs)[: self._rows]
             choice = choose_output(vm.background_outputs)
-            _, attrs, _ = vm.explain(rows, choice, nsamples=self._explainer.nsamples)
+            _, attrs, _ = vm.explain(
+                rows, choice, nsamples=self._explainer.nsamples, pool=self._explainer.processes
+            )
         except GatewayError as exc:
             self._skipped[key] = exc.message
             log.info("global importance skips %s:%s: %s", model, version, exc.message)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib.util
 import threading
+import time
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -28,13 +29,25 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from gateway.errors import FailedPrecondition
+from gateway.domain import Tensors
+from gateway.errors import DeadlineExceeded, FailedPrecondition
 from gateway.explain.background import Background
+from gateway.explain.outputs import OutputChoice
+from gateway.messages import quoted
 
-__all__ = ["EXTRA_HINT", "METHOD", "attribute", "require_shap", "shap_installed"]
+__all__ = [
+    "EXTRA_HINT",
+    "METHOD",
+    "Runner",
+    "attribute",
+    "explain_rows",
+    "require_shap",
+    "shap_installed",
+]
 
 FloatArray = npt.NDArray[np.float64]
 Predict = Callable[[FloatArray], FloatArray]
+Runner = Callable[[FloatArray], Tensors]  # float64 feature rows -> the model's outputs
 
 METHOD = "kernel"
 EXTRA_HINT = "pip install 'onnxgate[explain]'"
@@ -94,3 +107,27 @@ def attribute(
     values = explainer.shap_values(rows, nsamples=nsamples, l1_reg=False, silent=True)
     attrs = np.asarray(values, dtype=np.float64).reshape(rows.shape[0], rows.shape[1])
     return float(np.asarray(explainer.expected_value).reshape(-1)[0]), attrs
+
+
+def explain_rows(
+    run: Runner,
+    rows: FloatArray,
+    choice: OutputChoice,
+    background: Background,
+    features: tuple[str, ...],
+    *,
+    nsamples: int | str,
+    deadline: float,
+    model: str,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """(base value, attributions, output value) per row of ``choice`` of ``run``'s outputs."""
+
+    def predict(x: FloatArray) -> FloatArray:
+        # One call per explained row: past the deadline the rest is abandoned, so an
+        # expired explanation frees its executor slot instead of running to the end.
+        if time.monotonic() > deadline:
+            raise DeadlineExceeded(f"the explanation of {quoted(model)} passed its deadline")
+        return choice.value(run(np.asarray(x, dtype=np.float64)))
+
+    base, attrs = attribute(predict, rows, background, features, nsamples=nsamples)
+    return np.full(rows.shape[0], base), attrs, predict(rows)

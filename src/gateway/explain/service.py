@@ -37,8 +37,9 @@ from gateway.errors import (
 )
 from gateway.explain.background import Background, summarise
 from gateway.explain.counters import ExplainCounters
-from gateway.explain.kernel import METHOD, attribute, require_shap
+from gateway.explain.kernel import METHOD, explain_rows, require_shap
 from gateway.explain.outputs import OutputChoice, choose_output
+from gateway.explain.process import Job, ProcessPool, start_pool
 from gateway.messages import quoted
 from gateway.monitoring.layout import FeatureLayout
 from gateway.monitoring.reference import VersionProfiles
@@ -83,7 +84,13 @@ class Explanation:
 class VersionModel:
     """One loaded version as a black box over float64 feature rows, and its background."""
 
-    def __init__(self, loaded: LoadedVersion, background: Background, names: tuple[str, ...]):
+    def __init__(
+        self,
+        loaded: LoadedVersion,
+        background: Background,
+        names: tuple[str, ...],
+        artifact: bytes | None = None,
+    ):
         layout = FeatureLayout.from_specs(loaded.signature.inputs)
         if not layout.complete or not loaded.batchable:
             why = "; ".join(f"{n}: {w}" for n, w in layout.skipped) or "a fixed batch size"
@@ -97,6 +104,7 @@ class VersionModel:
                 f"{background.n_features} features; the model's inputs have {layout.n_features}"
             )
         self.loaded = loaded
+        self.artifact = artifact  # the model's bytes, for worker processes
         self.layout = layout
         self.background = background
         self.features = names if len(names) == layout.n_features else layout.names
@@ -123,8 +131,10 @@ class VersionModel:
         *,
         nsamples: int | str,
         deadline: float = float("inf"),
+        pool: ProcessPool | None = None,
     ) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """(base value, attributions, output value) per row for the chosen output."""
+        """(base value, attributions, output value) per row for the chosen output, in a
+        worker process of ``pool`` when there is one (see :mod:`gateway.explain.process`)."""
         if rows.ndim != 2 or rows.shape[1] != self.layout.n_features:
             raise InvalidArgument(
                 f"rows: expected rows x {self.layout.n_features} features, got shape "
@@ -133,18 +143,31 @@ class VersionModel:
         if not np.isfinite(rows).all():
             raise InvalidArgument("rows: every value must be finite (no NaN or infinity)")
 
-        def predict(x: FloatArray) -> FloatArray:
-            # One call per explained row: past the deadline the rest is abandoned, so an
-            # expired explanation frees its executor slot instead of running to the end.
-            if time.monotonic() > deadline:
-                raise DeadlineExceeded(
-                    f"the explanation of {quoted(self.loaded.model)} passed its deadline"
-                )
-            return choice.value(self.run(np.asarray(x, dtype=np.float64)))
-
-        base, attrs = attribute(predict, rows, self.background, self.features, nsamples=nsamples)
-        n = rows.shape[0]
-        return np.full(n, base), attrs, predict(rows)
+        if pool is None or self.artifact is None:
+            return explain_rows(
+                self.run,
+                rows,
+                choice,
+                self.background,
+                self.features,
+                nsamples=nsamples,
+                deadline=deadline,
+                model=self.loaded.model,
+            )
+        job = Job(
+            self.loaded.model,
+            self.loaded.sha256,
+            self.artifact,
+            self.layout,
+            self._dtypes,
+            self.background,
+            self.features,
+            choice,
+            rows,
+            nsamples,
+            deadline,
+        )
+        return pool.run(job)
 
 
 class Explainer:
@@ -157,6 +180,7 @@ class Explainer:
         counters: ExplainCounters,
         *,
         threads: int = 1,
+        processes: int = 0,
         queue: int = 8,
         background: int = 32,
         max_rows: int = 256,
@@ -170,6 +194,7 @@ class Explainer:
         self._pool = concurrent.futures.ThreadPoolExecutor(
             threads, thread_name_prefix="onnxgate-explain"
         )
+        self._procs = start_pool(processes)
         self._queue = queue
         self._background = background
         self.max_rows = max_rows
@@ -205,7 +230,10 @@ class Explainer:
                 "onnxgate models register NAME MODEL.onnx --reference SAMPLE.npy|.csv"
             )
         bg = summarise(profile.sample, self._background)
-        model = VersionModel(loaded, bg, profile.feature_names)
+        artifact = None
+        if self._procs is not None:
+            artifact = self._registry.read_artifact(loaded.model, loaded.version)
+        model = VersionModel(loaded, bg, profile.feature_names, artifact)
         with self._lock:
             self._models[key] = model
             while len(self._models) > MAX_CACHED_VERSIONS:  # retired versions age out
@@ -334,7 +362,9 @@ class Explainer:
                 "per call (send them as rows, in parts)"
             )
         choice = choose_output(vm.background_outputs, output, output_index)
-        base, attrs, value = vm.explain(x, choice, nsamples=self.nsamples, deadline=deadline)
+        base, attrs, value = vm.explain(
+            x, choice, nsamples=self.nsamples, deadline=deadline, pool=self._procs
+        )
         self.counters.seconds.labels(loaded.model, loaded.version).observe(
             time.perf_counter() - started
         )
@@ -343,5 +373,12 @@ class Explainer:
             loaded.model, loaded.version, choice.label, METHOD, vm.features, base, attrs, value
         )
 
+    @property
+    def processes(self) -> ProcessPool | None:
+        """The worker processes explanations run in, if any (the sampler uses them too)."""
+        return self._procs
+
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._procs is not None:
+            self._procs.close()
