@@ -25,6 +25,7 @@ from gateway._proto import (
     monitoring_pb2,
 )
 from gateway.concurrency import run_blocking
+from gateway.explain.assembly import build_explanations
 from gateway.fleet import FleetCollector, FleetNode
 from gateway.fleet.changes import ChangeWatcher
 from gateway.governor.collector import GovernorMetrics
@@ -47,6 +48,7 @@ from gateway.serving.taps import Tap, TapQueue
 from gateway.settings import Settings, SettingsError
 from gateway.transport.admin import AdminServicer
 from gateway.transport.auth import requires_token
+from gateway.transport.explain import EXPLAIN_SERVICE, ExplainServicer
 from gateway.transport.governance import GovernanceServicer
 from gateway.transport.governor import GOVERNOR_SERVICE, GovernorServicer
 from gateway.transport.handlers import add_service
@@ -165,9 +167,21 @@ class Gateway:
         # Governor: predictions kept for delayed labels (recorded only for models with a
         # policy), evidence sources, and the loop that moves traffic (started in start()).
         self.feedback = FeedbackStore(
-            max_records=settings.feedback_records, ttl_s=settings.feedback_ttl_s
+            max_records=settings.feedback_records,
+            ttl_s=settings.feedback_ttl_s,
+            keep_inputs=settings.explain_keep_inputs,
         )
         watchers["feedback"] = self.feedback.observe
+        # Explanations: the Explain RPC's own executor, the global-importance sampler tap.
+        self.explanations = build_explanations(
+            settings,
+            self.catalog,
+            self.registry,
+            self.metrics,
+            lookup=self.feedback.inputs_of,
+            settle=self._settle_taps,
+        )
+        watchers.update(self.explanations.taps())
         self.taps = TapQueue(
             {**watchers, **(taps or {})}, capacity=settings.tap_queue, metrics=self.metrics
         )
@@ -194,7 +208,8 @@ class Gateway:
             self.registry,
             self.catalog,
             self.feedback,
-            local if self.fleet is None else [self.fleet],
+            # Importance drift is judged on this process's own sample, fleet or not.
+            [*(local if self.fleet is None else [self.fleet]), *self.explanations.evidence()],
             io_executor=self._io_pool,
             holder=holder,
             tick_s=settings.governor_interval_s,
@@ -217,6 +232,11 @@ class Gateway:
             self.monitor, self.shadow, io_executor=self._io_pool, settle=self.taps.settled
         )
         self.governance = GovernanceServicer(self.registry, io_executor=self._io_pool)
+        self.explain = ExplainServicer(
+            self.explanations.explainer,
+            default_timeout_s=settings.explain_deadline_s,
+            importance=self.explanations.snapshot,
+        )
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
         self.port = 0
@@ -238,6 +258,9 @@ class Gateway:
                          outbox=s.fleet_outbox, ttl_s=s.feedback_ttl_s)  # fmt: skip
         self.metrics.add_collector(FleetCollector(node))
         return node
+
+    async def _settle_taps(self) -> bool:
+        return await self.taps.settled()
 
     def _build_server(self) -> grpc.aio.Server:
         s = self.settings
@@ -278,6 +301,7 @@ class Gateway:
         self.governor_api.add_to_server(
             server, guard=guarded(GOVERNOR_SERVICE), predict_tokens=s.predict_tokens
         )
+        self.explain.add_to_server(server, predict_tokens=s.predict_tokens)
         # Health and reflection too, so garbage to them is no traceback either.
         add_service(server, self.health, health_pb2, "Health")
         reflecting = reflection.aio.ReflectionServicer(
@@ -287,6 +311,7 @@ class Gateway:
                 MONITORING_SERVICE,
                 GOVERNOR_SERVICE,
                 GOVERNANCE_SERVICE,
+                EXPLAIN_SERVICE,
                 health.SERVICE_NAME,
                 reflection.SERVICE_NAME,
             ),
@@ -334,6 +359,7 @@ class Gateway:
             where = f"{self.settings.host}:{self.settings.http_port}"
             raise listen_error("HTTP", where, "http_port", exc.strerror) from None
         self.taps.start()
+        self.explanations.start()
         if self.monitor is not None:
             self.monitor.start()
         self._watch_task = asyncio.get_running_loop().create_task(
@@ -451,6 +477,7 @@ class Gateway:
             await self.server.stop(max(0.0, deadline - time.monotonic()))
         self.taps.close()
         self.shadow.close()
+        self.explanations.close()
         if self.monitor is not None:
             self.monitor.close()
         await self.catalog.close()

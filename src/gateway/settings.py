@@ -89,6 +89,17 @@ class Settings:
     fleet_publish_s: float = 2.0  # how often each process publishes (and reads the merge)
     fleet_lease_s: float = 10.0  # a process silent this long is no longer a member
     fleet_outbox: int = 65_536  # predictions waiting to be shared; beyond it dropped
+    # Explanations (gateway.explain): their own executor, queue and deadline.
+    explain_threads: int = 1  # executor threads for explanations (never the inference pool)
+    explain_processes: int = 1  # niced worker processes for explanations; 0: threads here
+    explain_queue: int = 8  # explanations queued or running; beyond it RESOURCE_EXHAUSTED
+    explain_deadline_s: float = 30.0  # default deadline of one Explain call
+    explain_background: int = 32  # weighted k-means rows summarising the reference sample
+    explain_max_rows: int = 256  # rows per Explain call
+    explain_keep_inputs: bool = True  # keep small requests' inputs by id, to explain later
+    explain_sample_rate: float = 1.0  # requests/s sampled for global importance; 0: off
+    explain_sample_rows: int = 4  # rows of each sampled request explained
+    explain_sample_queue: int = 64  # sampled requests waiting; beyond it they are dropped
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -123,6 +134,7 @@ class Settings:
             raise SettingsError(f"setting admin_roles: {exc}") from None
         self._check_monitoring()
         self._check_governor()
+        self._check_explain()
 
     def _check_monitoring(self) -> None:
         if not 0.0 < self.monitor_sample <= 1.0:
@@ -162,6 +174,24 @@ class Settings:
             raise SettingsError(f"fleet_outbox must be >= 1, got {self.fleet_outbox}")
         if self.feedback_records < 1:
             raise SettingsError(f"feedback_records must be >= 1, got {self.feedback_records}")
+
+    def _check_explain(self) -> None:
+        for name in (
+            "explain_threads",
+            "explain_queue",
+            "explain_background",
+            "explain_max_rows",
+            "explain_sample_rows",
+            "explain_sample_queue",
+        ):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.explain_deadline_s <= 0:
+            raise SettingsError(f"explain_deadline_s must be > 0, got {self.explain_deadline_s}")
+        if self.explain_processes < 0:
+            raise SettingsError(f"explain_processes must be >= 0, got {self.explain_processes}")
+        if self.explain_sample_rate < 0:
+            raise SettingsError(f"explain_sample_rate must be >= 0, got {self.explain_sample_rate}")
 
     @property
     def effective_intra_op_threads(self) -> int:

@@ -182,6 +182,11 @@ def cmd_drift(args: argparse.Namespace) -> int:
     )
     payload = drift_payload(args.name, _call(args, "GetDrift", request))
     if args.html:
+        from gateway.cli.explain import importance_payload
+
+        importance = importance_payload(args, args.name, args.version or "")
+        if importance:
+            payload = {**payload, "importance": importance}
         path = Path(args.html)
         try:
             path.write_text(render_html(payload), encoding="utf-8")

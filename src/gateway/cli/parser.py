@@ -20,6 +20,7 @@ from typing import Any
 from gateway.cli import (
     audit,
     convert,
+    explain,
     governance,
     governor,
     inference,
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_commands(sub)  # audit, deployment at, retention apply, db
     convert.install(models=models_sub, register=register)  # register model.pkl, models optimize
     rollout.add_commands(sub)  # rollout status
+    explain.add_commands(sub)  # explain
     return p
 
 

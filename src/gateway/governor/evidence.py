@@ -20,6 +20,7 @@ __all__ = [
     "CHAMPION",
     "Drift",
     "Evidence",
+    "Importance",
     "Quality",
     "SegmentCounts",
     "ShadowAgreement",
@@ -154,6 +155,51 @@ class Quality:
 
 
 @dataclass(frozen=True)
+class Importance:
+    """A version's global feature importance: mean |attribution| per feature over ``rows``
+    sampled rows of live traffic (see :mod:`gateway.explain.importance`)."""
+
+    features: tuple[str, ...] = ()
+    mean_abs: tuple[float, ...] = ()
+    rows: int = 0
+
+    @property
+    def top(self) -> str | None:
+        if not self.mean_abs:
+            return None
+        return self.features[max(range(len(self.mean_abs)), key=self.mean_abs.__getitem__)]
+
+    def rank_correlation(self, other: Importance) -> float | None:
+        """Spearman's rank correlation of the two importance vectors (average ranks for
+        ties); None when the features differ or fewer than two are known."""
+        if self.features != other.features or len(self.features) < 2:
+            return None
+        a, b = _ranks(self.mean_abs), _ranks(other.mean_abs)
+        n = len(a)
+        ma, mb = sum(a) / n, sum(b) / n
+        cov = sum((x - ma) * (y - mb) for x, y in zip(a, b, strict=True))
+        va = sum((x - ma) ** 2 for x in a)
+        vb = sum((y - mb) ** 2 for y in b)
+        if va == 0 or vb == 0:
+            return 1.0 if va == vb else 0.0
+        return float(cov / (va * vb) ** 0.5)
+
+
+def _ranks(values: tuple[float, ...]) -> list[float]:
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2.0
+        i = j + 1
+    return ranks
+
+
+@dataclass(frozen=True)
 class Evidence:
     """What the evidence sources know about one version; a part is None when unknown."""
 
@@ -161,6 +207,7 @@ class Evidence:
     drift: Drift | None = None
     shadow: ShadowAgreement | None = None
     quality: Quality | None = None
+    importance: Importance | None = None
 
     def merged(self, other: Evidence) -> Evidence:
         """These parts overlaid with ``other``'s known ones."""
@@ -169,6 +216,7 @@ class Evidence:
             other.drift or self.drift,
             other.shadow or self.shadow,
             other.quality or self.quality,
+            other.importance or self.importance,
         )
 
 

@@ -18,6 +18,12 @@ output called "label", else the first integer or string output, else the first o
 A float output of several columns in a classification task is read as class scores
 (argmax); one float column as a score compared with ``feedback.threshold``.
 
+With ``keep_inputs`` (the gateway's ``explain_keep_inputs``), the record of every request
+with an id also keeps a copy of its inputs (requests of at most 64 KiB of inputs), so that
+the ``Explain`` RPC can explain a prediction served earlier by the same id join
+(:meth:`FeedbackStore.inputs_of`); a model without a policy then gets a bare record (no
+predictions, nothing counted), under the same size and age bounds.
+
 NOTE: :meth:`FeedbackStore.observe` is a tap: it runs on the data plane's tap thread, off
 the request path, and does a few small numpy operations and dict updates (nothing for
 models without a policy). A lock guards the state because labels arrive on the event
@@ -47,6 +53,7 @@ if TYPE_CHECKING:
 __all__ = ["FeedbackStore", "LabelOutcome", "disparate_impact", "normalise_label"]
 
 MAX_ROWS_KEPT = 1024  # rows per request whose predictions are kept for joining labels
+MAX_INPUT_BYTES = 64 * 1024  # a request's inputs kept for explaining it later (copied)
 
 Prediction = str | float
 
@@ -93,6 +100,7 @@ class _Record:
     at: float
     policy: FeedbackPolicy
     labelled: set[int] = field(default_factory=set)
+    inputs: Tensors | None = None  # kept with keep_inputs, for explaining the request later
 
 
 @dataclass(slots=True)
@@ -189,12 +197,14 @@ class FeedbackStore:
         max_records: int = 100_000,
         ttl_s: float = 3600.0,
         clock: Callable[[], float] = time.monotonic,
+        keep_inputs: bool = False,
     ) -> None:
         if max_records < 1 or ttl_s <= 0:
             raise ValueError("max_records must be >= 1 and ttl_s > 0")
         self._max = max_records
         self._ttl = ttl_s
         self._clock = clock
+        self._keep_inputs = keep_inputs
         self._lock = threading.Lock()
         self._policies: dict[str, FeedbackPolicy] = {}
         self._records: OrderedDict[tuple[str, str], _Record] = OrderedDict()
@@ -224,13 +234,39 @@ class FeedbackStore:
     def observe(self, record: TapRecord) -> None:
         """The tap: record one served request's predictions (models with a policy only)."""
         policy = self._policies.get(record.model)
-        if policy is None:
+        inputs = _kept_inputs(record.inputs) if self._keep_inputs and record.request_id else None
+        predictions = [] if policy is None else predictions_of(policy, record.outputs)
+        if predictions and policy is not None:
+            segments = segments_of(policy, record, len(predictions))
+            self.record(
+                record.model, record.version, record.request_id, predictions, segments, policy
+            )
+        elif inputs is None:
             return
-        predictions = predictions_of(policy, record.outputs)
-        if not predictions:
-            return
-        segments = segments_of(policy, record, len(predictions))
-        self.record(record.model, record.version, record.request_id, predictions, segments, policy)
+        if inputs is not None:
+            self._remember_inputs(record.model, record.version, record.request_id, inputs)
+
+    def _remember_inputs(self, model: str, version: str, request_id: str, inputs: Tensors) -> None:
+        """Attach a request's inputs to its record (a bare record when nothing else is kept:
+        no predictions, so labels for it are INVALID and nothing is counted)."""
+        now = self._clock()
+        with self._lock:
+            key = (model, request_id)
+            rec = self._records.get(key)
+            if rec is None or rec.version != version:
+                self._records.pop(key, None)
+                rec = self._records[key] = _Record(model, version, (), (), now, FeedbackPolicy())
+            rec.inputs = inputs
+            self._evict(now)
+
+    def inputs_of(self, model: str, request_id: str) -> tuple[str, Tensors] | None:
+        """The version that served ``request_id`` and its inputs, if still kept (the
+        ``Explain`` RPC's join, under the same bounds and TTL as labels)."""
+        with self._lock:
+            rec = self._records.get((model, request_id))
+            if rec is None or rec.inputs is None or self._clock() - rec.at > self._ttl:
+                return None
+            return rec.version, rec.inputs
 
     def record(
         self,
@@ -371,6 +407,13 @@ class FeedbackStore:
         """Cumulative quality of each version of ``model`` seen so far."""
         with self._lock:
             return {v: c.frozen() for (m, v), c in self._counts.items() if m == model}
+
+
+def _kept_inputs(inputs: Tensors) -> Tensors | None:
+    """A copy (so the request's buffer is not kept alive) of small requests' inputs only."""
+    if sum(a.nbytes for a in inputs.values()) > MAX_INPUT_BYTES:
+        return None
+    return {name: np.array(a) for name, a in inputs.items()}
 
 
 def _positive(policy: FeedbackPolicy, pred: Prediction) -> bool:

@@ -132,4 +132,14 @@ def evaluate_gates(
                 tprs[name] = c.tpr
         detail = ", ".join(f"{s}={r:.3f}" for s, r in sorted(tprs.items()))
         add("tpr_ratio", disparate_impact(tprs), g.min_tpr_ratio, ">=", detail)
+    if g.min_importance_correlation is not None:
+        imp, himp = ev.importance, hev.importance
+        rho, detail = None, ""
+        if imp is not None and himp is not None:
+            if min(imp.rows, himp.rows) >= g.min_importance_rows:
+                rho = imp.rank_correlation(himp)
+            detail = f"top feature {himp.top} -> {imp.top}"
+            if imp.top != himp.top:
+                detail += " (changed)"
+        add("importance_drift", rho, g.min_importance_correlation, ">=", detail)
     return tuple(out), test

@@ -31,6 +31,7 @@ Example (every key optional; these are the defaults unless noted)::
     max_quality_drop = 0.02     # candidate quality may trail the champion's by this much
     min_disparate_impact = 0.8  # min/max positive-prediction rate across segments
     min_tpr_ratio = false       # min/max true-positive rate across segments (labels)
+    min_importance_correlation = false  # e.g. 0.5: rank correlation of feature importances
     min_requests = 20           # requests before rate/latency gates are judged
     min_labels = 30             # labels (each side) before quality gates are judged
     min_segment_count = 30      # predictions (labels for TPR) a segment needs to count
@@ -99,6 +100,7 @@ GATE_NAMES = (
     "quality",
     "disparate_impact",
     "tpr_ratio",
+    "importance_drift",
 )
 
 
@@ -123,6 +125,9 @@ class Gates:
     max_quality_drop: float | None = 0.02
     min_disparate_impact: float | None = 0.8
     min_tpr_ratio: float | None = None
+    # Spearman correlation of candidate vs champion importances (gateway.explain); off.
+    min_importance_correlation: float | None = None
+    min_importance_rows: int = 50  # sampled rows each side before importance is judged
     min_requests: int = 20
     min_labels: int = 30
     min_segment_count: int = 30
@@ -296,6 +301,10 @@ def _gates(doc: Mapping[str, Any]) -> Gates:
         max_quality_drop=opt("max_quality_drop", 0.0),
         min_disparate_impact=opt("min_disparate_impact", 0.0, 1.0),
         min_tpr_ratio=opt("min_tpr_ratio", 0.0, 1.0),
+        min_importance_correlation=opt("min_importance_correlation", -1.0, 1.0),
+        min_importance_rows=_count(
+            "gates.min_importance_rows", t.get("min_importance_rows", d.min_importance_rows)
+        ),
         min_requests=_count("gates.min_requests", t.get("min_requests", d.min_requests)),
         min_labels=_count("gates.min_labels", t.get("min_labels", d.min_labels)),
         min_segment_count=_count(

@@ -2,8 +2,10 @@
 drift and, per feature, a histogram of the reference against the current window.
 
 Input is the plain-dict payload ``onnxgate drift --json`` prints (so this module knows
-nothing of protobuf or numpy). Histograms are inline SVG: no scripts, no external files,
-no plotting library; the page opens anywhere and can be attached to a ticket. Bars show
+nothing of protobuf or numpy), plus, when the gateway samples it, each version's global
+feature importance under ``"importance"`` (version -> rows, features, mean_abs).
+Histograms are inline SVG: no scripts, no external files, no plotting library; the page
+opens anywhere and can be attached to a ticket. Bars show
 each bin's share of rows (reference vs current); hovering a bar shows the exact counts.
 """
 
@@ -160,6 +162,19 @@ def _side_html(side: Mapping[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _importance_html(imp: Mapping[str, Any], top: int = 20) -> str:
+    """Global importance of one version (``onnxgate explain --importance`` data)."""
+    pairs = sorted(zip(imp["features"], imp["mean_abs"], strict=True), key=lambda p: -p[1])
+    rows = "".join(
+        f"<tr><td>{html.escape(str(f))}</td><td>{_num(v)}</td></tr>" for f, v in pairs[:top]
+    )
+    return (
+        f'<h3>feature importance</h3><p class="meta">mean |attribution| over '
+        f"{int(imp['rows'])} sampled rows of live traffic (top {top})</p>"
+        f"<table><tr><th>feature</th><th>mean |attribution|</th></tr>{rows}</table>"
+    )
+
+
 def render_html(payload: Mapping[str, Any]) -> str:
     """The whole report for ``{"model": ..., "versions": [...]}`` (see module docstring)."""
     model = html.escape(str(payload.get("model", "")))
@@ -178,6 +193,9 @@ def render_html(payload: Mapping[str, Any]) -> str:
         body.extend(_side_html(side) for side in sides)
         for skipped in v.get("skipped", []):
             body.append(f'<p class="meta">not monitored: {html.escape(str(skipped))}</p>')
+        importance = payload.get("importance", {}).get(str(v.get("version", "")))
+        if importance:
+            body.append(_importance_html(importance))
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>Drift report: {model}</title><style>{_STYLE}</style></head><body>\n"

@@ -1,0 +1,123 @@
+"""Explanations in worker processes of their own (setting ``explain_processes`` > 0).
+
+Kernel SHAP is CPU-heavy Python: run on a thread of the serving process it holds that
+process's GIL and competes with the event loop and the inference pool (measured in
+``benchmarks/explain_load.py``). In a worker process it has its own interpreter, and the
+process runs at the lowest CPU priority (nice 19), so under contention the scheduler gives
+the cores to serving first. A thread still does the parent's part (version model, output
+choice, row checks) and waits for the worker's answer without holding the GIL.
+
+Each job carries the version's artifact bytes and what the worker needs to rebuild the
+black box; workers keep a session per artifact (by sha256), so the model is loaded once
+per worker. Workers are started with ``spawn`` (a fork of a process running grpc threads
+is not safe) and import shap as they start, off the request path.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from gateway.domain import Tensors
+from gateway.explain.background import Background
+from gateway.explain.kernel import Runner, explain_rows, require_shap
+from gateway.explain.outputs import OutputChoice
+from gateway.monitoring.layout import FeatureLayout
+
+__all__ = ["Job", "start_pool"]
+
+FloatArray = npt.NDArray[np.float64]
+MAX_SESSIONS = 16  # per worker: sessions of recently explained versions
+LOW_PRIORITY = 19
+
+_sessions: dict[str, Runner] = {}
+
+
+@dataclass(frozen=True)
+class Job:
+    model: str
+    sha256: str
+    artifact: bytes
+    layout: FeatureLayout
+    dtypes: dict[str, np.dtype[np.generic]]
+    background: Background
+    features: tuple[str, ...]
+    choice: OutputChoice
+    rows: FloatArray
+    nsamples: int | str
+    deadline: float  # time.monotonic(): one clock for every process on the machine
+
+    def run(self) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """In the worker: (base value, attributions, output value) per row."""
+        return explain_rows(
+            _runner(self),
+            self.rows,
+            self.choice,
+            self.background,
+            self.features,
+            nsamples=self.nsamples,
+            deadline=self.deadline,
+            model=self.model,
+        )
+
+
+def _runner(job: Job) -> Runner:
+    run = _sessions.get(job.sha256)
+    if run is None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        session = ort.InferenceSession(
+            job.artifact, sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        names = [o.name for o in session.get_outputs()]
+        layout, dtypes = job.layout, job.dtypes
+
+        def run(rows: FloatArray) -> Tensors:
+            return dict(zip(names, session.run(None, layout.split(rows, dtypes)), strict=True))
+
+        while len(_sessions) >= MAX_SESSIONS:
+            _sessions.pop(next(iter(_sessions)))
+        _sessions[job.sha256] = run
+    return run
+
+
+def _run_job(job: Job) -> tuple[FloatArray, FloatArray, FloatArray]:
+    return job.run()
+
+
+def _start_worker() -> None:
+    try:
+        os.nice(LOW_PRIORITY)
+    except OSError:
+        pass
+    require_shap()  # imported here, as the worker starts, not by its first job
+
+
+class ProcessPool:
+    """A spawn-started pool of niced explanation workers."""
+
+    def __init__(self, processes: int) -> None:
+        self._pool = concurrent.futures.ProcessPoolExecutor(
+            processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+        )
+
+    def run(self, job: Job) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Blocking (on an explanation thread): the worker's answer or its exception."""
+        return self._pool.submit(_run_job, job).result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def start_pool(processes: int) -> ProcessPool | None:
+    return ProcessPool(processes) if processes > 0 else None
