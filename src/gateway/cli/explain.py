@@ -89,10 +89,10 @@ def importance_payload(
     from gateway._proto import explain_pb2 as pb
     from gateway._proto import explain_pb2_grpc as pb_grpc
 
-    metadata = token_metadata(PREDICT_TOKEN_ENV, required=False)
+    metadata = token_metadata(PREDICT_TOKEN_ENV, required=False, args=args)
     request = pb.GetImportanceRequest(model=model, version=version)
     try:
-        with channel(args.target) as ch:
+        with channel(args) as ch:
             resp = pb_grpc.ExplainStub(ch).GetImportance(
                 request, metadata=metadata, timeout=args.timeout
             )
@@ -125,7 +125,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         return EXIT_OK
     if (args.data is None) == (args.id is None):
         raise CliError("give exactly one of --data FILE and --id ID (or --importance)")
-    metadata = token_metadata(PREDICT_TOKEN_ENV, required=False)
+    metadata = token_metadata(PREDICT_TOKEN_ENV, required=False, args=args)
     requests = []
     if args.id is not None:
         req = _request(args, model, version)
@@ -139,7 +139,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
             req.rows.extend(chunk.reshape(-1).tolist())
             req.shape.extend(chunk.shape)
             requests.append(req)
-    with channel(args.target) as ch:
+    with channel(args) as ch:
         stub = pb_grpc.ExplainStub(ch)
         parts = [stub.Explain(requests[0], metadata=metadata, timeout=args.timeout)]
         for r in requests[1:]:
