@@ -9,21 +9,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import signal
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2
-from grpc_reflection.v1alpha import reflection, reflection_pb2
 
-from gateway._proto import (
-    admin_pb2,
-    governance_pb2,
-    grpc_service_pb2,
-    monitoring_pb2,
-)
 from gateway.concurrency import run_blocking
 from gateway.explain.assembly import build_explanations
 from gateway.fleet import FleetCollector, FleetNode
@@ -45,71 +37,28 @@ from gateway.serving.cache import ResponseCache
 from gateway.serving.catalog import Catalog
 from gateway.serving.dataplane import DataPlane
 from gateway.serving.taps import Tap, TapQueue
-from gateway.settings import Settings, SettingsError
+from gateway.settings import Settings, listen_error
 from gateway.transport.admin import AdminServicer
-from gateway.transport.auth import requires_token
-from gateway.transport.explain import EXPLAIN_SERVICE, ExplainServicer
+from gateway.transport.explain import ExplainServicer
 from gateway.transport.governance import GovernanceServicer
-from gateway.transport.governor import GOVERNOR_SERVICE, GovernorServicer
-from gateway.transport.handlers import add_service
+from gateway.transport.governor import GovernorServicer
+from gateway.transport.grpc_server import (
+    INFERENCE_SERVICE,
+    build_grpc_server,
+    server_credentials,
+)
 from gateway.transport.http import ConsoleRoutes, HttpServer, InferenceRoutes, build_app
 from gateway.transport.inference import InferenceServicer
 from gateway.transport.metrics_http import start_metrics_server
 from gateway.transport.monitoring import MonitoringServicer
-from gateway.transport.roles import RoleGuard
-from gateway.transport.status import grpc_errors
 from registry import Registry, open_registry, supports_notify
 
-__all__ = ["Gateway", "serve"]
+__all__ = ["REGISTRY_HEALTH", "Gateway"]
 
 log = logging.getLogger(__name__)
 
-INFERENCE_SERVICE = grpc_service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 REGISTRY_HEALTH = "onnxgate.registry"
 """Health service name that is NOT_SERVING while the registry's database is unreachable."""
-ADMIN_SERVICE = admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
-INFERENCE_METHODS = tuple(
-    m.name for m in grpc_service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods
-)
-ADMIN_METHODS = tuple(m.name for m in admin_pb2.DESCRIPTOR.services_by_name["AdminService"].methods)
-_MONITORING = monitoring_pb2.DESCRIPTOR.services_by_name["MonitoringService"]
-MONITORING_SERVICE = _MONITORING.full_name
-MONITORING_METHODS = tuple(m.name for m in _MONITORING.methods)
-_GOVERNANCE = governance_pb2.DESCRIPTOR.services_by_name["GovernanceService"]
-GOVERNANCE_SERVICE = _GOVERNANCE.full_name
-GOVERNANCE_METHODS = tuple(m.name for m in _GOVERNANCE.methods)
-
-
-class _ReflectionPool:
-    """Answers reflection from our private pool first, then protobuf's default pool
-    (where the health and reflection services live)."""
-
-    def __init__(self) -> None:
-        from google.protobuf import descriptor_pool
-
-        from gateway._proto import _pool
-
-        self._pools = (_pool.POOL, descriptor_pool.Default())
-
-    def __getattr__(self, name: str) -> Any:
-        pools = self._pools
-
-        def lookup(*args: Any) -> Any:
-            error: Exception | None = None
-            for pool in pools:
-                try:
-                    return getattr(pool, name)(*args)
-                except KeyError as exc:
-                    error = exc
-            assert error is not None
-            raise error
-
-        return lookup
-
-
-def _wrap_methods(servicer: Any, names: Iterable[str], wrap: Callable[[Any], Any]) -> None:
-    for name in names:
-        setattr(servicer, name, wrap(getattr(servicer, name)))
 
 
 class Gateway:
@@ -263,72 +212,15 @@ class Gateway:
         return await self.taps.settled()
 
     def _build_server(self) -> grpc.aio.Server:
-        s = self.settings
-        options = [
-            ("grpc.max_receive_message_length", s.max_message_bytes),
-            ("grpc.max_send_message_length", s.max_message_bytes),
-            # Several workers share one port only when asked to; otherwise a taken port is
-            # an error, not a silent second listener.
-            ("grpc.so_reuseport", 1 if s.workers > 1 else 0),
-        ]
-        server = grpc.aio.server(options=options)
-        _wrap_methods(self.inference, INFERENCE_METHODS, grpc_errors)
-        if s.predict_tokens:
-            _wrap_methods(
-                self.inference,
-                ("ModelInfer",),
-                lambda m: grpc_errors(requires_token(s.predict_tokens)(m.__wrapped__)),
-            )
-        # Every operator RPC: token -> principal -> role -> the permission the method needs
-        # (gateway.access.METHOD_PERMISSIONS), checked in this one place.
-        guard = RoleGuard(s.admin_tokens, s.admin_roles)
-
-        def guarded(service: str) -> Callable[[Any], Any]:
-            return lambda m: grpc_errors(guard(service, m))
-
-        for servicer, service, methods in (
-            (self.admin, ADMIN_SERVICE, ADMIN_METHODS),
-            (self.monitoring, MONITORING_SERVICE, MONITORING_METHODS),
-            (self.governance, GOVERNANCE_SERVICE, GOVERNANCE_METHODS),
-        ):
-            _wrap_methods(servicer, methods, guarded(service))
-        # Every service parses its own request bodies: one that is not a message is the
-        # client's INVALID_ARGUMENT, never grpc's UNKNOWN with a traceback (handlers.py).
-        add_service(server, self.inference, grpc_service_pb2, "GRPCInferenceService")
-        add_service(server, self.admin, admin_pb2, "AdminService")
-        add_service(server, self.monitoring, monitoring_pb2, "MonitoringService")
-        add_service(server, self.governance, governance_pb2, "GovernanceService")
-        self.governor_api.add_to_server(
-            server, guard=guarded(GOVERNOR_SERVICE), predict_tokens=s.predict_tokens
-        )
-        self.explain.add_to_server(server, predict_tokens=s.predict_tokens)
-        # Health and reflection too, so garbage to them is no traceback either.
-        add_service(server, self.health, health_pb2, "Health")
-        reflecting = reflection.aio.ReflectionServicer(
-            (
-                INFERENCE_SERVICE,
-                ADMIN_SERVICE,
-                MONITORING_SERVICE,
-                GOVERNOR_SERVICE,
-                GOVERNANCE_SERVICE,
-                EXPLAIN_SERVICE,
-                health.SERVICE_NAME,
-                reflection.SERVICE_NAME,
-            ),
-            pool=_ReflectionPool(),  # type: ignore[arg-type]  # duck-typed: see class
-        )
-        add_service(server, reflecting, reflection_pb2, "ServerReflection")
-        return server
-
-    def _credentials(self) -> grpc.ServerCredentials | None:
-        s = self.settings
-        if s.tls_cert is None or s.tls_key is None:
-            return None
-        root = s.tls_client_ca.read_bytes() if s.tls_client_ca else None
-        return grpc.ssl_server_credentials(
-            [(s.tls_key.read_bytes(), s.tls_cert.read_bytes())],
-            root_certificates=root,
-            require_client_auth=root is not None,
+        return build_grpc_server(
+            self.settings,
+            inference=self.inference,
+            admin=self.admin,
+            monitoring=self.monitoring,
+            governance=self.governance,
+            governor=self.governor_api,
+            explain=self.explain,
+            health=self.health,
         )
 
     async def start(self) -> int:
@@ -337,7 +229,7 @@ class Gateway:
         await self.catalog.sync(force=True)
         self.server = self._build_server()
         address = f"{self.settings.host}:{self.settings.port}"
-        creds = self._credentials()
+        creds = server_credentials(self.settings)
         try:
             if creds is None:
                 self.port = self.server.add_insecure_port(address)
@@ -492,35 +384,3 @@ class Gateway:
     async def wait(self) -> None:
         if self.server is not None:
             await self.server.wait_for_termination()
-
-
-def listen_error(what: str, address: str, setting: str, why: str | None = None) -> SettingsError:
-    """The one line for a port that cannot be listened on, naming the setting that chose it."""
-    flag = "--" + setting.replace("_", "-")
-    env = "ONNXGATE_" + setting.upper()
-    return SettingsError(
-        f"cannot listen for {what} on {address} ({why or 'address in use?'}): choose another "
-        f"port with {flag} or {env} (setting {setting})"
-    )
-
-
-async def _serve_async(settings: Settings) -> None:
-    gw = Gateway(settings)
-    try:
-        await gw.start()
-    except BaseException:
-        await gw.stop(0)  # release what started, so a refused start leaves nothing running
-        raise
-    loop = asyncio.get_running_loop()
-    stopping = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
-    await stopping.wait()
-    log.info("signal received; draining for up to %.1fs", settings.grace_s)
-    await gw.stop()
-    log.info("drained; exiting")
-
-
-def serve(settings: Settings) -> None:
-    """Run one gateway process until SIGTERM/SIGINT."""
-    asyncio.run(_serve_async(settings))

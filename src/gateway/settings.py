@@ -16,7 +16,7 @@ from typing import Any
 
 from gateway.access import parse_role_table, roles_in_token_spec, split_token_entry
 
-__all__ = ["Settings", "SettingsError"]
+__all__ = ["Settings", "SettingsError", "listen_error"]
 
 ENV_PREFIX = "ONNXGATE_"
 
@@ -300,3 +300,13 @@ def _parse_tokens(value: Any) -> dict[str, str]:
         principal, _role, token = split_token_entry(item)
         tokens[token] = principal
     return tokens
+
+
+def listen_error(what: str, address: str, setting: str, why: str | None = None) -> SettingsError:
+    """The one line for a port that cannot be listened on, naming the setting that chose it."""
+    flag = "--" + setting.replace("_", "-")
+    env = "ONNXGATE_" + setting.upper()
+    return SettingsError(
+        f"cannot listen for {what} on {address} ({why or 'address in use?'}): choose another "
+        f"port with {flag} or {env} (setting {setting})"
+    )

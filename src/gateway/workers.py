@@ -1,4 +1,5 @@
-"""``onnxgate serve --workers N``: N gateway processes sharing one port (SO_REUSEPORT).
+"""``onnxgate serve``: one gateway process until SIGTERM (:func:`serve`), or, with
+``--workers N``, N of them sharing one port (SO_REUSEPORT, :func:`serve_workers`).
 
 Each worker has its own event loop, sessions and batchers; the kernel spreads connections
 across them. Metrics stay one coherent endpoint: workers write their samples to
@@ -8,6 +9,7 @@ summing them, plus the deployment gauges read from the registry at scrape time.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import multiprocessing
 import os
@@ -19,19 +21,41 @@ from collections.abc import Iterable
 
 from gateway.settings import Settings
 
-__all__ = ["serve_workers"]
+__all__ = ["serve", "serve_workers"]
 
 log = logging.getLogger(__name__)
 
 
 def _worker_main(settings: Settings, index: int) -> None:
-    from gateway.server import serve
-
     logging.basicConfig(
         level=settings.log_level,
         format=f"%(asctime)s %(levelname)s worker{index} %(name)s: %(message)s",
     )
     serve(settings)
+
+
+async def _serve_async(settings: Settings) -> None:
+    from gateway.server import Gateway
+
+    gw = Gateway(settings)
+    try:
+        await gw.start()
+    except BaseException:
+        await gw.stop(0)  # release what started, so a refused start leaves nothing running
+        raise
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await stopping.wait()
+    log.info("signal received; draining for up to %.1fs", settings.grace_s)
+    await gw.stop()
+    log.info("drained; exiting")
+
+
+def serve(settings: Settings) -> None:
+    """Run one gateway process until SIGTERM/SIGINT."""
+    asyncio.run(_serve_async(settings))
 
 
 def serve_workers(settings: Settings) -> None:

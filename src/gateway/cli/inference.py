@@ -94,7 +94,7 @@ def _probe_port(host: str, port: int, what: str, setting: str) -> None:
     """Refuse, in one line naming the setting, a port that something else listens on."""
     import socket
 
-    from gateway.server import listen_error
+    from gateway.settings import listen_error
 
     if port == 0:
         return
@@ -108,8 +108,7 @@ def _probe_port(host: str, port: int, what: str, setting: str) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from gateway.server import serve
-    from gateway.workers import serve_workers
+    from gateway.workers import serve, serve_workers
 
     overrides: dict[str, Any] = {
         "registry": args.registry,

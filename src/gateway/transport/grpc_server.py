@@ -1,0 +1,152 @@
+"""The gRPC server: every service registered, wrapped and guarded in one place.
+
+The composition root (:mod:`gateway.server`) builds the servicers; this module decides how
+they meet the wire: message size limits, port sharing, the error mapping around every
+method, predict tokens, the role guard around every operator RPC, services that parse their
+own bodies (so garbage is INVALID_ARGUMENT, never UNKNOWN), reflection over our private
+descriptor pool, and the server's TLS credentials.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2
+from grpc_reflection.v1alpha import reflection, reflection_pb2
+
+from gateway._proto import admin_pb2, governance_pb2, grpc_service_pb2, monitoring_pb2
+from gateway.settings import Settings
+from gateway.transport.auth import requires_token
+from gateway.transport.explain import EXPLAIN_SERVICE, ExplainServicer
+from gateway.transport.governor import GOVERNOR_SERVICE, GovernorServicer
+from gateway.transport.handlers import add_service
+from gateway.transport.roles import RoleGuard
+from gateway.transport.status import grpc_errors
+
+__all__ = ["INFERENCE_SERVICE", "build_grpc_server", "server_credentials"]
+
+INFERENCE_SERVICE = grpc_service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
+ADMIN_SERVICE = admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
+INFERENCE_METHODS = tuple(
+    m.name for m in grpc_service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods
+)
+ADMIN_METHODS = tuple(m.name for m in admin_pb2.DESCRIPTOR.services_by_name["AdminService"].methods)
+_MONITORING = monitoring_pb2.DESCRIPTOR.services_by_name["MonitoringService"]
+MONITORING_SERVICE = _MONITORING.full_name
+MONITORING_METHODS = tuple(m.name for m in _MONITORING.methods)
+_GOVERNANCE = governance_pb2.DESCRIPTOR.services_by_name["GovernanceService"]
+GOVERNANCE_SERVICE = _GOVERNANCE.full_name
+GOVERNANCE_METHODS = tuple(m.name for m in _GOVERNANCE.methods)
+
+
+class _ReflectionPool:
+    """Answers reflection from our private pool first, then protobuf's default pool
+    (where the health and reflection services live)."""
+
+    def __init__(self) -> None:
+        from google.protobuf import descriptor_pool
+
+        from gateway._proto import _pool
+
+        self._pools = (_pool.POOL, descriptor_pool.Default())
+
+    def __getattr__(self, name: str) -> Any:
+        pools = self._pools
+
+        def lookup(*args: Any) -> Any:
+            error: Exception | None = None
+            for pool in pools:
+                try:
+                    return getattr(pool, name)(*args)
+                except KeyError as exc:
+                    error = exc
+            assert error is not None
+            raise error
+
+        return lookup
+
+
+def _wrap_methods(servicer: Any, names: Iterable[str], wrap: Callable[[Any], Any]) -> None:
+    for name in names:
+        setattr(servicer, name, wrap(getattr(servicer, name)))
+
+
+def build_grpc_server(
+    s: Settings,
+    *,
+    inference: Any,
+    admin: Any,
+    monitoring: Any,
+    governance: Any,
+    governor: GovernorServicer,
+    explain: ExplainServicer,
+    health: Any,
+) -> grpc.aio.Server:
+    """A grpc.aio server with every service registered (not yet bound nor started)."""
+    options = [
+        ("grpc.max_receive_message_length", s.max_message_bytes),
+        ("grpc.max_send_message_length", s.max_message_bytes),
+        # Several workers share one port only when asked to; otherwise a taken port is
+        # an error, not a silent second listener.
+        ("grpc.so_reuseport", 1 if s.workers > 1 else 0),
+    ]
+    server = grpc.aio.server(options=options)
+    _wrap_methods(inference, INFERENCE_METHODS, grpc_errors)
+    if s.predict_tokens:
+        _wrap_methods(
+            inference,
+            ("ModelInfer",),
+            lambda m: grpc_errors(requires_token(s.predict_tokens)(m.__wrapped__)),
+        )
+    # Every operator RPC: token -> principal -> role -> the permission the method needs
+    # (gateway.access.METHOD_PERMISSIONS), checked in this one place.
+    guard = RoleGuard(s.admin_tokens, s.admin_roles)
+
+    def guarded(service: str) -> Callable[[Any], Any]:
+        return lambda m: grpc_errors(guard(service, m))
+
+    for servicer, service, methods in (
+        (admin, ADMIN_SERVICE, ADMIN_METHODS),
+        (monitoring, MONITORING_SERVICE, MONITORING_METHODS),
+        (governance, GOVERNANCE_SERVICE, GOVERNANCE_METHODS),
+    ):
+        _wrap_methods(servicer, methods, guarded(service))
+    # Every service parses its own request bodies: one that is not a message is the
+    # client's INVALID_ARGUMENT, never grpc's UNKNOWN with a traceback (handlers.py).
+    add_service(server, inference, grpc_service_pb2, "GRPCInferenceService")
+    add_service(server, admin, admin_pb2, "AdminService")
+    add_service(server, monitoring, monitoring_pb2, "MonitoringService")
+    add_service(server, governance, governance_pb2, "GovernanceService")
+    governor.add_to_server(server, guard=guarded(GOVERNOR_SERVICE), predict_tokens=s.predict_tokens)
+    explain.add_to_server(server, predict_tokens=s.predict_tokens)
+    # Health and reflection too, so garbage to them is no traceback either.
+    add_service(server, health, health_pb2, "Health")
+    reflecting = reflection.aio.ReflectionServicer(
+        (
+            INFERENCE_SERVICE,
+            ADMIN_SERVICE,
+            MONITORING_SERVICE,
+            GOVERNOR_SERVICE,
+            GOVERNANCE_SERVICE,
+            EXPLAIN_SERVICE,
+            health.SERVICE_NAME,
+            reflection.SERVICE_NAME,
+        ),
+        pool=_ReflectionPool(),  # type: ignore[arg-type]  # duck-typed: see class
+    )
+    add_service(server, reflecting, reflection_pb2, "ServerReflection")
+    return server
+
+
+def server_credentials(s: Settings) -> grpc.ServerCredentials | None:
+    """TLS from the settings (mTLS when a client CA is set); None for plaintext."""
+    if s.tls_cert is None or s.tls_key is None:
+        return None
+    root = s.tls_client_ca.read_bytes() if s.tls_client_ca else None
+    return grpc.ssl_server_credentials(
+        [(s.tls_key.read_bytes(), s.tls_cert.read_bytes())],
+        root_certificates=root,
+        require_client_auth=root is not None,
+    )
