@@ -65,6 +65,9 @@ from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
+from gateway.governor import policy_checks as check
+from gateway.governor.policy_checks import RolloutPolicyError
+
 __all__ = [
     "GATE_NAMES",
     "CanaryPolicy",
@@ -78,10 +81,6 @@ __all__ = [
     "parse_rollout_policy",
     "policy_to_set",
 ]
-
-
-class RolloutPolicyError(ValueError):
-    """A policy document is malformed; the message names the key."""
 
 
 class Mode(StrEnum):
@@ -207,75 +206,32 @@ class RolloutPolicy:
 # -- parsing ---------------------------------------------------------------------------------
 
 
-def _number(where: str, value: Any, *, lo: float, hi: float = math.inf) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise RolloutPolicyError(f"{where}: expected a number, got {value!r}")
-    if not (math.isfinite(value) and lo <= value <= hi):
-        raise RolloutPolicyError(f"{where}: {value!r} is outside [{lo:g}, {hi:g}]")
-    return float(value)
-
-
-def _count(where: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise RolloutPolicyError(f"{where}: expected a whole number >= 0, got {value!r}")
-    return value
-
-
-def _flag(where: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise RolloutPolicyError(f"{where}: expected true or false, got {value!r}")
-    return value
-
-
-def _text(where: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise RolloutPolicyError(f"{where}: expected a string, got {value!r}")
-    return value
-
-
-def _table(doc: Mapping[str, Any], name: str, allowed: set[str]) -> dict[str, Any]:
-    table = doc.get(name, {})
-    if not isinstance(table, dict):
-        raise RolloutPolicyError(f"[{name}] must be a table")
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise RolloutPolicyError(f"[{name}]: unknown key(s) {', '.join(unknown)}")
-    return table
-
-
-def _optional(where: str, value: Any, *, lo: float, hi: float = math.inf) -> float | None:
-    # `false` switches a gate off; `true` is not a threshold.
-    if value is False:
-        return None
-    return _number(where, value, lo=lo, hi=hi)
-
-
 def _canary(doc: Mapping[str, Any]) -> CanaryPolicy:
-    t = _table(doc, "canary", {f.name for f in fields(CanaryPolicy)})
+    t = check.table(doc, "canary", {f.name for f in fields(CanaryPolicy)})
     d = CanaryPolicy()
     steps = t.get("steps", list(d.steps))
     if not isinstance(steps, list) or not steps:
         raise RolloutPolicyError("canary.steps: expected a non-empty list of percentages")
-    parsed = tuple(_number("canary.steps", s, lo=0.0, hi=100.0) for s in steps)
+    parsed = tuple(check.number("canary.steps", s, lo=0.0, hi=100.0) for s in steps)
     if any(s <= 0 or s >= 100 for s in parsed) or list(parsed) != sorted(set(parsed)):
         raise RolloutPolicyError(
             "canary.steps: percentages must be strictly ascending, in (0, 100)"
         )
-    interval = _number("canary.interval_s", t.get("interval_s", d.interval_s), lo=0.01)
+    interval = check.number("canary.interval_s", t.get("interval_s", d.interval_s), lo=0.01)
     return CanaryPolicy(
         steps=parsed,
         interval_s=interval,
-        min_requests=_count("canary.min_requests", t.get("min_requests", d.min_requests)),
-        min_labels=_count("canary.min_labels", t.get("min_labels", d.min_labels)),
+        min_requests=check.count("canary.min_requests", t.get("min_requests", d.min_requests)),
+        min_labels=check.count("canary.min_labels", t.get("min_labels", d.min_labels)),
     )
 
 
 def _gates(doc: Mapping[str, Any]) -> Gates:
-    t = _table(doc, "gates", {f.name for f in fields(Gates)})
+    t = check.table(doc, "gates", {f.name for f in fields(Gates)})
     d = Gates()
 
     def opt(key: str, lo: float, hi: float = math.inf) -> float | None:
-        return _optional(f"gates.{key}", t[key], lo=lo, hi=hi) if key in t else getattr(d, key)
+        return check.optional(f"gates.{key}", t[key], lo=lo, hi=hi) if key in t else getattr(d, key)
 
     drifted = t.get("max_drifted_features", d.max_drifted_features)
     hard = t.get("hard", sorted(d.hard))
@@ -286,7 +242,7 @@ def _gates(doc: Mapping[str, Any]) -> Gates:
         raise RolloutPolicyError(
             f"gates.hard: unknown gate(s) {unknown}; gates: {list(GATE_NAMES)}"
         )
-    soft = _count("gates.soft_failures", t.get("soft_failures", d.soft_failures))
+    soft = check.count("gates.soft_failures", t.get("soft_failures", d.soft_failures))
     if soft < 1:
         raise RolloutPolicyError("gates.soft_failures: must be >= 1")
     return Gates(
@@ -295,19 +251,19 @@ def _gates(doc: Mapping[str, Any]) -> Gates:
         max_p99_ratio=opt("max_p99_ratio", 0.0),
         max_drifted_features=None
         if drifted is False
-        else _count("gates.max_drifted_features", drifted),
-        output_drift=_flag("gates.output_drift", t.get("output_drift", d.output_drift)),
+        else check.count("gates.max_drifted_features", drifted),
+        output_drift=check.flag("gates.output_drift", t.get("output_drift", d.output_drift)),
         min_shadow_agreement=opt("min_shadow_agreement", 0.0, 1.0),
         max_quality_drop=opt("max_quality_drop", 0.0),
         min_disparate_impact=opt("min_disparate_impact", 0.0, 1.0),
         min_tpr_ratio=opt("min_tpr_ratio", 0.0, 1.0),
         min_importance_correlation=opt("min_importance_correlation", -1.0, 1.0),
-        min_importance_rows=_count(
+        min_importance_rows=check.count(
             "gates.min_importance_rows", t.get("min_importance_rows", d.min_importance_rows)
         ),
-        min_requests=_count("gates.min_requests", t.get("min_requests", d.min_requests)),
-        min_labels=_count("gates.min_labels", t.get("min_labels", d.min_labels)),
-        min_segment_count=_count(
+        min_requests=check.count("gates.min_requests", t.get("min_requests", d.min_requests)),
+        min_labels=check.count("gates.min_labels", t.get("min_labels", d.min_labels)),
+        min_segment_count=check.count(
             "gates.min_segment_count", t.get("min_segment_count", d.min_segment_count)
         ),
         hard=frozenset(hard),
@@ -316,20 +272,20 @@ def _gates(doc: Mapping[str, Any]) -> Gates:
 
 
 def _challenger(doc: Mapping[str, Any]) -> ChallengerPolicy:
-    t = _table(doc, "challenger", {f.name for f in fields(ChallengerPolicy)})
+    t = check.table(doc, "challenger", {f.name for f in fields(ChallengerPolicy)})
     d = ChallengerPolicy()
-    alpha = _number("challenger.alpha", t.get("alpha", d.alpha), lo=1e-9, hi=0.5)
+    alpha = check.number("challenger.alpha", t.get("alpha", d.alpha), lo=1e-9, hi=0.5)
     return ChallengerPolicy(
         alpha=alpha,
-        tau=_number("challenger.tau", t.get("tau", d.tau), lo=1e-9),
-        min_labels=_count("challenger.min_labels", t.get("min_labels", d.min_labels)),
+        tau=check.number("challenger.tau", t.get("tau", d.tau), lo=1e-9),
+        min_labels=check.count("challenger.min_labels", t.get("min_labels", d.min_labels)),
     )
 
 
 def _feedback(doc: Mapping[str, Any]) -> FeedbackPolicy:
-    t = _table(doc, "feedback", {f.name for f in fields(FeedbackPolicy)})
+    t = check.table(doc, "feedback", {f.name for f in fields(FeedbackPolicy)})
     d = FeedbackPolicy()
-    task = _text("feedback.task", t.get("task", d.task))
+    task = check.text("feedback.task", t.get("task", d.task))
     if task not in ("classification", "regression"):
         raise RolloutPolicyError(
             f"feedback.task: expected classification or regression, got {task!r}"
@@ -339,11 +295,11 @@ def _feedback(doc: Mapping[str, Any]) -> FeedbackPolicy:
         positive = str(positive)  # `positive = 1` means the class "1"
     policy = FeedbackPolicy(
         task=task,
-        output=_text("feedback.output", t.get("output", d.output)),
-        positive=_text("feedback.positive", positive),
-        threshold=_number("feedback.threshold", t.get("threshold", d.threshold), lo=-math.inf),
-        segment_param=_text("feedback.segment_param", t.get("segment_param", d.segment_param)),
-        segment_feature=_text(
+        output=check.text("feedback.output", t.get("output", d.output)),
+        positive=check.text("feedback.positive", positive),
+        threshold=check.number("feedback.threshold", t.get("threshold", d.threshold), lo=-math.inf),
+        segment_param=check.text("feedback.segment_param", t.get("segment_param", d.segment_param)),
+        segment_feature=check.text(
             "feedback.segment_feature", t.get("segment_feature", d.segment_feature)
         ),
     )
@@ -358,9 +314,9 @@ def _feedback(doc: Mapping[str, Any]) -> FeedbackPolicy:
 
 
 def _start(doc: Mapping[str, Any]) -> StartPolicy:
-    t = _table(doc, "start", {f.name for f in fields(StartPolicy)})
-    on = _text("start.on", t.get("on", ""))
-    strategy = _text("start.strategy", t.get("strategy", "canary"))
+    t = check.table(doc, "start", {f.name for f in fields(StartPolicy)})
+    on = check.text("start.on", t.get("on", ""))
+    strategy = check.text("start.strategy", t.get("strategy", "canary"))
     if on not in START_ON:
         raise RolloutPolicyError(f"start.on: expected validated or approved, got {on!r}")
     if strategy not in STRATEGIES:
@@ -400,7 +356,7 @@ def parse_rollout_policy(text: str) -> RolloutPolicy:
     unknown = sorted(set(doc) - top)
     if unknown:
         raise RolloutPolicyError(f"unknown key(s) {', '.join(unknown)}; expected {sorted(top)}")
-    mode = _text("mode", doc.get("mode", Mode.ENFORCE.value))
+    mode = check.text("mode", doc.get("mode", Mode.ENFORCE.value))
     try:
         parsed_mode = Mode(mode)
     except ValueError:
@@ -409,7 +365,7 @@ def parse_rollout_policy(text: str) -> RolloutPolicy:
         ) from None
     return RolloutPolicy(
         mode=parsed_mode,
-        require_approval=_flag("require_approval", doc.get("require_approval", False)),
+        require_approval=check.flag("require_approval", doc.get("require_approval", False)),
         canary=_canary(doc),
         gates=_gates(doc),
         challenger=_challenger(doc),
