@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2
+from grpc_health.v1.health import SERVICE_NAME as HEALTH_SERVICE
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from gateway._proto import admin_pb2, governance_pb2, grpc_service_pb2, monitoring_pb2
@@ -131,7 +132,7 @@ def build_grpc_server(
             GOVERNOR_SERVICE,
             GOVERNANCE_SERVICE,
             EXPLAIN_SERVICE,
-            health.SERVICE_NAME,
+            HEALTH_SERVICE,
             reflection.SERVICE_NAME,
         ),
         pool=_ReflectionPool(),  # type: ignore[arg-type]  # duck-typed: see class
