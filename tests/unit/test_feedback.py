@@ -6,14 +6,8 @@ import numpy as np
 import pytest
 
 from gateway.domain import InferRequest
-from gateway.governor.feedback import (
-    FeedbackStore,
-    LabelOutcome,
-    disparate_impact,
-    normalise_label,
-    predictions_of,
-    segments_of,
-)
+from gateway.governor.feedback import FeedbackStore, LabelOutcome, disparate_impact
+from gateway.governor.predictions import normalise_label, predictions_of, segments_of
 from gateway.governor.rollout import FeedbackPolicy
 from gateway.serving.taps import TapRecord
 from registry.signature import Signature

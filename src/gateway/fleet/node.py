@@ -28,7 +28,8 @@ from typing import Any
 from gateway.concurrency import run_blocking
 from gateway.fleet.payload import decode, encode, merge
 from gateway.governor.evidence import Evidence
-from gateway.governor.feedback import FeedbackStore, Prediction
+from gateway.governor.feedback import FeedbackStore
+from gateway.governor.predictions import Prediction
 from gateway.governor.sources import EvidenceSource
 from gateway.metrics import GatewayMetrics
 from registry import PredictionRow, Registry, utcnow

@@ -13,10 +13,7 @@ eviction. Per segment it counts predictions, positive predictions and, with labe
 correct ones and true positives: enough for disparate impact (ratio of positive-
 prediction rates) and equal opportunity (ratio of true-positive rates).
 
-Which output is the prediction: ``feedback.output`` if the policy names one; otherwise an
-output called "label", else the first integer or string output, else the first output.
-A float output of several columns in a classification task is read as class scores
-(argmax); one float column as a score compared with ``feedback.threshold``.
+What a prediction, a label and a segment are is :mod:`gateway.governor.predictions`.
 
 With ``keep_inputs`` (the gateway's ``explain_keep_inputs``), the record of every request
 with an id also keeps a copy of its inputs (requests of at most 64 KiB of inputs), so that
@@ -39,23 +36,28 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gateway.domain import ParamValue, Tensors
+from gateway.domain import Tensors
 from gateway.governor.evidence import Quality, SegmentCounts
+from gateway.governor.predictions import (
+    Prediction,
+    is_positive,
+    normalise_label,
+    predictions_of,
+    segments_of,
+)
 from gateway.governor.rollout import FeedbackPolicy
 
 if TYPE_CHECKING:
     from gateway.serving.taps import TapRecord
 
-__all__ = ["FeedbackStore", "LabelOutcome", "disparate_impact", "normalise_label"]
+__all__ = ["FeedbackStore", "LabelOutcome", "disparate_impact"]
 
 MAX_ROWS_KEPT = 1024  # rows per request whose predictions are kept for joining labels
 MAX_INPUT_BYTES = 64 * 1024  # a request's inputs kept for explaining it later (copied)
-
-Prediction = str | float
 
 
 class LabelOutcome(StrEnum):
@@ -64,23 +66,6 @@ class LabelOutcome(StrEnum):
     EXPIRED = "expired"
     DUPLICATE = "duplicate"
     INVALID = "invalid"
-
-
-def normalise_label(value: Any) -> str:
-    """One spelling per class: 1, 1.0, "1", np.int64(1) all become "1"; text is stripped."""
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            number = float(text)
-        except ValueError:
-            return text
-    else:
-        number = float(value)
-    if number.is_integer():
-        return str(int(number))
-    return repr(number)
 
 
 def disparate_impact(rates: Mapping[str, float]) -> float | None:
@@ -130,62 +115,6 @@ class _Counts:
             self.abs_error_sq,
             {s: SegmentCounts(*c) for s, c in self.segments.items()},
         )
-
-
-def _output_name(policy: FeedbackPolicy, outputs: Tensors) -> str | None:
-    if policy.output:
-        return policy.output if policy.output in outputs else None
-    if "label" in outputs:
-        return "label"
-    for name, arr in outputs.items():
-        if arr.dtype.kind in "iuOSU":
-            return name
-    return next(iter(outputs), None)
-
-
-def predictions_of(policy: FeedbackPolicy, outputs: Tensors) -> list[Prediction]:
-    """The per-row prediction a label will be compared with (see the module docstring)."""
-    name = _output_name(policy, outputs)
-    if name is None:
-        return []
-    arr = np.asarray(outputs[name])
-    if arr.ndim == 0:
-        arr = arr.reshape(1)
-    if policy.task == "regression":
-        col = arr.reshape(arr.shape[0], -1)[:, 0]
-        return [float(v) for v in col.astype(np.float64)]
-    if arr.dtype.kind == "f":
-        flat = arr.reshape(arr.shape[0], -1)
-        if flat.shape[1] > 1:
-            return [str(int(i)) for i in np.argmax(flat, axis=1)]
-        return ["1" if v >= policy.threshold else "0" for v in flat[:, 0]]
-    return [normalise_label(v) for v in arr.reshape(arr.shape[0], -1)[:, 0]]
-
-
-class _Segmented(Protocol):
-    """Where segments come from: an ``InferRequest`` or a ``TapRecord``."""
-
-    @property
-    def parameters(self) -> Mapping[str, ParamValue]: ...
-
-    @property
-    def inputs(self) -> Tensors: ...
-
-
-def segments_of(policy: FeedbackPolicy, req: _Segmented, rows: int) -> list[str]:
-    """Each row's segment: the request parameter, else the input column; "" when neither."""
-    if policy.segment_param:
-        value = req.parameters.get(policy.segment_param)
-        if value is not None and value != "":
-            return [str(value)] * rows
-    column = policy.segment_column
-    if column is not None:
-        arr = req.inputs.get(column[0])
-        if arr is not None and arr.ndim >= 1 and arr.shape[0] == rows:
-            flat = arr.reshape(rows, -1)
-            if column[1] < flat.shape[1]:
-                return [normalise_label(v) for v in flat[:, column[1]]]
-    return [""] * rows
 
 
 class FeedbackStore:
@@ -287,7 +216,7 @@ class FeedbackStore:
                 if seg:
                     c = counts.segment(seg)
                     c[0] += 1
-                    c[1] += _positive(policy, pred)
+                    c[1] += is_positive(policy, pred)
             if not request_id:
                 return
             key = (model, request_id)
@@ -398,7 +327,7 @@ class FeedbackStore:
             c[2] += 1
             c[3] += correct
             c[4] += actual_positive
-            c[5] += actual_positive and _positive(policy, pred)
+            c[5] += actual_positive and is_positive(policy, pred)
         return LabelOutcome.JOINED
 
     # -- reading ----------------------------------------------------------------------------
@@ -414,9 +343,3 @@ def _kept_inputs(inputs: Tensors) -> Tensors | None:
     if sum(a.nbytes for a in inputs.values()) > MAX_INPUT_BYTES:
         return None
     return {name: np.array(a) for name, a in inputs.items()}
-
-
-def _positive(policy: FeedbackPolicy, pred: Prediction) -> bool:
-    if policy.task == "regression":
-        return float(pred) >= policy.threshold
-    return pred == normalise_label(policy.positive)
