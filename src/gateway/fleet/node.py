@@ -12,7 +12,7 @@ Every ``fleet_publish_s``, on its own thread (never the request path), the node:
 4. reads every process's rows and merges them (:mod:`gateway.fleet.payload`): that merge is
    what :meth:`evidence` answers, so the governor leader judges the whole fleet's traffic.
 
-The node is also the governor's :class:`~gateway.governor.loop.WindowStore`.
+The node is also the governor's :class:`~gateway.governor.evidence_windows.WindowStore`.
 """
 
 from __future__ import annotations

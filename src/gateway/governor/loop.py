@@ -27,9 +27,10 @@ Per tick (``governor_interval_s``):
 A rollback restores the last good deployment: the newest earlier revision in which the
 candidate had no traffic (or, failing that, the current arms without it).
 
-Windows live in the leader's memory and, with a :class:`WindowStore` (the fleet's, see
-:mod:`gateway.fleet`), in the registry too, keyed by (model, candidate, step): a new
-leader continues the step in progress from the stored baseline instead of restarting it.
+Windows (:mod:`gateway.governor.evidence_windows`) live in the leader's memory and, with
+a :class:`WindowStore` (the fleet's, see :mod:`gateway.fleet`), in the registry too, keyed
+by (model, candidate, step): a new leader continues the step in progress from the stored
+baseline instead of restarting it.
 With a fleet the evidence source is the merge of every process's published evidence.
 """
 
@@ -43,13 +44,14 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Protocol
 
 from gateway.concurrency import run_blocking
 from gateway.governor.decide import Decision, DecisionKind, GovernorState, decide
 from gateway.governor.evidence import Evidence, Snapshot, VersionSnapshot, candidate_of
+from gateway.governor.evidence_windows import CANDIDATE_WINDOW, Window, WindowStore, windowed
 from gateway.governor.feedback import FeedbackStore
 from gateway.governor.rollout import Mode, RolloutPolicy, RolloutPolicyError, parse_rollout_policy
 from gateway.governor.sources import EvidenceSource
@@ -58,8 +60,7 @@ from registry import Registry, utcnow
 from registry.deployment import Deployment, Role
 from registry.errors import NotFoundError, RegistryUnavailable
 
-__all__ = ["ACTOR", "CANDIDATE_WINDOW", "Governor", "Routes", "WindowStore", "default_holder",
-           "restore_target"]  # fmt: skip
+__all__ = ["ACTOR", "Governor", "Routes", "default_holder", "restore_target"]
 
 log = logging.getLogger(__name__)
 
@@ -80,21 +81,6 @@ class Routes(Protocol):
     async def sync(self, *, force: bool = False) -> bool: ...
 
 
-CANDIDATE_WINDOW = -2  # the step key of the window labels are counted in (since the candidate)
-
-
-class WindowStore(Protocol):
-    """Where window baselines outlive the leader (blocking calls; run off the loop)."""
-
-    def ready(self) -> bool: ...
-
-    def save(
-        self, model: str, candidate: str, step: int, base: Mapping[str, Evidence], replace: bool
-    ) -> dict[str, Evidence]: ...
-
-    def clear(self, model: str, candidate: str) -> None: ...
-
-
 def restore_target(history: Sequence[Deployment], current: Deployment, bad: str) -> Deployment:
     """The deployment a rollback of ``bad`` restores (see the module docstring)."""
     for dep in reversed(history):
@@ -107,25 +93,6 @@ def restore_target(history: Sequence[Deployment], current: Deployment, bad: str)
     freed = sum(a.weight for a in current.arms if a.version == bad)
     arms = [replace(a, weight=a.weight + freed) if a.role is Role.CHAMPION else a for a in arms]
     return Deployment(current.model, current.revision, tuple(arms), current.shadows)
-
-
-@dataclass
-class _Window:
-    """Baselines (cumulative evidence at a moment) that evidence is windowed against."""
-
-    candidate: str | None
-    step: int
-    since_candidate: dict[str, Evidence] = field(default_factory=dict)
-    since_step: dict[str, Evidence] = field(default_factory=dict)
-
-
-def _windowed(now: Evidence, since_step: Evidence | None, since_cand: Evidence | None) -> Evidence:
-    traffic, quality = now.traffic, now.quality
-    if traffic is not None and since_step is not None and since_step.traffic is not None:
-        traffic = traffic.minus(since_step.traffic)
-    if quality is not None and since_cand is not None and since_cand.quality is not None:
-        quality = quality.minus(since_cand.quality)
-    return replace(now, traffic=traffic, quality=quality)
 
 
 class Governor:
@@ -157,7 +124,7 @@ class Governor:
         self._on_decision = on_decision
         self._stored = windows
         self._parsed: dict[tuple[str, int], RolloutPolicy] = {}
-        self._windows: dict[str, _Window] = {}
+        self._windows: dict[str, Window] = {}
         self._due: dict[str, float] = {}
         self.is_leader = False
         self.last: dict[str, Decision] = {}
@@ -255,7 +222,7 @@ class Governor:
         return merged
 
     def _snapshot(
-        self, dep: Deployment, evidence: Mapping[str, Evidence], window: _Window | None
+        self, dep: Deployment, evidence: Mapping[str, Evidence], window: Window | None
     ) -> Snapshot:
         total = sum(a.weight for a in dep.arms) or 1.0
         versions: dict[str, VersionSnapshot] = {}
@@ -268,7 +235,7 @@ class Governor:
         for v, vs in versions.items():
             ev = evidence.get(v, Evidence())
             if window is not None:
-                ev = _windowed(ev, window.since_step.get(v), window.since_candidate.get(v))
+                ev = windowed(ev, window.since_step.get(v), window.since_candidate.get(v))
             versions[v] = replace(vs, evidence=ev)
         return Snapshot(dep.model, dep.revision, versions)
 
@@ -341,15 +308,15 @@ class Governor:
 
     async def _open_window(
         self, model: str, cand: str | None, step: int, evidence: dict[str, Evidence]
-    ) -> _Window:
+    ) -> Window:
         """A new window from now, or the stored one a previous leader started."""
         if self._stored is None or cand is None:
-            return _Window(cand, step, dict(evidence), dict(evidence))
+            return Window(cand, step, dict(evidence), dict(evidence))
         save = self._stored.save
         since_cand = await run_blocking(self._io, save, model, cand, CANDIDATE_WINDOW,
                                         evidence, False)  # fmt: skip
         since_step = await run_blocking(self._io, save, model, cand, step, evidence, False)
-        return _Window(cand, step, since_cand, since_step)
+        return Window(cand, step, since_cand, since_step)
 
     @staticmethod
     def _worth_auditing(mode: Mode, decision: Decision, before: GovernorState) -> bool:
