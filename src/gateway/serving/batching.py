@@ -53,7 +53,6 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from gateway.domain import Tensors
 from gateway.errors import DeadlineExceeded, InferenceFailed, ResourceExhausted, Unavailable
@@ -64,8 +63,8 @@ from gateway.serving.execution import (
     RunFn,
     Runner,
     rows_of,
-    split_outputs,
 )
+from gateway.serving.waiters import Waiter, abandon, deliver, drop_unwanted, fail
 
 __all__ = [
     "BatchObserver",
@@ -77,16 +76,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(slots=True, eq=False)
-class _Request:
-    inputs: Tensors
-    rows: int
-    future: asyncio.Future[Tensors]
-    enqueued: float
-    deadline: float | None
-    queued: bool = field(default=True)
 
 
 def _expire(arrival: asyncio.Future[bool]) -> None:
@@ -122,7 +111,7 @@ class Batcher:
         )
         self._closing = False
         self._waiting = 0  # live requests in the queue (cancelled ones leave at once)
-        self._pending: deque[_Request] = deque()
+        self._pending: deque[Waiter] = deque()
         # NOTE: everything below binds to the event loop, so it is made on first submit.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._worker: asyncio.Task[None] | None = None
@@ -163,7 +152,7 @@ class Batcher:
         if not self._policy.enabled:
             return await self._submit_direct(loop, inputs, rows, deadline)
         now = self._admit(self._waiting, "queued", deadline)
-        request = _Request(inputs, rows, loop.create_future(), now, deadline)
+        request = Waiter(inputs, rows, loop.create_future(), now, deadline)
         self._pending.append(request)
         self._waiting += 1
         self._observer.on_queue_depth(self._waiting)
@@ -243,7 +232,7 @@ class Batcher:
             self._batches.add(task)
             task.add_done_callback(self._batches.discard)
 
-    async def _collect(self) -> list[_Request]:
+    async def _collect(self) -> list[Waiter]:
         """Wait for a first request, then gather company until full or its delay is over."""
         while not self._pending_head():
             if self._closing:
@@ -255,7 +244,7 @@ class Batcher:
         idle = not self._batches
         due = self._pending[0].enqueued + (0.0 if idle else self._delay_s)
         max_rows = self._policy.max_batch_size
-        batch: list[_Request] = []
+        batch: list[Waiter] = []
         rows = 0
         while True:
             while self._pending_head():
@@ -284,11 +273,11 @@ class Batcher:
             pending.popleft()
         return bool(pending)
 
-    async def _execute(self, batch: list[_Request]) -> None:
+    async def _execute(self, batch: list[Waiter]) -> None:
         assert self._loop is not None and self._slots is not None
         try:
             formed = self._clock()
-            batch = self._drop_unwanted(batch, formed)
+            batch = drop_unwanted(batch, formed, self._name, self._observer)
             self._observer.on_queue_depth(self._waiting)
             if not batch:
                 return
@@ -302,50 +291,14 @@ class Batcher:
             wait_s = formed - batch[0].enqueued
             self._observer.on_batch(rows, len(batch), wait_s, self._clock() - formed)
             if outputs is None:
-                self._fail(batch, rows)
+                fail(batch, rows, self._name)
             else:
-                self._deliver(batch, rows, outputs)
+                deliver(batch, rows, outputs, self._name)
         except asyncio.CancelledError:
-            for request in batch:
-                if not request.future.done():
-                    request.future.set_exception(
-                        Unavailable(f"model {self._name} is shutting down")
-                    )
+            abandon(batch, f"model {self._name} is shutting down")
             raise
         finally:
             self._slots.release()
-
-    def _drop_unwanted(self, batch: list[_Request], now: float) -> list[_Request]:
-        """Remove requests whose client went away or whose deadline passed."""
-        keep: list[_Request] = []
-        for request in batch:
-            if request.future.done():
-                self._observer.on_dropped("cancelled")
-            elif request.deadline is not None and request.deadline <= now:
-                self._observer.on_dropped("deadline")
-                request.future.set_exception(
-                    DeadlineExceeded(f"deadline passed before model {self._name} could run")
-                )
-            else:
-                keep.append(request)
-        return keep
-
-    def _deliver(self, batch: list[_Request], rows: int, outputs: Tensors) -> None:
-        parts = split_outputs(outputs, rows, [request.rows for request in batch])
-        if parts is None:
-            logger.error("model %s: outputs of a %d-row batch cannot be split", self._name, rows)
-            self._fail(batch, rows)
-            return
-        for request, part in zip(batch, parts, strict=True):
-            if not request.future.done():
-                request.future.set_result(part)
-
-    def _fail(self, batch: list[_Request], rows: int) -> None:
-        message = f"model {self._name} failed to run a batch of {rows} rows"
-        for request in batch:
-            if not request.future.done():
-                # One exception object per waiter: a shared one would pile up tracebacks.
-                request.future.set_exception(InferenceFailed(message))
 
     def _fail_queued(self, message: str) -> None:
         while self._pending:
