@@ -64,7 +64,11 @@ class _InProcessContext:
     def time_remaining(self) -> float | None:
         return None
 
-    async def abort(self, code: grpc.StatusCode, details: str = "") -> None:
+    async def abort(
+        self, code: grpc.StatusCode, details: str = "", trailing_metadata: Any = ()
+    ) -> None:
+        # The same signature as grpc.aio's abort: grpc_errors passes retry hints as
+        # trailing metadata, which a page has no use for.
         raise Refused(code, details)
 
 
