@@ -5,30 +5,27 @@
 validation, metrics, monitoring or taps), and answers ``raw_output_contents``. It is what
 a minimal hand-written server does, so onnxgate / bare is what onnxgate's features cost.
 
-Only the generated messages are imported from the gateway (no converters, no settings; not
-even the ``_grpc`` stubs, which refuse a grpcio older than the grpcio-tools that wrote
-them: the handlers are registered by hand), so the same file runs with other grpcio
-releases:
+Only the generated messages are imported from the gateway, here and in ``_floor.py`` (no
+converters, no settings; not even the ``_grpc`` stubs, which refuse a grpcio older than the
+grpcio-tools that wrote them: the handlers are registered by hand), so the same file runs
+with other grpcio releases:
 
     PYTHONPATH=src python benchmarks/bare_server.py --port 9001 --model mlp_small=mlp_small.onnx
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
-import signal
 from pathlib import Path
-from typing import Any
 
+import _floor as floor
 import grpc
 import numpy as np
 import onnxruntime as ort
+from _floor import Context
 
 from gateway._proto import grpc_service_pb2 as pb
-
-Context = grpc.aio.ServicerContext[Any, Any]
 
 # The ONNX element types the benchmark models use, by OIP datatype name.
 _NUMPY = {"FP32": np.float32, "FP64": np.float64, "INT64": np.int64, "INT32": np.int32}
@@ -62,24 +59,9 @@ class BareModel:
         )
 
 
-class BareServicer:
+class BareServicer(floor.HealthAnswers):
     def __init__(self, models: dict[str, BareModel]) -> None:
         self._models = models
-
-    async def ServerLive(
-        self, request: pb.ServerLiveRequest, context: Context
-    ) -> pb.ServerLiveResponse:
-        return pb.ServerLiveResponse(live=True)
-
-    async def ServerReady(
-        self, request: pb.ServerReadyRequest, context: Context
-    ) -> pb.ServerReadyResponse:
-        return pb.ServerReadyResponse(ready=True)
-
-    async def ModelReady(
-        self, request: pb.ModelReadyRequest, context: Context
-    ) -> pb.ModelReadyResponse:
-        return pb.ModelReadyResponse(ready=request.name in self._models)
 
     async def ModelMetadata(
         self, request: pb.ModelMetadataRequest, context: Context
@@ -123,28 +105,14 @@ async def serve(port: int, models: dict[str, BareModel]) -> None:
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler("inference.GRPCInferenceService", handlers),)
     )
-    if server.add_insecure_port(f"127.0.0.1:{port}") == 0:
-        raise SystemExit(f"bare_server: cannot listen on 127.0.0.1:{port}")
-    await server.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    print(f"bare server (grpcio {grpc.__version__}) on 127.0.0.1:{port}", flush=True)
-    await stop.wait()
-    await server.stop(0.5)
+    await floor.run_until_signalled(
+        server, "bare_server", port, f"bare server (grpcio {grpc.__version__}) on 127.0.0.1:{port}"
+    )
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--model", action="append", required=True, metavar="NAME=PATH.onnx")
-    args = p.parse_args()
-    models = {}
-    for item in args.model:
-        name, _, path = item.partition("=")
-        models[name] = BareModel(name, Path(path))
-    asyncio.run(serve(args.port, models))
+    port, paths = floor.arguments(__doc__)
+    asyncio.run(serve(port, {name: BareModel(name, path) for name, path in paths.items()}))
 
 
 if __name__ == "__main__":

@@ -11,23 +11,20 @@ comparison tells how much of onnxgate's time is its own work.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import signal
 from pathlib import Path
-from typing import Any
 
+import _floor as floor
 import grpc
 import numpy as np
 import onnxruntime as ort
+from _floor import Context
 
 from gateway._proto import grpc_service_pb2 as pb
 from gateway._proto import grpc_service_pb2_grpc as pb_grpc
 from gateway.transport import converters
 from registry.datatypes import DATATYPE_TO_NUMPY
 from registry.signature import Signature, signature_from_session
-
-Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class EchoModel:
@@ -58,7 +55,7 @@ class EchoModel:
         )
 
 
-class EchoServicer(pb_grpc.GRPCInferenceServiceServicer):
+class EchoServicer(floor.HealthAnswers, pb_grpc.GRPCInferenceServiceServicer):
     def __init__(self, models: dict[str, EchoModel]) -> None:
         self._models = models
 
@@ -68,21 +65,6 @@ class EchoServicer(pb_grpc.GRPCInferenceServiceServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND, f"model '{name}' is not known")
             raise AssertionError("unreachable")
         return model
-
-    async def ServerLive(
-        self, request: pb.ServerLiveRequest, context: Context
-    ) -> pb.ServerLiveResponse:
-        return pb.ServerLiveResponse(live=True)
-
-    async def ServerReady(
-        self, request: pb.ServerReadyRequest, context: Context
-    ) -> pb.ServerReadyResponse:
-        return pb.ServerReadyResponse(ready=True)
-
-    async def ModelReady(
-        self, request: pb.ModelReadyRequest, context: Context
-    ) -> pb.ModelReadyResponse:
-        return pb.ModelReadyResponse(ready=request.name in self._models)
 
     async def ModelMetadata(
         self, request: pb.ModelMetadataRequest, context: Context
@@ -102,28 +84,14 @@ class EchoServicer(pb_grpc.GRPCInferenceServiceServicer):
 async def serve(port: int, models: dict[str, EchoModel]) -> None:
     server = grpc.aio.server()
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(EchoServicer(models), server)
-    if server.add_insecure_port(f"127.0.0.1:{port}") == 0:
-        raise SystemExit(f"echo_server: cannot listen on 127.0.0.1:{port}")
-    await server.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    print(f"echo server on 127.0.0.1:{port}: {', '.join(models)}", flush=True)
-    await stop.wait()
-    await server.stop(0.5)
+    await floor.run_until_signalled(
+        server, "echo_server", port, f"echo server on 127.0.0.1:{port}: {', '.join(models)}"
+    )
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--model", action="append", required=True, metavar="NAME=PATH.onnx")
-    args = p.parse_args()
-    models = {}
-    for item in args.model:
-        name, _, path = item.partition("=")
-        models[name] = EchoModel(name, Path(path))
-    asyncio.run(serve(args.port, models))
+    port, paths = floor.arguments(__doc__)
+    asyncio.run(serve(port, {name: EchoModel(name, path) for name, path in paths.items()}))
 
 
 if __name__ == "__main__":
