@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -258,6 +259,62 @@ def point(result: dict[str, Any]) -> dict[str, Any]:
         "requests": result["requests"],
         "client_cpu_cores": round(result["client_cpu_cores"], 2),
     }
+
+
+def server_cpu_seconds(port: int) -> float:
+    """User + system CPU seconds of the gateway process listening on ``port`` (robust to
+    other load on the machine, unlike requests/s)."""
+    wanted = f"--port\0{port}\0"
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_text()
+            if "gateway.cli" not in cmdline or wanted not in cmdline:
+                continue
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    raise RuntimeError(f"no gateway process found for port {port}")
+
+
+def measure_onnxgate(
+    name: str,
+    registry: tuple[str, Path],
+    model: str,
+    env: Mapping[str, str],
+    log_dir: Path,
+    *,
+    concurrency: int,
+    duration: float,
+    warmup: float,
+    extra: Sequence[str] = (),
+) -> tuple[dict[str, Any], str]:
+    """One load run against a fresh onnxgate (one worker, batching on, settings ``env``):
+    its :func:`point` with the server's CPU per request, and its metrics page after the run.
+    """
+    port, metrics_port = free_port(), free_port()
+    argv = onnxgate_argv(*registry, port, workers=1, batching=True)
+    argv[argv.index("--metrics-port") + 1] = str(metrics_port)
+    with server(name, argv, port, [model], env=env, log_dir=log_dir):
+        cpu_before = server_cpu_seconds(port)
+        result = run_loadgen(
+            f"127.0.0.1:{port}",
+            model,
+            concurrency=concurrency,
+            duration=duration,
+            warmup=warmup,
+            extra=extra,
+        )
+        cpu = server_cpu_seconds(port) - cpu_before
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
+            text: str = r.read().decode()
+    measured = point(result)
+    # The CPU reading spans warm-up and measured seconds; scale the measured count to match.
+    served = result["requests"] * (duration + warmup) / duration
+    measured["server_cpu_us_per_request"] = round(1e6 * cpu / max(served, 1.0), 1)
+    return measured, text
 
 
 def write_json(path: Path, doc: Mapping[str, Any]) -> None:

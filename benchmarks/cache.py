@@ -17,15 +17,10 @@ import argparse
 import re
 import statistics
 import tempfile
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import _common as c
-
-# NOTE: the CPU reading is monitoring.py's (robust to other load on the machine, which
-# requests/s on a shared box is not); imported rather than copied.
-from monitoring import _server_cpu_seconds as server_cpu_seconds
 
 
 def _total(text: str, name: str) -> float:
@@ -38,29 +33,20 @@ def _total(text: str, name: str) -> float:
 def measure(
     mode: str, registry_url: str, artifacts: Path, args: argparse.Namespace, log_dir: Path
 ) -> dict[str, Any]:
-    port, metrics_port = c.free_port(), c.free_port()
-    argv = c.onnxgate_argv(registry_url, artifacts, port, workers=1, batching=True)
-    argv[argv.index("--metrics-port") + 1] = str(metrics_port)
     env = {"ONNXGATE_LOG_LEVEL": "WARNING", "ONNXGATE_MONITORING": "off"}
     if mode == "on":
         env["ONNXGATE_RESPONSE_CACHE"] = f"{args.model}={args.entries}"
-    with c.server(f"onnxgate-cache-{mode}", argv, port, [args.model], env=env, log_dir=log_dir):
-        cpu_before = server_cpu_seconds(port)
-        result = c.run_loadgen(
-            f"127.0.0.1:{port}",
-            args.model,
-            concurrency=args.concurrency,
-            duration=args.duration,
-            warmup=args.warmup,
-            extra=["--samples", str(args.samples)],
-        )
-        cpu = server_cpu_seconds(port) - cpu_before
-        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
-            text = r.read().decode()
-    point = c.point(result)
-    # The CPU reading spans warm-up and measured seconds; scale the measured count to match.
-    served = result["requests"] * (args.duration + args.warmup) / args.duration
-    point["server_cpu_us_per_request"] = round(1e6 * cpu / max(served, 1.0), 1)
+    point, text = c.measure_onnxgate(
+        f"onnxgate-cache-{mode}",
+        (registry_url, artifacts),
+        args.model,
+        env,
+        log_dir,
+        concurrency=args.concurrency,
+        duration=args.duration,
+        warmup=args.warmup,
+        extra=["--samples", str(args.samples)],
+    )
     point["cache_hits"] = _total(text, "onnxgate_response_cache_hits_total")
     point["cache_misses"] = _total(text, "onnxgate_response_cache_misses_total")
     return point

@@ -16,12 +16,10 @@ read from the metrics endpoint after each run.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import statistics
 import sys
 import tempfile
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -35,51 +33,24 @@ def _metric(text: str, name: str) -> float | None:
     return None if match is None else float(match.group(1))
 
 
-def _server_cpu_seconds(port: int) -> float:
-    """User + system CPU seconds of the gateway process listening on ``port`` (robust to
-    other load on the machine, unlike requests/s)."""
-    wanted = f"--port\0{port}\0"
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_text()
-            if "gateway.cli" not in cmdline or wanted not in cmdline:
-                continue
-            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    raise RuntimeError(f"no gateway process found for port {port}")
-
-
 def measure(
     mode: str, registry_url: str, artifacts: Path, args: argparse.Namespace, log_dir: Path
 ) -> dict[str, Any]:
-    port, metrics_port = c.free_port(), c.free_port()
-    argv = c.onnxgate_argv(registry_url, artifacts, port, workers=1, batching=True)
-    argv[argv.index("--metrics-port") + 1] = str(metrics_port)
     env = {
         "ONNXGATE_MONITORING": mode,
         "ONNXGATE_MONITOR_INTERVAL_S": str(args.interval),
         "ONNXGATE_LOG_LEVEL": "WARNING",
     }
-    with c.server(f"onnxgate-monitoring-{mode}", argv, port, [MODEL], env=env, log_dir=log_dir):
-        cpu_before = _server_cpu_seconds(port)
-        result = c.run_loadgen(
-            f"127.0.0.1:{port}",
-            MODEL,
-            concurrency=args.concurrency,
-            duration=args.duration,
-            warmup=args.warmup,
-        )
-        cpu = _server_cpu_seconds(port) - cpu_before
-        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
-            text = r.read().decode()
-    point = c.point(result)
-    # The CPU reading spans warm-up and measured seconds; scale the measured count to match.
-    served = result["requests"] * (args.duration + args.warmup) / args.duration
-    point["server_cpu_us_per_request"] = round(1e6 * cpu / max(served, 1.0), 1)
+    point, text = c.measure_onnxgate(
+        f"onnxgate-monitoring-{mode}",
+        (registry_url, artifacts),
+        MODEL,
+        env,
+        log_dir,
+        concurrency=args.concurrency,
+        duration=args.duration,
+        warmup=args.warmup,
+    )
     point["monitor_enqueued"] = _metric(text, "onnxgate_monitor_enqueued_total")
     point["monitor_dropped"] = _metric(text, "onnxgate_monitor_dropped_total")
     return point
