@@ -10,14 +10,13 @@ delayed labels.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 from monitoring_support import infer_request, register_with_reference
+from prometheus_support import binary, running_prometheus, wait_for_series
 from shared import admin_metadata
-from test_prometheus import _binary, _free_port, _wait_for
 
 from gateway._proto import admin_pb2 as apb
 from gateway._proto import governor_pb2 as gpb
@@ -112,44 +111,16 @@ def _traffic(gw, governor, rng) -> None:
 
 
 def test_every_panel_query_returns_series(registry, make_gateway, tmp_path) -> None:
-    prometheus = _binary("prometheus")
+    binary("prometheus")  # before the story: skip (or fail in CI) early
     gw, governor, rng = _story(registry, make_gateway)
-    port = _free_port()
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-        "scrape_configs:\n  - job_name: onnxgate\n    static_configs:\n"
-        f"      - targets: ['127.0.0.1:{gw.gateway.metrics_port}']\n"
-    )
-    log = open(tmp_path / "prometheus.log", "wb")  # noqa: SIM115 - closed in finally
-    proc = subprocess.Popen(
-        [
-            prometheus,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
+    with running_prometheus(tmp_path, gw.gateway.metrics_port) as base:
         # A first scrape before the traffic, so rates over the window see the increase.
-        _wait_for(base, "onnxgate_routing_revision", 1, timeout=60)
+        wait_for_series(base, "onnxgate_routing_revision", 1, timeout=60)
         _traffic(gw, governor, rng)
         empty = []
         for title, expr in _expressions():
             try:
-                _wait_for(base, expr, 1, timeout=60)
+                wait_for_series(base, expr, 1, timeout=60)
             except AssertionError:
                 empty.append(f"{title}: {expr}")
         assert not empty, "queries returning no series:\n" + "\n".join(empty)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
