@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tmpfs_support import mounted_tmpfs
 
 from gateway import cli
 from gateway.tools import modelzoo
@@ -73,20 +74,8 @@ def test_cli_reports_a_full_store_in_one_line(tmp_path, monkeypatch, capfd):
 
 @pytest.fixture
 def tiny_store(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "store"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "store", "64k") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_real_full_disk_and_read_only_store(tiny_store, tmp_path):

@@ -18,7 +18,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pg_cluster import Cluster, locate_binaries
 from shared import ADMIN_TOKEN, admin_metadata, wait_for
+from tmpfs_support import mounted_tmpfs
 
 from gateway._proto import admin_pb2 as apb
 from gateway._proto import admin_pb2_grpc, grpc_service_pb2_grpc
@@ -137,20 +137,8 @@ def test_postgres_stops_and_returns(cluster, tmp_path, caplog):
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
     """A 4 MiB tmpfs of the test's own; skipped where mounting is not permitted."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "small", "4m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def _fill(path: Path) -> None:
