@@ -60,6 +60,7 @@ def _gateway(url: str, artifacts: Path, reg: Registry) -> EmbeddedGateway:
         host="127.0.0.1",
         port=0,
         metrics_port=-1,
+        http_port=0,  # never the well-known port: another gateway may hold it
         poll_interval_s=0.1,
         admin_tokens={ADMIN_TOKEN: "test-operator"},
     )
