@@ -15,6 +15,7 @@ import onnxruntime as ort
 import pytest
 import tritonclient.grpc as triton
 from tritonclient.utils import InferenceServerException, deserialize_bytes_tensor
+from wire_values import DATATYPES, NUMPY, edge_values
 
 import gateway
 from gateway._proto import grpc_service_pb2 as pb
@@ -22,21 +23,6 @@ from gateway.tools import modelzoo
 
 MLP_SIZES = (8, 16, 3)
 
-# Our own table, not gateway.transport.converters': the test must not share the code it checks.
-NUMPY = {
-    "BOOL": np.bool_,
-    "UINT8": np.uint8,
-    "UINT16": np.uint16,
-    "UINT32": np.uint32,
-    "UINT64": np.uint64,
-    "INT8": np.int8,
-    "INT16": np.int16,
-    "INT32": np.int32,
-    "INT64": np.int64,
-    "FP16": np.float16,
-    "FP32": np.float32,
-    "FP64": np.float64,
-}
 TYPED_FIELD = {
     "BOOL": "bool_contents",
     "INT8": "int_contents",
@@ -51,24 +37,6 @@ TYPED_FIELD = {
     "FP64": "fp64_contents",
     "BYTES": "bytes_contents",
 }
-DATATYPES = [*NUMPY, "BYTES"]
-
-
-def _edge_values(datatype: str) -> np.ndarray:
-    """A [2, 3] array of the values most likely to be mangled on the way through."""
-    if datatype == "BYTES":
-        words = [b"", "h\u00e9llo".encode(), b"a b", b"x" * 300, b"0", "\U0001f642".encode()]
-        return np.array(words, dtype=np.object_).reshape(2, 3)
-    if datatype == "BOOL":
-        return np.array([[True, False, True], [False, False, True]])
-    dtype = np.dtype(NUMPY[datatype])
-    if dtype.kind == "f":
-        info = np.finfo(dtype)
-        values = [0.0, -0.0, float(info.max), float(info.tiny), -np.inf, np.nan]
-    else:
-        info = np.iinfo(dtype)
-        values = [int(info.min), int(info.max), 0, 1, int(info.max) - 1, int(info.min) + 1]
-    return np.array(values, dtype=dtype).reshape(2, 3)
 
 
 def _assert_exact(got: np.ndarray, want: np.ndarray) -> None:
@@ -350,7 +318,7 @@ def test_every_datatype_round_trips_exactly(registry, make_gateway):
     try:
         for datatype in DATATYPES:
             model = f"id-{datatype.lower()}"
-            x = _edge_values(datatype)
+            x = edge_values(datatype)
             response = stub.ModelInfer(_request(model, x, datatype), timeout=10)
             assert [(o.name, o.datatype, list(o.shape)) for o in response.outputs] == [
                 ("y", datatype, [2, 3])

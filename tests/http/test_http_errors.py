@@ -9,6 +9,7 @@ import logging
 import httpx
 import numpy as np
 import pytest
+from http_support import binary_body
 
 from gateway.tools import modelzoo
 
@@ -105,23 +106,9 @@ def test_unknown_model_version_and_route_are_404(gw):
 
 def test_a_body_over_the_limit_is_413(gw):
     big = np.zeros((8192, 4), np.float32).tobytes()  # 128 KiB against a 64 KiB limit
-    header = json.dumps(
-        {
-            "inputs": [
-                {
-                    "name": "x",
-                    "datatype": "FP32",
-                    "shape": [8192, 4],
-                    "parameters": {"binary_data_size": len(big)},
-                }
-            ]
-        }
-    ).encode()
+    content, headers = binary_body("x", "FP32", [8192, 4], big)
     response = httpx.post(
-        f"{gw.http_url}/v2/models/lin/infer",
-        content=header + big,
-        headers={"Inference-Header-Content-Length": str(len(header))},
-        timeout=30,
+        f"{gw.http_url}/v2/models/lin/infer", content=content, headers=headers, timeout=30
     )
     assert response.status_code == 413
     assert "max_message_bytes" in response.json()["error"]

@@ -20,45 +20,13 @@ import onnxruntime as ort
 import pytest
 import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton
+from http_support import binary_body
 from shared import wait_for
+from wire_values import DATATYPES, NUMPY, edge_values
 
 from gateway.tools import modelzoo
 
 MLP_SIZES = (8, 16, 3)
-
-# Our own table, not the gateway's: the test must not share the code it checks.
-NUMPY = {
-    "BOOL": np.bool_,
-    "UINT8": np.uint8,
-    "UINT16": np.uint16,
-    "UINT32": np.uint32,
-    "UINT64": np.uint64,
-    "INT8": np.int8,
-    "INT16": np.int16,
-    "INT32": np.int32,
-    "INT64": np.int64,
-    "FP16": np.float16,
-    "FP32": np.float32,
-    "FP64": np.float64,
-}
-DATATYPES = [*NUMPY, "BYTES"]
-
-
-def _edge_values(datatype: str) -> np.ndarray:
-    """A [2, 3] array of the values most likely to be mangled on the way through."""
-    if datatype == "BYTES":
-        words = [b"", "h\u00e9llo".encode(), b"a b", b"x" * 300, b"0", "\U0001f642".encode()]
-        return np.array(words, dtype=np.object_).reshape(2, 3)
-    if datatype == "BOOL":
-        return np.array([[True, False, True], [False, False, True]])
-    dtype = np.dtype(NUMPY[datatype])
-    if dtype.kind == "f":
-        info = np.finfo(dtype)
-        values = [0.0, -0.0, float(info.max), float(info.tiny), -np.inf, np.nan]
-    else:
-        info = np.iinfo(dtype)
-        values = [int(info.min), int(info.max), 0, 1, int(info.max) - 1, int(info.min) + 1]
-    return np.array(values, dtype=dtype).reshape(2, 3)
 
 
 def _assert_exact(got: np.ndarray, want: np.ndarray) -> None:
@@ -199,7 +167,7 @@ def test_every_datatype_round_trips_in_json_and_binary(registry, make_gateway):
     client = triton.InferenceServerClient(gw.http_url.removeprefix("http://"))
     try:
         for datatype in DATATYPES:
-            x = _edge_values(datatype)
+            x = edge_values(datatype)
             for binary in (True, False):
                 if not binary and datatype in ("FP16", "FP32", "FP64"):
                     continue  # NaN and inf have no JSON spelling; checked below with finite ones
@@ -223,24 +191,8 @@ def test_hand_built_binary_body_and_binary_output_parameter(served):
     gw, client = served
     x = _x(rows=3)
     blob = x.tobytes()
-    header = json.dumps(
-        {
-            "inputs": [
-                {
-                    "name": "x",
-                    "datatype": "FP32",
-                    "shape": [3, 8],
-                    "parameters": {"binary_data_size": len(blob)},
-                },
-            ],
-            "parameters": {"binary_data_output": True},
-        }  # fmt: skip
-    ).encode()
-    response = client.post(
-        "/v2/models/mlp/infer",
-        content=header + blob,
-        headers={"Inference-Header-Content-Length": str(len(header))},
-    )
+    content, headers = binary_body("x", "FP32", [3, 8], blob, binary_data_output=True)
+    response = client.post("/v2/models/mlp/infer", content=content, headers=headers)
     assert response.status_code == 200, response.text
     length = int(response.headers["inference-header-content-length"])
     doc = json.loads(response.content[:length])
@@ -264,23 +216,9 @@ def test_bytes_tensor_sent_as_json_strings(registry, make_gateway):
     assert response.status_code == 200, response.text
     assert response.json()["outputs"][0]["data"] == ["a", "h\u00e9", ""]
     raw = b"".join(struct.pack("<I", len(w)) + w for w in (b"z", b"", "\u00e9".encode()))
-    header = json.dumps(
-        {
-            "inputs": [
-                {
-                    "name": "x",
-                    "datatype": "BYTES",
-                    "shape": [1, 3],
-                    "parameters": {"binary_data_size": len(raw)},
-                }
-            ]
-        }
-    ).encode()
+    content, headers = binary_body("x", "BYTES", [1, 3], raw)
     response = httpx.post(
-        f"{gw.http_url}/v2/models/words/infer",
-        content=header + raw,
-        headers={"Inference-Header-Content-Length": str(len(header))},
-        timeout=30,
+        f"{gw.http_url}/v2/models/words/infer", content=content, headers=headers, timeout=30
     )
     assert response.json()["outputs"][0]["data"] == ["z", "", "\u00e9"]
 
