@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from cli_support import make_pki, onnxgate
+from cli_support import onnxgate
+from pki_support import make_pki
 from shared import ADMIN_TOKEN
 
 from gateway.tools import modelzoo
