@@ -9,20 +9,16 @@ governor — under live traffic, counting failed requests.
 
 from __future__ import annotations
 
-import collections
-import itertools
 import pickle
 import shlex
-import threading
 import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-import grpc
 import numpy as np
 
-from gateway.demo.parts import N_FEATURES, StoryModels, run_cli, say, show_split, step
+from gateway.demo.parts import LiveTraffic, StoryModels, run_cli, say, show_split, step
 from gateway.demo.story import Ops, event
 from registry import GovernancePolicy, Registry
 from registry.deployment import Role
@@ -51,62 +47,6 @@ output_drift = false
 min_disparate_impact = false
 min_requests = 50
 """
-
-
-class _Traffic:
-    """Clients sending single rows of the live pool to ``scorer``; counts as LiveTraffic."""
-
-    def __init__(self, target: str, x: np.ndarray, clients: int = 3) -> None:
-        from gateway._proto import grpc_service_pb2 as pb
-
-        self._pb, self._target, self._x = pb, target, x
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self.served: collections.Counter[str] = collections.Counter()
-        self.failures: collections.Counter[str] = collections.Counter()
-        self._threads = [threading.Thread(target=self._run, args=(i,)) for i in range(clients)]
-
-    def _run(self, client: int) -> None:
-        from gateway._proto import grpc_service_pb2_grpc as pb_grpc
-
-        rng = np.random.default_rng(100 + client)
-        with grpc.insecure_channel(self._target) as channel:
-            stub = pb_grpc.GRPCInferenceServiceStub(channel)
-            for n in itertools.count():
-                if self._stop.is_set():
-                    return
-                row = self._x[int(rng.integers(len(self._x)))]
-                req = self._pb.ModelInferRequest(model_name=SCORER, id=f"s{client}-{n}")
-                req.inputs.add(name="input", datatype="FP32", shape=[1, N_FEATURES])
-                req.raw_input_contents.append(row.astype(np.float32).tobytes())
-                try:
-                    resp = stub.ModelInfer(req, timeout=10)
-                except grpc.RpcError as exc:
-                    with self._lock:
-                        self.failures[exc.code().name] += 1
-                    continue
-                with self._lock:
-                    self.served[resp.model_version] += 1
-
-    def __enter__(self) -> _Traffic:
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(15)
-
-    def count(self) -> int:
-        with self._lock:
-            return sum(self.served.values())
-
-    def take(self) -> tuple[collections.Counter[str], collections.Counter[str]]:
-        with self._lock:
-            out = self.served, self.failures
-            self.served, self.failures = collections.Counter(), collections.Counter()
-        return out
 
 
 def _wait(what: str, done: Callable[[], bool], timeout_s: float) -> bool:
@@ -165,7 +105,8 @@ def chapter(
     event("governance policy: a version needs 2 approvals (four eyes)")
 
     failed = 0
-    with _Traffic(ops.target, models.x[half:]) as traffic:
+    live = models.x[half:], models.y[half:]
+    with LiveTraffic(ops.target, *live, model=SCORER, input_name="input", seed=100) as traffic:
         ops("approve", f"{SCORER}:2", "--comment", "parity and latency checked")  # 1 of 2
         ops("rollout", "status", SCORER, registry=True)
         registry.governance.approve(SCORER, "2", approver="risk-lead", comment="checked card")

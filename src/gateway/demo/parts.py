@@ -75,12 +75,24 @@ def cli(*args: str) -> str:
 class LiveTraffic:
     """Clients sending real single-row requests, each with a request id. Counts which version
     served and what failed; can shift features (injected drift) and remember each served
-    request's true label (sent later as delayed labels)."""
+    request's true label (sent later as delayed labels). A ``with`` block starts and stops
+    it."""
 
-    def __init__(self, target: str, x: np.ndarray, y: np.ndarray, clients: int = 3) -> None:
+    def __init__(
+        self,
+        target: str,
+        x: np.ndarray,
+        y: np.ndarray,
+        clients: int = 3,
+        *,
+        model: str = MODEL,
+        input_name: str = "X",
+        seed: int = 0,
+    ) -> None:
         from gateway._proto import grpc_service_pb2 as pb
 
         self._pb = pb
+        self._model, self._input, self._seed = model, input_name, seed
         self._target, self._x, self._y = target, x, y
         self._prefix = secrets.token_hex(3)  # ids stay unique across instances
         self._stop = threading.Event()
@@ -94,7 +106,7 @@ class LiveTraffic:
     def _run(self, client: int) -> None:
         from gateway._proto import grpc_service_pb2_grpc as pb_grpc
 
-        rng = np.random.default_rng(client)
+        rng = np.random.default_rng(self._seed + client)
         with grpc.insecure_channel(self._target) as channel:
             stub = pb_grpc.GRPCInferenceServiceStub(channel)
             for n in itertools.count():
@@ -104,9 +116,9 @@ class LiveTraffic:
                 shift = self._shift  # read once: a row is shifted whole or not at all
                 row = self._x[i] if shift is None else self._x[i] + shift
                 req = self._pb.ModelInferRequest(
-                    model_name=MODEL, id=f"{self._prefix}-{client}-{n}"
+                    model_name=self._model, id=f"{self._prefix}-{client}-{n}"
                 )
-                req.inputs.add(name="X", datatype="FP32", shape=[1, N_FEATURES])
+                req.inputs.add(name=self._input, datatype="FP32", shape=[1, N_FEATURES])
                 req.raw_input_contents.append(row.astype(np.float32).tobytes())
                 try:
                     resp = stub.ModelInfer(req, timeout=10)
@@ -149,6 +161,17 @@ class LiveTraffic:
         self._stop.set()
         for t in self._threads:
             t.join(15)  # bounded: a request's deadline is 10 s
+
+    def __enter__(self) -> LiveTraffic:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def count(self) -> int:
+        """Requests served since the last :meth:`take`."""
+        with self._lock:
+            return sum(self.served.values())
 
 
 def show_split(label: str, served: Counts, failed: Counts) -> int:
