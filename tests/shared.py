@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 ADMIN_TOKEN = "test-admin-token"
 
 
@@ -29,3 +31,10 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, every: float =
             return value
         time.sleep(every)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+def assert_no_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
+    """Nothing logged a traceback: bad input is answered with a status, never an exception
+    in the log."""
+    assert "Traceback" not in caplog.text
+    assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records]

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 from messages import messages
-from shared import admin_metadata
+from shared import admin_metadata, assert_no_tracebacks
 
 from gateway._proto import (
     admin_pb2,
@@ -90,11 +90,6 @@ def _call(gw, face: str, method: str, request) -> grpc.StatusCode:
     return grpc.StatusCode.OK
 
 
-def _no_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
-    assert "Traceback" not in caplog.text
-    assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records]
-
-
 @st.composite
 def operator_calls(draw: st.DrawFn) -> tuple[str, str, object]:
     face, method, message = draw(st.sampled_from(CALLS))
@@ -150,7 +145,7 @@ def test_operator_calls_get_documented_statuses(gw, registry, caplog, call):
     with caplog.at_level(logging.WARNING):
         _call(gw, face, method, request)
         _check_serving(gw)
-    _no_tracebacks(caplog)
+    assert_no_tracebacks(caplog)
     assert registry.verify_audit_chain() == []
 
 
@@ -242,4 +237,4 @@ def test_rollout_policy_documents_get_documented_statuses(gw, registry, caplog, 
         if code == grpc.StatusCode.OK:  # what was stored reads back
             _call(gw, "governor", "GetPolicy", governor_pb2.GetPolicyRequest(model="m"))
         _check_serving(gw)
-    _no_tracebacks(caplog)
+    assert_no_tracebacks(caplog)

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
+from shared import assert_no_tracebacks
 from strategies import DATATYPES, contents, dims, infer_requests, names, parameters
 
 from gateway._proto import grpc_service_pb2 as pb
@@ -67,11 +68,6 @@ def _send(stub, request: pb.ModelInferRequest) -> grpc.StatusCode:
         assert "Traceback" not in (exc.details() or "")
         return code
     return grpc.StatusCode.OK
-
-
-def _no_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
-    assert "Traceback" not in caplog.text
-    assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records]
 
 
 @st.composite
@@ -159,7 +155,7 @@ def test_mutated_valid_requests_get_documented_statuses(gw, caplog, request):
     with caplog.at_level(logging.WARNING):
         _send(stub, request)
         _check_good(stub)
-    _no_tracebacks(caplog)
+    assert_no_tracebacks(caplog)
 
 
 @given(request=infer_requests())
@@ -170,4 +166,4 @@ def test_any_request_gets_a_documented_status(gw, caplog, request):
     with caplog.at_level(logging.WARNING):
         _send(stub, request)
         _check_good(stub)
-    _no_tracebacks(caplog)
+    assert_no_tracebacks(caplog)
