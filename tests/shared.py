@@ -6,6 +6,7 @@ the tree, ``import conftest`` can resolve to the wrong one.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -38,3 +39,11 @@ def assert_no_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
     in the log."""
     assert "Traceback" not in caplog.text
     assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records]
+
+
+def clear_onnxgate_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset every ONNXGATE_* variable for one test: the CLI reads them, and these tests say
+    everything they mean as flags."""
+    for key in list(os.environ):
+        if key.startswith("ONNXGATE_"):
+            monkeypatch.delenv(key)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from shared import clear_onnxgate_env
 from sklearn.datasets import make_classification
 
 FEATURES = 6
@@ -16,9 +16,7 @@ FEATURES = 6
 @pytest.fixture(autouse=True)
 def _no_onnxgate_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI reads ONNXGATE_* from the environment; these tests pass everything as flags."""
-    for key in list(os.environ):
-        if key.startswith("ONNXGATE_"):
-            monkeypatch.delenv(key)
+    clear_onnxgate_env(monkeypatch)
 
 
 @pytest.fixture(scope="session")

@@ -9,12 +9,12 @@ where it is not permitted.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from shared import clear_onnxgate_env
 from tmpfs_support import mounted_tmpfs
 
 from gateway import cli
@@ -27,9 +27,7 @@ from registry.registry import Registry
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in list(os.environ):
-        if key.startswith("ONNXGATE_"):
-            monkeypatch.delenv(key)
+    clear_onnxgate_env(monkeypatch)
 
 
 def _files(root: Path) -> list[Path]:

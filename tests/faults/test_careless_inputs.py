@@ -12,12 +12,10 @@ and nothing is stored.
 
 from __future__ import annotations
 
-import os
-
 import grpc
 import numpy as np
 import pytest
-from shared import ADMIN_TOKEN, admin_metadata
+from shared import ADMIN_TOKEN, admin_metadata, clear_onnxgate_env
 
 from gateway import cli
 from gateway._proto import admin_pb2 as apb
@@ -32,9 +30,7 @@ FEATURES = 4
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in list(os.environ):
-        if key.startswith("ONNXGATE_"):
-            monkeypatch.delenv(key)
+    clear_onnxgate_env(monkeypatch)
     monkeypatch.setenv("ONNXGATE_ADMIN_TOKEN", ADMIN_TOKEN)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from faultops import run
 from pg_cluster import backend_url
+from shared import clear_onnxgate_env
 
 from gateway import cli
 from gateway.tools import modelzoo
@@ -49,9 +50,7 @@ CASES = [
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in list(os.environ):
-        if key.startswith("ONNXGATE_"):
-            monkeypatch.delenv(key)
+    clear_onnxgate_env(monkeypatch)
 
 
 # Every step on SQLite; on PostgreSQL the steps where a transaction is cut short (each

@@ -7,12 +7,12 @@ from the command line is served without a restart.
 from __future__ import annotations
 
 import json
-import os
 import time
 
 import grpc
 import numpy as np
 import pytest
+from shared import clear_onnxgate_env
 
 from gateway import cli
 from gateway._proto import grpc_service_pb2 as pb
@@ -22,9 +22,7 @@ from gateway.tools import modelzoo
 @pytest.fixture(autouse=True)
 def _no_onnxgate_env(monkeypatch):
     """The CLI reads ONNXGATE_* from the environment; these tests pass everything as flags."""
-    for key in list(os.environ):
-        if key.startswith("ONNXGATE_"):
-            monkeypatch.delenv(key)
+    clear_onnxgate_env(monkeypatch)
 
 
 @pytest.fixture

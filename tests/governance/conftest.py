@@ -7,12 +7,12 @@ gateway override it with SQLite only, to keep the suite quick.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pg_cluster import BACKENDS, backend_url
+from shared import clear_onnxgate_env
 
 from registry.registry import Registry
 
@@ -20,9 +20,7 @@ from registry.registry import Registry
 @pytest.fixture(autouse=True)
 def _no_onnxgate_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI reads ONNXGATE_* from the environment; these tests pass flags instead."""
-    for key in list(os.environ):
-        if key.startswith("ONNXGATE_"):
-            monkeypatch.delenv(key)
+    clear_onnxgate_env(monkeypatch)
 
 
 @pytest.fixture(params=BACKENDS)

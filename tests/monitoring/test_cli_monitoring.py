@@ -4,13 +4,12 @@ report`` end to end, through ``gateway.cli.main`` against a real registry and ga
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from monitoring_support import send
-from shared import ADMIN_TOKEN, admin_metadata
+from shared import ADMIN_TOKEN, admin_metadata, clear_onnxgate_env
 
 from gateway import cli
 from gateway._proto import admin_pb2 as apb
@@ -22,9 +21,7 @@ NAMES = [f"f{i}" for i in range(FEATURES)]
 
 @pytest.fixture(autouse=True)
 def _env(monkeypatch):
-    for key in list(os.environ):
-        if key.startswith("ONNXGATE_"):
-            monkeypatch.delenv(key)
+    clear_onnxgate_env(monkeypatch)
     monkeypatch.setenv("ONNXGATE_ADMIN_TOKEN", ADMIN_TOKEN)
 
 

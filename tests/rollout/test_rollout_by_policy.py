@@ -5,14 +5,13 @@ approved version, queued meanwhile, starts after it."""
 from __future__ import annotations
 
 import json
-import os
 import threading
 from typing import Any
 
 import numpy as np
 import pytest
 import tritonclient.grpc as triton
-from shared import wait_for
+from shared import clear_onnxgate_env, wait_for
 
 from gateway import cli
 from gateway.tools import modelzoo
@@ -39,9 +38,7 @@ min_requests = 10
 
 @pytest.fixture(autouse=True)
 def _no_onnxgate_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in list(os.environ):
-        if key.startswith("ONNXGATE_"):
-            monkeypatch.delenv(key)
+    clear_onnxgate_env(monkeypatch)
 
 
 class Load:
