@@ -32,6 +32,7 @@ from gateway.domain import Tensors
 from gateway.errors import GatewayError
 from gateway.explain.outputs import choose_output
 from gateway.governor.evidence import Evidence, Importance
+from registry.errors import RegistryUnavailable
 
 if TYPE_CHECKING:
     from gateway.explain.service import Explainer
@@ -76,6 +77,7 @@ class ImportanceSampler:
         self._lock = threading.Lock()
         self._sums: dict[tuple[str, str], tuple[tuple[str, ...], np.ndarray, int]] = {}
         self._skipped: dict[tuple[str, str], str] = {}
+        self._registry_away = False  # one log line per outage, not one per sample
         self.processed = 0
         self.dropped = Counter(
             "onnxgate_explain_sample_dropped",
@@ -133,6 +135,12 @@ class ImportanceSampler:
             _, attrs, _ = vm.explain(
                 rows, choice, nsamples=self._explainer.nsamples, pool=self._explainer.processes
             )
+        except RegistryUnavailable as exc:
+            # Transient: the sample is lost, the version is not given up on.
+            if not self._registry_away:
+                log.warning("global importance paused: %s", exc)
+            self._registry_away = True
+            return
         except GatewayError as exc:
             self._skipped[key] = exc.message
             log.info("global importance skips %s:%s: %s", model, version, exc.message)
@@ -141,6 +149,7 @@ class ImportanceSampler:
             self._skipped[key] = "failed"
             log.exception("global importance of %s:%s failed; skipping it", model, version)
             return
+        self._registry_away = False
         with self._lock:
             features, sums, n = self._sums.get(key, (vm.features, np.zeros(len(vm.features)), 0))
             self._sums[key] = (features, sums + np.abs(attrs).sum(axis=0), n + rows.shape[0])
