@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 from cli_support import clean_env
 
 from gateway.tools import modelzoo
@@ -27,13 +28,25 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _demo_shaped(seed: int) -> bytes:
+    """A linear model shaped like the demo's credit models: one input ``X`` of 8 features
+    (the name the README's HTTP example sends)."""
+    model = onnx.load_from_string(modelzoo.linear(8, 2, seed=seed))
+    (graph_input,) = model.graph.input
+    old = graph_input.name
+    graph_input.name = "X"
+    for node in model.graph.node:
+        node.input[:] = ["X" if name == old else name for name in node.input]
+    return model.SerializeToString()
+
+
 def _stand_in_for_make_demo(root: Path) -> None:
     """What the README's steps take from ``make demo``: .venv, two models and five rows."""
     (root / ".venv").symlink_to(Path(sys.prefix))
     demo = root / "onnxgate-data" / "demo"
     demo.mkdir(parents=True)
     for version, seed in (("1", 1), ("2", 2)):
-        (demo / f"credit-v{version}.onnx").write_bytes(modelzoo.linear(8, 2, seed=seed))
+        (demo / f"credit-v{version}.onnx").write_bytes(_demo_shaped(seed))
     rows = np.random.default_rng(0).standard_normal((5, 8)).astype(np.float32)
     np.save(demo / "five-rows.npy", rows)
 
@@ -51,11 +64,13 @@ def test_every_sh_block_of_the_readme_works_as_written(tmp_path: Path) -> None:
     script = "set -e -o pipefail\n" + "\n".join(
         f"echo '>>> README block {n}'\n{block}" for n, block in enumerate(blocks, start=1)
     )
-    port, metrics = _free_port(), _free_port()
+    port, metrics, http = _free_port(), _free_port(), _free_port()
+    script = script.replace("localhost:8000", f"localhost:{http}")
     env = clean_env(
         {
             "ONNXGATE_PORT": str(port),
             "ONNXGATE_METRICS_PORT": str(metrics),
+            "ONNXGATE_HTTP_PORT": str(http),
             "ONNXGATE_TARGET": f"localhost:{port}",
         }
     )
@@ -82,5 +97,6 @@ def test_every_sh_block_of_the_readme_works_as_written(tmp_path: Path) -> None:
     log_text = log.read_text() if log.exists() else "(no gateway log)"
     assert proc.returncode == 0, f"{out}\n--- gateway log ---\n{log_text[-3000:]}"
     assert "served by fraud:1 (champion)" in out
+    assert '"model_name":"fraud"' in out  # the HTTP face answered the README's curl
     assert "served by fraud:2 (canary)" in out
     assert "1        champion  90.0%\n2        canary    10.0%" in out
