@@ -151,9 +151,13 @@ def start_fleet(url: str, root: Path, n: int = 3) -> Fleet:
         with open(log, "wb") as out:
             proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
         fleet.members.append(Member(i, port, proc, log))
-    for m in fleet.members:
-        wait_for(m.ready, timeout=120, every=0.2)
-    wait_for(lambda: len(fleet.live()) == n, timeout=30)
+    try:
+        for m in fleet.members:
+            wait_for(m.ready, timeout=120, every=0.2)
+        wait_for(lambda: len(fleet.live()) == n, timeout=30)
+    except BaseException:
+        stop_fleet(fleet)  # a member that never came up must not leave the others running
+        raise
     return fleet
 
 
