@@ -59,6 +59,21 @@ def _wait(what: str, done: Callable[[], bool], timeout_s: float) -> bool:
     return False
 
 
+def _model_ready(target: str, model: str) -> bool:
+    """Whether the gateway at ``target`` serves ``model`` yet (it loads on its next poll)."""
+    import grpc
+
+    from gateway._proto import grpc_service_pb2 as pb
+    from gateway._proto import grpc_service_pb2_grpc as pb_grpc
+
+    with grpc.insecure_channel(target) as channel:
+        try:
+            stub = pb_grpc.GRPCInferenceServiceStub(channel)
+            return bool(stub.ModelReady(pb.ModelReadyRequest(name=model), timeout=5).ready)
+        except grpc.RpcError:
+            return False
+
+
 def chapter(
     ops: Ops,
     registry: Registry,
@@ -105,6 +120,9 @@ def chapter(
     event("governance policy: a version needs 2 approvals (four eyes)")
 
     failed = 0
+    # Traffic starts once the gateway serves the model: before its next registry poll it
+    # does not know the name yet, and those requests would be NOT_FOUND, not the story.
+    _wait(f"the gateway to load {SCORER}", lambda: _model_ready(ops.target, SCORER), timeout_s)
     live = models.x[half:], models.y[half:]
     with LiveTraffic(ops.target, *live, model=SCORER, input_name="input", seed=100) as traffic:
         ops("approve", f"{SCORER}:2", "--comment", "parity and latency checked")  # 1 of 2
