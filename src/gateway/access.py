@@ -1,7 +1,11 @@
-"""Who may do what on the authenticated APIs: roles, permissions, and the method table.
+"""Who may do what on the authenticated APIs: roles, permissions, the method table, and the
+one decision every face asks.
 
-Pure data and parsing, no grpc: :mod:`gateway.settings` reads role tables and token entries
-with it, and :class:`gateway.transport.roles.RoleGuard` enforces it on every call.
+Pure data, parsing and decisions, no grpc: :mod:`gateway.settings` reads role tables and
+token entries with it; :class:`AccessPolicy` decides, for a bearer token and the permission
+an action needs, who is asking and whether they may. The gRPC role guard
+(:class:`gateway.transport.roles.RoleGuard`, applied when handlers are registered), the HTTP
+face and the console all ask it, so the three cannot disagree.
 
 A principal (from its bearer token, see :mod:`gateway.transport.auth`) has one role:
 
@@ -24,7 +28,9 @@ method missing from it needs ``administer`` (fail closed).
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -32,8 +38,13 @@ __all__ = [
     "DEFAULT_ROLE",
     "GRANTS",
     "METHOD_PERMISSIONS",
+    "NO_TOKENS",
+    "AccessPolicy",
     "AccessRole",
     "Permission",
+    "Verdict",
+    "permission_for",
+    "principal_for_token",
     "parse_role",
     "parse_role_table",
     "roles_in_token_spec",
@@ -150,3 +161,73 @@ def parse_role_table(value: Any) -> dict[str, str]:
                     raise ValueError("expected principal:role entries separated by commas")
                 pairs.append((who.strip(), role))
     return {who: parse_role(role).value for who, role in pairs}
+
+
+NO_TOKENS = "no tokens are configured for this API"
+"""The refusal of every call to an API that has no tokens (it must not be open by accident)."""
+
+
+def permission_for(method: str) -> Permission:
+    """The permission ``service/Method`` needs; ``administer`` for one not listed (fail
+    closed)."""
+    return METHOD_PERMISSIONS.get(method, Permission.ADMINISTER)
+
+
+def principal_for_token(token: str, tokens: Mapping[str, str]) -> str | None:
+    """The principal holding ``token``, or None; compared in constant time against every
+    known token, so timing does not reveal which prefix matched."""
+    found = None
+    for known, who in tokens.items():
+        if hmac.compare_digest(known.encode(), token.strip().encode()):
+            found = who
+    return found
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The decision on one call: who, their role, what it needed, and the refusal if any."""
+
+    principal: str
+    role: AccessRole
+    needed: Permission
+    refusal: str | None = None
+    """Why the call is refused (a PERMISSION_DENIED message naming the rule); None: allowed."""
+
+    @property
+    def allowed(self) -> bool:
+        return self.refusal is None
+
+
+class AccessPolicy:
+    """The token table and role table of one API, and the decisions over them."""
+
+    def __init__(self, tokens: Mapping[str, str], roles: Mapping[str, str]) -> None:
+        self.tokens = tokens
+        self._roles = {who: parse_role(role) for who, role in roles.items()}
+
+    @property
+    def configured(self) -> bool:
+        """Whether any token is configured (with none, every call is refused)."""
+        return bool(self.tokens)
+
+    def principal_for(self, token: str) -> str | None:
+        return principal_for_token(token, self.tokens)
+
+    def role_of(self, who: str) -> AccessRole:
+        return self._roles.get(who, DEFAULT_ROLE)
+
+    def decide(self, who: str, needed: Permission, action: str) -> Verdict:
+        """May ``who`` (authenticated) do ``action``, which needs ``needed``?"""
+        role = self.role_of(who)
+        if needed in GRANTS[role]:
+            return Verdict(who, role, needed)
+        allowed = sorted(r.value for r, grants in GRANTS.items() if needed in grants)
+        refusal = (
+            f"rule 'roles': principal '{who}' has role '{role}', but {action} needs "
+            f"permission '{needed}' (role {' or '.join(allowed)})"
+        )
+        return Verdict(who, role, needed, refusal)
+
+    def decide_method(self, who: str, method: str) -> Verdict:
+        """:meth:`decide` for the RPC ``service/Method`` (its permission from the table)."""
+        return self.decide(who, permission_for(method), method.rpartition("/")[2])

@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2
 
+from gateway.access import AccessPolicy
 from gateway.concurrency import run_blocking
 from gateway.explain.assembly import build_explanations
 from gateway.fleet import FleetCollector, FleetNode
@@ -33,6 +34,15 @@ from gateway.metrics import DeploymentCollector, GatewayMetrics
 from gateway.monitoring.collector import MonitoringCollector
 from gateway.monitoring.monitor import Monitor, MonitorConfig
 from gateway.monitoring.shadow import ShadowScorer
+from gateway.operations import (
+    Deployments,
+    Governance,
+    GovernorOps,
+    Labels,
+    Observations,
+    Operations,
+)
+from gateway.registry_facade import AsyncRegistry
 from gateway.serving.cache import ResponseCache
 from gateway.serving.catalog import Catalog
 from gateway.serving.dataplane import DataPlane
@@ -81,8 +91,10 @@ class Gateway:
             settings.effective_inference_threads, thread_name_prefix="onnxgate-infer"
         )
         self._io_pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="onnxgate-io")
+        # The one async face of the registry: everything on the event loop reaches it here.
+        self.registry_io = AsyncRegistry(self.registry, self._io_pool)
         self.catalog = Catalog(
-            self.registry,
+            self.registry_io,
             settings,
             self.metrics,
             inference_executor=self._inference_pool,
@@ -121,14 +133,11 @@ class Gateway:
             keep_inputs=settings.explain_keep_inputs,
         )
         watchers["feedback"] = self.feedback.observe
+        # The label join, and the same settled lookup by request id for Explain.
+        labels = Labels(self.feedback, settle=self._settle_taps, resolve=self._resolve_fleet)
         # Explanations: the Explain RPC's own executor, the global-importance sampler tap.
         self.explanations = build_explanations(
-            settings,
-            self.catalog,
-            self.registry,
-            self.metrics,
-            lookup=self.feedback.inputs_of,
-            settle=self._settle_taps,
+            settings, self.catalog, self.registry, self.metrics, lookup=labels.recorded_inputs
         )
         watchers.update(self.explanations.taps())
         self.taps = TapQueue(
@@ -153,9 +162,10 @@ class Gateway:
         holder = default_holder()
         # With a fleet the governor judges every process's published evidence (gateway.fleet).
         self.fleet = self._fleet(holder, local) if settings.fleet else None
+        deployments = Deployments(self.registry_io, self.catalog)
         self.governor = Governor(
-            self.registry,
-            self.catalog,
+            self.registry_io,
+            deployments,
             self.feedback,
             # Importance drift is judged on this process's own sample, fleet or not.
             [*(local if self.fleet is None else [self.fleet]), *self.explanations.evidence()],
@@ -166,21 +176,23 @@ class Gateway:
             windows=self.fleet,
         )
         governor_metrics.attach(self.governor, self.feedback)
-        self.governor_api = GovernorServicer(
-            self.registry,
-            self.feedback,
-            io_executor=self._io_pool,
-            on_change=self.governor.evaluate_now,
-            settle=self.taps.settled,
-            resolve=None if self.fleet is None else self.fleet.resolve,
+        # Every operator and governor use case, once; servicers and the console call these.
+        self.operations = Operations(
+            deployments=deployments,
+            governance=Governance(self.registry_io),
+            governor=GovernorOps(self.registry_io, on_change=self.governor.evaluate_now),
+            labels=labels,
+            observations=Observations(
+                self.monitor, self.shadow, io_executor=self._io_pool, settle=self.taps.settled
+            ),
         )
+        ops = self.operations
+        self.governor_api = GovernorServicer(ops.governor, ops.labels)
         self._governor_task: asyncio.Task[None] | None = None
         self.inference = InferenceServicer(self.catalog, self.plane)
-        self.admin = AdminServicer(self.registry, self.catalog, io_executor=self._io_pool)
-        self.monitoring = MonitoringServicer(
-            self.monitor, self.shadow, io_executor=self._io_pool, settle=self.taps.settled
-        )
-        self.governance = GovernanceServicer(self.registry, io_executor=self._io_pool)
+        self.admin = AdminServicer(ops.deployments)
+        self.monitoring = MonitoringServicer(ops.observations)
+        self.governance = GovernanceServicer(ops.governance)
         self.explain = ExplainServicer(
             self.explanations.explainer,
             default_timeout_s=settings.explain_deadline_s,
@@ -210,6 +222,11 @@ class Gateway:
 
     async def _settle_taps(self) -> bool:
         return await self.taps.settled()
+
+    async def _resolve_fleet(self, model: str, request_ids: list[str]) -> None:
+        # With a fleet: fetch predictions other processes made, so their labels join here.
+        if self.fleet is not None:
+            await self.fleet.resolve(model, request_ids)
 
     def _build_server(self) -> grpc.aio.Server:
         return build_grpc_server(
@@ -303,14 +320,9 @@ class Gateway:
             predict_tokens=s.predict_tokens,
             max_body_bytes=s.max_message_bytes,
         )
-        # The console reads the operator servicers as _build_server wrapped them (role guard).
+        # The console calls the operations core, authorised by the same decision as gRPC.
         console = ConsoleRoutes(
-            admin=self.admin,
-            governance=self.governance,
-            governor=self.governor_api,
-            monitoring=self.monitoring,
-            registry=self.registry,
-            io_executor=self._io_pool,
+            operations=self.operations, access=AccessPolicy(s.admin_tokens, s.admin_roles)
         )
         tls = (
             None

@@ -3,7 +3,6 @@ the composition root stays one block longer, not forty lines)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from gateway.explain.counters import ExplainCounters
@@ -53,7 +52,6 @@ def build_explanations(
     metrics: GatewayMetrics,
     *,
     lookup: Lookup,
-    settle: Callable[[], Awaitable[object]],
 ) -> Explanations:
     explainer = Explainer(
         catalog,
@@ -65,7 +63,6 @@ def build_explanations(
         background=settings.explain_background,
         max_rows=settings.explain_max_rows,
         lookup=lookup,
-        settle=settle,
     )
     importance = None
     if settings.explain_sample_rate > 0:

@@ -52,7 +52,9 @@ from registry.errors import NotFoundError as RegistryNotFound
 __all__ = ["Explainer", "Explanation", "Lookup", "VersionModel"]
 
 FloatArray = npt.NDArray[np.float64]
-Lookup = Callable[[str, str], "tuple[str, Tensors] | None"]
+Lookup = Callable[[str, str], Awaitable["tuple[str, Tensors] | None"]]
+"""(model, request id) -> the version that served it and its inputs, once the taps settled
+(:meth:`gateway.operations.Labels.recorded_inputs`, the label join's own lookup)."""
 MAX_CACHED_VERSIONS = 64  # version models (background, its outputs) kept, least recent out
 CHUNK_ROWS = 65_536  # perturbed rows per onnxruntime call (bounds the memory of one run)
 
@@ -186,7 +188,6 @@ class Explainer:
         max_rows: int = 256,
         nsamples: int | str = "auto",
         lookup: Lookup | None = None,
-        settle: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self._catalog = catalog
         self._registry = registry
@@ -200,7 +201,6 @@ class Explainer:
         self.max_rows = max_rows
         self.nsamples = nsamples
         self._lookup = lookup
-        self._settle = settle
         self._pending = 0
         self._lock = threading.Lock()
         self._models: OrderedDict[tuple[str, str, str], VersionModel] = OrderedDict()
@@ -293,9 +293,7 @@ class Explainer:
         return await self._submit(loaded, rows, inputs, output, output_index, deadline)
 
     async def _recorded(self, model: str, version: str, request_id: str) -> tuple[str, Tensors]:
-        if self._settle is not None:
-            await self._settle()  # a request answered a moment ago may still be in the taps
-        found = None if self._lookup is None else self._lookup(model, request_id)
+        found = None if self._lookup is None else await self._lookup(model, request_id)
         if found is None:
             raise NotFound(
                 f"request id {quoted(request_id)} of model {quoted(model)} is not known here "

@@ -43,10 +43,10 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from gateway.concurrency import run_blocking
 from gateway.governor.decide import Decision, DecisionKind, GovernorState, decide
@@ -55,12 +55,13 @@ from gateway.governor.evidence_windows import CANDIDATE_WINDOW, Window, WindowSt
 from gateway.governor.feedback import FeedbackStore
 from gateway.governor.rollout import Mode, RolloutPolicy, RolloutPolicyError, parse_rollout_policy
 from gateway.governor.sources import EvidenceSource
-from gateway.governor.starter import start_by_policy
-from registry import Registry, utcnow
+from gateway.governor.starter import DeploymentChanges, start_by_policy
+from gateway.registry_facade import AsyncRegistry, Promote, SetArms, SetWeights
+from registry import utcnow
 from registry.deployment import Deployment, Role
 from registry.errors import NotFoundError, RegistryUnavailable
 
-__all__ = ["ACTOR", "Governor", "Routes", "default_holder", "restore_target"]
+__all__ = ["ACTOR", "Governor", "default_holder", "restore_target"]
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +72,6 @@ _CHANGES = (DecisionKind.ADVANCE, DecisionKind.PROMOTE, DecisionKind.ROLLBACK)
 def default_holder() -> str:
     """This process's name on the leader lease: host, pid and a random suffix."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-class Routes(Protocol):
-    """What the loop needs from the catalog: load before a change, re-read after it."""
-
-    async def preload(self, model: str, versions: Iterable[str]) -> None: ...
-
-    async def sync(self, *, force: bool = False) -> bool: ...
 
 
 def restore_target(history: Sequence[Deployment], current: Deployment, bad: str) -> Deployment:
@@ -100,8 +93,8 @@ class Governor:
 
     def __init__(
         self,
-        registry: Registry,
-        routes: Routes,
+        registry: AsyncRegistry,
+        changes: DeploymentChanges,
         feedback: FeedbackStore,
         sources: Sequence[EvidenceSource],
         *,
@@ -114,10 +107,10 @@ class Governor:
     ) -> None:
         self._registry = registry
         self._store = registry.governor
-        self._routes = routes
+        self._changes = changes
         self._feedback = feedback
         self.sources = list(sources)
-        self._io = io_executor
+        self._io = io_executor  # the fleet's window store only (not the registry's tables)
         self.holder = holder
         self.tick_s = tick_s
         self._clock = clock
@@ -152,7 +145,7 @@ class Governor:
                     pass
         finally:
             if self.is_leader:
-                await run_blocking(self._io, self._store.release, self.holder)
+                await self._store.release(self.holder)
                 self.is_leader = False
 
     def evaluate_now(self, model: str | None = None) -> None:
@@ -164,7 +157,7 @@ class Governor:
 
     async def tick(self) -> list[Decision]:
         """One pass over every governed model; returns the decisions made."""
-        records = await run_blocking(self._io, self._store.policies)
+        records = await self._store.policies()
         policies: dict[str, tuple[int, RolloutPolicy]] = {}
         for model, rec in records.items():
             policy = self._parse(model, rec.version, rec.toml)
@@ -177,7 +170,7 @@ class Governor:
         if not policies or (self._stored is not None and not self._stored.ready()):
             return []  # (a fleet member leads only once it has read the fleet's evidence)
         ttl = max(3 * self.tick_s, 2.0)
-        self.is_leader = await run_blocking(self._io, self._store.acquire, self.holder, ttl)
+        self.is_leader = await self._store.acquire(self.holder, ttl)
         if not self.is_leader:
             self._windows.clear()  # evidence windows are only meaningful for the leader
             return []
@@ -242,16 +235,16 @@ class Governor:
     async def _evaluate(
         self, model: str, policy_version: int, policy: RolloutPolicy
     ) -> Decision | None:
-        record = await run_blocking(self._io, self._store.get_state, model)
+        record = await self._store.get_state(model)
         state = GovernorState.from_dict(record.state) if record is not None else GovernorState()
         mode = Mode.PAUSED if record is not None and record.paused else policy.mode
         if mode is Mode.PAUSED:
             return None
-        dep = await run_blocking(self._io, self._registry.get_deployment, model)
+        dep = await self._registry.get_deployment(model)
         evidence = self._collect(model, dep)
         if policy.start.on and mode is Mode.ENFORCE:  # rollout by policy: [start]
             args = (dep, policy, state.rolled_back, evidence)
-            if await start_by_policy(self._registry, self._io, self._routes, *args, actor=ACTOR):
+            if await start_by_policy(self._registry, self._changes, *args, actor=ACTOR):
                 return None  # decide on the new candidate at its next evaluation
         cand = candidate_of(self._snapshot(dep, evidence, None))
         window = self._windows.get(model)
@@ -275,9 +268,7 @@ class Governor:
             if decision.kind is not DecisionKind.ADVANCE and self._stored is not None:
                 await run_blocking(self._io, self._stored.clear, model, cand or "")
         elif self._worth_auditing(mode, decision, state):
-            await run_blocking(
-                self._io,
-                self._registry.record_audit,
+            await self._registry.record_audit(
                 actor=ACTOR,
                 action="governor.decision",
                 subject=model,
@@ -293,9 +284,7 @@ class Governor:
                 await run_blocking(self._io, self._stored.save, model, cand, step, evidence, True)
         next_at = utcnow() + timedelta(seconds=policy.canary.interval_s)
         last = {**details, "at": utcnow().isoformat()}
-        await run_blocking(
-            self._io,
-            self._store.save_state,
+        await self._store.save_state(
             model,
             decision.state.to_dict(),
             last_decision=last,
@@ -336,38 +325,18 @@ class Governor:
     async def _apply(self, dep: Deployment, decision: Decision, details: dict[str, Any]) -> None:
         model, cand, reason = dep.model, decision.candidate, decision.summary()
         assert cand is not None  # changes always concern a candidate
-        reg = self._registry
+        change = self._changes.change_deployment
         if decision.kind is DecisionKind.ADVANCE:
             assert decision.weights is not None
-            await run_blocking(
-                self._io,
-                reg.set_weights,
-                model,
-                dict(decision.weights),
-                actor=ACTOR,
-                reason=reason,
-                expected_revision=dep.revision,
-                details=details,
-            )
+            target = SetWeights(dict(decision.weights))
+            await change(model, target, actor=ACTOR, reason=reason,
+                         expected_revision=dep.revision, details=details)  # fmt: skip
         elif decision.kind is DecisionKind.PROMOTE:
-            await self._routes.preload(model, [cand])
-            await run_blocking(
-                self._io, reg.promote, model, cand, actor=ACTOR, reason=reason, details=details
-            )
+            await change(model, Promote(cand), actor=ACTOR, reason=reason, details=details)
         else:
-            history = await run_blocking(self._io, reg.history, model)
-            target = restore_target([h.deployment for h in history], dep, cand)
-            await self._routes.preload(model, target.versions())
-            await run_blocking(
-                self._io,
-                reg.set_deployment,
-                model,
-                list(target.arms),
-                list(target.shadows),
-                actor=ACTOR,
-                reason=reason,
-                expected_revision=dep.revision,
-                details=details,
-            )
-        await self._routes.sync()
+            history = await self._registry.history(model)
+            restored = restore_target([h.deployment for h in history], dep, cand)
+            target_arms = SetArms(list(restored.arms), list(restored.shadows))
+            await change(model, target_arms, actor=ACTOR, reason=reason,
+                         expected_revision=dep.revision, details=details)  # fmt: skip
         log.info("%s", reason)

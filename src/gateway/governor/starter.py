@@ -2,38 +2,46 @@
 
 Called by the governor loop for a model whose policy has ``[start] on`` set, in
 ``enforce`` mode, before deciding: when the plan says to start (or to move a shadow on
-trial to canary), the change is written like an operator's — the version preloaded first,
-one registry transaction for the new revision and its audit event, whose reason and
-``details`` name the rule — and the loop decides on the new candidate from its next
-evaluation on.
+trial to canary), the change is written like an operator's (``change_deployment`` of
+the operations core: the versions preloaded first, one registry transaction for the new
+revision and its audit event, whose reason and ``details`` name the rule), and the loop
+decides on the new candidate from its next evaluation on.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from gateway.concurrency import run_blocking
 from gateway.governor.autostart import Start, plan_start
 from gateway.governor.evidence import Evidence
 from gateway.governor.rollout import RolloutPolicy
-from registry import Registry
+from gateway.registry_facade import AsyncRegistry, DeploymentTarget, SetArms
 from registry.deployment import Deployment
 
-__all__ = ["start_by_policy"]
+__all__ = ["DeploymentChanges", "start_by_policy"]
 
 
-class _Routes(Protocol):
-    async def preload(self, model: str, versions: Any) -> None: ...
+class DeploymentChanges(Protocol):
+    """The one way a deployment changes (:class:`gateway.operations.Deployments`): preload,
+    one audited registry write, catalog re-sync. Injected so the governor stays below the
+    operations core."""
 
-    async def sync(self, *, force: bool = False) -> bool: ...
+    async def change_deployment(
+        self,
+        model: str,
+        target: DeploymentTarget,
+        *,
+        actor: str,
+        reason: str,
+        expected_revision: int | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> object: ...
 
 
 async def start_by_policy(
-    registry: Registry,
-    io: concurrent.futures.Executor,
-    routes: _Routes,
+    registry: AsyncRegistry,
+    changes: DeploymentChanges,
     dep: Deployment,
     policy: RolloutPolicy,
     rolled_back: frozenset[str],
@@ -42,7 +50,7 @@ async def start_by_policy(
     actor: str,
 ) -> Start | None:
     """Start what the plan says to start now, if anything; returns the change made."""
-    records = await run_blocking(io, registry.list_versions, dep.model)
+    records = await registry.list_versions(dep.model)
     versions = [(r.version, r.status) for r in records]
     shadows = {v: e.shadow for v, e in evidence.items() if e.shadow is not None}
     plan = plan_start(policy, dep, versions, rolled_back, shadows)
@@ -63,17 +71,12 @@ async def start_by_policy(
             "reasons": [change.reason],
         },
     }
-    await routes.preload(dep.model, [change.version])
-    await run_blocking(
-        io,
-        registry.set_deployment,
+    await changes.change_deployment(
         dep.model,
-        list(change.arms),
-        list(change.shadows),
+        SetArms(list(change.arms), list(change.shadows)),
         actor=actor,
         reason=change.reason,
         expected_revision=dep.revision,
         details=details,
     )
-    await routes.sync()
     return change

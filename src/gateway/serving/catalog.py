@@ -21,11 +21,11 @@ from gateway.concurrency import run_blocking
 from gateway.errors import FailedPrecondition, NotFound, Unavailable
 from gateway.messages import quoted
 from gateway.metrics import GatewayMetrics, VersionCounters
+from gateway.registry_facade import AsyncRegistry
 from gateway.serving.batching import Batcher, BatchPolicy
 from gateway.serving.routing import NoRoute, Route, RoutingTable, choose, shadow_targets
 from gateway.serving.runtime import LoadedVersion
 from gateway.settings import Settings
-from registry import Registry
 from registry.deployment import Deployment
 from registry.errors import RegistryUnavailable
 
@@ -60,7 +60,7 @@ class Catalog:
 
     def __init__(
         self,
-        registry: Registry,
+        registry: AsyncRegistry,
         settings: Settings,
         metrics: GatewayMetrics,
         *,
@@ -72,7 +72,7 @@ class Catalog:
         self._settings = settings
         self._metrics = metrics
         self._inference_executor = inference_executor
-        self._io = io_executor
+        self._io = io_executor  # model loads; the registry is reached through its facade
         self.uniform = uniform
         self._entries: Mapping[str, ModelEntry] = MappingProxyType({})
         self._loaded: dict[tuple[str, str], Served] = {}
@@ -144,10 +144,10 @@ class Catalog:
         if self._sync_lock is None:
             self._sync_lock = asyncio.Lock()
         async with self._sync_lock:
-            counter = await run_blocking(self._io, self._registry.change_counter)
+            counter = await self._registry.change_counter()
             if counter == self._counter and not force:
                 return False
-            deployments = await run_blocking(self._io, self._registry.deployments)
+            deployments = await self._registry.deployments()
             entries: dict[str, ModelEntry] = {}
             for model, dep in deployments.items():
                 entries[model] = await self._entry_for(model, dep)
@@ -179,9 +179,7 @@ class Catalog:
         return ModelEntry(RoutingTable.from_deployment(dep), MappingProxyType(served))
 
     async def _audit(self, action: str, model: str, after: object, reason: str) -> None:
-        await run_blocking(
-            self._io,
-            self._registry.record_audit,
+        await self._registry.record_audit(
             actor="gateway",
             action=action,
             subject=model,
@@ -226,11 +224,11 @@ class Catalog:
         from registry.errors import NotFoundError
 
         try:
-            record = await run_blocking(self._io, self._registry.get_version, model, version)
+            record = await self._registry.get_version(model, version)
         except NotFoundError as exc:
             raise NotFound(str(exc)) from exc
         try:
-            artifact = await run_blocking(self._io, self._registry.read_artifact, model, version)
+            artifact = await self._registry.read_artifact(model, version)
             loaded = await run_blocking(
                 self._io,
                 LoadedVersion.load,

@@ -1,15 +1,13 @@
 """Thin servicer for ``onnxgate.admin.v1.AdminService``: deployments, promotion, rollback.
 
-Every change follows one path: work out which versions the change needs, have the catalog
-load and warm them (a version that fails to load refuses the change, audited), commit the
-change in one registry transaction (which audits it and bumps the revision), then re-sync
-the catalog so this gateway routes the new revision at once; other gateways converge by
-polling. Authentication is applied around these methods by the server.
+Decodes each request into a call of the operations core (:class:`gateway.operations.Deployments`:
+every change is ``change_deployment`` -- preload, one audited registry write, catalog re-sync)
+and encodes the answer. Authentication is applied around these methods when the server
+registers them.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,11 +15,10 @@ import grpc
 
 from gateway._proto import admin_pb2 as pb
 from gateway._proto import admin_pb2_grpc as pb_grpc
-from gateway.concurrency import run_blocking
 from gateway.errors import InvalidArgument
-from gateway.serving.catalog import Catalog
+from gateway.operations import Deployments, DeploymentView
+from gateway.registry_facade import Promote, RollBack, SetArms, SetWeights
 from gateway.transport.auth import principal
-from registry import Registry
 from registry.deployment import Arm, Deployment, Role, Shadow
 
 __all__ = ["AdminServicer", "deployment_to_proto"]
@@ -48,34 +45,17 @@ def deployment_to_proto(dep: Deployment, loaded: Iterable[str] = ()) -> pb.Deplo
 
 
 class AdminServicer(pb_grpc.AdminServiceServicer):
-    def __init__(
-        self, registry: Registry, catalog: Catalog, *, io_executor: concurrent.futures.Executor
-    ) -> None:
-        self._registry = registry
-        self._catalog = catalog
-        self._io = io_executor
-
-    def _response(self, dep: Deployment) -> pb.DeploymentResponse:
-        entry = self._catalog.entry(dep.model)
-        loaded = entry.served.keys() if entry is not None else ()
-        return pb.DeploymentResponse(deployment=deployment_to_proto(dep, loaded))
-
-    async def _current(self, model: str) -> Deployment:
-        return await run_blocking(self._io, self._registry.get_deployment, model)
-
-    async def _applied(self, dep: Deployment) -> pb.DeploymentResponse:
-        await self._catalog.sync()
-        return self._response(dep)
+    def __init__(self, deployments: Deployments) -> None:
+        self._ops = deployments
 
     @staticmethod
-    def _require_model(model: str) -> None:
-        if not model:
-            raise InvalidArgument("model is required")
+    def _response(view: DeploymentView) -> pb.DeploymentResponse:
+        return pb.DeploymentResponse(deployment=deployment_to_proto(view.deployment, view.loaded))
 
     async def ListModels(
         self, request: pb.ListModelsRequest, context: Context
     ) -> pb.ListModelsResponse:
-        models = await run_blocking(self._io, self._registry.list_models)
+        models = await self._ops.list_models()
         return pb.ListModelsResponse(
             models=[
                 pb.ModelSummary(
@@ -88,133 +68,89 @@ class AdminServicer(pb_grpc.AdminServiceServicer):
     async def GetDeployment(
         self, request: pb.GetDeploymentRequest, context: Context
     ) -> pb.DeploymentResponse:
-        self._require_model(request.model)
-        return self._response(await self._current(request.model))
+        return self._response(await self._ops.deployment(request.model))
 
     async def SetDeployment(
         self, request: pb.SetDeploymentRequest, context: Context
     ) -> pb.DeploymentResponse:
-        self._require_model(request.model)
+        if not request.model:
+            raise InvalidArgument("model is required")
         arms = [Arm(a.version, _role(a.role, a.version), a.weight) for a in request.arms]
         shadows = [Shadow(s.version, s.fraction) for s in request.shadows]
-        await self._catalog.preload(
-            request.model, [a.version for a in arms] + [s.version for s in shadows]
-        )
-        dep = await run_blocking(
-            self._io,
-            self._registry.set_deployment,
+        view = await self._ops.change_deployment(
             request.model,
-            arms,
-            shadows,
+            SetArms(arms, shadows),
             actor=principal.get(),
             reason=request.reason,
             expected_revision=request.expected_revision or None,
         )
-        return await self._applied(dep)
+        return self._response(view)
 
     async def SetWeights(
         self, request: pb.SetWeightsRequest, context: Context
     ) -> pb.DeploymentResponse:
-        self._require_model(request.model)
+        if not request.model:
+            raise InvalidArgument("model is required")
         if not request.weights:
             raise InvalidArgument("weights: give at least one version=weight")
         roles = {v: _role(r, v) for v, r in request.roles.items()}
         unknown_roles = sorted(set(roles) - set(request.weights))
         if unknown_roles:
             raise InvalidArgument(f"roles: version(s) {unknown_roles} have no weight")
-        await self._catalog.preload(request.model, request.weights.keys())
-        dep = await run_blocking(
-            self._io,
-            self._registry.set_weights,
+        view = await self._ops.change_deployment(
             request.model,
-            dict(request.weights),
-            roles or None,
+            SetWeights(dict(request.weights), roles or None),
             actor=principal.get(),
             reason=request.reason,
             expected_revision=request.expected_revision or None,
         )
-        return await self._applied(dep)
+        return self._response(view)
 
     async def Promote(self, request: pb.PromoteRequest, context: Context) -> pb.DeploymentResponse:
-        self._require_model(request.model)
+        if not request.model:
+            raise InvalidArgument("model is required")
         if not request.version:
             raise InvalidArgument("version is required")
-        await self._catalog.preload(request.model, [request.version])
-        dep = await run_blocking(
-            self._io,
-            self._registry.promote,
+        view = await self._ops.change_deployment(
             request.model,
-            request.version,
+            Promote(request.version, keep_old=request.keep_old),
             actor=principal.get(),
             reason=request.reason,
-            keep_old=request.keep_old,
         )
-        return await self._applied(dep)
+        return self._response(view)
 
     async def Rollback(
         self, request: pb.RollbackRequest, context: Context
     ) -> pb.DeploymentResponse:
-        self._require_model(request.model)
-        history = await run_blocking(self._io, self._registry.history, request.model)
-        if len(history) >= 2:
-            previous = history[-2].deployment
-            await self._catalog.preload(request.model, previous.versions())
-        dep = await run_blocking(
-            self._io,
-            self._registry.rollback,
-            request.model,
-            actor=principal.get(),
-            reason=request.reason,
+        view = await self._ops.change_deployment(
+            request.model, RollBack(), actor=principal.get(), reason=request.reason
         )
-        return await self._applied(dep)
-
-    async def _replace_shadows(
-        self, current: Deployment, shadows: list[Shadow], reason: str
-    ) -> pb.DeploymentResponse:
-        """Same arms, new shadow list; fails if someone changed the deployment meanwhile."""
-        dep = await run_blocking(
-            self._io,
-            self._registry.set_deployment,
-            current.model,
-            list(current.arms),
-            shadows,
-            actor=principal.get(),
-            reason=reason,
-            expected_revision=current.revision,
-        )
-        return await self._applied(dep)
+        return self._response(view)
 
     async def AddShadow(
         self, request: pb.AddShadowRequest, context: Context
     ) -> pb.DeploymentResponse:
-        self._require_model(request.model)
-        current = await self._current(request.model)
-        shadows = [s for s in current.shadows if s.version != request.version]
-        shadows.append(Shadow(request.version, request.fraction))
-        await self._catalog.preload(request.model, [request.version])
-        reason = request.reason or f"shadow {request.version} at {request.fraction:g}"
-        return await self._replace_shadows(current, shadows, reason)
+        view = await self._ops.add_shadow(
+            request.model,
+            request.version,
+            request.fraction,
+            actor=principal.get(),
+            reason=request.reason,
+        )
+        return self._response(view)
 
     async def RemoveShadow(
         self, request: pb.RemoveShadowRequest, context: Context
     ) -> pb.DeploymentResponse:
-        self._require_model(request.model)
-        current = await self._current(request.model)
-        if all(s.version != request.version for s in current.shadows):
-            raise InvalidArgument(
-                f"version '{request.version}' is not a shadow of '{request.model}'"
-            )
-        shadows = [s for s in current.shadows if s.version != request.version]
-        reason = request.reason or f"remove shadow {request.version}"
-        return await self._replace_shadows(current, shadows, reason)
+        view = await self._ops.remove_shadow(
+            request.model, request.version, actor=principal.get(), reason=request.reason
+        )
+        return self._response(view)
 
     async def ListHistory(
         self, request: pb.ListHistoryRequest, context: Context
     ) -> pb.ListHistoryResponse:
-        self._require_model(request.model)
-        history = await run_blocking(self._io, self._registry.history, request.model)
-        if request.limit > 0:
-            history = history[-request.limit :]
+        history = await self._ops.history(request.model, request.limit)
         return pb.ListHistoryResponse(
             entries=[
                 pb.HistoryEntry(

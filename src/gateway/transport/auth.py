@@ -12,13 +12,13 @@ no token after it, is refused. Whitespace around the token is ignored.
 from __future__ import annotations
 
 import functools
-import hmac
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import grpc
 
+from gateway.access import NO_TOKENS, principal_for_token
 from gateway.errors import Unauthenticated
 
 __all__ = ["authenticate", "principal", "requires_token"]
@@ -42,11 +42,7 @@ def authenticate(metadata: Any, tokens: Mapping[str, str]) -> str:
     scheme, _, token = presented.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthenticated("authorization metadata must be 'Bearer <token>'")
-    found = None
-    # Compare against every token so timing does not reveal which prefix matched.
-    for known, who in tokens.items():
-        if hmac.compare_digest(known.encode(), token.strip().encode()):
-            found = who
+    found = principal_for_token(token, tokens)  # constant time (gateway.access)
     if found is None:
         raise Unauthenticated("invalid token")
     return found
@@ -63,7 +59,7 @@ def requires_token(tokens: Mapping[str, str]) -> Callable[[Method[Req, Resp]], M
         @functools.wraps(method)
         async def wrapper(request: Req, context: grpc.aio.ServicerContext[Any, Any]) -> Resp:
             if not tokens:
-                raise Unauthenticated("no tokens are configured for this API")
+                raise Unauthenticated(NO_TOKENS)
             who = authenticate(context.invocation_metadata(), tokens)
             reset = principal.set(who)
             try:

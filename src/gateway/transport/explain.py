@@ -57,13 +57,15 @@ class ExplainServicer(pb_grpc.ExplainServicer):
         self._importance = importance
 
     def add_to_server(self, server: grpc.aio.Server, *, predict_tokens: Mapping[str, str]) -> str:
-        """Wrap (auth like ModelInfer, one error mapping), register, return the service name."""
-        for name in ("Explain", "GetImportance"):
-            method: Any = getattr(self, name)
+        """Register, each method wrapped (auth like ModelInfer, one error mapping); return the
+        service name."""
+
+        def wrap(_name: str, method: Any) -> Any:
             if predict_tokens:
                 method = requires_token(predict_tokens)(method)
-            setattr(self, name, grpc_errors(method))
-        return add_service(server, self, pb, "Explain")
+            return grpc_errors(method)
+
+        return add_service(server, self, pb, "Explain", wrap)
 
     async def Explain(self, request: pb.ExplainRequest, context: Context) -> pb.ExplainResponse:
         timeout = request.timeout_s if request.timeout_s > 0 else self._timeout_s

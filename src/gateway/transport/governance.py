@@ -1,15 +1,14 @@
 """Thin servicer for ``onnxgate.governance.v1.GovernanceService``.
 
-Converts requests to registry calls (``Registry.governance``) and back; the rules live in
-the registry, the role checks in :mod:`gateway.transport.roles` (applied by the server). The
-caller's
-principal, set by the role guard, is the actor of every change — in particular the approver
+Converts requests to calls of the operations core (:class:`gateway.operations.Governance`)
+and back; the rules live in the registry, the role decision in :mod:`gateway.access` (applied
+when the server registers these methods). The caller's principal, set by the role guard, is
+the actor of every change — in particular the approver
 of an approval, which is how four-eyes knows who is asking.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 from typing import Any
 
@@ -17,11 +16,11 @@ import grpc
 
 from gateway._proto import governance_pb2 as pb
 from gateway._proto import governance_pb2_grpc as pb_grpc
-from gateway.concurrency import run_blocking
 from gateway.errors import InvalidArgument
+from gateway.operations import Governance
 from gateway.transport.auth import principal
 from gateway.transport.roles import principal_role
-from registry import ApprovalRecord, GovernancePolicy, Registry, ValidationReport, parse_instant
+from registry import ApprovalRecord, GovernancePolicy, ValidationReport, parse_instant
 
 __all__ = ["GovernanceServicer"]
 
@@ -62,37 +61,26 @@ def _report(model: str, version: str, r: ValidationReport) -> pb.ValidationRepor
 
 
 class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
-    def __init__(self, registry: Registry, *, io_executor: concurrent.futures.Executor) -> None:
-        self._gov = registry.governance
-        self._registry = registry
-        self._io = io_executor
+    def __init__(self, governance: Governance) -> None:
+        self._gov = governance
 
     async def WhoAmI(self, request: pb.WhoAmIRequest, context: Context) -> pb.WhoAmIResponse:
         return pb.WhoAmIResponse(principal=principal.get(), role=principal_role.get().value)
 
     async def Approve(self, request: pb.ApproveRequest, context: Context) -> pb.Approval:
-        _required(model=request.model, version=request.version)
-        record = await run_blocking(
-            self._io,
-            self._gov.approve,
-            request.model,
-            request.version,
-            approver=principal.get(),
-            comment=request.comment,
+        record = await self._gov.approve(
+            request.model, request.version, approver=principal.get(), comment=request.comment
         )
         return _approval(record)
 
     async def ListApprovals(
         self, request: pb.ListApprovalsRequest, context: Context
     ) -> pb.ListApprovalsResponse:
-        _required(model=request.model)
-        records = await run_blocking(
-            self._io, self._gov.approvals, request.model, request.version or None
-        )
+        records = await self._gov.approvals(request.model, request.version or None)
         return pb.ListApprovalsResponse(approvals=[_approval(a) for a in records])
 
     async def GetPolicy(self, request: pb.GetPolicyRequest, context: Context) -> pb.Policy:
-        policy = await run_blocking(self._io, self._gov.policy)
+        policy = await self._gov.policy()
         return pb.Policy(policy_json=json.dumps(policy.to_dict(), sort_keys=True))
 
     async def SetPolicy(self, request: pb.SetPolicyRequest, context: Context) -> pb.Policy:
@@ -100,31 +88,20 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
             policy = GovernancePolicy.to_set(json.loads(request.policy_json or "{}"))
         except (ValueError, TypeError, AttributeError) as exc:
             raise InvalidArgument(f"policy_json: {exc}") from None
-        await run_blocking(
-            self._io, self._gov.set_policy, policy, actor=principal.get(), reason=request.reason
-        )
+        await self._gov.set_policy(policy, actor=principal.get(), reason=request.reason)
         return pb.Policy(policy_json=json.dumps(policy.to_dict(), sort_keys=True))
 
     async def ValidateVersion(
         self, request: pb.ValidateVersionRequest, context: Context
     ) -> pb.ValidationReport:
-        _required(model=request.model, version=request.version)
-        report = await run_blocking(
-            self._io, self._gov.validate, request.model, request.version, actor=principal.get()
-        )
+        report = await self._gov.validate(request.model, request.version, actor=principal.get())
         return _report(request.model, request.version, report)
 
     async def RetireVersion(
         self, request: pb.RetireVersionRequest, context: Context
     ) -> pb.VersionStatus:
-        _required(model=request.model, version=request.version)
-        record = await run_blocking(
-            self._io,
-            self._gov.retire,
-            request.model,
-            request.version,
-            actor=principal.get(),
-            reason=request.reason,
+        record = await self._gov.retire(
+            request.model, request.version, actor=principal.get(), reason=request.reason
         )
         return pb.VersionStatus(model=record.model, version=record.version, status=record.status)
 
@@ -132,11 +109,7 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
         self, request: pb.ListAuditRequest, context: Context
     ) -> pb.ListAuditResponse:
         since = _instant("since", request.since) if request.since else None
-        events = await run_blocking(self._io, self._registry.audit_events, request.subject or None)
-        if since is not None:
-            events = [e for e in events if e.at >= since]
-        if request.limit > 0:
-            events = events[-request.limit :]
+        events = await self._gov.audit(request.subject, since=since, limit=request.limit)
         return pb.ListAuditResponse(
             events=[
                 pb.AuditEvent(
@@ -157,15 +130,15 @@ class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
     async def VerifyAudit(
         self, request: pb.VerifyAuditRequest, context: Context
     ) -> pb.VerifyAuditResponse:
-        problems = await run_blocking(self._io, self._registry.verify_audit_chain)
-        return pb.VerifyAuditResponse(intact=not problems, problems=problems)
+        check = await self._gov.verify_audit()
+        return pb.VerifyAuditResponse(intact=check.intact, problems=check.problems)
 
     async def DeploymentAt(
         self, request: pb.DeploymentAtRequest, context: Context
     ) -> pb.DeploymentAtResponse:
         _required(model=request.model, at=request.at)
         at = _instant("at", request.at)
-        found = await run_blocking(self._io, self._gov.deployment_at, request.model, at)
+        found = await self._gov.deployment_at(request.model, at)
         dep = found.record.deployment
         return pb.DeploymentAtResponse(
             model=dep.model,

@@ -1,37 +1,40 @@
 """Thin servicer for ``onnxgate.governor.v1.GovernorService``: feedback, status, control.
 
-``Feedback`` joins delayed labels into this gateway's feedback store (send them to the
-gateway that served the predictions: each keeps its own record). The other methods read
-and write the governor's tables in the registry, so they answer the same on every gateway
-whichever one holds the governor lease.
+Decodes requests into the operations core (:class:`gateway.operations.GovernorOps` and
+:meth:`gateway.operations.Labels.join_labels`) and encodes its answers. ``Feedback`` joins
+delayed labels into this gateway's feedback store (send them to the gateway that served the
+predictions: each keeps its own record). The other methods read and write the governor's
+tables in the registry, so they answer the same on every gateway whichever one holds the
+governor lease.
 
-Authentication is applied around these methods by :meth:`GovernorServicer.add_to_server`:
-operator methods go through the server's role guard, like every admin service (the
-permission each needs is looked up in :data:`gateway.access.METHOD_PERMISSIONS`; a method not
-listed there needs ``administer``); ``Feedback`` is authenticated like ``ModelInfer``
-(predict tokens when there are any, else open).
+Authentication is applied around these methods when the server registers them
+(:mod:`gateway.transport.grpc_server`): operator methods go through the role guard like every
+admin service (the permission each needs is looked up in
+:data:`gateway.access.METHOD_PERMISSIONS`; a method not listed there needs ``administer``);
+``Feedback`` is authenticated like ``ModelInfer`` (predict tokens when there are any, else
+open).
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import grpc
 
 from gateway._proto import governor_pb2 as pb
 from gateway._proto import governor_pb2_grpc as pb_grpc
-from gateway.concurrency import run_blocking
-from gateway.errors import InvalidArgument
-from gateway.governor.feedback import FeedbackStore, LabelOutcome
-from gateway.governor.rollout import RolloutPolicyError, parse_rollout_policy, policy_to_set
-from gateway.transport.auth import principal, requires_token
-from gateway.transport.handlers import add_service
-from gateway.transport.status import grpc_errors
-from registry import Registry, StateRecord, utcnow
-from registry.errors import NotFoundError
+from gateway.governor.feedback import LabelOutcome
+from gateway.operations import (
+    MAX_LABELS,
+    GovernorOps,
+    GovernorStatus,
+    Label,
+    Labels,
+    PolicyView,
+)
+from gateway.transport.auth import principal
 
 __all__ = ["GOVERNOR_SERVICE", "GovernorServicer", "MAX_FEEDBACK_ITEMS"]
 
@@ -39,7 +42,7 @@ Context = grpc.aio.ServicerContext[Any, Any]
 _SERVICE = pb.DESCRIPTOR.services_by_name["GovernorService"]
 GOVERNOR_SERVICE = _SERVICE.full_name
 METHODS = tuple(m.name for m in _SERVICE.methods)
-MAX_FEEDBACK_ITEMS = 10_000  # per call; the CLI sends files in batches of this size
+MAX_FEEDBACK_ITEMS = MAX_LABELS  # per call; the CLI sends files in batches of this size
 
 
 def _gate(d: Mapping[str, Any]) -> pb.Gate:
@@ -57,77 +60,54 @@ def _gate(d: Mapping[str, Any]) -> pb.Gate:
     )
 
 
+def status_to_proto(st: GovernorStatus) -> pb.StatusResponse:
+    out = pb.StatusResponse(model=st.model, leader=st.leader, mode=st.mode)
+    out.policy_version = st.policy_version
+    out.steps.extend(st.steps)
+    out.paused = st.paused
+    out.candidate = st.candidate
+    out.step = st.step
+    out.consecutive_failures = st.consecutive_failures
+    out.rolled_back.extend(st.rolled_back)
+    out.approved.extend(st.approved)
+    out.p_value = st.p_value
+    out.last_decision = st.last_decision
+    out.reasons.extend(st.reasons)
+    out.gates.extend(_gate(g) for g in st.gates)
+    out.last_evaluated_at = st.last_evaluated_at
+    if st.figures is not None:
+        out.figures_json = json.dumps(st.figures, sort_keys=True)
+    out.next_evaluation_in_s = st.next_evaluation_in_s
+    return out
+
+
+def policy_to_proto(view: PolicyView) -> pb.PolicyResponse:
+    return pb.PolicyResponse(
+        model=view.model,
+        version=view.version,
+        toml=view.toml,
+        created_at=view.created_at,
+        actor=view.actor,
+        effective_json=json.dumps(view.effective, sort_keys=True),
+    )
+
+
 class GovernorServicer(pb_grpc.GovernorServiceServicer):
-    def __init__(
-        self,
-        registry: Registry,
-        feedback: FeedbackStore,
-        *,
-        io_executor: concurrent.futures.Executor,
-        on_change: Callable[[str], None] | None = None,
-        settle: Callable[[], Awaitable[object]] | None = None,
-        resolve: Callable[[str, list[str]], Awaitable[object]] | None = None,
-    ) -> None:
-        self._registry = registry
-        self._store = registry.governor
-        self._feedback = feedback
-        self._io = io_executor
-        self._on_change = on_change or (lambda _model: None)
-        # Predictions reach the feedback store through the tap queue: a label sent right
-        # after its prediction waits (briefly) for the queue to settle, so it is joined.
-        self._settle = settle
-        # With a fleet: fetch predictions other processes made, so their labels join here.
-        self._resolve = resolve
-
-    def add_to_server(
-        self,
-        server: grpc.aio.Server,
-        *,
-        guard: Callable[[Any], Any],
-        predict_tokens: Mapping[str, str],
-    ) -> str:
-        """Wrap every method, register, and return the service name.
-
-        ``guard`` wraps an operator method (authentication, roles, error mapping: the one
-        the server gives every admin service); ``Feedback`` gets ModelInfer's treatment
-        instead (predict tokens when there are any, else open).
-        """
-        for name in METHODS:
-            method = getattr(self, name)
-            if name != "Feedback":
-                setattr(self, name, guard(method))
-            elif predict_tokens:
-                setattr(self, name, grpc_errors(requires_token(predict_tokens)(method)))
-            else:
-                setattr(self, name, grpc_errors(method))
-        return add_service(server, self, pb, "GovernorService")
-
-    @staticmethod
-    def _model(model: str) -> str:
-        if not model:
-            raise InvalidArgument("model is required")
-        return model
+    def __init__(self, governor: GovernorOps, labels: Labels) -> None:
+        self._ops = governor
+        self._labels = labels
 
     async def Feedback(self, request: pb.FeedbackRequest, context: Context) -> pb.FeedbackResponse:
-        model = self._model(request.model)
-        if len(request.items) > MAX_FEEDBACK_ITEMS:
-            raise InvalidArgument(
-                f"items: at most {MAX_FEEDBACK_ITEMS} per call, got {len(request.items)}"
-            )
-        if self._settle is not None:
-            await self._settle()
-        if self._resolve is not None:
-            await self._resolve(model, [item.id for item in request.items])
-        counts = dict.fromkeys(LabelOutcome, 0)
-        for item in request.items:
-            outcome = self._feedback.add_label(
-                model,
+        items = [
+            Label(
                 item.id,
                 row=item.row,
                 label=item.label or None,
                 value=item.value if item.HasField("value") else None,
             )
-            counts[outcome] += 1
+            for item in request.items
+        ]
+        counts = await self._labels.join_labels(request.model, items)
         return pb.FeedbackResponse(
             joined=counts[LabelOutcome.JOINED],
             unknown=counts[LabelOutcome.UNKNOWN],
@@ -136,132 +116,33 @@ class GovernorServicer(pb_grpc.GovernorServiceServicer):
             invalid=counts[LabelOutcome.INVALID],
         )
 
-    def _status(self, model: str, record: StateRecord | None) -> pb.StatusResponse:
-        try:
-            policy_rec = self._store.get_policy(model)
-        except NotFoundError:
-            policy_rec = None
-        policy = parse_rollout_policy(policy_rec.toml) if policy_rec is not None else None
-        holder, _ = self._store.leader()
-        out = pb.StatusResponse(model=model, leader=holder)
-        if policy is not None and policy_rec is not None:
-            out.mode = policy.mode.value
-            out.policy_version = policy_rec.version
-            out.steps.extend(policy.canary.steps)
-        if record is None:
-            return out
-        state = record.state
-        out.paused = record.paused
-        out.candidate = state.get("candidate") or ""
-        out.step = int(state.get("step", -1)) + 1
-        if out.candidate in record.rolled_back:
-            # NOTE: the state keeps the rolled-back version until the next candidate appears;
-            # it is no longer being ramped, so it is not "the candidate at step N".
-            out.candidate, out.step = "", 0
-        out.consecutive_failures = int(state.get("consecutive_failures", 0))
-        out.rolled_back.extend(record.rolled_back)
-        out.approved.extend(record.approved)
-        out.p_value = float(state.get("p_value", 1.0))
-        last = record.last_decision or {}
-        decision = last.get("decision", {})
-        out.last_decision = decision.get("kind", "")
-        out.reasons.extend(decision.get("reasons", []))
-        out.gates.extend(_gate(g) for g in decision.get("gates", []))
-        out.last_evaluated_at = last.get("at", "")
-        out.figures_json = json.dumps(decision.get("figures", {}), sort_keys=True)
-        if record.next_evaluation_at is not None:
-            wait = (record.next_evaluation_at - utcnow()).total_seconds()
-            out.next_evaluation_in_s = max(0.0, wait)
-        return out
-
-    async def _respond(self, model: str, record: StateRecord | None) -> pb.StatusResponse:
-        return await run_blocking(self._io, self._status, model, record)
-
     async def GetStatus(self, request: pb.GetStatusRequest, context: Context) -> pb.StatusResponse:
-        model = self._model(request.model)
-        await run_blocking(self._io, self._registry.get_deployment, model)  # NOT_FOUND if unknown
-        record = await run_blocking(self._io, self._store.get_state, model)
-        return await self._respond(model, record)
+        return status_to_proto(await self._ops.status(request.model))
 
     async def Pause(self, request: pb.PauseRequest, context: Context) -> pb.StatusResponse:
-        model = self._model(request.model)
-        record = await run_blocking(
-            self._io,
-            self._store.set_paused,
-            model,
-            True,
-            actor=principal.get(),
-            reason=request.reason,
-        )
-        return await self._respond(model, record)
+        st = await self._ops.pause(request.model, actor=principal.get(), reason=request.reason)
+        return status_to_proto(st)
 
     async def Resume(self, request: pb.ResumeRequest, context: Context) -> pb.StatusResponse:
-        model = self._model(request.model)
-        actor = principal.get()
-        if request.clear_rolled_back:
-            await run_blocking(
-                self._io,
-                self._store.clear_rolled_back,
-                model,
-                list(request.clear_rolled_back),
-                actor=actor,
-                reason=request.reason,
-            )
-        record = await run_blocking(
-            self._io, self._store.set_paused, model, False, actor=actor, reason=request.reason
+        st = await self._ops.resume(
+            request.model,
+            actor=principal.get(),
+            reason=request.reason,
+            clear_rolled_back=list(request.clear_rolled_back),
         )
-        self._on_change(model)
-        return await self._respond(model, record)
+        return status_to_proto(st)
 
     async def Approve(self, request: pb.ApproveRequest, context: Context) -> pb.StatusResponse:
-        model = self._model(request.model)
-        if not request.version:
-            raise InvalidArgument("version is required")
-        await run_blocking(self._io, self._registry.get_version, model, request.version)
-        record = await run_blocking(
-            self._io,
-            self._store.approve,
-            model,
-            request.version,
-            actor=principal.get(),
-            reason=request.reason,
+        st = await self._ops.approve(
+            request.model, request.version, actor=principal.get(), reason=request.reason
         )
-        self._on_change(model)
-        return await self._respond(model, record)
+        return status_to_proto(st)
 
     async def SetPolicy(self, request: pb.SetPolicyRequest, context: Context) -> pb.PolicyResponse:
-        model = self._model(request.model)
-        try:
-            policy = policy_to_set(request.toml)
-        except RolloutPolicyError as exc:
-            raise InvalidArgument(f"policy: {exc}") from None
-        rec = await run_blocking(
-            self._io,
-            self._store.set_policy,
-            model,
-            request.toml,
-            actor=principal.get(),
-            reason=request.reason,
-            summary=policy.to_dict(),
+        view = await self._ops.set_policy(
+            request.model, request.toml, actor=principal.get(), reason=request.reason
         )
-        self._on_change(model)
-        return pb.PolicyResponse(
-            model=model,
-            version=rec.version,
-            toml=rec.toml,
-            created_at=rec.created_at.isoformat(),
-            actor=rec.actor,
-            effective_json=json.dumps(policy.to_dict(), sort_keys=True),
-        )
+        return policy_to_proto(view)
 
     async def GetPolicy(self, request: pb.GetPolicyRequest, context: Context) -> pb.PolicyResponse:
-        model = self._model(request.model)
-        rec = await run_blocking(self._io, self._store.get_policy, model, request.version or None)
-        return pb.PolicyResponse(
-            model=model,
-            version=rec.version,
-            toml=rec.toml,
-            created_at=rec.created_at.isoformat(),
-            actor=rec.actor,
-            effective_json=json.dumps(parse_rollout_policy(rec.toml).to_dict(), sort_keys=True),
-        )
+        return policy_to_proto(await self._ops.get_policy(request.model, request.version or None))

@@ -9,7 +9,6 @@ descriptor pool, and the server's TLS credentials.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from typing import Any
 
 import grpc
@@ -17,12 +16,18 @@ from grpc_health.v1 import health_pb2
 from grpc_health.v1.health import SERVICE_NAME as HEALTH_SERVICE
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
-from gateway._proto import admin_pb2, governance_pb2, grpc_service_pb2, monitoring_pb2
+from gateway._proto import (
+    admin_pb2,
+    governance_pb2,
+    governor_pb2,
+    grpc_service_pb2,
+    monitoring_pb2,
+)
 from gateway.settings import Settings
 from gateway.transport.auth import requires_token
 from gateway.transport.explain import EXPLAIN_SERVICE, ExplainServicer
-from gateway.transport.governor import GOVERNOR_SERVICE, GovernorServicer
-from gateway.transport.handlers import add_service
+from gateway.transport.governor import GOVERNOR_SERVICE
+from gateway.transport.handlers import Wrap, add_service
 from gateway.transport.roles import RoleGuard
 from gateway.transport.status import grpc_errors
 
@@ -30,16 +35,8 @@ __all__ = ["INFERENCE_SERVICE", "build_grpc_server", "server_credentials"]
 
 INFERENCE_SERVICE = grpc_service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 ADMIN_SERVICE = admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
-INFERENCE_METHODS = tuple(
-    m.name for m in grpc_service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods
-)
-ADMIN_METHODS = tuple(m.name for m in admin_pb2.DESCRIPTOR.services_by_name["AdminService"].methods)
-_MONITORING = monitoring_pb2.DESCRIPTOR.services_by_name["MonitoringService"]
-MONITORING_SERVICE = _MONITORING.full_name
-MONITORING_METHODS = tuple(m.name for m in _MONITORING.methods)
-_GOVERNANCE = governance_pb2.DESCRIPTOR.services_by_name["GovernanceService"]
-GOVERNANCE_SERVICE = _GOVERNANCE.full_name
-GOVERNANCE_METHODS = tuple(m.name for m in _GOVERNANCE.methods)
+MONITORING_SERVICE = monitoring_pb2.DESCRIPTOR.services_by_name["MonitoringService"].full_name
+GOVERNANCE_SERVICE = governance_pb2.DESCRIPTOR.services_by_name["GovernanceService"].full_name
 
 
 class _ReflectionPool:
@@ -69,11 +66,6 @@ class _ReflectionPool:
         return lookup
 
 
-def _wrap_methods(servicer: Any, names: Iterable[str], wrap: Callable[[Any], Any]) -> None:
-    for name in names:
-        setattr(servicer, name, wrap(getattr(servicer, name)))
-
-
 def build_grpc_server(
     s: Settings,
     *,
@@ -81,7 +73,7 @@ def build_grpc_server(
     admin: Any,
     monitoring: Any,
     governance: Any,
-    governor: GovernorServicer,
+    governor: Any,
     explain: ExplainServicer,
     health: Any,
 ) -> grpc.aio.Server:
@@ -94,33 +86,39 @@ def build_grpc_server(
         ("grpc.so_reuseport", 1 if s.workers > 1 else 0),
     ]
     server = grpc.aio.server(options=options)
-    _wrap_methods(inference, INFERENCE_METHODS, grpc_errors)
-    if s.predict_tokens:
-        _wrap_methods(
-            inference,
-            ("ModelInfer",),
-            lambda m: grpc_errors(requires_token(s.predict_tokens)(m.__wrapped__)),
-        )
+
+    def inference_wrap(name: str, method: Any) -> Any:
+        if name == "ModelInfer" and s.predict_tokens:
+            method = requires_token(s.predict_tokens)(method)
+        return grpc_errors(method)
+
     # Every operator RPC: token -> principal -> role -> the permission the method needs
-    # (gateway.access.METHOD_PERMISSIONS), checked in this one place.
+    # (gateway.access decides), applied here as each handler is registered.
     guard = RoleGuard(s.admin_tokens, s.admin_roles)
 
-    def guarded(service: str) -> Callable[[Any], Any]:
-        return lambda m: grpc_errors(guard(service, m))
+    def guarded(service: str) -> Wrap:
+        return lambda name, method: grpc_errors(guard(service, name, method))
 
-    for servicer, service, methods in (
-        (admin, ADMIN_SERVICE, ADMIN_METHODS),
-        (monitoring, MONITORING_SERVICE, MONITORING_METHODS),
-        (governance, GOVERNANCE_SERVICE, GOVERNANCE_METHODS),
-    ):
-        _wrap_methods(servicer, methods, guarded(service))
+    def governor_wrap(name: str, method: Any) -> Any:
+        # Feedback is authenticated like ModelInfer (predict tokens when there are any, else
+        # open): whoever may ask for predictions may label them.
+        if name != "Feedback":
+            return guarded(GOVERNOR_SERVICE)(name, method)
+        if s.predict_tokens:
+            method = requires_token(s.predict_tokens)(method)
+        return grpc_errors(method)
+
     # Every service parses its own request bodies: one that is not a message is the
     # client's INVALID_ARGUMENT, never grpc's UNKNOWN with a traceback (handlers.py).
-    add_service(server, inference, grpc_service_pb2, "GRPCInferenceService")
-    add_service(server, admin, admin_pb2, "AdminService")
-    add_service(server, monitoring, monitoring_pb2, "MonitoringService")
-    add_service(server, governance, governance_pb2, "GovernanceService")
-    governor.add_to_server(server, guard=guarded(GOVERNOR_SERVICE), predict_tokens=s.predict_tokens)
+    add_service(server, inference, grpc_service_pb2, "GRPCInferenceService", inference_wrap)
+    add_service(server, admin, admin_pb2, "AdminService", guarded(ADMIN_SERVICE))
+    add_service(
+        server, monitoring, monitoring_pb2, "MonitoringService", guarded(MONITORING_SERVICE)
+    )
+    add_service(
+        server, governance, governance_pb2, "GovernanceService", guarded(GOVERNANCE_SERVICE)
+    )
+    add_service(server, governor, governor_pb2, "GovernorService", governor_wrap)
     explain.add_to_server(server, predict_tokens=s.predict_tokens)
     # Health and reflection too, so garbage to them is no traceback either.
     add_service(server, health, health_pb2, "Health")

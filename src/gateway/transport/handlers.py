@@ -14,6 +14,10 @@ Handlers are built from the service's descriptor, so a method added to the ``.pr
 served without a change here; parsing costs exactly what grpc's own deserializer did.
 Every kind of method is handled (health's ``Watch`` streams responses, reflection streams
 both ways), so health and reflection are registered through here too.
+
+Wrappers (error mapping, authentication, the role guard) are applied here, at registration:
+``wrap(name, method)`` gives the behaviour registered for each method, and the servicer
+instance is never changed.
 """
 
 from __future__ import annotations
@@ -29,12 +33,14 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError, Message
 
-__all__ = ["REFUSAL_LOG_INTERVAL_S", "RefusalLog", "add_service", "method_handlers"]
+__all__ = ["REFUSAL_LOG_INTERVAL_S", "RefusalLog", "Wrap", "add_service", "method_handlers"]
 
 log = logging.getLogger(__name__)
 
 Context = grpc.aio.ServicerContext[Any, Any]
 Behaviour = Callable[[Any, Context], Any]
+Wrap = Callable[[str, Behaviour], Behaviour]
+"""``wrap(method_name, method)``: the behaviour to register for that method."""
 
 REFUSAL_LOG_INTERVAL_S = 60.0
 
@@ -146,10 +152,14 @@ _KINDS = {
 
 
 def method_handlers(
-    servicer: object, module: ModuleType, service: str, refusals: RefusalLog | None = None
+    servicer: object,
+    module: ModuleType,
+    service: str,
+    refusals: RefusalLog | None = None,
+    wrap: Wrap | None = None,
 ) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
     """One handler per method of ``service`` (declared in the ``*_pb2`` ``module``),
-    calling ``servicer``'s method of that name as it is now (wrappers included)."""
+    calling ``servicer``'s method of that name, wrapped by ``wrap`` when given."""
     descriptor = module.DESCRIPTOR.services_by_name[service]
     refusals = refusals or RefusalLog(descriptor.full_name)
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
@@ -157,6 +167,8 @@ def method_handlers(
         request: type[Message] = getattr(module, method.input_type.name)
         response: type[Message] = getattr(module, method.output_type.name)
         behaviour = getattr(servicer, method.name)
+        if wrap is not None:
+            behaviour = wrap(method.name, behaviour)
         if method.client_streaming:
             handler: Any = _stream_request(behaviour, request, refusals, method.name)
         else:
@@ -170,10 +182,17 @@ def method_handlers(
     return handlers
 
 
-def add_service(server: grpc.aio.Server, servicer: object, module: ModuleType, service: str) -> str:
+def add_service(
+    server: grpc.aio.Server,
+    servicer: object,
+    module: ModuleType,
+    service: str,
+    wrap: Wrap | None = None,
+) -> str:
     """Register ``servicer`` for ``service`` like the generated function does (generic and
-    registered-method handlers both); return the service's full name."""
-    handlers = method_handlers(servicer, module, service)
+    registered-method handlers both), each method wrapped by ``wrap``; return the service's
+    full name."""
+    handlers = method_handlers(servicer, module, service, wrap=wrap)
     full_name: str = module.DESCRIPTOR.services_by_name[service].full_name
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(full_name, handlers),))
     server.add_registered_method_handlers(full_name, handlers)

@@ -1,24 +1,21 @@
 """Thin servicer for ``onnxgate.monitoring.v1.MonitoringService``: drift and shadow reports.
 
-Reads the monitor's and the shadow scorer's published snapshots and converts them to
-protobuf; ``refresh`` runs the monitor's (blocking) recomputation on the I/O executor.
-Authentication is applied around these methods by the server, as for the admin API.
+Asks the operations core (:class:`gateway.operations.Observations`) for the monitor's and the
+shadow scorer's reports and converts them to protobuf. Authentication is applied around these
+methods when the server registers them, as for the admin API.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
 
 from gateway._proto import monitoring_pb2 as pb
 from gateway._proto import monitoring_pb2_grpc as pb_grpc
-from gateway.concurrency import run_blocking
-from gateway.errors import FailedPrecondition, InvalidArgument, NotFound
-from gateway.monitoring.monitor import Monitor, SideDrift, VersionDrift, feature_order
-from gateway.monitoring.shadow import ShadowReport, ShadowScorer
+from gateway.monitoring.monitor import SideDrift, VersionDrift, feature_order
+from gateway.monitoring.shadow import ShadowReport
+from gateway.operations import Observations
 
 __all__ = ["MonitoringServicer", "side_to_proto", "version_to_proto"]
 
@@ -103,62 +100,25 @@ def shadow_to_proto(r: ShadowReport) -> pb.ShadowComparison:
 
 
 class MonitoringServicer(pb_grpc.MonitoringServiceServicer):
-    def __init__(
-        self,
-        monitor: Monitor | None,
-        shadow: ShadowScorer,
-        *,
-        io_executor: concurrent.futures.Executor,
-        settle: Callable[[], Awaitable[object]] | None = None,
-    ) -> None:
-        self._monitor = monitor
-        self._shadow = shadow
-        self._io = io_executor
-        # Served requests reach the monitor through the tap queue: a refresh first waits
-        # (briefly) for what is already queued there, so it covers every answered call.
-        self._settle = settle
+    def __init__(self, observations: Observations) -> None:
+        self._ops = observations
 
     async def GetDrift(self, request: pb.GetDriftRequest, context: Context) -> pb.GetDriftResponse:
-        if not request.model:
-            raise InvalidArgument("model is required")
-        if self._monitor is None:
-            raise FailedPrecondition("drift monitoring is off on this gateway (monitoring=false)")
-        if request.refresh:
-            if self._settle is not None:
-                await self._settle()
-            snap = await run_blocking(self._io, self._monitor.refresh)
-        else:
-            snap = self._monitor.snapshot()
-        versions = snap.versions.get(request.model, {})
-        if request.version:
-            # A version no longer served (rolled back, retired) answers with its last report.
-            found = versions.get(request.version) or snap.retired.get(
-                (request.model, request.version)
-            )
-            if found is None:
-                raise NotFound(
-                    f"model '{request.model}' version '{request.version}' has no monitored "
-                    "traffic on this gateway yet"
-                )
-            chosen = [found]
-        else:
-            if not versions:
-                raise NotFound(f"model '{request.model}' has no monitored traffic yet")
-            chosen = [versions[v] for v in sorted(versions)]
+        answer = await self._ops.drift(request.model, request.version, refresh=request.refresh)
         return pb.GetDriftResponse(
-            versions=[version_to_proto(v, histograms=request.include_histograms) for v in chosen],
-            monitor_enqueued=snap.enqueued,
-            monitor_dropped=snap.dropped,
+            versions=[
+                version_to_proto(v, histograms=request.include_histograms) for v in answer.versions
+            ],
+            monitor_enqueued=answer.enqueued,
+            monitor_dropped=answer.dropped,
         )
 
     async def GetShadowReport(
         self, request: pb.GetShadowReportRequest, context: Context
     ) -> pb.GetShadowReportResponse:
-        if not request.model:
-            raise InvalidArgument("model is required")
-        snap = self._shadow.snapshot()
+        answer = self._ops.shadows(request.model)
         return pb.GetShadowReportResponse(
-            comparisons=[shadow_to_proto(r) for r in snap.for_model(request.model)],
-            dropped=snap.dropped.get(request.model, 0),
-            pending=snap.pending,
+            comparisons=[shadow_to_proto(r) for r in answer.comparisons],
+            dropped=answer.dropped,
+            pending=answer.pending,
         )

@@ -1,9 +1,9 @@
-"""The role guard: authenticate each call's bearer token, then check its role.
+"""The role guard: authenticate each call's bearer token, then ask :mod:`gateway.access`.
 
-The role model itself (roles, permissions, which method needs which) is
-:mod:`gateway.access`; this module enforces it on gRPC calls. The server applies
-:class:`RoleGuard` to every method of every authenticated service in one place, and publishes
-the caller's role in :data:`principal_role` for the duration of the call.
+The role model and the decision itself (:class:`gateway.access.AccessPolicy`) are pure; this
+module applies them to gRPC calls. The server wraps every method of every authenticated
+service with :class:`RoleGuard` when it registers the handlers, and the guard publishes the
+caller's role in :data:`principal_role` for the duration of the call.
 """
 
 from __future__ import annotations
@@ -15,14 +15,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from gateway.access import (
-    DEFAULT_ROLE,
-    GRANTS,
-    METHOD_PERMISSIONS,
-    AccessRole,
-    Permission,
-    parse_role,
-)
+from gateway.access import NO_TOKENS, AccessPolicy, AccessRole
 from gateway.errors import PermissionDenied, Unauthenticated
 from gateway.transport.auth import authenticate, principal
 
@@ -45,30 +38,25 @@ class RoleGuard:
     """
 
     def __init__(self, tokens: Mapping[str, str], roles: Mapping[str, str]) -> None:
-        self._tokens = tokens
-        self._roles = {who: parse_role(role) for who, role in roles.items()}
+        self.policy = AccessPolicy(tokens, roles)
 
     def role_of(self, who: str) -> AccessRole:
-        return self._roles.get(who, DEFAULT_ROLE)
+        return self.policy.role_of(who)
 
-    def __call__(self, service: str, method: Method[Req, Resp]) -> Method[Req, Resp]:
-        name = f"{service}/{method.__name__}"
-        needed = METHOD_PERMISSIONS.get(name, Permission.ADMINISTER)
-        allowed = sorted(r.value for r, grants in GRANTS.items() if needed in grants)
+    def __call__(self, service: str, name: str, method: Method[Req, Resp]) -> Method[Req, Resp]:
+        """``method``, answering as RPC ``service/name``, behind the guard."""
+        full_name = f"{service}/{name}"
+        policy = self.policy
 
         @functools.wraps(method)
         async def wrapper(request: Req, context: grpc.aio.ServicerContext[Any, Any]) -> Resp:
-            if not self._tokens:
-                raise Unauthenticated("no tokens are configured for this API")
-            who = authenticate(context.invocation_metadata(), self._tokens)
-            role = self.role_of(who)
-            if needed not in GRANTS[role]:
-                raise PermissionDenied(
-                    f"rule 'roles': principal '{who}' has role '{role}', but "
-                    f"{method.__name__} needs permission '{needed}' "
-                    f"(role {' or '.join(allowed)})"
-                )
-            reset_who, reset_role = principal.set(who), principal_role.set(role)
+            if not policy.configured:
+                raise Unauthenticated(NO_TOKENS)
+            who = authenticate(context.invocation_metadata(), policy.tokens)
+            verdict = policy.decide_method(who, full_name)
+            if verdict.refusal is not None:
+                raise PermissionDenied(verdict.refusal)
+            reset_who, reset_role = principal.set(who), principal_role.set(verdict.role)
             try:
                 return await method(request, context)
             finally:

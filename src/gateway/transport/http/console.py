@@ -1,11 +1,11 @@
-"""The operator console's routes (``/ui``): authenticate, read the operator APIs, render.
+"""The operator console's routes (``/ui``): authenticate, ask the operations core, render.
 
-Every page reads the *same* operator APIs the CLI calls (``AdminService``,
-``GovernanceService``, ``GovernorService``, ``MonitoringService``), in process: the
-servicer methods as the composition root wrapped them, role guard included, called with a
-context that carries the console user's bearer token. So the console sees exactly what
-``onnxgate`` shows that principal, is refused exactly what it would be refused, and keeps
-no logic of its own; :mod:`gateway.console` turns the answers into HTML.
+Every page reads the *same* use cases the operator APIs serve (:mod:`gateway.operations`:
+deployments, governance, the governor, drift and shadow reports), in process, and turns the
+domain values they return into HTML (:mod:`gateway.console`); no protobuf, no gRPC context.
+Who may look is decided by the same :class:`gateway.access.AccessPolicy` the gRPC role guard
+asks: the console sees exactly what ``onnxgate`` shows that principal, is refused exactly
+what it would be refused, and keeps no logic of its own.
 
 Log-in: ``POST /ui/login`` with the token (a form) sets it as an ``HttpOnly``,
 ``SameSite=Strict`` cookie scoped to ``/ui`` (``Secure`` over TLS); an
@@ -16,27 +16,28 @@ offers no changes, so it needs only the ``read`` permission.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import logging
 import urllib.parse
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-import grpc
-from google.protobuf.json_format import MessageToDict
-from google.protobuf.message import Message
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from gateway import console
-from gateway._proto import admin_pb2, governance_pb2, governor_pb2, monitoring_pb2
-from gateway.concurrency import run_blocking
+from gateway.access import NO_TOKENS, AccessPolicy, Permission
+from gateway.console import views
 from gateway.console.layout import esc, page
+from gateway.errors import GatewayError
 from gateway.messages import short
+from gateway.operations import Operations
 from gateway.transport.http.status import HTTP_STATUS
-from registry import Registry, VersionRecord
+from gateway.transport.status import status_for
+from registry import errors as reg
 
 __all__ = ["COOKIE", "ConsoleRoutes"]
+
+log = logging.getLogger(__name__)
 
 COOKIE = "onnxgate_console"
 MAX_FORM_BYTES = 4096
@@ -44,81 +45,31 @@ AUDIT_ROWS = 200
 
 
 class Refused(Exception):
-    """An operator API refused the console's call; carries the status it named."""
+    """The console's call was refused; carries the status name it maps to."""
 
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+    def __init__(self, code: str, details: str) -> None:
         super().__init__(details)
         self.code = code
         self.details = details
 
-
-class _InProcessContext:
-    """What the wrapped servicer methods read from a gRPC context, for an in-process call."""
-
-    def __init__(self, token: str) -> None:
-        self._metadata = (("authorization", f"Bearer {token}"),)
-
-    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
-        return self._metadata
-
-    def time_remaining(self) -> float | None:
-        return None
-
-    async def abort(
-        self, code: grpc.StatusCode, details: str = "", trailing_metadata: Any = ()
-    ) -> None:
-        # The same signature as grpc.aio's abort: grpc_errors passes retry hints as
-        # trailing metadata, which a page has no use for.
-        raise Refused(code, details)
+    @classmethod
+    def of(cls, exc: Exception) -> Refused:
+        """The refusal an operation's error means (the gRPC face's mapping)."""
+        if not isinstance(exc, GatewayError | reg.RegistryError):
+            log.error("unhandled error in the console", exc_info=exc)
+        code, message = status_for(exc)
+        return cls(code.name, message)
 
 
-def _doc(message: Message) -> dict[str, Any]:
-    return MessageToDict(
-        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-    )
-
-
-def _version_row(v: VersionRecord) -> dict[str, Any]:
-    lineage = v.lineage
-    return {
-        "version": v.version,
-        "status": v.status,
-        "description": v.description,
-        "owner": v.owner,
-        "created_at": v.created_at.isoformat(),
-        "validation": v.validation,
-        "lineage": {
-            "parent": lineage.parent,
-            "training_data": lineage.training_data,
-            "code_ref": lineage.code_ref,
-            "license": lineage.license,
-            "metrics": dict(lineage.metrics),
-        },
-    }
-
-
-Page = Callable[[Request, str, str], Awaitable[str]]
+Page = Callable[[Request, str], Awaitable[str]]
 
 
 class ConsoleRoutes:
-    """The ``/ui`` routes over the gateway's (wrapped) operator servicers."""
+    """The ``/ui`` routes over the operations core."""
 
-    def __init__(
-        self,
-        *,
-        admin: Any,
-        governance: Any,
-        governor: Any,
-        monitoring: Any,
-        registry: Registry,
-        io_executor: concurrent.futures.Executor,
-    ) -> None:
-        self._admin = admin
-        self._governance = governance
-        self._governor = governor
-        self._monitoring = monitoring
-        self._registry = registry
-        self._io = io_executor
+    def __init__(self, *, operations: Operations, access: AccessPolicy) -> None:
+        self._ops = operations
+        self._access = access
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -136,12 +87,17 @@ class ConsoleRoutes:
 
     # -- authentication ---------------------------------------------------------------
 
-    async def _call(self, servicer: Any, method: str, request: Message, token: str) -> Any:
-        return await getattr(servicer, method)(request, _InProcessContext(token))
-
     async def _whoami(self, token: str) -> str:
-        me = await self._call(self._governance, "WhoAmI", governance_pb2.WhoAmIRequest(), token)
-        return f"{me.principal} ({me.role})"
+        """``principal (role)`` for ``token``, if it may read (the console's only need)."""
+        if not self._access.configured:
+            raise Refused("UNAUTHENTICATED", NO_TOKENS)
+        who = self._access.principal_for(token) if token else None
+        if who is None:
+            raise Refused("UNAUTHENTICATED", "invalid token")
+        verdict = self._access.decide(who, Permission.READ, "the console")
+        if verdict.refusal is not None:
+            raise Refused("PERMISSION_DENIED", verdict.refusal)
+        return f"{who} ({verdict.role})"
 
     async def home(self, request: Request) -> Response:
         return RedirectResponse("/ui/models", status_code=303)
@@ -183,89 +139,71 @@ class ConsoleRoutes:
                 return RedirectResponse("/ui/login", status_code=303)
             try:
                 who = await self._whoami(token)
-                return HTMLResponse(await build(request, token, who))
+                try:
+                    return HTMLResponse(await build(request, who))
+                except Exception as exc:  # noqa: BLE001 - every failure becomes a page
+                    raise Refused.of(exc) from exc
             except Refused as exc:
-                if exc.code == grpc.StatusCode.UNAUTHENTICATED:
+                if exc.code == "UNAUTHENTICATED":
                     return HTMLResponse(console.login_page(exc.details), 401)
-                status = HTTP_STATUS.get(exc.code.name, 500)
+                status = HTTP_STATUS.get(exc.code, 500)
                 body = f'<p class="error">{esc(exc.details)}</p>'
-                return HTMLResponse(page(f"{status}: {exc.code.name}", body), status)
+                return HTMLResponse(page(f"{status}: {exc.code}", body), status)
 
         return handler
 
     # -- pages --------------------------------------------------------------------------
 
-    async def _models(self, request: Request, token: str, who: str) -> str:
-        resp = await self._call(self._admin, "ListModels", admin_pb2.ListModelsRequest(), token)
-        return console.models_page(_doc(resp).get("models", []), who)
+    async def _models(self, request: Request, who: str) -> str:
+        models = await self._ops.deployments.list_models()
+        return console.models_page([views.model_doc(m) for m in models], who)
 
-    async def _model(self, request: Request, token: str, who: str) -> str:
+    async def _model(self, request: Request, who: str) -> str:
         model = _model_name(request)
-        dep = await self._call(
-            self._admin, "GetDeployment", admin_pb2.GetDeploymentRequest(model=model), token
-        )
-        history = await self._call(
-            self._admin, "ListHistory", admin_pb2.ListHistoryRequest(model=model), token
-        )
-        approvals = await self._call(
-            self._governance,
-            "ListApprovals",
-            governance_pb2.ListApprovalsRequest(model=model),
-            token,
-        )
-        # Version cards (lineage, validation) have no RPC of their own: read from the
-        # registry's face, after the calls above authorised this principal to read.
-        versions = await run_blocking(self._io, self._registry.list_versions, model)
+        ops = self._ops
+        view = await ops.deployments.deployment(model)
+        history = await ops.deployments.history(model)
+        approvals = await ops.governance.approvals(model)
+        versions = await ops.deployments.versions(model)
         return console.model_page(
             model,
-            _doc(dep.deployment),
-            [_version_row(v) for v in versions],
-            _doc(approvals).get("approvals", []),
-            _doc(history).get("entries", []),
+            views.deployment_doc(view.deployment, view.loaded),
+            [views.version_doc(v) for v in versions],
+            [views.approval_doc(a) for a in approvals],
+            [views.history_doc(h) for h in history],
             who,
         )
 
-    async def _gov(self, request: Request, token: str, who: str) -> str:
+    async def _gov(self, request: Request, who: str) -> str:
         model = _model_name(request)
-        status = await self._call(
-            self._governor, "GetStatus", governor_pb2.GetStatusRequest(model=model), token
+        status = await self._ops.governor.status(model)
+        events = await self._ops.governance.audit(model, limit=AUDIT_ROWS)
+        return console.governor_page(
+            model, views.status_doc(status), [views.audit_doc(e) for e in events], who
         )
-        audit = await self._call(
-            self._governance,
-            "ListAudit",
-            governance_pb2.ListAuditRequest(subject=model, limit=AUDIT_ROWS),
-            token,
-        )
-        return console.governor_page(model, _doc(status), _doc(audit).get("events", []), who)
 
-    async def _drift(self, request: Request, token: str, who: str) -> str:
+    async def _drift(self, request: Request, who: str) -> str:
         model = _model_name(request)
-        ask = monitoring_pb2.GetDriftRequest(model=model, refresh=True, include_histograms=True)
         try:
-            resp = await self._call(self._monitoring, "GetDrift", ask, token)
-        except Refused as exc:
-            if exc.code not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION):
+            answer = await self._ops.observations.drift(model, refresh=True)
+        except GatewayError as exc:
+            if exc.code not in ("NOT_FOUND", "FAILED_PRECONDITION"):
                 raise
-            return console.drift_page(model, None, who, note=exc.details)
-        return console.drift_page(model, _doc(resp), who)
+            return console.drift_page(model, None, who, note=exc.message)
+        return console.drift_page(model, views.drift_doc(answer.versions), who)
 
-    async def _shadows(self, request: Request, token: str, who: str) -> str:
+    async def _shadows(self, request: Request, who: str) -> str:
         model = _model_name(request)
-        ask = monitoring_pb2.GetShadowReportRequest(model=model)
-        resp = await self._call(self._monitoring, "GetShadowReport", ask, token)
-        return console.shadows_page(model, _doc(resp), who)
+        answer = self._ops.observations.shadows(model)
+        doc = views.shadow_doc(answer.comparisons, answer.dropped, answer.pending)
+        return console.shadows_page(model, doc, who)
 
-    async def _audit(self, request: Request, token: str, who: str) -> str:
-        events, verify = await asyncio.gather(
-            self._call(
-                self._governance,
-                "ListAudit",
-                governance_pb2.ListAuditRequest(limit=AUDIT_ROWS),
-                token,
-            ),
-            self._call(self._governance, "VerifyAudit", governance_pb2.VerifyAuditRequest(), token),
+    async def _audit(self, request: Request, who: str) -> str:
+        events, check = await asyncio.gather(
+            self._ops.governance.audit(limit=AUDIT_ROWS), self._ops.governance.verify_audit()
         )
-        return console.audit_page(_doc(events).get("events", []), _doc(verify), who)
+        verify = {"intact": check.intact, "problems": list(check.problems)}
+        return console.audit_page([views.audit_doc(e) for e in events], verify, who)
 
 
 def _token(request: Request) -> str | None:

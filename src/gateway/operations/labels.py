@@ -1,0 +1,69 @@
+"""The label-join protocol, and the same "settle, then look up by request id" for Explain.
+
+Predictions reach the feedback store through the tap queue, so a label (or an explanation
+by request id) sent right after its prediction first waits, briefly, for the queue to settle;
+with a fleet, predictions other processes made are then fetched so their labels join here;
+then each label is joined and its outcome counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from gateway.domain import Tensors
+from gateway.errors import InvalidArgument
+from gateway.governor.feedback import FeedbackStore, LabelOutcome
+from gateway.operations.deployments import require
+
+__all__ = ["MAX_LABELS", "Label", "Labels"]
+
+MAX_LABELS = 10_000  # per call; the CLI sends files in batches of this size
+
+
+@dataclass(frozen=True)
+class Label:
+    """A delayed label (class or value) for one row of a served request."""
+
+    request_id: str
+    row: int = 0
+    label: str | None = None
+    value: float | None = None
+
+
+class Labels:
+    """Joins labels to recorded predictions, and finds a recorded request's inputs."""
+
+    def __init__(
+        self,
+        feedback: FeedbackStore,
+        *,
+        settle: Callable[[], Awaitable[object]] | None = None,
+        resolve: Callable[[str, list[str]], Awaitable[object]] | None = None,
+    ) -> None:
+        self._feedback = feedback
+        self._settle = settle
+        self._resolve = resolve
+
+    async def join_labels(self, model: str, items: Sequence[Label]) -> Mapping[LabelOutcome, int]:
+        """Settle the taps, resolve from the fleet, join each label; count the outcomes."""
+        require(model=model)
+        if len(items) > MAX_LABELS:
+            raise InvalidArgument(f"items: at most {MAX_LABELS} per call, got {len(items)}")
+        if self._settle is not None:
+            await self._settle()
+        if self._resolve is not None:
+            await self._resolve(model, [item.request_id for item in items])
+        counts = dict.fromkeys(LabelOutcome, 0)
+        for item in items:
+            outcome = self._feedback.add_label(
+                model, item.request_id, row=item.row, label=item.label, value=item.value
+            )
+            counts[outcome] += 1
+        return counts
+
+    async def recorded_inputs(self, model: str, request_id: str) -> tuple[str, Tensors] | None:
+        """The version that served ``request_id`` and its inputs, once the taps settled."""
+        if self._settle is not None:
+            await self._settle()  # a request answered a moment ago may still be in the taps
+        return self._feedback.inputs_of(model, request_id)
