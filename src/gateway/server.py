@@ -46,6 +46,7 @@ from gateway.registry_facade import AsyncRegistry
 from gateway.serving.cache import ResponseCache
 from gateway.serving.catalog import Catalog
 from gateway.serving.dataplane import DataPlane
+from gateway.serving.reads import Reads
 from gateway.serving.taps import Tap, TapQueue
 from gateway.settings import Settings, listen_error
 from gateway.transport.admin import AdminServicer
@@ -189,7 +190,8 @@ class Gateway:
         ops = self.operations
         self.governor_api = GovernorServicer(ops.governor, ops.labels)
         self._governor_task: asyncio.Task[None] | None = None
-        self.inference = InferenceServicer(self.catalog, self.plane)
+        self.reads = Reads(self.catalog)  # the plane's read side (ready, metadata, stats...)
+        self.inference = InferenceServicer(self.reads, self.plane)
         self.admin = AdminServicer(ops.deployments)
         self.monitoring = MonitoringServicer(ops.observations)
         self.governance = GovernanceServicer(ops.governance)
@@ -315,7 +317,7 @@ class Gateway:
         if s.http_port < 0:
             return
         inference = InferenceRoutes(
-            self.catalog,
+            self.reads,
             self.plane,
             predict_tokens=s.predict_tokens,
             max_body_bytes=s.max_message_bytes,

@@ -1,6 +1,7 @@
 """The data plane: route, validate, batch and run one request on a loaded version.
 
-Every face calls :class:`DataPlane` (:mod:`~gateway.serving.dataplane`);
+Every face calls :class:`DataPlane` (:mod:`~gateway.serving.dataplane`) and, for the
+protocol's reads (ready, metadata, config, statistics, index), :class:`Reads`;
 :mod:`~gateway.serving.catalog` holds the live routing tables and loaded versions,
 :mod:`~gateway.serving.routing` picks a version (pure), :mod:`~gateway.serving.runtime`
 wraps one ``InferenceSession``, :mod:`~gateway.serving.batching` groups requests, and
@@ -17,6 +18,7 @@ from gateway.lazy import lazy_attributes
 if TYPE_CHECKING:
     from gateway.serving.catalog import Catalog
     from gateway.serving.dataplane import DataPlane
+    from gateway.serving.reads import Reads
     from gateway.serving.routing import Route
     from gateway.serving.runtime import LoadedVersion
     from gateway.serving.taps import Tap, TapQueue, TapRecord
@@ -25,6 +27,7 @@ __all__ = [
     "Catalog",
     "DataPlane",
     "LoadedVersion",
+    "Reads",
     "Route",
     "Tap",
     "TapQueue",
@@ -35,6 +38,7 @@ _LAZY = {
     "Catalog": "gateway.serving.catalog",
     "DataPlane": "gateway.serving.dataplane",
     "LoadedVersion": "gateway.serving.runtime",
+    "Reads": "gateway.serving.reads",
     "Route": "gateway.serving.routing",
     "Tap": "gateway.serving.taps",
     "TapQueue": "gateway.serving.taps",

@@ -1,9 +1,11 @@
 """The Open Inference Protocol v2 over HTTP/REST (KServe's and Triton's ``/v2`` surface).
 
 Thin like the gRPC servicer: decode the body (:mod:`.codec`), call the same
-:meth:`gateway.serving.dataplane.DataPlane.infer`, encode. Routing follows the gRPC rules:
-a versioned path pins; otherwise a ``routing_key`` request parameter, else an
-``x-routing-key`` header, hashes to a version; otherwise the weighted pick. With
+:meth:`gateway.serving.dataplane.DataPlane.infer`, encode; reads ask the same
+:class:`gateway.serving.reads.Reads`. Routing follows the face rules of
+:mod:`gateway.transport.oip`: a versioned path pins; otherwise a ``routing_key`` request
+parameter, else an ``x-routing-key`` header, hashes to a version; otherwise the weighted
+pick. With
 ``predict_tokens`` configured, ``infer`` needs ``Authorization: Bearer <token>`` exactly as
 ``ModelInfer`` does.
 
@@ -20,16 +22,16 @@ Routes::
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-import gateway
-from gateway.errors import GatewayError, MessageTooLarge, NotFound, Unauthenticated
-from gateway.serving.catalog import Catalog
+from gateway.errors import GatewayError, MessageTooLarge, Unauthenticated
 from gateway.serving.dataplane import DataPlane
+from gateway.serving.reads import SERVER_NAME, Reads
+from gateway.transport import oip
 from gateway.transport.auth import authenticate
 from gateway.transport.http import codec
 from gateway.transport.http.status import error_response
@@ -37,9 +39,6 @@ from registry.signature import TensorSpec
 
 __all__ = ["InferenceRoutes", "bearer_principal"]
 
-ROUTING_KEY_PARAM = "routing_key"
-ROUTING_KEY_HEADER = "x-routing-key"
-PLATFORM = "onnxruntime_onnx"
 EXTENSIONS = ("binary_tensor_data",)
 
 
@@ -51,22 +50,22 @@ def bearer_principal(request: Request, tokens: Mapping[str, str]) -> str:
     return authenticate((("authorization", header),), tokens)
 
 
-def _specs(specs: tuple[TensorSpec, ...]) -> list[dict[str, object]]:
+def _specs(specs: Sequence[TensorSpec]) -> list[dict[str, object]]:
     return [{"name": s.name, "datatype": s.datatype, "shape": list(s.shape)} for s in specs]
 
 
 class InferenceRoutes:
-    """The ``/v2`` routes over one catalog and data plane."""
+    """The ``/v2`` routes over one data plane (and its read side)."""
 
     def __init__(
         self,
-        catalog: Catalog,
+        reads: Reads,
         plane: DataPlane,
         *,
         predict_tokens: Mapping[str, str],
         max_body_bytes: int,
     ) -> None:
-        self._catalog = catalog
+        self._reads = reads
         self._plane = plane
         self._tokens = predict_tokens
         self._max_body = max_body_bytes
@@ -89,38 +88,33 @@ class InferenceRoutes:
         return JSONResponse({"live": True})
 
     async def ready(self, request: Request) -> Response:
-        ready = self._catalog.ready
+        ready = self._reads.ready()
         return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
     async def server_metadata(self, request: Request) -> Response:
         return JSONResponse(
-            {"name": "onnxgate", "version": gateway.__version__, "extensions": list(EXTENSIONS)}
+            {"name": SERVER_NAME, "version": self._reads.version, "extensions": list(EXTENSIONS)}
         )
 
     async def model_metadata(self, request: Request) -> Response:
         model, version = _names(request)
         try:
-            served = self._catalog.find(model, version)
+            meta = self._reads.model_metadata(model, version)
         except GatewayError as exc:
             return error_response(exc)
-        entry = self._catalog.entry(model)
-        versions = sorted(entry.served) if entry is not None else [served.version]
-        sig = served.loaded.signature
         return JSONResponse(
             {
-                "name": model,
-                "versions": versions,
-                "platform": PLATFORM,
-                "inputs": _specs(sig.inputs),
-                "outputs": _specs(sig.outputs),
+                "name": meta.name,
+                "versions": list(meta.versions),
+                "platform": meta.platform,
+                "inputs": _specs(meta.inputs),
+                "outputs": _specs(meta.outputs),
             }
         )
 
     async def model_ready(self, request: Request) -> Response:
         model, version = _names(request)
-        try:
-            self._catalog.find(model, version)
-        except NotFound:
+        if not self._reads.model_ready(model, version):
             return JSONResponse({"name": model, "ready": False}, status_code=503)
         return JSONResponse({"name": model, "ready": True})
 
@@ -138,10 +132,10 @@ class InferenceRoutes:
                 model, version, body, request.headers.get(codec.HEADER_LENGTH)
             )
         except GatewayError as exc:
-            self._plane.refused(exc.code)
+            oip.refused(self._plane, exc)
             return error_response(exc)
         req = decoded.request
-        key = None if version else _routing_key(req.parameters, request)
+        key = oip.routing_key(req, request.headers.get)
         try:
             result = await self._plane.infer(req, key, None, received=received)
             content, header_length = codec.encode_infer(result, decoded, {"role": result.role})
@@ -176,10 +170,3 @@ class InferenceRoutes:
 def _names(request: Request) -> tuple[str, str]:
     params = request.path_params
     return str(params["model"]), str(params.get("version", ""))
-
-
-def _routing_key(parameters: Mapping[str, object], request: Request) -> str | None:
-    key = parameters.get(ROUTING_KEY_PARAM)
-    if key is not None and key != "":
-        return str(key)
-    return request.headers.get(ROUTING_KEY_HEADER)
