@@ -5,7 +5,7 @@ executor; every coroutine that reads or writes the registry (the operations core
 the governor loop, the servicers' reads) awaits one of its methods, each of which runs the
 blocking call on that bounded executor (:func:`gateway.concurrency.run_blocking`). Nothing
 else wraps registry calls in ``run_blocking``, and nothing else needs the I/O executor to
-reach the registry (``tests/unit/test_registry_facade.py`` checks both).
+reach the registry (``tests/unit/test_registry_facade.py`` reads the code for the first).
 
 A deployment write is one of four shapes (:data:`DeploymentTarget`); each maps to the
 registry call whose audit action it has always had (``deployment.set``,
@@ -195,7 +195,6 @@ class AsyncRegistry:
     """Every registry call async code makes, each run on the I/O executor."""
 
     def __init__(self, registry: Registry, io: concurrent.futures.Executor) -> None:
-        self.sync = registry  # for threads that are not the event loop (monitor, explain)
         self._reg = registry
         self._io = io
         self.governor = AsyncGovernorStore(registry, io)
