@@ -39,6 +39,7 @@ from gateway.serving.dataplane import DataPlane
 from gateway.serving.taps import Tap, TapQueue
 from gateway.settings import Settings, listen_error
 from gateway.transport.admin import AdminServicer
+from gateway.transport.decoding import Decoder
 from gateway.transport.explain import ExplainServicer
 from gateway.transport.governance import GovernanceServicer
 from gateway.transport.governor import GovernorServicer
@@ -175,7 +176,11 @@ class Gateway:
             resolve=None if self.fleet is None else self.fleet.resolve,
         )
         self._governor_task: asyncio.Task[None] | None = None
-        self.inference = InferenceServicer(self.catalog, self.plane)
+        # Costly bodies decode off the event loop (BYTES on a thread, large JSON in a process).
+        self.decoder = Decoder(
+            thread_bytes=settings.decode_thread_bytes, process_bytes=settings.decode_process_bytes
+        )
+        self.inference = InferenceServicer(self.catalog, self.plane, self.decoder)
         self.admin = AdminServicer(self.registry, self.catalog, io_executor=self._io_pool)
         self.monitoring = MonitoringServicer(
             self.monitor, self.shadow, io_executor=self._io_pool, settle=self.taps.settled
@@ -302,6 +307,7 @@ class Gateway:
             self.plane,
             predict_tokens=s.predict_tokens,
             max_body_bytes=s.max_message_bytes,
+            decoder=self.decoder,
         )
         # The console reads the operator servicers as _build_server wrapped them (role guard).
         console = ConsoleRoutes(
@@ -367,6 +373,7 @@ class Gateway:
             await run_blocking(self._io_pool, self.changes.close)  # joins its thread
         if self.server is not None:
             await self.server.stop(max(0.0, deadline - time.monotonic()))
+        self.decoder.close()
         self.taps.close()
         self.shadow.close()
         self.explanations.close()

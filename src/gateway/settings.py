@@ -38,6 +38,11 @@ class Settings:
     http_port: int = 8000
     workers: int = 1
     max_message_bytes: int = 64 * 1024 * 1024
+    # Bodies whose decoding loops in Python (BYTES, typed contents) from this size decode on a
+    # thread; JSON bodies from decode_process_bytes parse in a separate process (json.loads
+    # holds the GIL). 0 turns either off (gateway.transport.decoding).
+    decode_thread_bytes: int = 64 * 1024
+    decode_process_bytes: int = 256 * 1024
     max_inflight: int = 4096  # concurrent ModelInfer calls per worker before RESOURCE_EXHAUSTED
     max_inflight_per_model: int = 0  # the same, per model and worker; 0: only max_inflight
     retry_after_ms: int = 100  # back-off hint with RESOURCE_EXHAUSTED (grpc-retry-pushback-ms)
@@ -120,6 +125,8 @@ class Settings:
             "inline_below_us",
             "max_inflight_per_model",
             "retry_after_ms",
+            "decode_thread_bytes",
+            "decode_process_bytes",
         ):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must be >= 0, got {getattr(self, name)}")

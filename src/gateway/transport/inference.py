@@ -20,6 +20,7 @@ from gateway.errors import GatewayError, NotFound
 from gateway.serving.catalog import Catalog
 from gateway.serving.dataplane import DataPlane
 from gateway.transport import converters
+from gateway.transport.decoding import Decoder
 
 __all__ = ["InferenceServicer"]
 
@@ -41,9 +42,10 @@ def _routing_key(req: InferRequest, context: Context) -> str | None:
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, catalog: Catalog, plane: DataPlane) -> None:
+    def __init__(self, catalog: Catalog, plane: DataPlane, decoder: Decoder | None = None) -> None:
         self._catalog = catalog
         self._plane = plane
+        self._decoder = decoder or Decoder(thread_bytes=0, process_bytes=0)
 
     async def ServerLive(
         self, request: pb.ServerLiveRequest, context: Context
@@ -142,7 +144,11 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     ) -> pb.ModelInferResponse:
         received = time.perf_counter()
         try:
-            req = converters.decode_infer_request(request)
+            where = self._decoder.where(other_bytes=converters.python_work(request))
+            if where == "inline":
+                req = converters.decode_infer_request(request)
+            else:
+                req = await self._decoder.run(where, converters.decode_infer_request, request)
         except GatewayError as exc:
             self._plane.refused(exc.code)
             raise
