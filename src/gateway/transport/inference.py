@@ -157,7 +157,10 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         remaining = context.time_remaining()
         deadline = None if remaining is None else time.monotonic() + remaining
         result = await self._plane.infer(req, key, deadline, received=received)
-        return converters.encode_infer_response(
+        where = self._decoder.where(other_bytes=converters.output_work(result.outputs))
+        return await self._decoder.run(
+            where,
+            converters.encode_infer_response,
             model=result.model,
             version=result.version,
             request_id=result.request_id,

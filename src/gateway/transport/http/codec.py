@@ -47,7 +47,7 @@ from gateway.transport.converters import (
 )
 from registry.datatypes import DATATYPE_TO_NUMPY
 
-__all__ = ["HEADER_LENGTH", "DecodedInfer", "decode_infer", "encode_infer"]
+__all__ = ["HEADER_LENGTH", "DecodedInfer", "decode_infer", "encode_infer", "output_work"]
 
 HEADER_LENGTH = "inference-header-content-length"
 """The binary extension's header (HTTP header names are case-insensitive)."""
@@ -328,6 +328,16 @@ def _json_data(arr: npt.NDArray[np.generic]) -> list[Any]:
     if flat.dtype.kind == "f" and not np.isfinite(flat).all():
         return [v if math.isfinite(v) else NON_FINITE[str(v)] for v in values]
     return values
+
+
+def output_work(result: InferResult, decoded: DecodedInfer) -> int:
+    """Bytes of Python-level encoding work for this answer (gateway.transport.decoding):
+    8 per element of every output that goes out as JSON ``data``, or as BYTES."""
+    work = 0
+    for name, arr in result.outputs.items():
+        if not (decoded.all_binary or name in decoded.binary_outputs) or arr.dtype.kind in "OSU":
+            work += 8 * arr.size
+    return work
 
 
 def encode_infer(

@@ -160,7 +160,11 @@ class InferenceRoutes:
         key = None if version else _routing_key(req.parameters, request)
         try:
             result = await self._plane.infer(req, key, deadline, received=received)
-            content, json_length = codec.encode_infer(result, decoded, {"role": result.role})
+            work = codec.output_work(result, decoded)
+            where = self._decoder.where(json_bytes=work, other_bytes=work)
+            content, json_length = await self._decoder.run(
+                where, codec.encode_infer, result, decoded, {"role": result.role}
+            )
         except Exception as exc:
             return error_response(exc)
         if json_length is None:
