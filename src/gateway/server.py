@@ -118,6 +118,7 @@ class Gateway:
         # policy), evidence sources, and the loop that moves traffic (started in start()).
         self.feedback = FeedbackStore(
             max_records=settings.feedback_records,
+            max_bytes=settings.feedback_max_bytes,
             ttl_s=settings.feedback_ttl_s,
             keep_inputs=settings.explain_keep_inputs,
         )

@@ -85,6 +85,8 @@ class Settings:
     governor: bool = True  # off: no governor loop, and no predictions kept for feedback
     governor_interval_s: float = 1.0  # loop tick; each policy sets its model's own interval
     feedback_records: int = 100_000  # recent predictions kept to join delayed labels to
+    # ... and at most this many bytes of them (ids, predictions, kept inputs), oldest first.
+    feedback_max_bytes: int = 256 * 1024 * 1024
     feedback_ttl_s: float = 86_400.0  # older predictions no longer accept a label
     # Response cache (gateway.serving.cache), opt-in per model: "model=entries,...".
     response_cache: tuple[str, ...] = ()
@@ -179,8 +181,9 @@ class Settings:
             raise SettingsError("fleet_lease_s must be >= fleet_publish_s")
         if self.fleet_outbox < 1:
             raise SettingsError(f"fleet_outbox must be >= 1, got {self.fleet_outbox}")
-        if self.feedback_records < 1:
-            raise SettingsError(f"feedback_records must be >= 1, got {self.feedback_records}")
+        for name in ("feedback_records", "feedback_max_bytes"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name} must be >= 1, got {getattr(self, name)}")
 
     def _check_explain(self) -> None:
         for name in (
