@@ -49,6 +49,7 @@ from gateway.transport.grpc_server import (
     server_credentials,
 )
 from gateway.transport.http import ConsoleRoutes, HttpServer, InferenceRoutes, build_app
+from gateway.transport.http.guard import LoginThrottle
 from gateway.transport.inference import InferenceServicer
 from gateway.transport.metrics_http import start_metrics_server
 from gateway.transport.monitoring import MonitoringServicer
@@ -318,6 +319,9 @@ class Gateway:
             monitoring=self.monitoring,
             registry=self.registry,
             io_executor=self._io_pool,
+            tokens=s.admin_tokens,
+            session_s=s.console_session_s,
+            throttle=LoginThrottle(s.console_login_attempts),
         )
         tls = (
             None

@@ -63,6 +63,9 @@ class Settings:
     # principal -> viewer | operator | approver | admin; a principal not named is an admin.
     admin_roles: Mapping[str, str] = field(default_factory=dict)
     predict_tokens: Mapping[str, str] = field(default_factory=dict, repr=False)  # empty: open
+    # Console sign-in: session lifetime, and failed sign-ins per client per minute.
+    console_session_s: float = 8 * 3600.0
+    console_login_attempts: int = 10
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None  # set: clients must present a certificate (mTLS)
@@ -115,7 +118,8 @@ class Settings:
             raise SettingsError(f"metrics_port must be in -1..65535, got {self.metrics_port}")
         if not -1 <= self.http_port <= 65535:
             raise SettingsError(f"http_port must be in -1..65535, got {self.http_port}")
-        positive = ("workers", "max_message_bytes", "max_inflight", "max_batch_size", "max_queue")
+        positive = ("workers", "max_message_bytes", "max_inflight", "max_batch_size", "max_queue",
+                    "console_login_attempts", "console_session_s")  # fmt: skip
         for name in positive:
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be >= 1, got {getattr(self, name)}")

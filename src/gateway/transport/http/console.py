@@ -7,10 +7,15 @@ context that carries the console user's bearer token. So the console sees exactl
 ``onnxgate`` shows that principal, is refused exactly what it would be refused, and keeps
 no logic of its own; :mod:`gateway.console` turns the answers into HTML.
 
-Log-in: ``POST /ui/login`` with the token (a form) sets it as an ``HttpOnly``,
-``SameSite=Strict`` cookie scoped to ``/ui`` (``Secure`` over TLS); an
-``Authorization: Bearer`` header works too (scripts, tests). Any role may look: the console
-offers no changes, so it needs only the ``read`` permission.
+Sign-in: ``POST /ui/login`` with the token (a form) starts a server-side session
+(:mod:`registry.console_sessions`: a random id, expiring after ``console_session_s``,
+revoked at sign-out or when the principal's token leaves the configuration) and sets only
+its id as an ``HttpOnly``, ``SameSite=Strict`` cookie scoped to ``/ui`` (``Secure`` over
+TLS): the cookie is no credential anywhere else. Failed sign-ins are throttled per client,
+and a sign-in posted from another site is refused (:mod:`.guard`); every console response
+carries the security headers. An ``Authorization: Bearer`` header works too (scripts,
+tests). Any role may look: the console offers no changes, so it needs only the ``read``
+permission.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import grpc
@@ -33,6 +38,12 @@ from gateway._proto import admin_pb2, governance_pb2, governor_pb2, monitoring_p
 from gateway.concurrency import run_blocking
 from gateway.console.layout import esc, page
 from gateway.messages import short
+from gateway.transport.http.guard import (
+    SECURITY_HEADERS,
+    LoginThrottle,
+    cross_site,
+    retry_after_header,
+)
 from gateway.transport.http.status import HTTP_STATUS
 from registry import Registry, VersionRecord
 
@@ -112,7 +123,16 @@ class ConsoleRoutes:
         monitoring: Any,
         registry: Registry,
         io_executor: concurrent.futures.Executor,
+        tokens: Mapping[str, str] | None = None,
+        session_s: float = 8 * 3600.0,
+        throttle: LoginThrottle | None = None,
     ) -> None:
+        # principal -> a token of theirs: a session names its principal, never a token.
+        self._token_of: dict[str, str] = {}
+        for token, principal in (tokens or {}).items():
+            self._token_of.setdefault(principal, token)
+        self._session_s = session_s
+        self._throttle = throttle or LoginThrottle()
         self._admin = admin
         self._governance = governance
         self._governor = governor
@@ -121,7 +141,7 @@ class ConsoleRoutes:
         self._io = io_executor
 
     def routes(self) -> list[BaseRoute]:
-        return [
+        routes = [
             Route("/ui", self.home, methods=["GET"]),
             Route("/ui/login", self.login_form, methods=["GET"]),
             Route("/ui/login", self.login, methods=["POST"]),
@@ -133,6 +153,7 @@ class ConsoleRoutes:
             Route("/ui/models/{model}/shadows", self._page(self._shadows), methods=["GET"]),
             Route("/ui/audit", self._page(self._audit), methods=["GET"]),
         ]
+        return [Route(r.path, _secured(r.endpoint), methods=list(r.methods or ())) for r in routes]
 
     # -- authentication ---------------------------------------------------------------
 
@@ -150,6 +171,16 @@ class ConsoleRoutes:
         return HTMLResponse(console.login_page())
 
     async def login(self, request: Request) -> Response:
+        if cross_site(request.headers, request.url.scheme, request.url.netloc):
+            return HTMLResponse(console.login_page("sign in from the console's own page"), 403)
+        client = request.client.host if request.client else ""
+        wait = self._throttle.retry_after(client)
+        if wait is not None:
+            return HTMLResponse(
+                console.login_page(f"too many failed sign-ins; try again in {wait:.0f} s"),
+                429,
+                headers={"Retry-After": retry_after_header(wait)},
+            )
         body = b""
         async for chunk in request.stream():
             body += chunk
@@ -157,13 +188,19 @@ class ConsoleRoutes:
                 return HTMLResponse(console.login_page("the form is too large"), 400)
         token = urllib.parse.parse_qs(body.decode("utf-8", "replace")).get("token", [""])[0]
         try:
-            await self._whoami(token.strip())
+            principal = await self._principal(token.strip())
         except Refused as exc:
+            self._throttle.failed(client)
             return HTMLResponse(console.login_page(exc.details), 401)
+        self._throttle.succeeded(client)
+        session_id = await run_blocking(
+            self._io, self._registry.sessions.create, principal, self._session_s
+        )
         response = RedirectResponse("/ui/models", status_code=303)
         response.set_cookie(
             COOKIE,
-            token.strip(),
+            session_id,
+            max_age=int(self._session_s),
             httponly=True,
             samesite="strict",
             path="/ui",
@@ -172,13 +209,36 @@ class ConsoleRoutes:
         return response
 
     async def logout(self, request: Request) -> Response:
+        session_id = request.cookies.get(COOKIE)
+        if session_id:
+            await run_blocking(self._io, self._registry.sessions.revoke, session_id)
         response = RedirectResponse("/ui/login", status_code=303)
         response.delete_cookie(COOKIE, path="/ui")
         return response
 
+    async def _principal(self, token: str) -> str:
+        me = await self._call(self._governance, "WhoAmI", governance_pb2.WhoAmIRequest(), token)
+        return str(me.principal)
+
+    async def _token(self, request: Request) -> str | None:
+        """The bearer token of this request: its own header, or its session's principal's."""
+        header = _bearer(request)
+        if header is not None:
+            return header
+        session_id = request.cookies.get(COOKIE)
+        if not session_id:
+            return None
+        principal = await run_blocking(self._io, self._registry.sessions.principal_of, session_id)
+        if principal is None:
+            return None
+        token = self._token_of.get(principal)
+        if token is None:  # the principal's token was taken out of the configuration
+            await run_blocking(self._io, self._registry.sessions.revoke_principal, principal)
+        return token
+
     def _page(self, build: Page) -> Callable[[Request], Awaitable[Response]]:
         async def handler(request: Request) -> Response:
-            token = _token(request)
+            token = await self._token(request)
             if token is None:
                 return RedirectResponse("/ui/login", status_code=303)
             try:
@@ -268,12 +328,23 @@ class ConsoleRoutes:
         return console.audit_page(_doc(events).get("events", []), _doc(verify), who)
 
 
-def _token(request: Request) -> str | None:
+def _bearer(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return request.cookies.get(COOKIE) or None
+    return None
+
+
+def _secured(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[..., Any]:
+    """``endpoint`` with the console's security headers on every response it gives."""
+
+    async def handler(request: Request) -> Response:
+        response = await endpoint(request)
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+    return handler
 
 
 def _model_name(request: Request) -> str:
