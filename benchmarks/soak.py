@@ -165,6 +165,7 @@ def main() -> None:
     p.add_argument("--max-inflight", type=int, help="the gateway's max_inflight")
     p.add_argument("--procs", type=int, default=1, help="load generator processes")
     p.add_argument("--then-load", type=float, help="one last interval at this share")
+    p.add_argument("--unique-ids", action="store_true", help="a new request id on every call")
     p.add_argument("--out", type=Path, default=c.RESULTS / "soak.json")
     args = p.parse_args()
 
@@ -195,6 +196,7 @@ def main() -> None:
                     share = args.then_load if last else args.load
                     extra = ["--rate", f"{share * capacity:.1f}", "--arrival", "poisson"]
                     extra += ["--procs", str(args.procs)]
+                    extra += ["--unique-ids"] if args.unique_ids else []
                     res = c.run_loadgen(
                         target, MODEL, concurrency=args.concurrency, duration=args.interval,
                         warmup=0, extra=extra,

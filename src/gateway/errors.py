@@ -4,6 +4,9 @@
 
     GatewayError                      INTERNAL (never shows its message for this base)
     ├── InvalidArgument               INVALID_ARGUMENT   bad tensor, dtype, shape, parameter
+    │   ├── UnsupportedMediaType      INVALID_ARGUMENT   HTTP body of the wrong Content-Type (415)
+    │   └── RefusedByModel            INVALID_ARGUMENT   inputs the model cannot run (the
+    │                                                    model runs others: the caller's fault)
     ├── NotFound                      NOT_FOUND          unknown model or version
     ├── Unavailable                   UNAVAILABLE        model not loaded yet, server draining
     ├── ResourceExhausted             RESOURCE_EXHAUSTED too many in flight, queue full (hint)
@@ -39,9 +42,11 @@ __all__ = [
     "NotFound",
     "PermissionDenied",
     "ResourceExhausted",
+    "RefusedByModel",
     "StatusName",
     "Unauthenticated",
     "Unavailable",
+    "UnsupportedMediaType",
 ]
 
 StatusName = Literal[
@@ -76,6 +81,15 @@ class GatewayError(Exception):
 
 class InvalidArgument(GatewayError):
     code = "INVALID_ARGUMENT"
+
+
+class UnsupportedMediaType(InvalidArgument):
+    """An HTTP body declared with a media type the face does not read (HTTP 415)."""
+
+
+class RefusedByModel(InvalidArgument):
+    """The model's run failed on this request's values while it runs other requests: the
+    caller's data is at fault, so it is the caller's error, never the version's."""
 
 
 class NotFound(GatewayError):

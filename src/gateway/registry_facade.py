@@ -38,6 +38,7 @@ __all__ = [
     "AsyncGovernance",
     "AsyncGovernorStore",
     "AsyncRegistry",
+    "AsyncSessions",
     "DeploymentTarget",
     "Promote",
     "RollBack",
@@ -191,6 +192,26 @@ class AsyncGovernance:
         return await run_blocking(self._io, self._gov.deployment_at, model, at)
 
 
+class AsyncSessions:
+    """Console sign-in sessions (registry.console_sessions), awaited."""
+
+    def __init__(self, registry: Registry, io: concurrent.futures.Executor) -> None:
+        self._store = registry.sessions
+        self._io = io
+
+    async def create(self, principal: str, ttl_s: float) -> str:
+        return await run_blocking(self._io, self._store.create, principal, ttl_s)
+
+    async def principal_of(self, session_id: str) -> str | None:
+        return await run_blocking(self._io, self._store.principal_of, session_id)
+
+    async def revoke(self, session_id: str) -> bool:
+        return await run_blocking(self._io, self._store.revoke, session_id)
+
+    async def revoke_principal(self, principal: str) -> int:
+        return await run_blocking(self._io, self._store.revoke_principal, principal)
+
+
 class AsyncRegistry:
     """Every registry call async code makes, each run on the I/O executor."""
 
@@ -199,6 +220,7 @@ class AsyncRegistry:
         self._io = io
         self.governor = AsyncGovernorStore(registry, io)
         self.governance = AsyncGovernance(registry, io)
+        self.sessions = AsyncSessions(registry, io)
 
     # -- reads --------------------------------------------------------------------------------
 

@@ -50,6 +50,7 @@ from gateway.serving.reads import Reads
 from gateway.serving.taps import Tap, TapQueue
 from gateway.settings import Settings, listen_error
 from gateway.transport.admin import AdminServicer
+from gateway.transport.decoding import Decoder
 from gateway.transport.explain import ExplainServicer
 from gateway.transport.governance import GovernanceServicer
 from gateway.transport.governor import GovernorServicer
@@ -59,6 +60,7 @@ from gateway.transport.grpc_server import (
     server_credentials,
 )
 from gateway.transport.http import ConsoleRoutes, HttpServer, InferenceRoutes, build_app
+from gateway.transport.http.guard import LoginThrottle
 from gateway.transport.inference import InferenceServicer
 from gateway.transport.metrics_http import start_metrics_server
 from gateway.transport.monitoring import MonitoringServicer
@@ -130,6 +132,7 @@ class Gateway:
         # policy), evidence sources, and the loop that moves traffic (started in start()).
         self.feedback = FeedbackStore(
             max_records=settings.feedback_records,
+            max_bytes=settings.feedback_max_bytes,
             ttl_s=settings.feedback_ttl_s,
             keep_inputs=settings.explain_keep_inputs,
         )
@@ -191,7 +194,11 @@ class Gateway:
         self.governor_api = GovernorServicer(ops.governor, ops.labels)
         self._governor_task: asyncio.Task[None] | None = None
         self.reads = Reads(self.catalog)  # the plane's read side (ready, metadata, stats...)
-        self.inference = InferenceServicer(self.reads, self.plane)
+        # Costly bodies decode off the event loop (BYTES on a thread, large JSON in a process).
+        self.decoder = Decoder(
+            thread_bytes=settings.decode_thread_bytes, process_bytes=settings.decode_process_bytes
+        )
+        self.inference = InferenceServicer(self.reads, self.plane, self.decoder)
         self.admin = AdminServicer(ops.deployments)
         self.monitoring = MonitoringServicer(ops.observations)
         self.governance = GovernanceServicer(ops.governance)
@@ -321,10 +328,15 @@ class Gateway:
             self.plane,
             predict_tokens=s.predict_tokens,
             max_body_bytes=s.max_message_bytes,
+            decoder=self.decoder,
         )
         # The console calls the operations core, authorised by the same decision as gRPC.
         console = ConsoleRoutes(
-            operations=self.operations, access=AccessPolicy(s.admin_tokens, s.admin_roles)
+            operations=self.operations,
+            access=AccessPolicy(s.admin_tokens, s.admin_roles),
+            sessions=self.registry_io.sessions,
+            session_s=s.console_session_s,
+            throttle=LoginThrottle(s.console_login_attempts),
         )
         tls = (
             None
@@ -381,6 +393,7 @@ class Gateway:
             await run_blocking(self._io_pool, self.changes.close)  # joins its thread
         if self.server is not None:
             await self.server.stop(max(0.0, deadline - time.monotonic()))
+        self.decoder.close()
         self.taps.close()
         self.shadow.close()
         self.explanations.close()

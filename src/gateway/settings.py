@@ -38,6 +38,11 @@ class Settings:
     http_port: int = 8000
     workers: int = 1
     max_message_bytes: int = 64 * 1024 * 1024
+    # Bodies whose decoding loops in Python (BYTES, typed contents) from this size decode on a
+    # thread; JSON bodies from decode_process_bytes parse in a separate process (json.loads
+    # holds the GIL). 0 turns either off (gateway.transport.decoding).
+    decode_thread_bytes: int = 64 * 1024
+    decode_process_bytes: int = 256 * 1024
     max_inflight: int = 4096  # concurrent ModelInfer calls per worker before RESOURCE_EXHAUSTED
     max_inflight_per_model: int = 0  # the same, per model and worker; 0: only max_inflight
     retry_after_ms: int = 100  # back-off hint with RESOURCE_EXHAUSTED (grpc-retry-pushback-ms)
@@ -58,6 +63,9 @@ class Settings:
     # principal -> viewer | operator | approver | admin; a principal not named is an admin.
     admin_roles: Mapping[str, str] = field(default_factory=dict)
     predict_tokens: Mapping[str, str] = field(default_factory=dict, repr=False)  # empty: open
+    # Console sign-in: session lifetime, and failed sign-ins per client per minute.
+    console_session_s: float = 8 * 3600.0
+    console_login_attempts: int = 10
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None  # set: clients must present a certificate (mTLS)
@@ -80,6 +88,8 @@ class Settings:
     governor: bool = True  # off: no governor loop, and no predictions kept for feedback
     governor_interval_s: float = 1.0  # loop tick; each policy sets its model's own interval
     feedback_records: int = 100_000  # recent predictions kept to join delayed labels to
+    # ... and at most this many bytes of them (ids, predictions, kept inputs), oldest first.
+    feedback_max_bytes: int = 256 * 1024 * 1024
     feedback_ttl_s: float = 86_400.0  # older predictions no longer accept a label
     # Response cache (gateway.serving.cache), opt-in per model: "model=entries,...".
     response_cache: tuple[str, ...] = ()
@@ -108,7 +118,8 @@ class Settings:
             raise SettingsError(f"metrics_port must be in -1..65535, got {self.metrics_port}")
         if not -1 <= self.http_port <= 65535:
             raise SettingsError(f"http_port must be in -1..65535, got {self.http_port}")
-        positive = ("workers", "max_message_bytes", "max_inflight", "max_batch_size", "max_queue")
+        positive = ("workers", "max_message_bytes", "max_inflight", "max_batch_size", "max_queue",
+                    "console_login_attempts", "console_session_s")  # fmt: skip
         for name in positive:
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -120,6 +131,8 @@ class Settings:
             "inline_below_us",
             "max_inflight_per_model",
             "retry_after_ms",
+            "decode_thread_bytes",
+            "decode_process_bytes",
         ):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -172,8 +185,9 @@ class Settings:
             raise SettingsError("fleet_lease_s must be >= fleet_publish_s")
         if self.fleet_outbox < 1:
             raise SettingsError(f"fleet_outbox must be >= 1, got {self.fleet_outbox}")
-        if self.feedback_records < 1:
-            raise SettingsError(f"feedback_records must be >= 1, got {self.feedback_records}")
+        for name in ("feedback_records", "feedback_max_bytes"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name} must be >= 1, got {getattr(self, name)}")
 
     def _check_explain(self) -> None:
         for name in (

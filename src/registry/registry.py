@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from registry import profiles_store
 from registry.audit import AuditLog, AuditRecord
+from registry.console_sessions import ConsoleSessions
 from registry.deployment import Arm, Deployment, Role, Shadow, validate_deployment
 from registry.errors import RegistryError
 from registry.fleet_store import FleetStore
@@ -77,6 +78,8 @@ class Registry:
         """The governor's policies, state and leader lease (gateway.governor.loop)."""
         self.fleet = FleetStore(self._reads, writes)
         """Heartbeats, shared evidence, windows and predictions of the fleet (gateway.fleet)."""
+        self.sessions = ConsoleSessions(self._reads, writes)
+        """Console sign-in sessions (server-side, expiring, revocable)."""
 
     @classmethod
     def open(cls, url: str, artifact_dir: Path | str, *, create: bool = True) -> Registry:

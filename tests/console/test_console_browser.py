@@ -210,3 +210,54 @@ def test_console_refuses_without_a_valid_token(registry, make_gateway):
         assert unknown.status_code == 404 and "nope" in unknown.text
         client.get("/ui/logout")
         assert client.get("/ui/models").status_code == 303
+
+
+def test_console_sessions_are_not_tokens_and_end_at_logout(registry, make_gateway):
+    """The cookie holds a random session id (never the token); sign-out revokes it on the
+    server, so a copy of the old cookie no longer works; every page has the headers."""
+    registry.register_version("m", modelzoo.linear(4, 2, seed=3), actor="test")
+    gw = make_gateway()
+    with httpx.Client(base_url=gw.http_url, timeout=30) as client:
+        login = client.post("/ui/login", data={"token": ADMIN_TOKEN})
+        assert login.status_code == 303
+        session = client.cookies["onnxgate_console"]
+        assert ADMIN_TOKEN not in session and len(session) >= 40
+        page = client.get("/ui/models")
+        assert page.status_code == 200
+        for header, value in (
+            ("x-frame-options", "DENY"),
+            ("x-content-type-options", "nosniff"),
+            ("referrer-policy", "same-origin"),
+            ("cache-control", "no-store"),
+        ):
+            assert page.headers[header] == value
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        assert client.get("/ui/login").headers["x-frame-options"] == "DENY"
+        assert registry.sessions.live("test-operator") == 1
+        client.get("/ui/logout")
+        assert registry.sessions.live("test-operator") == 0
+    # The old cookie, replayed by someone who copied it, is refused.
+    with httpx.Client(base_url=gw.http_url, timeout=30) as thief:
+        thief.cookies.set("onnxgate_console", session, path="/ui")
+        assert thief.get("/ui/models").status_code == 303
+        thief.cookies.set("onnxgate_console", ADMIN_TOKEN, path="/ui")  # the old cookie form
+        assert thief.get("/ui/models").status_code == 303
+
+
+def test_console_login_is_throttled_and_same_site_only(registry, make_gateway):
+    gw = make_gateway(console_login_attempts=3)
+    with httpx.Client(base_url=gw.http_url, timeout=30) as client:
+        cross = client.post(
+            "/ui/login", data={"token": ADMIN_TOKEN}, headers={"Origin": "https://evil.example"}
+        )
+        assert cross.status_code == 403 and "onnxgate_console" not in client.cookies
+        same = client.post(
+            "/ui/login", data={"token": ADMIN_TOKEN}, headers={"Origin": gw.http_url}
+        )
+        assert same.status_code == 303
+        for _ in range(3):
+            assert client.post("/ui/login", data={"token": "guess"}).status_code == 401
+        refused = client.post("/ui/login", data={"token": "guess"})
+        assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+        # Even the right token waits: a guesser cannot tell a hit from a refusal.
+        assert client.post("/ui/login", data={"token": ADMIN_TOKEN}).status_code == 429

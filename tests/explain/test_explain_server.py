@@ -192,3 +192,29 @@ def test_overload_and_deadline_free_the_slot(registry, make_gateway) -> None:
 
 def scrape(gw) -> str:
     return urllib.request.urlopen(gw.metrics_url, timeout=10).read().decode()
+
+
+def test_unknown_model_names_never_become_metric_labels(registry, make_gateway) -> None:
+    """2,000 made-up names once made an 80 MB /metrics page: they all count as one label."""
+    gw = make_gateway()
+    for i in range(50):
+        with pytest.raises(grpc.RpcError) as info:
+            explain(gw, explain_request(f"made-up-{i}", np.zeros((1, 2))))
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    for request, field in (
+        (explain_request("m" * 300, np.zeros((1, 2))), "model: 300 bytes"),
+        (explain_request("x", np.zeros((1, 2)), request_id="i" * 257), "id: 257 bytes"),
+    ):
+        with pytest.raises(grpc.RpcError) as info:
+            explain(gw, request)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert field in info.value.details()
+    metrics = gw.gateway.metrics.registry
+    assert (
+        metrics.get_sample_value(
+            "onnxgate_explain_requests_total", {"model": "(unknown)", "code": "NOT_FOUND"}
+        )
+        == 50
+    )
+    page = urllib.request.urlopen(gw.metrics_url, timeout=10).read().decode()
+    assert "made-up" not in page

@@ -50,3 +50,25 @@ def test_drift_is_the_union_of_live_processes_verdicts_only() -> None:
     total = merge([(_ev(1, (1, 0, 0), quiet), True), (_ev(1, (1, 0, 0), drifted), True),
                    (_ev(1, (1, 0, 0), stale), False)])  # fmt: skip
     assert total.drift == Drift(("x1",), True, ("y",), 800)
+
+
+def test_one_unstorable_prediction_never_costs_its_batch(registry) -> None:
+    """A lone surrogate in an id once failed a whole publish (199 of 199 predictions lost,
+    nothing counted): each row that the table cannot store is dropped and counted alone."""
+    from gateway.fleet.node import Outbox
+
+    outbox = Outbox(capacity=100)
+    for i in range(5):
+        outbox.put("m", f"ok-{i}", "1", ["1"], [""])
+    outbox.put("m", "bad-\ud800", "1", ["1"], [""])  # text no encoder accepts
+    outbox.put("m", "nan", "1", [float("nan")], [""])  # PostgreSQL's JSON refuses NaN
+    outbox.put("m", "x" * 300, "1", ["1"], [""])  # longer than the id column
+    outbox.put("m", "seg", "1", ["1"], ["\udfff"])
+    rows = outbox.drain()
+    assert [r.request_id for r in rows] == [f"ok-{i}" for i in range(5)]
+    assert outbox.dropped == 4
+    assert registry.fleet.record_predictions(rows) == 5
+    assert {r.request_id for r in registry.fleet.predictions("m", ["ok-0", "ok-4"])} == {
+        "ok-0",
+        "ok-4",
+    }

@@ -332,7 +332,8 @@ def _long_model_name() -> pb.ModelInferRequest:
 LONG = {
     # Capped where the list is made (the rest counted), not cut blindly where it leaves.
     "thousands of unknown inputs": (_many_unknown_inputs, INVALID, ("unknown", "and 4,992 more")),
-    "long model name": (_long_model_name, grpc.StatusCode.NOT_FOUND, ("mmmm", "…")),
+    # Over the documented 256-byte limit: refused at decode, naming the field, not echoed.
+    "long model name": (_long_model_name, INVALID, ("model_name", "limit of 256")),
 }
 
 
@@ -352,12 +353,21 @@ def test_error_echoing_huge_names_keeps_its_status(gw, case):
 
 def test_error_echoing_a_long_input_name_truncates_it(gw):
     req = _lin(datatype="FP8")
-    req.inputs[0].name = "n" * 50_000
+    req.inputs[0].name = "n" * 200  # under the 256-byte limit: echoed, cut
     with pytest.raises(grpc.RpcError) as info:
         gw.stub().ModelInfer(req, timeout=10)
     assert info.value.code() == INVALID
     assert "FP8" in info.value.details() and "…" in info.value.details()
     assert len(info.value.details()) < 1000
+
+
+def test_an_input_name_over_the_limit_is_refused_naming_the_field(gw):
+    req = _lin()
+    req.inputs[0].name = "n" * 50_000
+    with pytest.raises(grpc.RpcError) as info:
+        gw.stub().ModelInfer(req, timeout=10)
+    assert info.value.code() == INVALID
+    assert info.value.details() == "inputs[0].name: 50,000 bytes is longer than the limit of 256"
 
 
 # -- raw and typed contents together -----------------------------------------------------------

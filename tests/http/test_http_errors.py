@@ -71,6 +71,19 @@ BAD = [
     ({**_body(), "outputs": [{"name": "nope"}]}, {}, "nope"),
     (_body(name="z"), {}, "'z'"),
     (_body(shape=[1, 3], data=[0, 0, 0]), {}, "shape"),
+    # Hostile text and structure (issue 21): each named, none a 500.
+    (_body(name="x\ud800"), {}, "inputs[0].name: character 1 is a lone UTF-16 surrogate"),
+    ({**_body(), "id": "\udfff"}, {}, "id: character 0 is a lone UTF-16 surrogate"),
+    ({**_body(), "id": "i" * 257}, {}, "id: 257 bytes is longer than the limit of 256"),
+    ({**_body(), "outputs": [{"name": "y\ud800"}]}, {}, "outputs[0].name: character 1"),
+    ({**_body(), "parameters": {"routing_key": "\ud800"}}, {}, "parameters.'routing_key'"),
+    ({**_body(), "parameters": {f"p{i}": 1 for i in range(65)}}, {}, "more than the limit of 64"),
+    (_body(shape=[1] * 33, data=[0]), {}, "shape has 33 dimensions; at most 32"),
+    (_body(shape=[1] * 70, data=[0]), {}, "shape has 70 dimensions"),
+    (b'{"inputs": ' + b"[" * 5000 + b"]" * 5000 + b"}", {}, "nests JSON arrays or objects"),
+    (_body(data=[0, 0, "x" * 10_000, 0]), {}, "FP32 data must hold numbers"),
+    (_body(data=[0, 0, True, 0]), {}, "FP32 data must hold numbers"),
+    ({**_body(), "parameters": {"timeout": "soon"}}, {}, "parameters.'timeout'"),
 ]
 
 
@@ -142,3 +155,86 @@ def test_predict_tokens_guard_infer_401(registry, make_gateway):
     assert right.status_code == 200
     # Health and metadata stay open, as on gRPC.
     assert httpx.get(f"{gw.http_url}/v2/models/lin", timeout=30).status_code == 200
+
+
+def test_bytes_with_a_lone_surrogate_is_400_naming_the_element(registry, make_gateway, caplog):
+    registry.register_version("text", modelzoo.identity("BYTES"), actor="test")
+    gw = make_gateway()
+    body = {
+        "inputs": [
+            {"name": "x", "datatype": "BYTES", "shape": [1, 3], "data": ["a", "b\ud800", "c"]}
+        ]
+    }
+    with caplog.at_level(logging.DEBUG):
+        response = httpx.post(
+            f"{gw.http_url}/v2/models/text/infer", content=json.dumps(body).encode(), timeout=30
+        )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == (
+        "input 'x': BYTES element 1 holds a lone UTF-16 surrogate, not valid Unicode text"
+    )
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"],
+)
+def test_a_body_that_is_not_json_or_binary_is_415(gw, content_type):
+    # A cross-site page can POST these without a CORS preflight; inference must not run.
+    response = httpx.post(
+        f"{gw.http_url}/v2/models/lin/infer",
+        content=json.dumps(_body()).encode(),
+        headers={"content-type": content_type},
+        timeout=30,
+    )
+    assert response.status_code == 415, response.text
+    assert "Content-Type" in response.json()["error"]
+    for accepted in ("application/json", "application/json; charset=utf-8", None):
+        headers = {} if accepted is None else {"content-type": accepted}
+        response = httpx.post(
+            f"{gw.http_url}/v2/models/lin/infer",
+            content=json.dumps(_body()).encode(),
+            headers=headers,
+            timeout=30,
+        )
+        assert response.status_code == 200, (accepted, response.text)
+
+
+def test_an_expired_timeout_is_504_and_not_run(gw):
+    response = httpx.post(
+        f"{gw.http_url}/v2/models/lin/infer",
+        json={**_body(), "parameters": {"timeout": 0}},
+        timeout=30,
+    )
+    assert response.status_code == 504, response.text
+    metrics = gw.gateway.metrics.registry
+    assert (
+        metrics.get_sample_value("onnxgate_rejected_requests_total", {"code": "DEADLINE_EXCEEDED"})
+        == 1
+    )
+    # A generous timeout runs as usual.
+    response = httpx.post(
+        f"{gw.http_url}/v2/models/lin/infer",
+        json={**_body(), "parameters": {"timeout": 10_000_000}},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_non_finite_outputs_are_strict_json(registry, make_gateway):
+    registry.register_version("same", modelzoo.identity("FP32", width=3), actor="test")
+    gw = make_gateway()
+    body = b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 3], "data": [1, 2, 3]}]}'
+    response = httpx.post(f"{gw.http_url}/v2/models/same/infer", content=body, timeout=30)
+    assert response.json()["outputs"][0]["data"] == [1, 2, 3]
+    # NaN cannot be sent in JSON either; the binary extension carries it in and out.
+    x = np.array([[np.nan, np.inf, -np.inf]], np.float32)
+    content, headers = binary_body("x", "FP32", [1, 3], x.tobytes())
+    response = httpx.post(
+        f"{gw.http_url}/v2/models/same/infer", content=content, headers=headers, timeout=30
+    )
+    assert response.status_code == 200, response.text
+    # Strict JSON (a parser that refuses NaN reads it): non-finite values as strings.
+    data = json.loads(response.text, parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
+    assert data["outputs"][0]["data"] == ["NaN", "Infinity", "-Infinity"]

@@ -13,7 +13,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from gateway.errors import DeadlineExceeded, InferenceFailed, ResourceExhausted, Unavailable
+from gateway.errors import (
+    DeadlineExceeded,
+    InferenceFailed,
+    RefusedByModel,
+    ResourceExhausted,
+    Unavailable,
+)
 from gateway.serving.batching import Batcher, BatchPolicy, Tensors
 from gateway.serving.execution import SLOW_STREAK
 
@@ -197,7 +203,7 @@ def test_full_batch_goes_without_waiting_for_delay(executor: ThreadPoolExecutor)
     assert [len(b) for b in model.batches] == [8]
 
 
-def test_failure_fails_exactly_its_batch(
+def test_a_poisoned_batch_fails_only_the_guilty_request(
     executor: ThreadPoolExecutor, caplog: pytest.LogCaptureFixture
 ) -> None:
     model = Model()
@@ -214,21 +220,80 @@ def test_failure_fails_exactly_its_batch(
             batcher.submit(rows(20, 2)),
             return_exceptions=True,
         )
-        for failed in results[:2]:
-            assert isinstance(failed, InferenceFailed)
-            assert failed.message == "model m:1 failed to run a batch of 4 rows"
-            assert "poison" not in failed.message and failed.__cause__ is None
-        assert results[0] is not results[1]
-        for ok, start in zip(results[2:], (10, 20), strict=True):
-            assert isinstance(ok, dict)
+        failed = results[1]
+        assert isinstance(failed, RefusedByModel), failed
+        assert failed.code == "INVALID_ARGUMENT"
+        assert failed.message == (
+            "inputs: model m:1 cannot run this request's values (ValueError); "
+            "it runs other requests"
+        )
+        assert "poison" not in failed.message and failed.__cause__ is None
+        for ok, start in zip([results[0], *results[2:]], (0, 10, 20), strict=True):
+            assert isinstance(ok, dict), ok
             np.testing.assert_array_equal(ok["y"], compute(rows(start, 2)["x"]))
         after = await batcher.submit(rows(30, 1))
         np.testing.assert_array_equal(after["y"], compute(rows(30, 1)["x"]))
+        # Alone at an idle batcher, the model's last good input says whose fault it is.
+        alone = await asyncio.gather(batcher.submit(poison), return_exceptions=True)
+        assert isinstance(alone[0], RefusedByModel)
+
+    with caplog.at_level(logging.WARNING, logger="gateway.serving.batching"):
+        run(main)
+    # One warning a minute, never a traceback: the callers' data is not the model's fault.
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING and record.exc_info is None
+    assert "cannot run" in record.getMessage() and "poison row" not in record.getMessage()
+
+
+def test_a_broken_model_fails_every_request_as_its_own_failure(
+    executor: ThreadPoolExecutor, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(inputs: Tensors) -> Tensors:
+        raise RuntimeError("session lost its device")
+
+    policy = BatchPolicy(max_batch_size=4, max_delay_us=20_000)
+    probe_runs = []
+
+    def probe() -> Tensors:
+        probe_runs.append(1)
+        return rows(0, 1)
+
+    batcher = Batcher(broken, policy, name="m:1", executor=executor, probe=probe)
+
+    async def main() -> None:
+        results = await asyncio.gather(
+            batcher.submit(rows(0, 2)), batcher.submit(rows(10, 2)), return_exceptions=True
+        )
+        for failed in results:
+            assert isinstance(failed, InferenceFailed), failed
+            assert failed.code == "INTERNAL"
+            assert failed.message == "model m:1 failed to run a batch of 4 rows"
+        assert results[0] is not results[1]
 
     with caplog.at_level(logging.ERROR, logger="gateway.serving.batching"):
         run(main)
+    assert probe_runs  # the synthetic sample was tried before blaming the model
     [record] = caplog.records
-    assert record.exc_info is not None and "poison row" in str(record.exc_info[1])
+    assert record.exc_info is not None and "lost its device" in str(record.exc_info[1])
+
+
+def test_a_request_failing_alone_is_the_callers_when_the_sample_runs(
+    executor: ThreadPoolExecutor,
+) -> None:
+    model = Model()
+    batcher = Batcher(
+        model,
+        BatchPolicy(max_batch_size=4, max_delay_us=0),
+        name="m:1",
+        executor=executor,
+        probe=lambda: rows(0, 1),
+    )
+
+    async def main() -> None:
+        with pytest.raises(RefusedByModel):
+            await batcher.submit({"x": np.full((1, 2), POISON)})
+
+    run(main)
 
 
 def test_expired_request_is_dropped_and_never_run(executor: ThreadPoolExecutor) -> None:
@@ -340,11 +405,13 @@ def test_disabled_batching_runs_each_request_alone(executor: ThreadPoolExecutor)
         results = await asyncio.gather(*(batcher.submit(r) for r in requests))
         for request, result in zip(requests, results, strict=True):
             np.testing.assert_array_equal(result["y"], compute(request["x"]))
-        with pytest.raises(InferenceFailed):
+        # The model ran the others: the poisoned request is the caller's error.
+        with pytest.raises(RefusedByModel):
             await batcher.submit({"x": np.full((1, 2), POISON)})
 
     run(main)
-    assert [len(b) for b in model.batches] == [2, 2, 2, 2, 1]
+    # The last one is the health check: the last good request's input, run again.
+    assert [len(b) for b in model.batches] == [2, 2, 2, 2, 1, 2]
     assert [(r, n) for r, n, _, _ in recorder.batches] == [(2, 1)] * 4 + [(1, 1)]
 
 

@@ -128,3 +128,18 @@ def test_disparate_impact() -> None:
     assert disparate_impact({"a": 0.5, "b": 0.4}) == pytest.approx(0.8)
     assert disparate_impact({"a": 0.0, "b": 0.0}) == 1.0
     assert disparate_impact({"a": 0.5}) is None
+
+
+def test_records_are_bounded_in_bytes_whatever_the_ids() -> None:
+    """A soak with long ids must level off: the oldest records go once the bytes are spent."""
+    store = FeedbackStore(max_records=1_000_000, max_bytes=200_000)
+    for i in range(5_000):
+        store.record("m", "1", f"{i:0256d}", ["1"], [""], CLS)  # 256-byte ids, the limit
+        assert store.bytes <= 200_000
+    assert 0 < len(store) < 5_000 and store.evicted == 5_000 - len(store)
+    newest = f"{4_999:0256d}"
+    assert store.add_label("m", newest, label="1") is LabelOutcome.JOINED
+    assert store.add_label("m", f"{0:0256d}", label="1") is LabelOutcome.UNKNOWN
+    # Every record's bytes are given back when it leaves, whichever way it leaves.
+    store.record("m", "1", newest, ["0"], [""], CLS)  # a reused id replaces its record
+    assert store.bytes == sum(r.size for r in store._records.values())

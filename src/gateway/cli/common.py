@@ -281,5 +281,29 @@ def call(
             return getattr(stub(ch), method)(request, metadata=md, timeout=args.timeout)
         except grpc.RpcError as exc:
             if is_unreachable(exc):
+                if _lost_mid_call(exc) and not method.startswith(_READS):
+                    raise lost_during_change(args, method, exc) from None
                 raise unreachable(args, exc) from None
             raise
+
+
+_READS = ("Get", "List", "Verify", "WhoAmI", "Server", "Model", "Explain")
+"""Method names that only read: losing the connection during one changed nothing."""
+
+_LOST_MID_CALL = ("socket closed", "connection reset", "end of tcp stream", "stream removed")
+
+
+def _lost_mid_call(exc: grpc.RpcError) -> bool:
+    """The gateway was reached and the connection broke before it answered."""
+    detail = (exc.details() or "").lower()
+    return any(marker in detail for marker in _LOST_MID_CALL)
+
+
+def lost_during_change(args: argparse.Namespace, method: str, exc: grpc.RpcError) -> CliError:
+    """A change whose answer never came: it may have been applied (committed, then the
+    gateway went away), so say so rather than "cannot reach a gateway"."""
+    return CliError(
+        f"the connection to the gateway at {args.target} broke during {method} "
+        f"({exc.details()}); the change may have been applied before it went: check "
+        "`onnxgate traffic show MODEL` and `onnxgate audit MODEL` before retrying"
+    )

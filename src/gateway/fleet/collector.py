@@ -27,7 +27,7 @@ class FleetCollector(Collector):
             ("onnxgate_fleet_publish_failures", "Publishing cycles that failed.", node.failures),
             ("onnxgate_fleet_predictions_shared", "Predictions written to the shared table.",
              node.shared),
-            ("onnxgate_fleet_predictions_dropped", "Predictions not shared: outbox full.",
+            ("onnxgate_fleet_predictions_dropped", "Predictions not shared (full, unstorable).",
              node.outbox.dropped),
             ("onnxgate_fleet_predictions_adopted",
              "Predictions made by other processes, read back to join a label.", node.adopted),

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import logging
 import threading
 from collections import deque
@@ -33,8 +34,9 @@ from gateway.governor.predictions import Prediction
 from gateway.governor.sources import EvidenceSource
 from gateway.metrics import GatewayMetrics
 from registry import PredictionRow, Registry, utcnow
+from registry.errors import RegistryUnavailable
 
-__all__ = ["FleetNode", "Outbox"]
+__all__ = ["FleetNode", "Outbox", "writable"]
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +61,33 @@ class Outbox:
         self._items.append((model, request_id, version, preds, segs, utcnow()))
 
     def drain(self) -> list[PredictionRow]:
+        """The waiting predictions; one that the shared table could not store (text no
+        encoder accepts, a non-finite value PostgreSQL's JSON refuses, an over-long field)
+        is dropped and counted here, never allowed to fail the batch it would join."""
         out = []
         for _ in range(len(self._items)):
             model, rid, version, preds, segs, at = self._items.popleft()
-            out.append(PredictionRow(model, rid, version, preds, segs, at))
+            row = PredictionRow(model, rid, version, preds, segs, at)
+            if writable(row):
+                out.append(row)
+            else:
+                self.dropped += 1
         return out
+
+    def count_dropped(self, rows: int) -> None:
+        self.dropped += rows
+
+
+def writable(row: PredictionRow) -> bool:
+    """True when the shared prediction table can store ``row`` on either backend."""
+    try:
+        json.dumps([row.predictions, row.segments], allow_nan=False, ensure_ascii=False).encode()
+        for text, limit in ((row.model, 128), (row.request_id, 256), (row.version, 128)):
+            if len(text.encode("utf-8")) > limit:
+                return False
+    except (ValueError, TypeError):  # UnicodeEncodeError is a ValueError
+        return False
+    return True
 
 
 class FleetNode:
@@ -151,7 +175,7 @@ class FleetNode:
         changed = {k: p for k, p in payloads.items() if self._published.get(k) != p}
         self._store.publish(self.process, changed)
         self._published.update(changed)
-        self.shared += self._store.record_predictions(self.outbox.drain())
+        self._share(self.outbox.drain())
         if self.cycles % _EXPIRE_EVERY == 0:
             self._store.expire_predictions(self._ttl_s)
         rows: dict[tuple[str, str], list[tuple[Evidence, bool]]] = {}
@@ -164,6 +188,25 @@ class FleetNode:
         with self._lock:
             self._totals = totals
         self.cycles += 1
+
+    def _share(self, rows: list[PredictionRow]) -> None:
+        """Write the batch; if the database refuses it for its content, write row by row so
+        one bad row is dropped (and counted) and the rest are shared."""
+        try:
+            self.shared += self._store.record_predictions(rows)
+            return
+        except RegistryUnavailable:
+            raise  # the database is away: the cycle fails and is retried as a whole
+        except Exception as exc:  # noqa: BLE001 - a row's content; found below, one by one
+            log.warning("fleet: a batch of %d predictions was refused (%s); retrying one by one",
+                        len(rows), type(exc).__name__)  # fmt: skip
+        for row in rows:
+            try:
+                self.shared += self._store.record_predictions([row])
+            except RegistryUnavailable:
+                raise
+            except Exception:  # noqa: BLE001 - this row alone: dropped and counted
+                self.outbox.count_dropped(1)
 
     # -- the governor's evidence source and window store ---------------------------------------
 

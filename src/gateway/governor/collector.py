@@ -86,7 +86,17 @@ class GovernorCollector(Collector):
         )
         for (model, outcome), count in sorted(self._feedback.outcomes.items()):
             feedback.add_metric([model, outcome], float(count))
-        yield from (leader, mode, step, failures, value, threshold, passed, feedback)
+        kept = GaugeMetricFamily(
+            "onnxgate_feedback_records_bytes",
+            "Estimated bytes of the predictions (and inputs) kept for label joins and Explain",
+        )
+        kept.add_metric([], float(self._feedback.bytes))
+        bound = GaugeMetricFamily(
+            "onnxgate_feedback_records_max_bytes",
+            "The bound on those bytes (feedback_max_bytes); the oldest go first beyond it",
+        )
+        bound.add_metric([], float(self._feedback.max_bytes))
+        yield from (leader, mode, step, failures, value, threshold, passed, feedback, kept, bound)
 
 
 class GovernorMetrics:

@@ -7,8 +7,10 @@ to it by id and row and scored: correct or not (classification), absolute error
 (regression). Ids that are unknown (never seen, or already evicted) or expired (older than
 the TTL) are counted, never an error for the caller.
 
-The record is an insertion-ordered LRU bounded both by size and by age, so memory stays
-bounded whatever the traffic; the per-version counters it feeds are cumulative and survive
+The record is an insertion-ordered LRU bounded by count, by age and by bytes (an estimate
+of each record's memory: its id, predictions, segments and kept inputs; ``max_bytes``, the
+gateway's ``feedback_max_bytes``), so memory stays bounded whatever the traffic and whatever
+the size of what clients send; the per-version counters it feeds are cumulative and survive
 eviction. Per segment it counts predictions, positive predictions and, with labels,
 correct ones and true positives: enough for disparate impact (ratio of positive-
 prediction rates) and equal opportunity (ratio of true-positive rates).
@@ -86,6 +88,18 @@ class _Record:
     policy: FeedbackPolicy
     labelled: set[int] = field(default_factory=set)
     inputs: Tensors | None = None  # kept with keep_inputs, for explaining the request later
+    size: int = 0  # estimated bytes, counted in FeedbackStore.bytes
+
+
+_RECORD_BYTES = 600  # a record's fixed cost: the object, its key tuple, the dict slot
+_ITEM_BYTES = 120  # one kept prediction and its segment (Python objects and tuple slots)
+
+
+def _size(request_id: str, rec: _Record) -> int:
+    items = len(rec.predictions) + len(rec.segments)
+    text = len(request_id) + sum(len(s) for s in rec.segments)
+    inputs = 0 if rec.inputs is None else sum(a.nbytes + 112 for a in rec.inputs.values())
+    return _RECORD_BYTES + _ITEM_BYTES * items + text + inputs
 
 
 @dataclass(slots=True)
@@ -127,10 +141,13 @@ class FeedbackStore:
         ttl_s: float = 3600.0,
         clock: Callable[[], float] = time.monotonic,
         keep_inputs: bool = False,
+        max_bytes: int = 256 * 1024 * 1024,
     ) -> None:
-        if max_records < 1 or ttl_s <= 0:
-            raise ValueError("max_records must be >= 1 and ttl_s > 0")
+        if max_records < 1 or ttl_s <= 0 or max_bytes < 1:
+            raise ValueError("max_records and max_bytes must be >= 1 and ttl_s > 0")
         self._max = max_records
+        self.max_bytes = max_bytes
+        self.bytes = 0  # estimated bytes of every kept record (Prometheus reads it)
         self._ttl = ttl_s
         self._clock = clock
         self._keep_inputs = keep_inputs
@@ -183,9 +200,12 @@ class FeedbackStore:
             key = (model, request_id)
             rec = self._records.get(key)
             if rec is None or rec.version != version:
-                self._records.pop(key, None)
-                rec = self._records[key] = _Record(model, version, (), (), now, FeedbackPolicy())
+                self._drop(key)
+                rec = _Record(model, version, (), (), now, FeedbackPolicy())
+            else:
+                self._drop(key)
             rec.inputs = inputs
+            self._put(key, rec)
             self._evict(now)
 
     def inputs_of(self, model: str, request_id: str) -> tuple[str, Tensors] | None:
@@ -220,12 +240,10 @@ class FeedbackStore:
             if not request_id:
                 return
             key = (model, request_id)
-            self._records.pop(key, None)  # a reused id refers to its latest request
+            self._drop(key)  # a reused id refers to its latest request
             kept = list(predictions[:MAX_ROWS_KEPT])
             kept_segments = list(segments[:MAX_ROWS_KEPT])
-            self._records[key] = _Record(
-                model, version, tuple(kept), tuple(kept_segments), now, policy
-            )
+            self._put(key, _Record(model, version, tuple(kept), tuple(kept_segments), now, policy))
             self._evict(now)
         if self.outbox is not None:
             self.outbox(model, request_id, version, kept, kept_segments)
@@ -251,22 +269,32 @@ class FeedbackStore:
             if key in self._records:
                 return
             at = self._clock() - max(0.0, age_s)
-            self._records[key] = _Record(
-                model, version, tuple(predictions), tuple(segments), at, policy
-            )
+            self._put(key, _Record(model, version, tuple(predictions), tuple(segments), at, policy))
             self._records.move_to_end(key, last=False)  # eviction order follows age roughly
             self._evict(self._clock())
 
+    def _put(self, key: tuple[str, str], rec: _Record) -> None:
+        rec.size = _size(key[1], rec)
+        self._records[key] = rec
+        self.bytes += rec.size
+
+    def _drop(self, key: tuple[str, str]) -> None:
+        rec = self._records.pop(key, None)
+        if rec is not None:
+            self.bytes -= rec.size
+
     def _evict(self, now: float) -> None:
         records = self._records
-        while len(records) > self._max:
-            records.popitem(last=False)
+        while records and (len(records) > self._max or self.bytes > self.max_bytes):
+            _, rec = records.popitem(last=False)
+            self.bytes -= rec.size
             self.evicted += 1
         while records:
             oldest = next(iter(records.values()))
             if now - oldest.at <= self._ttl:
                 break
-            records.popitem(last=False)
+            _, rec = records.popitem(last=False)
+            self.bytes -= rec.size
             self.evicted += 1
 
     # -- labels -----------------------------------------------------------------------------
@@ -294,7 +322,7 @@ class FeedbackStore:
         if rec is None:
             return LabelOutcome.UNKNOWN
         if self._clock() - rec.at > self._ttl:
-            del self._records[(model, request_id)]
+            self._drop((model, request_id))
             self.evicted += 1
             return LabelOutcome.EXPIRED
         if not 0 <= row < len(rec.predictions) or (label in (None, "") and value is None):

@@ -33,8 +33,17 @@ Why each choice
 * Deadlines (absolute, in the injected clock's time base) and cancellations are checked
   when a batch is formed: a request nobody will read is never run. A request whose
   deadline has already passed at submit is refused without queueing.
-* A failed run fails exactly its own batch with :class:`InferenceFailed`; the original
-  exception is logged with its traceback and never shown to the client.
+* **No request can fail its neighbours.** A failed run of several requests is re-run one
+  request at a time, so only the requests whose own values fail get an error. Whose fault a
+  failure is comes from whether the model still runs: if another request of the batch ran,
+  or the version's last good input (else its synthetic sample) still runs, the model is
+  healthy and the failing request gets :class:`RefusedByModel` (``INVALID_ARGUMENT``: the
+  caller's error, which the governor's error-rate gate does not count), logged as one
+  warning a minute without a traceback. Only when the model fails on good inputs too is it
+  the version's failure: :class:`InferenceFailed` (``INTERNAL``), with the original
+  exception logged with its traceback and never shown to the client. A health check that
+  passed holds for a second, so a flood of bad requests costs at most one probe run a
+  second on top of their own runs.
 * ``max_queue`` bounds the requests waiting; beyond it ``submit`` raises
   :class:`ResourceExhausted` at once instead of queueing without limit. With batching
   disabled (fixed first dimension, or a rank-0 input), it bounds the runs in flight
@@ -55,7 +64,13 @@ from collections import deque
 from collections.abc import Callable
 
 from gateway.domain import Tensors
-from gateway.errors import DeadlineExceeded, InferenceFailed, ResourceExhausted, Unavailable
+from gateway.errors import (
+    DeadlineExceeded,
+    InferenceFailed,
+    RefusedByModel,
+    ResourceExhausted,
+    Unavailable,
+)
 from gateway.serving.execution import (
     BatchObserver,
     BatchPolicy,
@@ -77,6 +92,12 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+HEALTH_HOLDS_S = 1.0
+"""How long a passed health check (the model ran a good input) stands for failed runs."""
+
+REFUSED_LOG_EVERY_S = 60.0
+"""At most one warning per batcher this often about requests the model refused."""
+
 
 def _expire(arrival: asyncio.Future[bool]) -> None:
     if not arrival.done():
@@ -97,6 +118,7 @@ class Batcher:
         observer: BatchObserver | None = None,
         max_inflight_batches: int = 2,
         cost: Callable[[int], float] | None = None,
+        probe: Callable[[], Tensors] | None = None,
     ) -> None:
         if max_inflight_batches < 1:
             raise ValueError("max_inflight_batches must be at least 1")
@@ -109,6 +131,13 @@ class Batcher:
         self._runner = Runner(
             run, name=name, executor=executor, inline_below_us=policy.inline_below_us, cost=cost
         )
+        self._probe = probe
+        # The inputs of the last request that ran: the first witness that the model is
+        # healthy when a run fails (a reference to one request's arrays, replaced per batch).
+        self._known_good: Tensors | None = None
+        self._healthy_until = float("-inf")  # a passed health check holds until then
+        self._refused_logged = float("-inf")
+        self._refused_quiet = 0  # refusals not logged since the last warning
         self._closing = False
         self._waiting = 0  # live requests in the queue (cancelled ones leave at once)
         self._pending: deque[Waiter] = deque()
@@ -284,21 +313,98 @@ class Batcher:
             rows = sum(request.rows for request in batch)
             parts = [request.inputs for request in batch]
             outputs: Tensors | None = None
+            error: Exception | None = None
             try:
                 outputs = await self._runner.run(parts, rows)
-            except Exception:
-                logger.exception("model %s failed to run a batch of %d rows", self._name, rows)
+            except Exception as exc:
+                error = exc
             wait_s = formed - batch[0].enqueued
             self._observer.on_batch(rows, len(batch), wait_s, self._clock() - formed)
             if outputs is None:
-                fail(batch, rows, self._name)
+                assert error is not None
+                await self._isolate(batch, rows, error)
             else:
+                self._known_good = parts[0]
                 deliver(batch, rows, outputs, self._name)
         except asyncio.CancelledError:
             abandon(batch, f"model {self._name} is shutting down")
             raise
         finally:
             self._slots.release()
+
+    # -- whose failure is it ----------------------------------------------------------------
+
+    async def _isolate(self, batch: list[Waiter], rows: int, error: Exception) -> None:
+        """Settle a batch whose run failed: each request alone, blame where it lies."""
+        guilty: list[Waiter] = []
+        ran = False
+        if len(batch) == 1:
+            guilty = batch
+        else:
+            for request in batch:
+                if request.future.done():
+                    continue
+                try:
+                    alone = await self._runner.run([request.inputs], request.rows)
+                except Exception:
+                    guilty.append(request)
+                    continue
+                ran = True
+                self._known_good = request.inputs
+                if not request.future.done():
+                    request.future.set_result(alone)
+        if not guilty:
+            return  # only the combination failed; every request has its own answer
+        if ran or await self._model_runs():
+            self._refused(error, len(guilty))
+            for request in guilty:
+                if not request.future.done():
+                    request.future.set_exception(self._refusal(error))
+            return
+        logger.error("model %s failed to run a batch of %d rows", self._name, rows, exc_info=error)
+        fail(guilty, rows, self._name)
+
+    async def _model_runs(self) -> bool:
+        """True when the version runs a good input now (or did within the last second)."""
+        now = self._clock()
+        if now < self._healthy_until:
+            return True
+        inputs = self._known_good
+        if inputs is None and self._probe is not None:
+            try:
+                inputs = self._probe()
+            except Exception:
+                inputs = None
+        if inputs is None:
+            return False
+        try:
+            await self._runner.run([inputs], rows_of(inputs))
+        except Exception:
+            return False
+        self._healthy_until = now + HEALTH_HOLDS_S
+        return True
+
+    def _refusal(self, error: Exception) -> RefusedByModel:
+        return RefusedByModel(
+            f"inputs: model {self._name} cannot run this request's values "
+            f"({type(error).__name__}); it runs other requests"
+        )
+
+    def _refused(self, error: Exception, count: int) -> None:
+        """One warning a minute, with no traceback: the clients' data, not our fault."""
+        now = self._clock()
+        self._refused_quiet += count
+        if now - self._refused_logged < REFUSED_LOG_EVERY_S:
+            return
+        logger.warning(
+            "model %s: %d request(s) carried values the model cannot run (%s); answered "
+            "INVALID_ARGUMENT as the callers' errors",
+            self._name,
+            self._refused_quiet,
+            type(error).__name__,
+        )
+        self._refused_logged = now
+        self._refused_quiet = 0
 
     def _fail_queued(self, message: str) -> None:
         while self._pending:
@@ -332,22 +438,30 @@ class Batcher:
             if self._runner.inline(rows):
                 # Tiny run: computed on the loop without suspending, so there is no slot to
                 # hold and nothing for a cancellation to leave behind.
-                return await self._runner.run([inputs], rows)
-            # NOTE: a task, shielded, so the slot is held until the thread finishes even when
-            # the client goes away (cancelling an executor call does not stop the thread).
-            future = loop.create_task(self._runner.run([inputs], rows))
-            self._direct.add(future)
-            future.add_done_callback(self._direct_done)
-            self._observer.on_queue_depth(len(self._direct))
-            return await asyncio.shield(future)
-        except Exception:
-            logger.exception("model %s failed to run a batch of %d rows", self._name, rows)
+                outputs = await self._runner.run([inputs], rows)
+            else:
+                # NOTE: a task, shielded, so the slot is held until the thread finishes even
+                # when the client goes away (cancelling an executor call does not stop it).
+                future = loop.create_task(self._runner.run([inputs], rows))
+                self._direct.add(future)
+                future.add_done_callback(self._direct_done)
+                self._observer.on_queue_depth(len(self._direct))
+                outputs = await asyncio.shield(future)
+        except Exception as exc:
+            if await self._model_runs():
+                self._refused(exc, 1)
+                raise self._refusal(exc) from None
+            logger.error(
+                "model %s failed to run a batch of %d rows", self._name, rows, exc_info=exc
+            )
             raise InferenceFailed(
                 f"model {self._name} failed to run a batch of {rows} rows"
             ) from None
         finally:
             if future is None or future.done():  # not when only the client was cancelled
                 self._observer.on_batch(rows, 1, 0.0, self._clock() - start)
+        self._known_good = inputs
+        return outputs
 
     def _direct_done(self, future: asyncio.Future[Tensors]) -> None:
         self._direct.discard(future)

@@ -258,6 +258,7 @@ class Catalog:
             executor=self._inference_executor,
             observer=counters,
             cost=loaded.estimated_run_s,
+            probe=loaded.sample_inputs,
         )
         log.info("loaded %s version %s (sha256 %s…)", model, version, record.sha256[:12])
         return Served(loaded, batcher, counters)

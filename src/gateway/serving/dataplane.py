@@ -9,6 +9,8 @@ One call, in order:
 
 1. admission: at most ``max_inflight`` calls at once, else ``RESOURCE_EXHAUSTED`` with a
    retry hint; ``UNAVAILABLE`` once :meth:`DataPlane.drain` began (SIGTERM);
+   ``DEADLINE_EXCEEDED`` when the caller's deadline has already passed (a refusal: no
+   version ran it, so none is blamed);
 2. route (pin > routing key > weighted pick) to one loaded version, and admit it against
    ``max_inflight_per_model`` (when set) — counted per model, so one hot or slow model
    cannot take every slot of the process;
@@ -34,7 +36,8 @@ import time
 from collections.abc import Callable
 
 from gateway.domain import InferRequest, InferResult
-from gateway.errors import GatewayError, ResourceExhausted, Unavailable
+from gateway.errors import DeadlineExceeded, GatewayError, ResourceExhausted, Unavailable
+from gateway.limits import MAX_KEY_BYTES, check_text
 from gateway.metrics import GatewayMetrics
 from gateway.serving.cache import ResponseCache
 from gateway.serving.catalog import Catalog, Served
@@ -119,6 +122,12 @@ class DataPlane:
         start = self._clock() if received is None else received
         if self._inflight >= self._max_inflight or self._draining:
             self._refuse_overload(None)
+        if deadline is not None and deadline <= time.monotonic():
+            # Nobody will read the answer: never routed, never run, and no version's failure.
+            self.refused("DEADLINE_EXCEEDED")
+            raise DeadlineExceeded("the client's deadline passed before the request could run")
+        if routing_key is not None:
+            check_text("routing key", routing_key, MAX_KEY_BYTES)
         self._inflight += 1
         served: Served | None = None
         route: Route | None = None

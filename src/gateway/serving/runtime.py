@@ -88,6 +88,10 @@ class LoadedVersion:
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1
+        # A run that fails on a request's values is answered and logged by the batcher (once
+        # a minute, or with a traceback when the model itself is broken); onnxruntime's own
+        # stderr line per failed run would let one client flood the log.
+        options.log_severity_level = 4
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Spinning intra-op threads burn the cores the event loop needs between runs.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")

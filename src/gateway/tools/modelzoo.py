@@ -161,6 +161,33 @@ def failing_at_run(in_features: int = 4) -> bytes:
     return _finish(graph, "fails at run")
 
 
+def lookup(rows: int = 10, width: int = 2) -> bytes:
+    """``y = table[int(x[:, 0])]`` over a ``rows`` x ``width`` table of ``row * 10 + col``.
+
+    Runs for any index in ``[-rows, rows)`` (warm-up's zeros included) and fails its whole
+    run (onnxruntime: indices out of bounds) for any other: the stand-in for inputs a model
+    cannot run, which must fail only the request that carried them, not its batch.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    table = (np.arange(rows)[:, None] * 10 + np.arange(width)[None, :]).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Gather", ["x", "zero"], ["first"], axis=1),
+            helper.make_node("Cast", ["first"], ["index"], to=TensorProto.INT64),
+            helper.make_node("Gather", ["table", "index"], ["y"], axis=0),
+        ],
+        "lookup",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", width])],
+        initializer=[
+            numpy_helper.from_array(table, "table"),
+            numpy_helper.from_array(np.array(0, dtype=np.int64), "zero"),
+        ],
+    )
+    return _finish(graph, "table lookup")
+
+
 def slow(iterations: int = 2000, size: int = 384, in_features: int = 4) -> bytes:
     """A model whose every run takes long: an ONNX ``Loop`` of ``iterations`` ``size`` x
     ``size`` matrix products (real compute, no sleep op exists), seeded from the input so

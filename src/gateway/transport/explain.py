@@ -9,6 +9,7 @@ inference pool.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -20,6 +21,7 @@ from gateway._proto import explain_pb2_grpc as pb_grpc
 from gateway.errors import InvalidArgument
 from gateway.explain.service import Explainer
 from gateway.governor.evidence import Importance
+from gateway.limits import MAX_ID_BYTES, MAX_NAME_BYTES, check_text
 from gateway.transport.auth import requires_token
 from gateway.transport.handlers import add_service
 from gateway.transport.status import grpc_errors
@@ -74,6 +76,12 @@ class ExplainServicer(pb_grpc.ExplainServicer):
             timeout = min(timeout, remaining)
         if request.has_output_index and request.output_index < 0:
             raise InvalidArgument(f"output_index: must be >= 0, got {request.output_index}")
+        check_text("model", request.model, MAX_NAME_BYTES)
+        check_text("version", request.version, MAX_NAME_BYTES)
+        check_text("id", request.id, MAX_ID_BYTES)
+        check_text("output", request.output, MAX_NAME_BYTES)
+        if not math.isfinite(request.timeout_s):
+            raise InvalidArgument(f"timeout_s: must be a finite number, got {request.timeout_s}")
         result = await self._explainer.explain(
             request.model,
             request.version,

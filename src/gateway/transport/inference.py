@@ -20,6 +20,7 @@ from gateway._proto import grpc_service_pb2_grpc as pb_grpc
 from gateway.serving.dataplane import DataPlane
 from gateway.serving.reads import SERVER_NAME, ModelConfig, Reads
 from gateway.transport import converters, oip
+from gateway.transport.decoding import Decoder
 from registry.signature import TensorSpec
 
 __all__ = ["InferenceServicer"]
@@ -53,9 +54,10 @@ def _config(c: ModelConfig) -> pb.ModelConfig:
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, reads: Reads, plane: DataPlane) -> None:
+    def __init__(self, reads: Reads, plane: DataPlane, decoder: Decoder | None = None) -> None:
         self._reads = reads
         self._plane = plane
+        self._decoder = decoder or Decoder(thread_bytes=0, process_bytes=0)
 
     async def ServerLive(
         self, request: pb.ServerLiveRequest, context: Context
@@ -117,11 +119,20 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self, request: pb.ModelInferRequest, context: Context
     ) -> pb.ModelInferResponse:
         received = time.perf_counter()
-        req = oip.decoded(self._plane, converters.decode_infer_request, request)
+        where = self._decoder.where(other_bytes=converters.python_work(request))
+        if where == "inline":
+            req = oip.decoded(self._plane, converters.decode_infer_request, request)
+        else:
+            req = await oip.decoded_off_loop(
+                self._plane, self._decoder, where, converters.decode_infer_request, request
+            )
         key = oip.routing_key(req, lambda name: _metadata_value(context, name))
         deadline = oip.deadline(context.time_remaining())
         result = await self._plane.infer(req, key, deadline, received=received)
-        return converters.encode_infer_response(
+        where = self._decoder.where(other_bytes=converters.output_work(result.outputs))
+        return await self._decoder.run(
+            where,
+            converters.encode_infer_response,
             model=result.model,
             version=result.version,
             request_id=result.request_id,

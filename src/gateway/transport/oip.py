@@ -22,12 +22,14 @@ from typing import ParamSpec, TypeVar
 from gateway.domain import InferRequest
 from gateway.errors import GatewayError
 from gateway.serving.dataplane import DataPlane
+from gateway.transport.decoding import Decoder
 
 __all__ = [
     "ROUTING_KEY_HEADER",
     "ROUTING_KEY_PARAM",
     "deadline",
     "decoded",
+    "decoded_off_loop",
     "refused",
     "routing_key",
 ]
@@ -58,6 +60,22 @@ def deadline(remaining_s: float | None) -> float | None:
 def refused(plane: DataPlane, exc: GatewayError) -> None:
     """Count a request refused before it reached the plane (undecodable, too large)."""
     plane.refused(exc.code)
+
+
+async def decoded_off_loop(
+    plane: DataPlane,
+    decoder: Decoder,
+    where: str,
+    decode: Callable[P, T],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> T:
+    """:func:`decoded`, run where ``decoder`` said (a thread or the decode process)."""
+    try:
+        return await decoder.run(where, decode, *args, **kwargs)
+    except GatewayError as exc:
+        refused(plane, exc)
+        raise
 
 
 def decoded(plane: DataPlane, decode: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

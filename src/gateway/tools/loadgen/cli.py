@@ -45,6 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--keys", type=int, default=0, help="routing keys in the pool (0: none)")
     p.add_argument("--ids", action="store_true", help="request ids (predictions kept)")
+    p.add_argument("--unique-ids", action="store_true", help="a new id on every request")
     p.add_argument(
         "--contents",
         choices=("raw", "typed"),
@@ -75,6 +76,7 @@ def spec_from_args(args: argparse.Namespace) -> LoadSpec:
         inputs=inputs,
         keys=args.keys,
         ids=args.ids,
+        unique_ids=args.unique_ids,
         contents=args.contents,
         procs=args.procs,
         connections=args.connections,

@@ -7,9 +7,11 @@ each spawned process, started together at the parent's time.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, overload
 
 import grpc
 import numpy as np
@@ -72,7 +74,7 @@ async def _one(
 async def _closed(
     spec: LoadSpec,
     calls: list[Any],
-    pool: list[bytes],
+    pool: Sequence[bytes],
     rec: Record,
     start: float,
     rng: random.Random,
@@ -90,7 +92,7 @@ async def _closed(
 async def _open(
     spec: LoadSpec,
     calls: list[Any],
-    pool: list[bytes],
+    pool: Sequence[bytes],
     rec: Record,
     start: float,
     rng: random.Random,
@@ -152,6 +154,30 @@ async def _progress(
             return
 
 
+class _UniqueIds(Sequence[bytes]):
+    """The pool, each pick given an id never sent before (``--unique-ids``): a soak of what
+    a gateway keeps per request id. Appended as a second ``id`` field (number 3): protobuf
+    takes the last occurrence, so prebuilt requests need no re-encoding."""
+
+    def __init__(self, pool: list[bytes], prefix: str) -> None:
+        self._pool = pool
+        self._prefix = prefix
+        self._count = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._pool)
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[bytes]: ...
+    def __getitem__(self, index: int | slice) -> bytes | Sequence[bytes]:
+        if isinstance(index, slice):
+            return self._pool[index]
+        rid = f"{self._prefix}{next(self._count)}".encode()
+        return self._pool[index] + b"\x1a" + bytes([len(rid)]) + rid
+
+
 async def run_client(
     spec: LoadSpec,
     pool: list[bytes],
@@ -185,7 +211,10 @@ async def run_client(
         # This process's part of the concurrency (the first ones take the remainder).
         share = max(1, spec.concurrency // spec.procs + (index < spec.concurrency % spec.procs))
         body = _closed if spec.mode == "closed" else _open
-        await body(spec, calls, pool, rec, start, rng, share)
+        picks: Sequence[bytes] = (
+            _UniqueIds(pool, f"u{spec.seed}-{index}-") if spec.unique_ids else pool
+        )
+        await body(spec, calls, picks, rec, start, rng, share)
         rec.cpu_s, rec.wall_s = time.process_time() - cpu0, time.monotonic() - start
         progress.cancel()
         return rec

@@ -30,6 +30,7 @@ class LoadSpec:
     inputs: tuple[tuple[str, str], ...] = ()  # (input name or "", path.npy)
     keys: int = 0
     ids: bool = False  # give each prebuilt request an id (a gateway then keeps predictions)
+    unique_ids: bool = False  # a fresh id on every request sent (soaks of per-id records)
     contents: str = "raw"  # "typed" puts values in contents.* (for servers without raw)
     procs: int = 1
     connections: int = 0  # per process; 0: min(concurrency, 8)

@@ -17,6 +17,8 @@ Every malformation is :class:`~gateway.errors.InvalidArgument` naming the field.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -28,6 +30,13 @@ import numpy.typing as npt
 
 from gateway.domain import InferRequest, InferResult, ParamValue, Tensors
 from gateway.errors import InvalidArgument
+from gateway.limits import (
+    MAX_ID_BYTES,
+    MAX_NAME_BYTES,
+    check_parameters,
+    check_text,
+    unencodable,
+)
 from gateway.messages import quoted
 from gateway.transport.converters import (
     check_shape,
@@ -38,7 +47,7 @@ from gateway.transport.converters import (
 )
 from registry.datatypes import DATATYPE_TO_NUMPY
 
-__all__ = ["HEADER_LENGTH", "DecodedInfer", "decode_infer", "encode_infer"]
+__all__ = ["HEADER_LENGTH", "DecodedInfer", "decode_infer", "encode_infer", "output_work"]
 
 HEADER_LENGTH = "inference-header-content-length"
 """The binary extension's header (HTTP header names are case-insensitive)."""
@@ -53,6 +62,13 @@ _ALLOWED_KINDS = {"BOOL": "b", "BYTES": "U"}
 _ALLOWED_KINDS.update({dt: "iu" for dt in DATATYPE_TO_NUMPY if dt[0] in "IU"})
 _ALLOWED_KINDS.update({dt: "iuf" for dt in ("FP16", "FP32", "FP64")})
 _KIND_WORDS = {"b": "booleans", "i": "integers", "u": "integers", "f": "numbers", "U": "strings"}
+# The Python types of JSON scalars each family accepts (bool is an int subclass: listed apart).
+_PYTHON_KINDS: dict[str, frozenset[type]] = {
+    "b": frozenset({bool}),
+    "U": frozenset({str}),
+    "iu": frozenset({int}),
+    "iuf": frozenset({int, float}),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +91,7 @@ def _params(where: str, raw: Any) -> dict[str, ParamValue]:
         return {}
     if not isinstance(raw, dict):
         raise InvalidArgument(f"{where}: must be a JSON object")
+    check_parameters(where, raw)
     return {str(k): _param(f"{where}.{quoted(str(k))}", v) for k, v in raw.items()}
 
 
@@ -102,6 +119,8 @@ def _split_body(body: bytes, header_length: str | None) -> tuple[Any, memoryview
         raise InvalidArgument(
             f"request body is not valid JSON ({exc.__class__.__name__})"
         ) from None
+    except RecursionError:
+        raise InvalidArgument("request body nests JSON arrays or objects too deeply") from None
     if not isinstance(doc, dict):
         raise InvalidArgument("request body must be a JSON object")
     return doc, tail
@@ -115,6 +134,26 @@ def _shape(name: str, raw: Any) -> tuple[int, ...]:
     return check_shape(name, raw)
 
 
+def _leaves(name: str, data: list[Any]) -> list[Any]:
+    """The scalars of ``data``, nested or flat, in row-major order (C-level passes only).
+
+    NOTE: ``np.asarray`` is not asked to discover the kinds: one string among a million
+    numbers would make it build a fixed-width Unicode array as wide as the longest string
+    for every element (a few MB of JSON asking for gigabytes).
+    """
+    level = data
+    while level:
+        kinds = set(map(type, level))
+        if list not in kinds:
+            return level
+        if kinds != {list} or len(set(map(len, level))) != 1:
+            raise InvalidArgument(
+                f"input {quoted(name)}: data is ragged or holds values of mixed kinds"
+            )
+        level = list(itertools.chain.from_iterable(level))
+    return level
+
+
 def _from_json(
     name: str, datatype: str, shape: tuple[int, ...], data: Any
 ) -> npt.NDArray[np.generic]:
@@ -123,23 +162,27 @@ def _from_json(
         raise InvalidArgument(f"input {quoted(name)}: data must be a JSON array")
     count = math.prod(shape)
     dtype = DATATYPE_TO_NUMPY[datatype]
-    try:
-        arr = np.asarray(data)
-    except (ValueError, OverflowError):
+    leaves = _leaves(name, data)
+    if len(leaves) != count:
         raise InvalidArgument(
-            f"input {quoted(name)}: data is ragged or holds values of mixed kinds"
-        ) from None
-    if arr.size != count:
-        raise InvalidArgument(
-            f"input {quoted(name)}: data has {arr.size} values, shape {list(shape)} needs {count}"
+            f"input {quoted(name)}: data has {len(leaves)} values, shape {list(shape)} "
+            f"needs {count}"
         )
     if count == 0:
         return np.empty(shape, dtype=dtype)
+    kinds = set(map(type, leaves))
     allowed = _ALLOWED_KINDS[datatype]
+    if not kinds <= _PYTHON_KINDS[allowed]:
+        raise InvalidArgument(
+            f"input {quoted(name)}: {datatype} data must hold {_KIND_WORDS[allowed[-1]]}"
+        )
+    if datatype == "BYTES":
+        return _strings(name, leaves).reshape(shape)
+    arr = np.asarray(leaves)
     if dtype.kind in "iu" and arr.dtype.kind in "fO":
         # NOTE: numpy reads integers beyond int64 next to smaller ones as float64 (or
         # object), losing UINT64 precision; this rare case is re-read as Python ints.
-        arr = _big_integers(name, datatype, arr, data)
+        arr = _big_integers(name, datatype, arr, leaves)
     if arr.dtype.kind not in allowed:
         raise InvalidArgument(
             f"input {quoted(name)}: {datatype} data must hold {_KIND_WORDS[allowed[-1]]}"
@@ -151,14 +194,30 @@ def _from_json(
     return arr.astype(dtype).reshape(shape)
 
 
+def _strings(name: str, leaves: list[str]) -> npt.NDArray[np.object_]:
+    """A BYTES tensor's strings, refused when one holds a lone UTF-16 surrogate (JSON can
+    spell ``"\\ud800"``; no UTF-8 encoder, onnxruntime's included, accepts it)."""
+    joined = "".join(leaves)
+    bad = unencodable(joined)
+    if bad is not None:
+        ends = list(itertools.accumulate(map(len, leaves)))
+        index = bisect.bisect_right(ends, bad)
+        raise InvalidArgument(
+            f"input {quoted(name)}: BYTES element {index} holds a lone UTF-16 surrogate, "
+            "not valid Unicode text"
+        )
+    out = np.empty(len(leaves), dtype=np.object_)
+    out[:] = leaves
+    return out
+
+
 def _big_integers(
-    name: str, datatype: str, arr: npt.NDArray[Any], data: list[Any]
+    name: str, datatype: str, arr: npt.NDArray[Any], leaves: list[Any]
 ) -> npt.NDArray[Any]:
-    flat = np.array(data, dtype=np.object_).reshape(-1)
-    if not all(type(v) is int for v in flat):
+    if not all(type(v) is int for v in leaves):
         return arr  # floats or other values: refused by the caller, as for any kind
     try:
-        return np.array(flat.tolist(), dtype=DATATYPE_TO_NUMPY[datatype])
+        return np.array(leaves, dtype=DATATYPE_TO_NUMPY[datatype])
     except OverflowError:
         raise InvalidArgument(f"input {quoted(name)}: a value does not fit {datatype}") from None
 
@@ -170,8 +229,11 @@ def _input(i: int, raw: Any, tail: memoryview, offset: int) -> tuple[str, Any, i
     name = raw.get("name")
     if not isinstance(name, str) or not name:
         raise InvalidArgument(f"inputs[{i}].name must be a non-empty string")
+    check_text(f"inputs[{i}].name", name, MAX_NAME_BYTES)
     datatype = raw.get("datatype")
     if not isinstance(datatype, str) or datatype not in DATATYPE_TO_NUMPY:
+        if isinstance(datatype, str):
+            check_text(f"input {quoted(name)}: datatype", datatype, MAX_NAME_BYTES)
         raise InvalidArgument(datatype_problem(name, str(datatype)))
     shape = _shape(name, raw.get("shape"))
     params = _params(f"input {quoted(name)}: parameters", raw.get("parameters"))
@@ -198,6 +260,8 @@ def _input(i: int, raw: Any, tail: memoryview, offset: int) -> tuple[str, Any, i
 
 def decode_infer(model: str, version: str, body: bytes, header_length: str | None) -> DecodedInfer:
     """Decode a ``POST /v2/models/{model}[/versions/{version}]/infer`` body."""
+    check_text("model name (path)", model, MAX_NAME_BYTES)
+    check_text("model version (path)", version, MAX_NAME_BYTES)
     doc, tail = _split_body(body, header_length)
     inputs = doc.get("inputs")
     if not isinstance(inputs, list) or not inputs:
@@ -220,6 +284,7 @@ def decode_infer(model: str, version: str, body: bytes, header_length: str | Non
     request_id = doc.get("id", "")
     if not isinstance(request_id, str):
         raise InvalidArgument("id must be a string")
+    check_text("id", request_id, MAX_ID_BYTES)
     request = InferRequest(
         model=model,
         version=version,
@@ -242,6 +307,7 @@ def _outputs(raw: Any) -> tuple[tuple[str, ...], frozenset[str]]:
         name = out.get("name") if isinstance(out, dict) else None
         if not isinstance(name, str) or not name:
             raise InvalidArgument(f"outputs[{i}].name must be a non-empty string")
+        check_text(f"outputs[{i}].name", name, MAX_NAME_BYTES)
         params = _params(f"output {quoted(name)}: parameters", out.get("parameters"))
         if params.get("binary_data") is True:
             binary.add(name)
@@ -249,12 +315,29 @@ def _outputs(raw: Any) -> tuple[tuple[str, ...], frozenset[str]]:
     return tuple(names), frozenset(binary)
 
 
+NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+"""How non-finite floats go out in JSON ``data``: strict JSON has no NaN or Infinity, so they
+are the strings proto3's JSON mapping uses (the binary extension carries them as IEEE bits)."""
+
+
 def _json_data(arr: npt.NDArray[np.generic]) -> list[Any]:
     flat = arr.reshape(-1)
     values: list[Any] = flat.tolist()
     if flat.dtype.kind in "OS":
         return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values]
+    if flat.dtype.kind == "f" and not np.isfinite(flat).all():
+        return [v if math.isfinite(v) else NON_FINITE[str(v)] for v in values]
     return values
+
+
+def output_work(result: InferResult, decoded: DecodedInfer) -> int:
+    """Bytes of Python-level encoding work for this answer (gateway.transport.decoding):
+    8 per element of every output that goes out as JSON ``data``, or as BYTES."""
+    work = 0
+    for name, arr in result.outputs.items():
+        if not (decoded.all_binary or name in decoded.binary_outputs) or arr.dtype.kind in "OSU":
+            work += 8 * arr.size
+    return work
 
 
 def encode_infer(
@@ -282,7 +365,7 @@ def encode_infer(
         doc["id"] = result.request_id
     if parameters:
         doc["parameters"] = dict(parameters)
-    header = json.dumps(doc, separators=(",", ":")).encode()
+    header = json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()
     if not blobs:
         return header, None
     return b"".join((header, *blobs)), len(header)

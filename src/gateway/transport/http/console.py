@@ -7,10 +7,15 @@ Who may look is decided by the same :class:`gateway.access.AccessPolicy` the gRP
 asks: the console sees exactly what ``onnxgate`` shows that principal, is refused exactly
 what it would be refused, and keeps no logic of its own.
 
-Log-in: ``POST /ui/login`` with the token (a form) sets it as an ``HttpOnly``,
-``SameSite=Strict`` cookie scoped to ``/ui`` (``Secure`` over TLS); an
-``Authorization: Bearer`` header works too (scripts, tests). Any role may look: the console
-offers no changes, so it needs only the ``read`` permission.
+Sign-in: ``POST /ui/login`` with the token (a form) starts a server-side session
+(:mod:`registry.console_sessions`: a random id, expiring after ``console_session_s``,
+revoked at sign-out or when the principal's token leaves the configuration) and sets only
+its id as an ``HttpOnly``, ``SameSite=Strict`` cookie scoped to ``/ui`` (``Secure`` over
+TLS): the cookie is no credential anywhere else. Failed sign-ins are throttled per client,
+and a sign-in posted from another site is refused (:mod:`.guard`); every console response
+carries the security headers. An ``Authorization: Bearer`` header works too (scripts,
+tests). Any role may look: the console offers no changes, so it needs only the ``read``
+permission.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import asyncio
 import logging
 import urllib.parse
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -31,6 +37,13 @@ from gateway.console.layout import esc, page
 from gateway.errors import GatewayError
 from gateway.messages import short
 from gateway.operations import Operations
+from gateway.registry_facade import AsyncSessions
+from gateway.transport.http.guard import (
+    SECURITY_HEADERS,
+    LoginThrottle,
+    cross_site,
+    retry_after_header,
+)
 from gateway.transport.http.status import HTTP_STATUS
 from gateway.transport.status import status_for
 from registry import errors as reg
@@ -67,12 +80,23 @@ Page = Callable[[Request, str], Awaitable[str]]
 class ConsoleRoutes:
     """The ``/ui`` routes over the operations core."""
 
-    def __init__(self, *, operations: Operations, access: AccessPolicy) -> None:
+    def __init__(
+        self,
+        *,
+        operations: Operations,
+        access: AccessPolicy,
+        sessions: AsyncSessions,
+        session_s: float = 8 * 3600.0,
+        throttle: LoginThrottle | None = None,
+    ) -> None:
         self._ops = operations
         self._access = access
+        self._sessions = sessions
+        self._session_s = session_s
+        self._throttle = throttle or LoginThrottle()
 
     def routes(self) -> list[BaseRoute]:
-        return [
+        routes = [
             Route("/ui", self.home, methods=["GET"]),
             Route("/ui/login", self.login_form, methods=["GET"]),
             Route("/ui/login", self.login, methods=["POST"]),
@@ -84,16 +108,24 @@ class ConsoleRoutes:
             Route("/ui/models/{model}/shadows", self._page(self._shadows), methods=["GET"]),
             Route("/ui/audit", self._page(self._audit), methods=["GET"]),
         ]
+        return [Route(r.path, _secured(r.endpoint), methods=list(r.methods or ())) for r in routes]
 
     # -- authentication ---------------------------------------------------------------
 
-    async def _whoami(self, token: str) -> str:
-        """``principal (role)`` for ``token``, if it may read (the console's only need)."""
+    def _principal(self, token: str) -> str:
+        """The principal ``token`` names (Refused: none configured, or not this one)."""
         if not self._access.configured:
             raise Refused("UNAUTHENTICATED", NO_TOKENS)
         who = self._access.principal_for(token) if token else None
         if who is None:
             raise Refused("UNAUTHENTICATED", "invalid token")
+        return who
+
+    async def _whoami(self, token: str) -> str:
+        """``principal (role)`` for ``token``, if it may read (the console's only need)."""
+        return self._may_read(self._principal(token))
+
+    def _may_read(self, who: str) -> str:
         verdict = self._access.decide(who, Permission.READ, "the console")
         if verdict.refusal is not None:
             raise Refused("PERMISSION_DENIED", verdict.refusal)
@@ -106,6 +138,16 @@ class ConsoleRoutes:
         return HTMLResponse(console.login_page())
 
     async def login(self, request: Request) -> Response:
+        if cross_site(request.headers, request.url.scheme, request.url.netloc):
+            return HTMLResponse(console.login_page("sign in from the console's own page"), 403)
+        client = request.client.host if request.client else ""
+        wait = self._throttle.retry_after(client)
+        if wait is not None:
+            return HTMLResponse(
+                console.login_page(f"too many failed sign-ins; try again in {wait:.0f} s"),
+                429,
+                headers={"Retry-After": retry_after_header(wait)},
+            )
         body = b""
         async for chunk in request.stream():
             body += chunk
@@ -113,13 +155,18 @@ class ConsoleRoutes:
                 return HTMLResponse(console.login_page("the form is too large"), 400)
         token = urllib.parse.parse_qs(body.decode("utf-8", "replace")).get("token", [""])[0]
         try:
-            await self._whoami(token.strip())
+            principal = self._principal(token.strip())
+            self._may_read(principal)
         except Refused as exc:
+            self._throttle.failed(client)
             return HTMLResponse(console.login_page(exc.details), 401)
+        self._throttle.succeeded(client)
+        session_id = await self._sessions.create(principal, self._session_s)
         response = RedirectResponse("/ui/models", status_code=303)
         response.set_cookie(
             COOKIE,
-            token.strip(),
+            session_id,
+            max_age=int(self._session_s),
             httponly=True,
             samesite="strict",
             path="/ui",
@@ -128,17 +175,37 @@ class ConsoleRoutes:
         return response
 
     async def logout(self, request: Request) -> Response:
+        session_id = request.cookies.get(COOKIE)
+        if session_id:
+            await self._sessions.revoke(session_id)
         response = RedirectResponse("/ui/login", status_code=303)
         response.delete_cookie(COOKIE, path="/ui")
         return response
 
+    async def _who(self, request: Request) -> str | None:
+        """``principal (role)`` of this request (Refused when it may not read), from its own
+        bearer header or its session; None when it has neither (the sign-in page)."""
+        token = _bearer(request)
+        if token is not None:
+            return await self._whoami(token)
+        session_id = request.cookies.get(COOKIE)
+        if not session_id:
+            return None
+        principal = await self._sessions.principal_of(session_id)
+        if principal is None:
+            return None
+        if principal not in set(self._access.tokens.values()):
+            # The principal's token was taken out of the configuration: its sessions end.
+            await self._sessions.revoke_principal(principal)
+            return None
+        return self._may_read(principal)
+
     def _page(self, build: Page) -> Callable[[Request], Awaitable[Response]]:
         async def handler(request: Request) -> Response:
-            token = _token(request)
-            if token is None:
-                return RedirectResponse("/ui/login", status_code=303)
             try:
-                who = await self._whoami(token)
+                who = await self._who(request)
+                if who is None:
+                    return RedirectResponse("/ui/login", status_code=303)
                 try:
                     return HTMLResponse(await build(request, who))
                 except Exception as exc:  # noqa: BLE001 - every failure becomes a page
@@ -206,12 +273,23 @@ class ConsoleRoutes:
         return console.audit_page([views.audit_doc(e) for e in events], verify, who)
 
 
-def _token(request: Request) -> str | None:
+def _bearer(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return request.cookies.get(COOKIE) or None
+    return None
+
+
+def _secured(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[..., Any]:
+    """``endpoint`` with the console's security headers on every response it gives."""
+
+    async def handler(request: Request) -> Response:
+        response = await endpoint(request)
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+    return handler
 
 
 def _model_name(request: Request) -> str:

@@ -28,11 +28,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from gateway.errors import GatewayError, MessageTooLarge, Unauthenticated
+from gateway.errors import (
+    DeadlineExceeded,
+    GatewayError,
+    InvalidArgument,
+    MessageTooLarge,
+    Unauthenticated,
+    UnsupportedMediaType,
+)
 from gateway.serving.dataplane import DataPlane
 from gateway.serving.reads import SERVER_NAME, Reads
 from gateway.transport import oip
 from gateway.transport.auth import authenticate
+from gateway.transport.decoding import Decoder
 from gateway.transport.http import codec
 from gateway.transport.http.status import error_response
 from registry.signature import TensorSpec
@@ -64,9 +72,11 @@ class InferenceRoutes:
         *,
         predict_tokens: Mapping[str, str],
         max_body_bytes: int,
+        decoder: Decoder | None = None,
     ) -> None:
         self._reads = reads
         self._plane = plane
+        self._decoder = decoder or Decoder(thread_bytes=0, process_bytes=0)
         self._tokens = predict_tokens
         self._max_body = max_body_bytes
 
@@ -127,26 +137,35 @@ class InferenceRoutes:
         except GatewayError as exc:
             return error_response(exc)
         try:
+            _check_content_type(request.headers.get("content-type"))
             body = await self._body(request)
-            decoded = codec.decode_infer(
-                model, version, body, request.headers.get(codec.HEADER_LENGTH)
+            header_length = request.headers.get(codec.HEADER_LENGTH)
+            json_bytes = len(body) if header_length is None else _int_or(header_length, len(body))
+            where = self._decoder.where(json_bytes=json_bytes, other_bytes=len(body) - json_bytes)
+            decoded = await self._decoder.run(
+                where, codec.decode_infer, model, version, body, header_length
             )
+            deadline = _deadline(decoded.request.parameters, received)
         except GatewayError as exc:
             oip.refused(self._plane, exc)
             return error_response(exc)
         req = decoded.request
         key = oip.routing_key(req, request.headers.get)
         try:
-            result = await self._plane.infer(req, key, None, received=received)
-            content, header_length = codec.encode_infer(result, decoded, {"role": result.role})
+            result = await self._plane.infer(req, key, deadline, received=received)
+            work = codec.output_work(result, decoded)
+            where = self._decoder.where(json_bytes=work, other_bytes=work)
+            content, json_length = await self._decoder.run(
+                where, codec.encode_infer, result, decoded, {"role": result.role}
+            )
         except Exception as exc:
             return error_response(exc)
-        if header_length is None:
+        if json_length is None:
             return Response(content, media_type="application/json")
         return Response(
             content,
             media_type="application/octet-stream",
-            headers={"Inference-Header-Content-Length": str(header_length)},
+            headers={"Inference-Header-Content-Length": str(json_length)},
         )
 
     async def _body(self, request: Request) -> bytes:
@@ -165,6 +184,47 @@ class InferenceRoutes:
 
     def _too_large(self, size: int) -> str:
         return f"request body of {size:,} bytes exceeds max_message_bytes ({self._max_body:,})"
+
+
+JSON_TYPES = ("application/json", "application/octet-stream", "application/vnd.onnxgate")
+"""Media types an infer body may declare: JSON, or the binary extension's body (which
+tritonclient sends as octet-stream). Anything else (a browser form's
+``text/plain``/``multipart/form-data``/``application/x-www-form-urlencoded``, which a
+cross-site page may POST without a preflight) is refused with 415."""
+
+
+def _check_content_type(value: str | None) -> None:
+    if value is None:
+        # NOTE: curl -d and most clients send a type; a missing one is no browser's simple
+        # request (those always carry one), so it is accepted as JSON.
+        return
+    media = value.split(";", 1)[0].strip().lower()
+    if media not in JSON_TYPES and not media.endswith("+json"):
+        raise UnsupportedMediaType(
+            f"header Content-Type: {media[:64]!r} is not accepted; send application/json "
+            "(or application/octet-stream with the binary tensor extension)"
+        )
+
+
+TIMEOUT_PARAM = "timeout"
+"""Triton's request parameter: the client's deadline, in microseconds from receipt."""
+
+
+def _deadline(parameters: Mapping[str, object], received: float) -> float | None:
+    """The absolute deadline (``time.monotonic()``) a ``timeout`` parameter sets, if any."""
+    timeout = parameters.get(TIMEOUT_PARAM)
+    if timeout is None:
+        return None
+    if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout < 0:
+        raise InvalidArgument("parameters.'timeout': must be microseconds (an integer >= 0)")
+    deadline = time.monotonic() - (time.perf_counter() - received) + timeout / 1e6
+    if deadline <= time.monotonic():
+        raise DeadlineExceeded("the request's timeout passed before it could run")
+    return deadline
+
+
+def _int_or(text: str, default: int) -> int:
+    return int(text) if text.isdigit() else default
 
 
 def _names(request: Request) -> tuple[str, str]:

@@ -12,6 +12,8 @@ kinds); this module only says which HTTP status each name is::
     FAILED_PRECONDITION  409  stale revision, refused change
     RESOURCE_EXHAUSTED   429  too many requests in flight (with Retry-After)
       MessageTooLarge    413  the body is over max_message_bytes (retrying cannot help)
+    INVALID_ARGUMENT
+      UnsupportedMediaType 415  an infer body that is neither JSON nor the binary extension
     CANCELLED            499  the client went away
     INTERNAL, DATA_LOSS  500  fixed message; the traceback is logged, never sent
     UNAVAILABLE          503  not loaded yet, draining
@@ -27,7 +29,7 @@ import math
 
 from starlette.responses import JSONResponse
 
-from gateway.errors import GatewayError, MessageTooLarge
+from gateway.errors import GatewayError, MessageTooLarge, UnsupportedMediaType
 from gateway.messages import cap_message
 from gateway.transport.status import INTERNAL_MESSAGE, status_for
 from registry import errors as reg
@@ -59,6 +61,8 @@ def http_status(exc: BaseException) -> tuple[int, str]:
     code, message = status_for(exc)
     if isinstance(exc, MessageTooLarge):
         return 413, message
+    if isinstance(exc, UnsupportedMediaType):
+        return 415, message
     return HTTP_STATUS.get(code.name, 500), message
 
 
