@@ -7,8 +7,9 @@ Every ``fleet_publish_s``, on its own thread (never the request path), the node:
 2. reads this process's cumulative evidence from the local sources (the very counters
    Prometheus exports, the feedback store, the monitor) and overwrites its rows for the
    versions whose evidence changed (idempotent: see :mod:`registry.fleet_store`);
-3. writes the predictions waiting in its outbox (bounded: a full outbox drops and counts)
-   in batches to the shared prediction table, and now and then expires old ones;
+3. writes the predictions waiting in its outbox (a bounded :class:`~gateway.sidework.SideWork`:
+   a full outbox drops and counts; so does a prediction that is not JSON, alone) in batches
+   to the shared prediction table, and now and then expires old ones;
 4. reads every process's rows and merges them (:mod:`gateway.fleet.payload`): that merge is
    what :meth:`evidence` answers, so the governor leader judges the whole fleet's traffic.
 
@@ -19,10 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import logging
 import threading
-from collections import deque
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from gateway.concurrency import run_blocking
@@ -32,6 +34,7 @@ from gateway.governor.feedback import FeedbackStore
 from gateway.governor.predictions import Prediction
 from gateway.governor.sources import EvidenceSource
 from gateway.metrics import GatewayMetrics
+from gateway.sidework import SideWork
 from registry import PredictionRow, Registry, utcnow
 
 __all__ = ["FleetNode", "Outbox"]
@@ -41,29 +44,48 @@ log = logging.getLogger(__name__)
 _EXPIRE_EVERY = 30  # publishing cycles between two deletions of expired predictions
 
 
-class Outbox:
-    """Predictions waiting to be shared: a bounded queue filled by the tap thread, drained
-    by the publisher; beyond ``capacity`` a prediction is dropped and counted."""
+Pending = tuple[str, str, str, list[Prediction], list[str], datetime]
 
-    def __init__(self, capacity: int) -> None:
+
+class Outbox:
+    """Predictions waiting to be shared: a :class:`~gateway.sidework.SideWork` filled by
+    the tap thread and drained by the publisher (no thread of its own); beyond
+    ``capacity`` a prediction is dropped and counted. A prediction that cannot be written
+    as JSON is dropped and counted alone; the rest of its batch is still shared."""
+
+    def __init__(self, capacity: int, write: Callable[[list[PredictionRow]], int]) -> None:
         self.capacity = capacity
-        self._items: deque[tuple[str, str, str, list[Prediction], list[str], Any]] = deque()
-        self.dropped = 0
+        self._write = write
+        self._work: SideWork[Pending] = SideWork(
+            "onnxgate-fleet-outbox", self._share, capacity=capacity
+        )
+        self.unencodable = 0
+        self.shared = 0
+
+    @property
+    def dropped(self) -> int:
+        return self._work.dropped + self.unencodable
 
     def put(
         self, model: str, request_id: str, version: str, preds: list[Prediction], segs: list[str]
     ) -> None:
-        if len(self._items) >= self.capacity:
-            self.dropped += 1
-            return
-        self._items.append((model, request_id, version, preds, segs, utcnow()))
+        self._work.offer((model, request_id, version, preds, segs, utcnow()))
 
-    def drain(self) -> list[PredictionRow]:
-        out = []
-        for _ in range(len(self._items)):
-            model, rid, version, preds, segs, at = self._items.popleft()
-            out.append(PredictionRow(model, rid, version, preds, segs, at))
-        return out
+    def publish(self) -> int:
+        """Write what is waiting (on the publisher's thread); returns how many were taken."""
+        return self._work.drain()
+
+    def _share(self, pending: list[Pending]) -> None:
+        rows = []
+        for model, rid, version, preds, segs, at in pending:
+            try:
+                json.dumps([preds, segs])
+            except (TypeError, ValueError):
+                self.unencodable += 1
+                log.warning("fleet: a prediction of %s:%s is not JSON; not shared", model, version)
+                continue
+            rows.append(PredictionRow(model, rid, version, preds, segs, at))
+        self.shared += self._write(rows)
 
 
 class FleetNode:
@@ -90,7 +112,7 @@ class FleetNode:
         self.publish_s = publish_s
         self.lease_s = lease_s
         self._ttl_s = ttl_s
-        self.outbox = Outbox(outbox)
+        self.outbox = Outbox(outbox, self._store.record_predictions)
         feedback.outbox = self.outbox.put
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="onnxgate-fleet")
         self._lock = threading.Lock()
@@ -99,7 +121,6 @@ class FleetNode:
         self.members: list[str] = []
         self.cycles = 0
         self.failures = 0
-        self.shared = 0  # predictions written to the shared table
         self.adopted = 0  # predictions read back to join a label
 
     # -- publishing -----------------------------------------------------------------------------
@@ -124,7 +145,7 @@ class FleetNode:
     async def _cycle(self) -> None:
         try:
             await run_blocking(self._thread, self.publish_once)
-        except Exception:  # noqa: BLE001 - the next cycle retries; serving goes on
+        except Exception:  # the next cycle retries; serving goes on
             self.failures += 1
             log.exception("fleet: publishing failed")
 
@@ -151,7 +172,7 @@ class FleetNode:
         changed = {k: p for k, p in payloads.items() if self._published.get(k) != p}
         self._store.publish(self.process, changed)
         self._published.update(changed)
-        self.shared += self._store.record_predictions(self.outbox.drain())
+        self.outbox.publish()
         if self.cycles % _EXPIRE_EVERY == 0:
             self._store.expire_predictions(self._ttl_s)
         rows: dict[tuple[str, str], list[tuple[Evidence, bool]]] = {}
@@ -166,6 +187,11 @@ class FleetNode:
         self.cycles += 1
 
     # -- the governor's evidence source and window store ---------------------------------------
+
+    @property
+    def shared(self) -> int:
+        """Predictions written to the shared table."""
+        return self.outbox.shared
 
     def evidence(self, model: str, versions: Collection[str]) -> dict[str, Evidence]:
         """The fleet's merged evidence as of the last cycle (in-memory; for the loop)."""
