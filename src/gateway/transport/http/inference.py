@@ -145,7 +145,7 @@ class InferenceRoutes:
         try:
             result = await self._plane.infer(req, key, None, received=received)
             content, header_length = codec.encode_infer(result, decoded, {"role": result.role})
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - error_response logs the unexpected
             return error_response(exc)
         if header_length is None:
             return Response(content, media_type="application/json")
