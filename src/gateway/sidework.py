@@ -67,7 +67,13 @@ class SideWork(Generic[T]):
         self._offer_lock = threading.Lock()
         # NOTE: an attribute, not a method that tests for the lock: on the event loop (the
         # tap queue) every call level costs.
-        self.offer: Callable[[T], bool] = self._offer_locked if threadsafe else self._offer
+        self.offer: Callable[[T], bool] = (
+            self._offer_locked
+            if threadsafe
+            else self._offer_waking
+            if wake_on_offer
+            else self._offer
+        )
         self._drain_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -94,7 +100,17 @@ class SideWork(Generic[T]):
 
     def _offer_locked(self, item: T) -> bool:
         with self._offer_lock:
-            return self._offer(item)
+            if self._offer(item):
+                if self._wake_on_offer:
+                    self._wake.set()
+                return True
+            return False
+
+    def _offer_waking(self, item: T) -> bool:
+        if self._offer(item):
+            self._wake.set()
+            return True
+        return False
 
     def _offer(self, item: T) -> bool:
         """Enqueue ``item``, or drop and count it when the queue is full."""
@@ -105,8 +121,6 @@ class SideWork(Generic[T]):
             return False
         self._items.append(item)
         self.offered += 1
-        if self._wake_on_offer:
-            self._wake.set()
         return True
 
     # -- consumer -------------------------------------------------------------------------
