@@ -32,6 +32,7 @@ __all__ = [
     "GateResult",
     "GateStatus",
     "Gates",
+    "PolicyView",
     "disparate_impact",
     "evaluate_gates",
 ]
