@@ -26,12 +26,12 @@ import grpc
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as c  # noqa: E402
+import _common as c
 
-from gateway._proto import explain_pb2 as epb  # noqa: E402
-from gateway._proto import explain_pb2_grpc as epb_grpc  # noqa: E402
-from gateway.monitoring.reference import build_version_profiles, onnx_runner  # noqa: E402
-from registry.registry import Registry  # noqa: E402
+from gateway._proto import explain_pb2 as epb
+from gateway._proto import explain_pb2_grpc as epb_grpc
+from gateway.monitoring.reference import build_version_profiles, onnx_runner
+from registry.registry import Registry
 
 MODEL = "mlp_small"
 

@@ -33,10 +33,10 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as common  # noqa: E402
+import _common as common
 
-from gateway._proto import grpc_service_pb2 as pb  # noqa: E402
-from gateway._proto import grpc_service_pb2_grpc as pb_grpc  # noqa: E402
+from gateway._proto import grpc_service_pb2 as pb
+from gateway._proto import grpc_service_pb2_grpc as pb_grpc
 
 CASES = ("json-60MB", "bytes-12MB")
 

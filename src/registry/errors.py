@@ -17,13 +17,16 @@
     └── PolicyViolation           a governance rule refused the change; ``.rule`` names it
         └── PermissionRefused     ...because of who asked (four-eyes)
 
-The gateway maps these onto its own errors at its edge; this package never imports grpc.
+Each kind names its status as a class attribute, ``code`` (a ``grpc.StatusCode`` member's
+name, as :class:`gateway.errors.GatewayError` does); the gateway's edge maps by that name and
+this package never imports grpc. The root's ``INTERNAL`` is never shown with its message.
 Messages name the offending model, version or field and never include artifact bytes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar, Literal
 
 __all__ = [
     "AlreadyExists",
@@ -40,11 +43,26 @@ __all__ = [
     "RegistryError",
     "RegistryUnavailable",
     "StaleRevision",
+    "StatusName",
 ]
+
+StatusName = Literal[
+    "ALREADY_EXISTS",
+    "DATA_LOSS",
+    "FAILED_PRECONDITION",
+    "INTERNAL",
+    "INVALID_ARGUMENT",
+    "NOT_FOUND",
+    "PERMISSION_DENIED",
+    "UNAVAILABLE",
+]
+"""The status a registry error reports: a ``grpc.StatusCode`` member's name."""
 
 
 class RegistryError(Exception):
     """Root of every error the registry raises on purpose."""
+
+    code: ClassVar[StatusName] = "INTERNAL"
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -54,21 +72,31 @@ class RegistryError(Exception):
 class NotFoundError(RegistryError):
     """An unknown model or version was named."""
 
+    code: ClassVar[StatusName] = "NOT_FOUND"
+
 
 class AlreadyExists(RegistryError):
     """A version with that name is already registered; versions are never overwritten."""
+
+    code: ClassVar[StatusName] = "ALREADY_EXISTS"
 
 
 class InvalidName(RegistryError, ValueError):
     """A model or version name does not match ``^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$``."""
 
+    code: ClassVar[StatusName] = "INVALID_ARGUMENT"
+
 
 class InvalidArtifact(RegistryError):
     """The artifact is not an ONNX model that onnxruntime can load."""
 
+    code: ClassVar[StatusName] = "INVALID_ARGUMENT"
+
 
 class IncompatibleSignature(RegistryError):
     """The new version's signature would break callers of the current champion."""
+
+    code: ClassVar[StatusName] = "FAILED_PRECONDITION"
 
     def __init__(self, model: str, version: str, problems: Sequence[str]) -> None:
         self.problems = tuple(problems)
@@ -82,9 +110,13 @@ class IncompatibleSignature(RegistryError):
 class InvalidDeployment(RegistryError, ValueError):
     """The requested arms, shadows or weights do not form a valid deployment."""
 
+    code: ClassVar[StatusName] = "INVALID_ARGUMENT"
+
 
 class StaleRevision(RegistryError):
     """An optimistic concurrency check failed: the deployment moved on meanwhile."""
+
+    code: ClassVar[StatusName] = "FAILED_PRECONDITION"
 
     def __init__(self, model: str, expected: int, actual: int | None) -> None:
         self.expected = expected
@@ -99,18 +131,26 @@ class StaleRevision(RegistryError):
 class ArtifactIntegrityError(RegistryError):
     """Stored artifact bytes are missing or do not hash to their recorded sha256."""
 
+    code: ClassVar[StatusName] = "DATA_LOSS"
+
 
 class InvalidLineage(RegistryError, ValueError):
     """Lineage metadata is malformed: a bad hash, a non-finite metric, an unknown parent..."""
+
+    code: ClassVar[StatusName] = "INVALID_ARGUMENT"
 
 
 class RegistryUnavailable(RegistryError):
     """The registry's database cannot be reached or written just now; retry later."""
 
+    code: ClassVar[StatusName] = "UNAVAILABLE"
+
 
 class ArtifactStoreError(RegistryError):
     """The artifact store cannot take the bytes (disk full, read-only, gone); nothing was
     recorded."""
+
+    code: ClassVar[StatusName] = "UNAVAILABLE"
 
 
 class PolicyViolation(RegistryError):
@@ -120,6 +160,8 @@ class PolicyViolation(RegistryError):
     refused it, wherever it is shown (CLI line, gRPC status details, audit reason).
     """
 
+    code: ClassVar[StatusName] = "FAILED_PRECONDITION"
+
     def __init__(self, rule: str, message: str) -> None:
         self.rule = rule
         super().__init__(f"rule '{rule}': {message}")
@@ -127,3 +169,5 @@ class PolicyViolation(RegistryError):
 
 class PermissionRefused(PolicyViolation):
     """The rule refused the operation because of who asked (e.g. four-eyes)."""
+
+    code: ClassVar[StatusName] = "PERMISSION_DENIED"

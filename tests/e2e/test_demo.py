@@ -14,8 +14,8 @@ import pytest
 
 # scikit-learn and skl2onnx are dev dependencies (make test installs them): a missing one
 # is a broken environment, so this fails at import rather than skipping the demo test.
-import skl2onnx  # noqa: E402, F401
-import sklearn  # noqa: E402, F401
+import skl2onnx  # noqa: F401
+import sklearn  # noqa: F401
 
 from registry.registry import Registry
 

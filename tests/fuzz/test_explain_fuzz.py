@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 from shared import assert_no_tracebacks
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "explain"))
-from explain_support import explain, register  # noqa: E402
+from explain_support import explain, register
 
-from gateway._proto import explain_pb2 as epb  # noqa: E402
-from gateway.tools import modelzoo  # noqa: E402
+from gateway._proto import explain_pb2 as epb
+from gateway.tools import modelzoo
 
 DOCUMENTED = {
     grpc.StatusCode.OK,

@@ -24,6 +24,7 @@ from shared import assert_no_tracebacks
 from gateway._proto import grpc_service_pb2 as pb
 from gateway._proto import grpc_service_pb2_grpc as pb_grpc
 from gateway.tools import modelzoo
+from registry.deployment import Role
 
 VALID_CLIENTS = 8  # half gRPC, half HTTP
 HOSTILE_CLIENTS = 4
@@ -48,6 +49,10 @@ def _http_body(index: float) -> dict[str, object]:
 @pytest.fixture
 def gw(registry, make_gateway):
     registry.register_version("lookup", modelzoo.lookup(), actor="test")
+    # A canary with a larger table: the same answers for indices 0..9, and out-of-range
+    # indices fail on both versions (the caller's values, whichever version they reach).
+    registry.register_version("lookup", modelzoo.lookup(rows=12), actor="test")
+    registry.set_weights("lookup", {"1": 50, "2": 50}, {"2": Role.CANARY}, actor="test")
     registry.register_version("text", modelzoo.identity("BYTES"), actor="test")
     return make_gateway(max_delay_us=2000, metrics_port=-1)
 
@@ -132,23 +137,27 @@ def test_hostile_requests_fail_only_themselves(gw, caplog: pytest.LogCaptureFixt
         problems = [p for f in futures for p in f.result()]
     assert problems == []
     metrics = gw.gateway.metrics.registry
-    internal = metrics.get_sample_value(
-        "onnxgate_requests_total",
-        {"model": "lookup", "version": "1", "role": "champion", "code": "INTERNAL"},
-    )
-    assert not internal  # the governor's error-rate gate reads exactly this
-    ok = metrics.get_sample_value(
-        "onnxgate_requests_total",
-        {"model": "lookup", "version": "1", "role": "champion", "code": "OK"},
-    )
-    assert ok == VALID_CLIENTS * PER_CLIENT
+
+    def count(version: str, role: str, code: str) -> float:
+        labels = {"model": "lookup", "version": version, "role": role, "code": code}
+        return metrics.get_sample_value("onnxgate_requests_total", labels) or 0.0
+
+    # The governor's error-rate gate reads exactly these.
+    assert count("1", "champion", "INTERNAL") == count("2", "canary", "INTERNAL") == 0
+    assert count("1", "champion", "OK") + count("2", "canary", "OK") == VALID_CLIENTS * PER_CLIENT
     assert_no_tracebacks(caplog)
     # The refusals were seen to share batches with valid requests at least once (else this
     # test would not test isolation): the batch-size histogram saw runs of several rows.
-    rows = metrics.get_sample_value(
-        "onnxgate_batch_size_rows_sum", {"model": "lookup", "version": "1"}
+    rows = sum(
+        metrics.get_sample_value("onnxgate_batch_size_rows_sum", {"model": "lookup", "version": v})
+        or 0
+        for v in "12"
     )
-    runs = metrics.get_sample_value(
-        "onnxgate_batch_size_rows_count", {"model": "lookup", "version": "1"}
+    runs = sum(
+        metrics.get_sample_value(
+            "onnxgate_batch_size_rows_count", {"model": "lookup", "version": v}
+        )
+        or 0
+        for v in "12"
     )
-    assert rows is not None and runs is not None and rows > runs
+    assert rows > runs

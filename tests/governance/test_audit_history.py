@@ -96,12 +96,12 @@ def test_cli_audit_verify_intact_then_edited_then_deleted(
 ) -> None:
     assert onnxgate("audit", "verify") == 0
     assert capsys.readouterr().out.startswith("audit chain intact: 5 event(s)")
-    with reg._engine.begin() as conn:  # noqa: SLF001 - tampering on purpose
+    with reg._engine.begin() as conn:  # tampering on purpose
         conn.execute(text("UPDATE audit_event SET actor = 'mallory' WHERE seq = 4"))
     assert onnxgate("audit", "verify") == 1
     out = capsys.readouterr().out
     assert "BROKEN: 1 problem(s)" in out and "audit seq 4: contents do not match" in out
-    with reg._engine.begin() as conn:  # noqa: SLF001
+    with reg._engine.begin() as conn:
         conn.execute(text("UPDATE audit_event SET actor = 'bob' WHERE seq = 4"))
         conn.execute(text("DELETE FROM audit_event WHERE seq = 2"))
     assert onnxgate("audit", "verify", "--json") == 1

@@ -17,7 +17,7 @@ from registry.registry import Registry
 
 
 def _backdate(reg: Registry, version: str, days: float) -> None:
-    with reg._engine.begin() as conn:  # noqa: SLF001 - time travel for the test
+    with reg._engine.begin() as conn:  # time travel for the test
         conn.execute(
             update(ModelVersion)
             .where(ModelVersion.version == version)

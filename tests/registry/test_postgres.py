@@ -113,7 +113,7 @@ def test_concurrent_approvals_are_both_counted(
             barrier.wait()
             try:
                 own.governance.approve("m", "2", approver=who)
-            except Exception as exc:  # surfaced below
+            except Exception as exc:  # noqa: BLE001 - surfaced below
                 errors.append(exc)
 
     threads = [threading.Thread(target=approve, args=(w,)) for w in ("bob", "carol")]

@@ -270,7 +270,7 @@ def test_change_counter_bumped_by_every_write(three: Registry, model_v2: bytes) 
 def test_failed_registration_writes_nothing(reg: Registry, model_v1: bytes) -> None:
     """A failure after the audit event was added rolls the event back with the rest."""
     counter = reg.change_counter()
-    with reg._engine.begin() as conn:  # noqa: SLF001 - test sets up a failing trigger
+    with reg._engine.begin() as conn:  # test sets up a failing trigger
         if conn.dialect.name == "sqlite":
             conn.execute(
                 text(
@@ -297,7 +297,7 @@ def test_failed_registration_writes_nothing(reg: Registry, model_v1: bytes) -> N
     assert reg.audit_events() == []
     assert reg.change_counter() == counter
     assert reg.verify_audit_chain() == []
-    with reg._engine.begin() as conn:  # noqa: SLF001
+    with reg._engine.begin() as conn:
         if conn.dialect.name == "sqlite":
             conn.execute(text("DROP TRIGGER fail_revision"))
         else:

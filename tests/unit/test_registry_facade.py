@@ -10,6 +10,7 @@ servicer (no ``setattr`` on servicers in the transport).
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import gateway
@@ -53,6 +54,9 @@ def test_the_facade_is_where_the_registry_calls_are() -> None:
 
 
 def test_no_servicer_methods_are_replaced_on_instances() -> None:
+    # setattr on a message field (the drift table's proto mapping) is fine; on self is not.
     for path in sorted((SRC / "transport").rglob("*.py")):
         text = path.read_text()
-        assert "setattr(" not in text, f"{path.relative_to(SRC)} replaces methods with setattr"
+        assert not re.search(r"setattr\(\s*(self|servicer)\b", text), (
+            f"{path.relative_to(SRC)} replaces methods with setattr"
+        )

@@ -94,6 +94,26 @@ class FeatureDrift(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class ExtraEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.float
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     NAME_FIELD_NUMBER: _builtins.int
     CATEGORICAL_FIELD_NUMBER: _builtins.int
     DRIFTED_FIELD_NUMBER: _builtins.int
@@ -113,6 +133,8 @@ class FeatureDrift(_message.Message):
     PVALUE_FIELD_NUMBER: _builtins.int
     PVALUE_ADJUSTED_FIELD_NUMBER: _builtins.int
     HISTOGRAM_FIELD_NUMBER: _builtins.int
+    UNSEEN_SHARE_FIELD_NUMBER: _builtins.int
+    EXTRA_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     categorical: _builtins.bool
     drifted: _builtins.bool
@@ -133,8 +155,14 @@ class FeatureDrift(_message.Message):
     """the test used for the verdict: chi2 (categorical) or KS"""
     pvalue_adjusted: _builtins.float
     """after the multiple-testing correction"""
+    unseen_share: _builtins.float
+    """categoricals: share of values that are not a reference level"""
     @_builtins.property
     def histogram(self) -> Global___Histogram: ...
+    @_builtins.property
+    def extra(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
+        """Statistics of gateway.monitoring.statistics rows that have no field above, by wire name."""
+
     def __init__(
         self,
         *,
@@ -157,10 +185,12 @@ class FeatureDrift(_message.Message):
         pvalue: _builtins.float = ...,
         pvalue_adjusted: _builtins.float = ...,
         histogram: Global___Histogram | None = ...,
+        unseen_share: _builtins.float = ...,
+        extra: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["histogram", b"histogram"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["categorical", b"categorical", "chi2", b"chi2", "chi2_pvalue", b"chi2_pvalue", "drifted", b"drifted", "histogram", b"histogram", "js_distance", b"js_distance", "ks_pvalue", b"ks_pvalue", "ks_statistic", b"ks_statistic", "mean_shift", b"mean_shift", "name", b"name", "nan_share", b"nan_share", "no_data", b"no_data", "out_of_range_share", b"out_of_range_share", "psi", b"psi", "pvalue", b"pvalue", "pvalue_adjusted", b"pvalue_adjusted", "std_ratio", b"std_ratio", "wasserstein", b"wasserstein", "wasserstein_normalized", b"wasserstein_normalized"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["categorical", b"categorical", "chi2", b"chi2", "chi2_pvalue", b"chi2_pvalue", "drifted", b"drifted", "extra", b"extra", "histogram", b"histogram", "js_distance", b"js_distance", "ks_pvalue", b"ks_pvalue", "ks_statistic", b"ks_statistic", "mean_shift", b"mean_shift", "name", b"name", "nan_share", b"nan_share", "no_data", b"no_data", "out_of_range_share", b"out_of_range_share", "psi", b"psi", "pvalue", b"pvalue", "pvalue_adjusted", b"pvalue_adjusted", "std_ratio", b"std_ratio", "unseen_share", b"unseen_share", "wasserstein", b"wasserstein", "wasserstein_normalized", b"wasserstein_normalized"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

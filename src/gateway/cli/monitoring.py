@@ -17,6 +17,7 @@ from typing import Any
 
 from gateway.cli.common import call, client_opts
 from gateway.cli.output import EXIT_OK, CliError, emit, print_table
+from gateway.monitoring.statistics import DRIFT_STATISTICS, DriftStatistic, wire_value
 
 __all__ = ["add_commands", "reference_doc"]
 
@@ -63,22 +64,12 @@ def _finite(value: float) -> float | None:
     return None if math.isnan(value) else value
 
 
-_FEATURE_FIELDS = (
-    "psi",
-    "ks_statistic",
-    "ks_pvalue",
-    "js_distance",
-    "wasserstein",
-    "wasserstein_normalized",
-    "chi2",
-    "chi2_pvalue",
-    "mean_shift",
-    "std_ratio",
-    "nan_share",
-    "out_of_range_share",
-    "pvalue",
-    "pvalue_adjusted",
-)
+def _statistics(f: Any) -> dict[str, float | None]:
+    """A FeatureDrift's statistics by wire name: its fields in field order, then ``extra``."""
+    wire = {row.wire for row in DRIFT_STATISTICS if row.wire is not None}
+    out = {d.name: _finite(getattr(f, d.name)) for d in f.DESCRIPTOR.fields if d.name in wire}
+    out.update({k: _finite(f.extra[k]) for k in sorted(f.extra) if k in wire})
+    return out
 
 
 def drift_payload(model: str, resp: Any) -> dict[str, Any]:
@@ -95,7 +86,7 @@ def drift_payload(model: str, resp: Any) -> dict[str, Any]:
                     "drifted": f.drifted,
                     "no_data": f.no_data,
                 }
-                row.update({k: _finite(getattr(f, k)) for k in _FEATURE_FIELDS})
+                row.update(_statistics(f))
                 if f.HasField("histogram"):
                     row["histogram"] = {
                         "edges": list(f.histogram.edges),
@@ -139,6 +130,16 @@ def _fmt(value: float | None, spec: str = ".4g") -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _columns(features: list[Mapping[str, Any]]) -> list[DriftStatistic]:
+    """The drift table's statistic columns: sparse ones only when some feature has a value."""
+    return [
+        row
+        for row in DRIFT_STATISTICS
+        if row.cli is not None
+        and (not row.sparse or any(wire_value(f, row) is not None for f in features))
+    ]
+
+
 def _drift_table(payload: Mapping[str, Any], outputs: bool) -> None:
     for v in payload["versions"]:
         print(
@@ -152,20 +153,16 @@ def _drift_table(payload: Mapping[str, Any], outputs: bool) -> None:
             verdict = "DRIFT" if s["drifted"] else "ok"
             driving = ", ".join(s["driving_features"]) or "-"
             print(f"{s['side']}: {verdict} ({s['correction']}, alpha {s['alpha']:g}): {driving}")
+            columns = _columns(s["features"])
             rows = [
                 (
                     f["name"],
-                    _fmt(f["psi"]),
-                    _fmt(f["ks_statistic"]),
-                    _fmt(f["pvalue"], ".3g"),
-                    _fmt(f["pvalue_adjusted"], ".3g"),
-                    _fmt(f["wasserstein_normalized"]),
-                    _fmt(f["mean_shift"], "+.3f"),
+                    *(_fmt(wire_value(f, row), row.cli_format) for row in columns),
                     "DRIFT" if f["drifted"] else ("no data" if f["no_data"] else ""),
                 )
                 for f in s["features"]
             ]
-            header = ("FEATURE", "PSI", "KS", "P", "P_ADJ", "W/STD", "MEAN_SHIFT", "VERDICT")
+            header = ("FEATURE", *(row.cli or "" for row in columns), "VERDICT")
             print_table(rows, header)
             print()
 

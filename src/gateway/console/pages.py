@@ -15,6 +15,7 @@ from typing import Any
 from gateway.console.charts import split_svg
 from gateway.console.layout import badge, esc, page, percent, table
 from gateway.monitoring.report import histogram_svg
+from gateway.monitoring.statistics import DRIFT_STATISTICS, wire_value
 
 __all__ = [
     "audit_page",
@@ -252,13 +253,16 @@ def _side(side: Doc) -> str:
     drifted = bool(side.get("drifted"))
     verdict = badge("DRIFT", "bad") if drifted else badge("no drift", "ok")
     features = list(side.get("features", []))
+    columns = [
+        row
+        for row in DRIFT_STATISTICS
+        if row.console is not None
+        and (not row.sparse or any(_num(wire_value(f, row)) != "-" for f in features))
+    ]
     rows = [
         (
             esc(f.get("name")),
-            _num(f.get("psi")),
-            _num(f.get("ks_statistic")),
-            _num(f.get("pvalue_adjusted"), 3),
-            _num(f.get("mean_shift")),
+            *(_num(wire_value(f, row), row.console_digits) for row in columns),
             "drifted" if f.get("drifted") else ("no data" if f.get("no_data") else ""),
         )
         for f in features
@@ -275,7 +279,9 @@ def _side(side: Doc) -> str:
         f'<p class="meta">drifting: {driving}; alpha {_num(side.get("alpha"))} '
         f"({esc(side.get('correction'))}); window {esc(side.get('window_rows'))} rows, "
         f"reference {esc(side.get('reference_rows'))} rows</p>"
-        + table(("feature", "PSI", "KS", "p adj.", "mean shift", "verdict"), rows, classes=classes)
+        + table(
+            ("feature", *(row.console or "" for row in columns), "verdict"), rows, classes=classes
+        )
         + f'<div class="grid">{cards}</div>'
     )
 

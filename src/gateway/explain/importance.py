@@ -1,13 +1,13 @@
 """Per-version global importance: mean |attribution| per feature over sampled live traffic.
 
 :meth:`ImportanceSampler.observe` is a tap (:mod:`gateway.serving.taps`): on the tap
-thread it only checks a token bucket (``rate`` requests per second across every model)
-and appends a few rows of the request to a bounded queue; a full queue drops the request
-and counts it (``onnxgate_explain_sample_dropped_total``). One thread of its own drains the
-queue and explains the rows like the ``Explain`` RPC does (same version model, background
-and method, default output), so nothing here runs on the predict path or takes the RPC's
-executor slots. A version that cannot be explained (no reference sample, inputs that are
-not feature rows, no shap) is remembered and skipped.
+thread it only checks a token bucket (``rate`` requests per second across every model) and
+offers the request to its :class:`~gateway.sidework.SideWork` (a bounded queue; a full one
+drops the request and counts it, ``onnxgate_explain_sample_dropped_total``). Its one
+worker thread drains the queue and explains the rows like the ``Explain`` RPC does (same
+version model, background and method, default output), so nothing here runs on the predict
+path or takes the RPC's executor slots. A version that cannot be explained (no reference
+sample, inputs that are not feature rows, no shap) is remembered and skipped.
 
 The importances are cumulative per version; :class:`ImportanceEvidence` hands them to the
 governor (champion vs candidate: ``importance_drift``), :class:`ImportanceCollector`
@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Collection, Iterable
 from typing import TYPE_CHECKING
 
@@ -32,6 +31,7 @@ from gateway.domain import Tensors
 from gateway.errors import GatewayError
 from gateway.explain.outputs import choose_output
 from gateway.governor.evidence import Evidence, Importance
+from gateway.sidework import SideWork
 from registry.errors import RegistryUnavailable
 
 if TYPE_CHECKING:
@@ -69,11 +69,6 @@ class ImportanceSampler:
         self._clock = clock
         self._tokens = 1.0
         self._refilled = clock()
-        self._queue: deque[tuple[str, str, Tensors]] = deque(maxlen=None)
-        self._capacity = capacity
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._sums: dict[tuple[str, str], tuple[tuple[str, ...], np.ndarray, int]] = {}
         self._skipped: dict[tuple[str, str], str] = {}
@@ -83,6 +78,17 @@ class ImportanceSampler:
             "onnxgate_explain_sample_dropped",
             "Requests sampled for global importance but dropped (its queue was full).",
             registry=registry,
+        )
+        # Fed by the tap thread alone; each sample wakes the worker (one explanation can
+        # take a while, so there is no point polling).
+        self._work: SideWork[tuple[str, str, Tensors]] = SideWork(
+            "onnxgate-importance",
+            self._process_all,
+            capacity=capacity,
+            poll_s=1.0,
+            on_drop=self.dropped.inc,
+            wake_on_offer=True,
+            drain_on_close=False,
         )
 
     # -- tap (tap thread) ----------------------------------------------------------------
@@ -97,33 +103,21 @@ class ImportanceSampler:
         if self._tokens < 1.0:
             return
         self._tokens -= 1.0
-        if len(self._queue) >= self._capacity:
-            self.dropped.inc()
-            return
-        self._queue.append((record.model, record.version, record.inputs))
-        self._wake.set()
+        self._work.offer((record.model, record.version, record.inputs))
 
     # -- worker --------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._run, name="onnxgate-importance", daemon=True
-            )
-            self._thread.start()
+        self._work.start()
 
     def close(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._work.close(timeout)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(1.0)
-            self._wake.clear()
-            while self._queue and not self._stop.is_set():
-                self.process(*self._queue.popleft())
+    def _process_all(self, samples: list[tuple[str, str, Tensors]]) -> None:
+        for sample in samples:
+            if self._work.stopping:
+                return  # NOTE: samples left unexplained at shutdown are simply lost
+            self.process(*sample)
 
     def process(self, model: str, version: str, inputs: Tensors) -> None:
         """Explain a few rows of one sampled request and add them to the version's sums."""

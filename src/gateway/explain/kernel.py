@@ -80,7 +80,7 @@ def require_shap() -> Any:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 import shap  # type: ignore[import-untyped]
-                import shap.utils._legacy  # type: ignore[import-untyped]  # noqa: F401 - DenseData
+                import shap.utils._legacy  # type: ignore[import-untyped]  # DenseData
             _shap = shap
     return _shap
 

@@ -27,8 +27,8 @@ class FleetCollector(Collector):
             ("onnxgate_fleet_publish_failures", "Publishing cycles that failed.", node.failures),
             ("onnxgate_fleet_predictions_shared", "Predictions written to the shared table.",
              node.shared),
-            ("onnxgate_fleet_predictions_dropped", "Predictions not shared (full, unstorable).",
-             node.outbox.dropped),
+            ("onnxgate_fleet_predictions_dropped",
+             "Predictions not shared: outbox full, or not storable.", node.outbox.dropped),
             ("onnxgate_fleet_predictions_adopted",
              "Predictions made by other processes, read back to join a label.", node.adopted),
         ):  # fmt: skip

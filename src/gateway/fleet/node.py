@@ -7,8 +7,9 @@ Every ``fleet_publish_s``, on its own thread (never the request path), the node:
 2. reads this process's cumulative evidence from the local sources (the very counters
    Prometheus exports, the feedback store, the monitor) and overwrites its rows for the
    versions whose evidence changed (idempotent: see :mod:`registry.fleet_store`);
-3. writes the predictions waiting in its outbox (bounded: a full outbox drops and counts)
-   in batches to the shared prediction table, and now and then expires old ones;
+3. writes the predictions waiting in its outbox (a bounded :class:`~gateway.sidework.SideWork`:
+   a full outbox drops and counts; so does a prediction that is not JSON, alone) in batches
+   to the shared prediction table, and now and then expires old ones;
 4. reads every process's rows and merges them (:mod:`gateway.fleet.payload`): that merge is
    what :meth:`evidence` answers, so the governor leader judges the whole fleet's traffic.
 
@@ -22,8 +23,8 @@ import concurrent.futures
 import json
 import logging
 import threading
-from collections import deque
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from gateway.concurrency import run_blocking
@@ -33,6 +34,7 @@ from gateway.governor.feedback import FeedbackStore
 from gateway.governor.predictions import Prediction
 from gateway.governor.sources import EvidenceSource
 from gateway.metrics import GatewayMetrics
+from gateway.sidework import SideWork
 from registry import PredictionRow, Registry, utcnow
 from registry.errors import RegistryUnavailable
 
@@ -43,43 +45,67 @@ log = logging.getLogger(__name__)
 _EXPIRE_EVERY = 30  # publishing cycles between two deletions of expired predictions
 
 
-class Outbox:
-    """Predictions waiting to be shared: a bounded queue filled by the tap thread, drained
-    by the publisher; beyond ``capacity`` a prediction is dropped and counted."""
+Pending = tuple[str, str, str, list[Prediction], list[str], datetime]
 
-    def __init__(self, capacity: int) -> None:
+
+class Outbox:
+    """Predictions waiting to be shared: a :class:`~gateway.sidework.SideWork` filled by
+    the tap thread and drained by the publisher (no thread of its own); beyond
+    ``capacity`` a prediction is dropped and counted. A prediction that cannot be written
+    or stored (a lone surrogate, a NaN, an over-long field) is dropped and counted alone; the
+    rest of its batch is still shared, row by row if the database refuses the batch."""
+
+    def __init__(self, capacity: int, write: Callable[[list[PredictionRow]], int]) -> None:
         self.capacity = capacity
-        self._items: deque[tuple[str, str, str, list[Prediction], list[str], Any]] = deque()
-        self.dropped = 0
+        self._write = write
+        self._work: SideWork[Pending] = SideWork(
+            "onnxgate-fleet-outbox", self._share, capacity=capacity
+        )
+        self.unencodable = 0
+        self.shared = 0
+
+    @property
+    def dropped(self) -> int:
+        return self._work.dropped + self.unencodable
 
     def put(
         self, model: str, request_id: str, version: str, preds: list[Prediction], segs: list[str]
     ) -> None:
-        if len(self._items) >= self.capacity:
-            self.dropped += 1
-            return
-        self._items.append((model, request_id, version, preds, segs, utcnow()))
+        self._work.offer((model, request_id, version, preds, segs, utcnow()))
 
-    def drain(self) -> list[PredictionRow]:
-        """The waiting predictions; one that the shared table could not store (text no
-        encoder accepts, a non-finite value PostgreSQL's JSON refuses, an over-long field)
-        is dropped and counted here, never allowed to fail the batch it would join."""
-        out = []
-        for _ in range(len(self._items)):
-            model, rid, version, preds, segs, at = self._items.popleft()
+    def publish(self) -> int:
+        """Write what is waiting (on the publisher's thread); returns how many were taken."""
+        return self._work.drain()
+
+    def _share(self, pending: list[Pending]) -> None:
+        rows = []
+        for model, rid, version, preds, segs, at in pending:
             row = PredictionRow(model, rid, version, preds, segs, at)
             if writable(row):
-                out.append(row)
+                rows.append(row)
             else:
-                self.dropped += 1
-        return out
-
-    def count_dropped(self, rows: int) -> None:
-        self.dropped += rows
+                self.unencodable += 1
+        try:
+            self.shared += self._write(rows)
+            return
+        except RegistryUnavailable:
+            raise  # the database is away: the cycle fails and is retried as a whole
+        except Exception as exc:  # noqa: BLE001 - a row's content; found below, one by one
+            log.warning("fleet: a batch of %d predictions was refused (%s); retrying one by one",
+                        len(rows), type(exc).__name__)  # fmt: skip
+        for row in rows:
+            try:
+                self.shared += self._write([row])
+            except RegistryUnavailable:
+                raise
+            except Exception:  # noqa: BLE001 - this row alone: dropped and counted
+                self.unencodable += 1
 
 
 def writable(row: PredictionRow) -> bool:
-    """True when the shared prediction table can store ``row`` on either backend."""
+    """True when the shared prediction table can store ``row`` on either backend: text any
+    encoder accepts (no lone surrogates), no NaN (PostgreSQL's JSON refuses it), fields
+    within their columns."""
     try:
         json.dumps([row.predictions, row.segments], allow_nan=False, ensure_ascii=False).encode()
         for text, limit in ((row.model, 128), (row.request_id, 256), (row.version, 128)):
@@ -114,7 +140,7 @@ class FleetNode:
         self.publish_s = publish_s
         self.lease_s = lease_s
         self._ttl_s = ttl_s
-        self.outbox = Outbox(outbox)
+        self.outbox = Outbox(outbox, self._store.record_predictions)
         feedback.outbox = self.outbox.put
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="onnxgate-fleet")
         self._lock = threading.Lock()
@@ -123,7 +149,6 @@ class FleetNode:
         self.members: list[str] = []
         self.cycles = 0
         self.failures = 0
-        self.shared = 0  # predictions written to the shared table
         self.adopted = 0  # predictions read back to join a label
 
     # -- publishing -----------------------------------------------------------------------------
@@ -148,7 +173,7 @@ class FleetNode:
     async def _cycle(self) -> None:
         try:
             await run_blocking(self._thread, self.publish_once)
-        except Exception:  # noqa: BLE001 - the next cycle retries; serving goes on
+        except Exception:  # the next cycle retries; serving goes on
             self.failures += 1
             log.exception("fleet: publishing failed")
 
@@ -175,7 +200,7 @@ class FleetNode:
         changed = {k: p for k, p in payloads.items() if self._published.get(k) != p}
         self._store.publish(self.process, changed)
         self._published.update(changed)
-        self._share(self.outbox.drain())
+        self.outbox.publish()
         if self.cycles % _EXPIRE_EVERY == 0:
             self._store.expire_predictions(self._ttl_s)
         rows: dict[tuple[str, str], list[tuple[Evidence, bool]]] = {}
@@ -189,26 +214,12 @@ class FleetNode:
             self._totals = totals
         self.cycles += 1
 
-    def _share(self, rows: list[PredictionRow]) -> None:
-        """Write the batch; if the database refuses it for its content, write row by row so
-        one bad row is dropped (and counted) and the rest are shared."""
-        try:
-            self.shared += self._store.record_predictions(rows)
-            return
-        except RegistryUnavailable:
-            raise  # the database is away: the cycle fails and is retried as a whole
-        except Exception as exc:  # noqa: BLE001 - a row's content; found below, one by one
-            log.warning("fleet: a batch of %d predictions was refused (%s); retrying one by one",
-                        len(rows), type(exc).__name__)  # fmt: skip
-        for row in rows:
-            try:
-                self.shared += self._store.record_predictions([row])
-            except RegistryUnavailable:
-                raise
-            except Exception:  # noqa: BLE001 - this row alone: dropped and counted
-                self.outbox.count_dropped(1)
-
     # -- the governor's evidence source and window store ---------------------------------------
+
+    @property
+    def shared(self) -> int:
+        """Predictions written to the shared table."""
+        return self.outbox.shared
 
     def evidence(self, model: str, versions: Collection[str]) -> dict[str, Evidence]:
         """The fleet's merged evidence as of the last cycle (in-memory; for the loop)."""

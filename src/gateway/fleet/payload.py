@@ -10,119 +10,47 @@ served before it died was still served), and ORs the drift verdicts of live proc
 (a verdict is about a current window; a stopped process's verdict is stale). A drift
 verdict is merged rather than the binned counts behind it: traffic that drifts on one
 process alone is then still seen, not diluted by the others' undrifted rows.
+
+Each part does its own arithmetic and JSON (:class:`~gateway.governor.evidence.EvidencePart`);
+this module iterates :data:`~gateway.governor.evidence.PARTS`, so a new part is merged and
+stored without a line here.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from gateway.governor.evidence import (
-    Drift,
-    Evidence,
-    Quality,
-    SegmentCounts,
-    ShadowAgreement,
-    Traffic,
-)
+from gateway.governor.evidence import PARTS, Evidence, EvidencePart
 
 __all__ = ["decode", "encode", "merge"]
 
 Payload = dict[str, Any]
 
 
-def _bound(b: float) -> float | None:
-    return None if math.isinf(b) else b  # JSON (and PostgreSQL's json) has no Infinity
-
-
 def encode(ev: Evidence) -> Payload:
+    """Each known part's JSON form under its key (every part of ``PARTS``)."""
     out: Payload = {}
-    if ev.traffic is not None:
-        t = ev.traffic
-        out["traffic"] = [t.requests, t.errors, [_bound(b) for b in t.bounds], list(t.counts)]
-    if ev.quality is not None:
-        q = ev.quality
-        segments = {name: list(vars(s).values()) for name, s in q.segments.items()}
-        out["quality"] = [q.predictions, q.labelled, q.correct, q.abs_error, q.abs_error_sq,
-                          segments]  # fmt: skip
-    if ev.shadow is not None:
-        out["shadow"] = [ev.shadow.compared, ev.shadow.agreed]
-    if ev.drift is not None:
-        d = ev.drift
-        out["drift"] = [list(d.input_features), d.output_drifted, list(d.output_features),
-                        d.window_rows]  # fmt: skip
+    for kind in PARTS:
+        part = ev.part(kind.key)
+        if part is not None:
+            out[kind.key] = part.encode()
     return out
 
 
 def decode(payload: Mapping[str, Any]) -> Evidence:
-    traffic = quality = shadow = drift = None
-    if "traffic" in payload:
-        req, err, bounds, counts = payload["traffic"]
-        bounds = tuple(math.inf if b is None else float(b) for b in bounds)
-        traffic = Traffic(int(req), int(err), bounds, tuple(int(c) for c in counts))
-    if "quality" in payload:
-        n, labelled, correct, abs_err, abs_sq, segments = payload["quality"]
-        segs = {name: SegmentCounts(*(int(x) for x in c)) for name, c in segments.items()}
-        quality = Quality(int(n), int(labelled), int(correct), float(abs_err), float(abs_sq),
-                          segs)  # fmt: skip
-    if "shadow" in payload:
-        shadow = ShadowAgreement(*(int(x) for x in payload["shadow"]))
-    if "drift" in payload:
-        inputs, output_drifted, outputs, rows = payload["drift"]
-        drift = Drift(tuple(inputs), bool(output_drifted), tuple(outputs), int(rows))
-    return Evidence(traffic, drift, shadow, quality)
-
-
-def _add_traffic(a: Traffic | None, b: Traffic) -> Traffic:
-    if a is None:
-        return b
-    if not a.counts or not b.counts or a.bounds != b.bounds:
-        hist = (a.bounds, a.counts) if a.counts else (b.bounds, b.counts)
-    else:
-        hist = (a.bounds, tuple(x + y for x, y in zip(a.counts, b.counts, strict=True)))
-    return Traffic(a.requests + b.requests, a.errors + b.errors, *hist)
-
-
-def _add_quality(a: Quality | None, b: Quality) -> Quality:
-    if a is None:
-        return b
-    segments = dict(a.segments)
-    for name, seg in b.segments.items():
-        base = segments.get(name, SegmentCounts())
-        segments[name] = SegmentCounts(
-            *(x + y for x, y in zip(vars(base).values(), vars(seg).values(), strict=True))
-        )
-    return Quality(a.predictions + b.predictions, a.labelled + b.labelled,
-                   a.correct + b.correct, a.abs_error + b.abs_error,
-                   a.abs_error_sq + b.abs_error_sq, segments)  # fmt: skip
-
-
-def _add_drift(a: Drift | None, b: Drift) -> Drift:
-    if a is None:
-        return b
-    return Drift(
-        tuple(sorted(set(a.input_features) | set(b.input_features))),
-        a.output_drifted or b.output_drifted,
-        tuple(sorted(set(a.output_features) | set(b.output_features))),
-        max(a.window_rows, b.window_rows),
-    )
+    """:func:`encode`'s inverse; keys of parts this process does not know are ignored."""
+    return Evidence.of({k.key: k.decode(payload[k.key]) for k in PARTS if k.key in payload})
 
 
 def merge(rows: Iterable[tuple[Evidence, bool]]) -> Evidence:
     """The fleet's evidence about one version from each process's (evidence, live)."""
-    traffic: Traffic | None = None
-    quality: Quality | None = None
-    drift: Drift | None = None
-    shadow: ShadowAgreement | None = None
+    total: dict[str, EvidencePart] = {}
     for ev, live in rows:
-        if ev.traffic is not None:
-            traffic = _add_traffic(traffic, ev.traffic)
-        if ev.quality is not None:
-            quality = _add_quality(quality, ev.quality)
-        if ev.shadow is not None:
-            s = shadow or ShadowAgreement()
-            shadow = ShadowAgreement(s.compared + ev.shadow.compared, s.agreed + ev.shadow.agreed)
-        if live and ev.drift is not None:
-            drift = _add_drift(drift, ev.drift)
-    return Evidence(traffic, drift, shadow, quality)
+        for kind in PARTS:
+            part = ev.part(kind.key)
+            if part is None or (kind.live_only and not live):
+                continue
+            have = total.get(kind.key)
+            total[kind.key] = part if have is None else have.plus(part)
+    return Evidence.of(total)

@@ -3,23 +3,35 @@
 Produced by evidence sources (the gateway's request counters, the feedback store, the
 drift/shadow monitor) and windowed by the governor loop; read by
 :func:`gateway.governor.decide.decide`.
-Counts are cumulative so that windows are differences (:meth:`Evidence.minus` on each
-part). Pure: no grpc, no SQLAlchemy.
+Counts are cumulative so that windows are differences (``minus`` on each part).
+
+Every part is an :class:`EvidencePart`: it owns its ``plus`` (the fleet's merge of two
+processes' cumulative parts), ``minus`` (a window), ``encode`` and ``decode`` (its JSON in
+a fleet payload, :mod:`gateway.fleet.payload`), and is listed in :data:`PARTS`, whose
+order is :class:`Evidence`'s fields'. Evidence for a new gate is one more part here: the
+fleet merge and the codec iterate :data:`PARTS`, and a part that lacks a method cannot be
+instantiated (``tests/unit/test_evidence_parts.py`` round-trips and merges every part).
+Pure: no grpc, no SQLAlchemy.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
+from gateway.governor.evidence_part import EvidencePart, json_bound
 from gateway.governor.sequential import ArmSample
 
 __all__ = [
     "CANARY",
     "CHALLENGER",
     "CHAMPION",
+    "PARTS",
     "Drift",
     "Evidence",
+    "EvidencePart",
     "Importance",
     "Quality",
     "SegmentCounts",
@@ -34,7 +46,7 @@ CANARY, CHALLENGER, CHAMPION = "canary", "challenger", "champion"
 
 
 @dataclass(frozen=True)
-class Traffic:
+class Traffic(EvidencePart):
     """Requests, server-side errors and a latency histogram (``counts`` per bucket whose
     upper bounds, in seconds, are ``bounds``; the last bound may be infinite)."""
 
@@ -47,6 +59,8 @@ class Traffic:
     def error_rate(self) -> float | None:
         return self.errors / self.requests if self.requests else None
 
+    key: ClassVar[str] = "traffic"
+
     def minus(self, base: Traffic) -> Traffic:
         counts = self.counts
         if base.counts and base.bounds == self.bounds:
@@ -54,6 +68,26 @@ class Traffic:
         return Traffic(
             self.requests - base.requests, self.errors - base.errors, self.bounds, counts
         )
+
+    def plus(self, other: Traffic) -> Traffic:
+        # Histograms on other buckets do not add up: keep the first one that has counts.
+        if not self.counts or not other.counts or self.bounds != other.bounds:
+            hist = (self.bounds, self.counts) if self.counts else (other.bounds, other.counts)
+        else:
+            hist = (
+                self.bounds,
+                tuple(x + y for x, y in zip(self.counts, other.counts, strict=True)),
+            )
+        return Traffic(self.requests + other.requests, self.errors + other.errors, *hist)
+
+    def encode(self) -> Any:
+        return [self.requests, self.errors, [json_bound(b) for b in self.bounds], list(self.counts)]
+
+    @classmethod
+    def decode(cls, raw: Any) -> Traffic:
+        req, err, bounds, counts = raw
+        bounds = tuple(math.inf if b is None else float(b) for b in bounds)
+        return cls(int(req), int(err), bounds, tuple(int(c) for c in counts))
 
     def quantile(self, q: float) -> float | None:
         """Linear interpolation within the bucket holding rank ``q`` (as Prometheus'
@@ -73,21 +107,63 @@ class Traffic:
 
 
 @dataclass(frozen=True)
-class Drift:
-    """Corrected drift verdicts of one version's current window (from a DriftReport)."""
+class Drift(EvidencePart):
+    """Corrected drift verdicts of one version's current window (from a DriftReport).
+
+    The fleet merges verdicts, not the binned counts behind them: traffic that drifts on
+    one process alone is then still seen, not diluted by the others' undrifted rows.
+    """
 
     input_features: tuple[str, ...] = ()
     output_drifted: bool = False
     output_features: tuple[str, ...] = ()
     window_rows: int = 0
 
+    key: ClassVar[str] = "drift"
+    live_only: ClassVar[bool] = True
+
+    def plus(self, other: Drift) -> Drift:
+        return Drift(
+            tuple(sorted(set(self.input_features) | set(other.input_features))),
+            self.output_drifted or other.output_drifted,
+            tuple(sorted(set(self.output_features) | set(other.output_features))),
+            max(self.window_rows, other.window_rows),
+        )
+
+    def minus(self, base: Drift) -> Drift:
+        return self  # a verdict on the current window, not a count
+
+    def encode(self) -> Any:
+        return [list(self.input_features), self.output_drifted, list(self.output_features),
+                self.window_rows]  # fmt: skip
+
+    @classmethod
+    def decode(cls, raw: Any) -> Drift:
+        inputs, output_drifted, outputs, rows = raw
+        return cls(tuple(inputs), bool(output_drifted), tuple(outputs), int(rows))
+
 
 @dataclass(frozen=True)
-class ShadowAgreement:
+class ShadowAgreement(EvidencePart):
     """How often a version's outputs agreed with the served ones while it shadowed."""
 
     compared: int = 0
     agreed: int = 0
+
+    key: ClassVar[str] = "shadow"
+
+    def plus(self, other: ShadowAgreement) -> ShadowAgreement:
+        return ShadowAgreement(self.compared + other.compared, self.agreed + other.agreed)
+
+    def minus(self, base: ShadowAgreement) -> ShadowAgreement:
+        return ShadowAgreement(self.compared - base.compared, self.agreed - base.agreed)
+
+    def encode(self) -> Any:
+        return [self.compared, self.agreed]
+
+    @classmethod
+    def decode(cls, raw: Any) -> ShadowAgreement:
+        return cls(*(int(x) for x in raw))
 
     @property
     def agreement(self) -> float | None:
@@ -108,6 +184,11 @@ class SegmentCounts:
             *(a - b for a, b in zip(vars(self).values(), vars(base).values(), strict=True))
         )
 
+    def plus(self, other: SegmentCounts) -> SegmentCounts:
+        return SegmentCounts(
+            *(a + b for a, b in zip(vars(self).values(), vars(other).values(), strict=True))
+        )
+
     @property
     def positive_rate(self) -> float | None:
         return self.positives / self.predictions if self.predictions else None
@@ -118,7 +199,7 @@ class SegmentCounts:
 
 
 @dataclass(frozen=True)
-class Quality:
+class Quality(EvidencePart):
     """Outcome quality from delayed labels: accuracy counts (classification) or absolute
     error sums (regression), and per-segment counts for fairness."""
 
@@ -128,6 +209,27 @@ class Quality:
     abs_error: float = 0.0
     abs_error_sq: float = 0.0
     segments: Mapping[str, SegmentCounts] = field(default_factory=dict)
+
+    key: ClassVar[str] = "quality"
+
+    def plus(self, other: Quality) -> Quality:
+        segments = dict(self.segments)
+        for name, seg in other.segments.items():
+            segments[name] = segments.get(name, SegmentCounts()).plus(seg)
+        return Quality(self.predictions + other.predictions, self.labelled + other.labelled,
+                       self.correct + other.correct, self.abs_error + other.abs_error,
+                       self.abs_error_sq + other.abs_error_sq, segments)  # fmt: skip
+
+    def encode(self) -> Any:
+        segments = {name: list(vars(s).values()) for name, s in self.segments.items()}
+        return [self.predictions, self.labelled, self.correct, self.abs_error,
+                self.abs_error_sq, segments]  # fmt: skip
+
+    @classmethod
+    def decode(cls, raw: Any) -> Quality:
+        n, labelled, correct, abs_err, abs_sq, segments = raw
+        segs = {name: SegmentCounts(*(int(x) for x in c)) for name, c in segments.items()}
+        return cls(int(n), int(labelled), int(correct), float(abs_err), float(abs_sq), segs)
 
     def minus(self, base: Quality) -> Quality:
         segments = {
@@ -155,13 +257,40 @@ class Quality:
 
 
 @dataclass(frozen=True)
-class Importance:
+class Importance(EvidencePart):
     """A version's global feature importance: mean |attribution| per feature over ``rows``
-    sampled rows of live traffic (see :mod:`gateway.explain.importance`)."""
+    sampled rows of live traffic (see :mod:`gateway.explain.importance`).
+
+    NOTE: the governor judges importance on this process's own sample, fleet or not (the
+    fleet's local sources do not produce it); its merge is still defined, rows-weighted.
+    """
 
     features: tuple[str, ...] = ()
     mean_abs: tuple[float, ...] = ()
     rows: int = 0
+
+    key: ClassVar[str] = "importance"
+
+    def plus(self, other: Importance) -> Importance:
+        if self.features != other.features or not other.rows:
+            return self if self.rows >= other.rows else other
+        n = self.rows + other.rows
+        mean = tuple(
+            (a * self.rows + b * other.rows) / n
+            for a, b in zip(self.mean_abs, other.mean_abs, strict=True)
+        )
+        return Importance(self.features, mean, n)
+
+    def minus(self, base: Importance) -> Importance:
+        return self  # a sample's mean, not a count
+
+    def encode(self) -> Any:
+        return [list(self.features), list(self.mean_abs), self.rows]
+
+    @classmethod
+    def decode(cls, raw: Any) -> Importance:
+        features, mean_abs, rows = raw
+        return cls(tuple(features), tuple(float(v) for v in mean_abs), int(rows))
 
     @property
     def top(self) -> str | None:
@@ -211,13 +340,21 @@ class Evidence:
 
     def merged(self, other: Evidence) -> Evidence:
         """These parts overlaid with ``other``'s known ones."""
-        return Evidence(
-            other.traffic or self.traffic,
-            other.drift or self.drift,
-            other.shadow or self.shadow,
-            other.quality or self.quality,
-            other.importance or self.importance,
-        )
+        return Evidence.of({k: other.part(k) or self.part(k) for k in _KEYS})
+
+    @classmethod
+    def of(cls, parts: Mapping[str, EvidencePart | None]) -> Evidence:
+        """Evidence from parts by key (the keys of :data:`PARTS`)."""
+        return cls(**parts)  # type: ignore[arg-type]  # each key's part is its field's type
+
+    def part(self, key: str) -> EvidencePart | None:
+        """The part of :data:`PARTS` whose ``key`` is ``key``."""
+        found: EvidencePart | None = getattr(self, key)
+        return found
+
+
+PARTS: tuple[type[EvidencePart], ...] = (Traffic, Drift, ShadowAgreement, Quality, Importance)
+_KEYS = tuple(p.key for p in PARTS)
 
 
 @dataclass(frozen=True)

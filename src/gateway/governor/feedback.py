@@ -35,7 +35,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -44,6 +44,7 @@ import numpy as np
 
 from gateway.domain import Tensors
 from gateway.governor.evidence import Quality, SegmentCounts
+from gateway.governor.gates import disparate_impact
 from gateway.governor.predictions import (
     Prediction,
     is_positive,
@@ -68,14 +69,6 @@ class LabelOutcome(StrEnum):
     EXPIRED = "expired"
     DUPLICATE = "duplicate"
     INVALID = "invalid"
-
-
-def disparate_impact(rates: Mapping[str, float]) -> float | None:
-    """min/max of the segments' positive rates (1.0 when every rate is 0)."""
-    if len(rates) < 2:
-        return None
-    top = max(rates.values())
-    return 1.0 if top == 0 else min(rates.values()) / top
 
 
 @dataclass(slots=True)

@@ -137,7 +137,7 @@ class Governor:
                     if not outage:
                         log.warning("governor idle: %s", exc)
                     outage = True
-                except Exception:  # noqa: BLE001 - the governor must never stop serving
+                except Exception:  # the governor must never stop serving
                     log.exception("governor tick failed")
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=self.tick_s)
@@ -186,7 +186,7 @@ class Governor:
                 continue  # a policy for a model with no deployment yet
             except RegistryUnavailable:
                 raise  # not this model's trouble: the tick stops (see run)
-            except Exception:  # noqa: BLE001 - one model's trouble must not stop the others
+            except Exception:  # one model's trouble must not stop the others
                 log.exception("governor: evaluating %s failed", model)
                 continue
             if decision is not None:

@@ -9,9 +9,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
-__all__ = ["RolloutPolicyError", "count", "flag", "number", "optional", "table", "text"]
+__all__ = [
+    "Param",
+    "RolloutPolicyError",
+    "count",
+    "flag",
+    "number",
+    "optional",
+    "table",
+    "text",
+]
 
 
 class RolloutPolicyError(ValueError):
@@ -59,3 +69,32 @@ def optional(where: str, value: Any, *, lo: float, hi: float = math.inf) -> floa
     if value is False:
         return None
     return number(where, value, lo=lo, hi=hi)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One key of the policy's ``[gates]`` table: its bounds, default and how it reads.
+
+    ``kind``: ``threshold`` (a number in [lo, hi]; ``false`` switches its gate off),
+    ``count`` (a whole number >= 0), ``count_or_off`` (a count; ``false``: off) or
+    ``flag`` (true or false).
+    """
+
+    key: str
+    default: Any
+    kind: Literal["threshold", "count", "count_or_off", "flag"] = "threshold"
+    lo: float = 0.0
+    hi: float = math.inf
+
+    def read(self, found: Mapping[str, Any]) -> Any:
+        """This key's value in a ``[gates]`` table (the default when absent), checked."""
+        if self.key not in found:
+            return self.default
+        where, value = f"gates.{self.key}", found[self.key]
+        if self.kind == "threshold":
+            return optional(where, value, lo=self.lo, hi=self.hi)
+        if self.kind == "flag":
+            return flag(where, value)
+        if self.kind == "count_or_off" and value is False:
+            return None
+        return count(where, value)

@@ -21,7 +21,7 @@ Example (every key optional; these are the defaults unless noted)::
     min_requests = 200          # candidate requests in a step before it may advance
     min_labels = 0              # candidate labels (delayed feedback) per step, 0: none
 
-    [gates]                     # a threshold set to false switches its gate off
+    [gates]                     # a threshold set to false switches its gate off (gates.GATES)
     max_error_rate = 0.02       # candidate's error rate
     max_error_rate_delta = 0.01 # candidate's error rate minus the champion's
     max_p99_ratio = 1.5         # candidate p99 latency / champion p99 latency
@@ -66,6 +66,7 @@ from enum import StrEnum
 from typing import Any
 
 from gateway.governor import policy_checks as check
+from gateway.governor.gates import GATE_NAMES, Gates
 from gateway.governor.policy_checks import RolloutPolicyError
 
 __all__ = [
@@ -89,49 +90,12 @@ class Mode(StrEnum):
     PAUSED = "paused"
 
 
-GATE_NAMES = (
-    "error_rate",
-    "error_rate_delta",
-    "p99_ratio",
-    "input_drift",
-    "output_drift",
-    "shadow_agreement",
-    "quality",
-    "disparate_impact",
-    "tpr_ratio",
-    "importance_drift",
-)
-
-
 @dataclass(frozen=True)
 class CanaryPolicy:
     steps: tuple[float, ...] = (5.0, 10.0, 25.0, 50.0)
     interval_s: float = 60.0
     min_requests: int = 200
     min_labels: int = 0
-
-
-@dataclass(frozen=True)
-class Gates:
-    """Thresholds; ``None`` switches a gate off."""
-
-    max_error_rate: float | None = 0.02
-    max_error_rate_delta: float | None = 0.01
-    max_p99_ratio: float | None = 1.5
-    max_drifted_features: int | None = 0
-    output_drift: bool = True
-    min_shadow_agreement: float | None = None
-    max_quality_drop: float | None = 0.02
-    min_disparate_impact: float | None = 0.8
-    min_tpr_ratio: float | None = None
-    # Spearman correlation of candidate vs champion importances (gateway.explain); off.
-    min_importance_correlation: float | None = None
-    min_importance_rows: int = 50  # sampled rows each side before importance is judged
-    min_requests: int = 20
-    min_labels: int = 30
-    min_segment_count: int = 30
-    hard: frozenset[str] = frozenset({"error_rate", "error_rate_delta", "output_drift"})
-    soft_failures: int = 3
 
 
 @dataclass(frozen=True)
@@ -190,13 +154,11 @@ class RolloutPolicy:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (for audit events and ``policy show --json``)."""
-        gates = {f.name: getattr(self.gates, f.name) for f in fields(Gates)}
-        gates["hard"] = sorted(self.gates.hard)
         return {
             "mode": self.mode.value,
             "require_approval": self.require_approval,
             "canary": {**vars(self.canary), "steps": list(self.canary.steps)},
-            "gates": gates,
+            "gates": self.gates.to_dict(),
             "challenger": dict(vars(self.challenger)),
             "feedback": dict(vars(self.feedback)),
             "start": dict(vars(self.start)),
@@ -227,48 +189,7 @@ def _canary(doc: Mapping[str, Any]) -> CanaryPolicy:
 
 
 def _gates(doc: Mapping[str, Any]) -> Gates:
-    t = check.table(doc, "gates", {f.name for f in fields(Gates)})
-    d = Gates()
-
-    def opt(key: str, lo: float, hi: float = math.inf) -> float | None:
-        return check.optional(f"gates.{key}", t[key], lo=lo, hi=hi) if key in t else getattr(d, key)
-
-    drifted = t.get("max_drifted_features", d.max_drifted_features)
-    hard = t.get("hard", sorted(d.hard))
-    if not isinstance(hard, list) or not all(isinstance(h, str) for h in hard):
-        raise RolloutPolicyError("gates.hard: expected a list of gate names")
-    unknown = sorted(set(hard) - set(GATE_NAMES))
-    if unknown:
-        raise RolloutPolicyError(
-            f"gates.hard: unknown gate(s) {unknown}; gates: {list(GATE_NAMES)}"
-        )
-    soft = check.count("gates.soft_failures", t.get("soft_failures", d.soft_failures))
-    if soft < 1:
-        raise RolloutPolicyError("gates.soft_failures: must be >= 1")
-    return Gates(
-        max_error_rate=opt("max_error_rate", 0.0, 1.0),
-        max_error_rate_delta=opt("max_error_rate_delta", 0.0, 1.0),
-        max_p99_ratio=opt("max_p99_ratio", 0.0),
-        max_drifted_features=None
-        if drifted is False
-        else check.count("gates.max_drifted_features", drifted),
-        output_drift=check.flag("gates.output_drift", t.get("output_drift", d.output_drift)),
-        min_shadow_agreement=opt("min_shadow_agreement", 0.0, 1.0),
-        max_quality_drop=opt("max_quality_drop", 0.0),
-        min_disparate_impact=opt("min_disparate_impact", 0.0, 1.0),
-        min_tpr_ratio=opt("min_tpr_ratio", 0.0, 1.0),
-        min_importance_correlation=opt("min_importance_correlation", -1.0, 1.0),
-        min_importance_rows=check.count(
-            "gates.min_importance_rows", t.get("min_importance_rows", d.min_importance_rows)
-        ),
-        min_requests=check.count("gates.min_requests", t.get("min_requests", d.min_requests)),
-        min_labels=check.count("gates.min_labels", t.get("min_labels", d.min_labels)),
-        min_segment_count=check.count(
-            "gates.min_segment_count", t.get("min_segment_count", d.min_segment_count)
-        ),
-        hard=frozenset(hard),
-        soft_failures=soft,
-    )
+    return Gates.parse(check.table(doc, "gates", Gates.keys()))
 
 
 def _challenger(doc: Mapping[str, Any]) -> ChallengerPolicy:

@@ -13,11 +13,13 @@ Series (gauges unless noted):
 
 * ``onnxgate_drift_verdict{model,version,side}`` 1 if any feature drifted, else 0;
   ``onnxgate_drift_drifted_features{...}`` how many; ``onnxgate_drift_window_rows{...}``.
-* ``onnxgate_drift_feature_drifted{model,version,side,feature}`` 0/1,
-  ``onnxgate_drift_psi``, ``onnxgate_drift_ks_statistic``,
-  ``onnxgate_drift_ks_pvalue_adjusted`` (the corrected p-value the verdict uses: chi-square
-  for categoricals), ``onnxgate_drift_js_distance``,
-  ``onnxgate_drift_wasserstein_normalized``, same labels.
+* ``onnxgate_drift_feature_drifted{model,version,side,feature}`` 0/1, and one gauge per
+  row of :data:`~gateway.monitoring.statistics.DRIFT_STATISTICS` that names a metric, same
+  labels: ``onnxgate_drift_psi``, ``onnxgate_drift_ks_statistic``,
+  ``onnxgate_drift_ks_pvalue_adjusted`` (the corrected p-value of features the verdict tests
+  by KS), ``onnxgate_drift_chi2_pvalue_adjusted`` (of categorical features it tests by
+  chi-square), ``onnxgate_drift_js_distance``, ``onnxgate_drift_wasserstein_normalized``,
+  ``onnxgate_drift_unseen_share`` (categoricals).
 * ``onnxgate_monitor_enqueued_total`` / ``onnxgate_monitor_dropped_total`` (counters),
   ``onnxgate_monitor_queue_depth``.
 * ``onnxgate_shadow_agreement_ratio{model,version,served_version}`` (classifiers),
@@ -45,24 +47,12 @@ from prometheus_client.registry import Collector
 from gateway.monitoring.drift import DriftReport
 from gateway.monitoring.monitor import MonitorSnapshot
 from gateway.monitoring.shadow import ShadowSnapshot
+from gateway.monitoring.statistics import DRIFT_STATISTICS
 
 __all__ = ["MonitoringCollector", "top_features"]
 
-_FEATURE_STATS = (
-    ("psi", "onnxgate_drift_psi", "Population Stability Index over the reference bins."),
-    ("ks_stat", "onnxgate_drift_ks_statistic", "Two-sample Kolmogorov-Smirnov statistic."),
-    (
-        "p_adjusted",
-        "onnxgate_drift_ks_pvalue_adjusted",
-        "Verdict p-value (KS, chi-square for categoricals) after multiple-testing correction.",
-    ),
-    ("js", "onnxgate_drift_js_distance", "Jensen-Shannon distance (base 2) over the bins."),
-    (
-        "wasserstein_norm",
-        "onnxgate_drift_wasserstein_normalized",
-        "1-Wasserstein distance divided by the reference standard deviation.",
-    ),
-)
+# The drift statistics vocabulary's rows that Prometheus exports (per top-K feature).
+_FEATURE_STATS = tuple(row for row in DRIFT_STATISTICS if row.metric is not None)
 
 
 def top_features(report: DriftReport, k: int) -> npt.NDArray[np.intp]:
@@ -113,7 +103,8 @@ class MonitoringCollector(Collector):
             labels=feature_labels,
         )
         stats = [
-            GaugeMetricFamily(name, doc, labels=feature_labels) for _, name, doc in _FEATURE_STATS
+            GaugeMetricFamily(row.metric or "", row.help, labels=feature_labels)
+            for row in _FEATURE_STATS
         ]
         for model, versions in sorted(snap.versions.items()):
             for version, vd in sorted(versions.items()):
@@ -129,8 +120,8 @@ class MonitoringCollector(Collector):
                     for i in top_features(r, self._top_k).tolist():
                         fl = [*labels, r.feature_names[i]]
                         feature_verdict.add_metric(fl, 1.0 if r.drifted_mask[i] else 0.0)
-                        for (attr, _, _), family in zip(_FEATURE_STATS, stats, strict=True):
-                            value = float(getattr(r, attr)[i])
+                        for row, family in zip(_FEATURE_STATS, stats, strict=True):
+                            value = float(r.value(row.name)[i])
                             if not math.isnan(value):
                                 family.add_metric(fl, value)
         yield from (verdict, n_drifted, window, feature_verdict, *stats)

@@ -52,7 +52,7 @@ set, and never drifts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -66,6 +66,7 @@ from gateway.monitoring.profiles import (
     count_at_most,
     sorted_columns,
 )
+from gateway.monitoring.statistics import DRIFT_STATISTICS, DriftInputs
 
 __all__ = [
     "DriftReport",
@@ -270,12 +271,25 @@ class DriftReport:
     features: list[str]
     alpha: float
     correction: Correction
+    # ``p_adjusted`` split by the test behind it (NaN where the other test decided), so
+    # that no series carries one test's p-value under the other's name.
+    ks_p_adjusted: FloatArray
+    chi2_p_adjusted: FloatArray
+    # Statistics of the table's rows that bring their own ``compute``, by domain name.
+    extra: dict[str, FloatArray] = field(default_factory=dict)
+
+    def value(self, name: str) -> FloatArray:
+        """The array of the statistic whose domain name is ``name`` (a table row's)."""
+        found = self.extra.get(name)
+        return found if found is not None else np.asarray(getattr(self, name))
 
     def to_dict(self) -> dict[str, Any]:
         """A strict-JSON-safe dict (NaN -> None, +-inf -> "inf"/"-inf"), e.g. for audit."""
         out: dict[str, Any] = {}
         for name, value in vars(self).items():
-            if isinstance(value, np.ndarray):
+            if isinstance(value, dict):
+                out[name] = {k: [_json_number(v) for v in a.tolist()] for k, a in value.items()}
+            elif isinstance(value, np.ndarray):
                 out[name] = [_json_number(v) for v in value.tolist()]
             elif isinstance(value, tuple):
                 out[name] = list(value)
@@ -344,12 +358,14 @@ def compute_drift(
 
     wasserstein_norm = _ratio(wasserstein, profile.std, 0.0)
     psi_values = stat(psi(profile.ref_counts, counts, eps=psi_eps))
-    p_value = stat(np.where(cat & (profile.n_bins >= 2), chi2_p, ks_p))
+    by_chi2 = cat & (profile.n_bins >= 2)
+    p_value = stat(np.where(by_chi2, chi2_p, ks_p))
     p_adjusted = adjust_pvalues(p_value, correction)
     effect = (psi_values >= min_psi) | (wasserstein_norm >= min_wasserstein_norm)
     mask = (p_adjusted < alpha) & effect & ~no_data
     hits = np.nonzero(mask)[0]
     hits = hits[np.lexsort((-psi_values[hits], p_adjusted[hits]))]
+    inputs = DriftInputs(profile, win_sorted, win_valid, counts)
     return DriftReport(
         feature_names=profile.feature_names,
         window_rows=n_rows,
@@ -375,4 +391,7 @@ def compute_drift(
         features=[profile.feature_names[i] for i in hits],
         alpha=alpha,
         correction=correction,
+        ks_p_adjusted=np.where(by_chi2, np.nan, p_adjusted),
+        chi2_p_adjusted=np.where(by_chi2, p_adjusted, np.nan),
+        extra={row.name: stat(row.compute(inputs)) for row in DRIFT_STATISTICS if row.compute},
     )

@@ -7,8 +7,9 @@ bytes) and its outputs to a bounded deque: no copy, no numpy work, one ``len`` a
 ``append``. A full queue drops the request and counts it (``dropped``); monitoring never
 slows or fails a call.
 
-Worker (one thread): drains the queue in bulk, groups requests by version and, per version
-and side (inputs, outputs), stacks them into one float64 matrix (see
+Worker (one thread; the queue and the thread are a :class:`~gateway.sidework.SideWork`
+whose cycle also recomputes drift): drains the queue in bulk, groups requests by version
+and, per version and side (inputs, outputs), stacks them into one float64 matrix (see
 :mod:`gateway.monitoring.layout` for which tensors are monitored and which are skipped)
 appended to that side's count-based window and binned counts
 (:mod:`gateway.monitoring.state`). Every ``interval_s`` (and on :meth:`Monitor.refresh`)
@@ -32,7 +33,6 @@ import logging
 import random
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -46,6 +46,7 @@ from gateway.monitoring.snapshot import MonitorSnapshot, SideDrift, VersionDrift
 from gateway.monitoring.state import MonitoredVersion, SideState, VersionState
 from gateway.monitoring.windows import BinnedCounts
 from gateway.settings import Settings
+from gateway.sidework import SideWork
 from registry import Registry
 
 if TYPE_CHECKING:
@@ -120,22 +121,32 @@ class Monitor:
         self._registry = registry
         self._versions = versions
         self._uniform = uniform
-        self._queue: deque[Item] = deque()
-        # Written on the tap thread only (observe), so plain ints are exact.
-        self.enqueued = 0
-        self.dropped = 0
+        # Two producers (the tap thread, shadow scoring's threads): offers take a lock.
+        self._work: SideWork[Item] = SideWork(
+            "onnxgate-monitor",
+            self._ingest_items,
+            capacity=config.queue_size,
+            poll_s=config.poll_s,
+            cycle=self._tick,
+            threadsafe=True,
+            drain_on_close=False,
+        )
+        self._queue = self._work.items
         self.sampled_out = 0
-        # Other threads (shadow scoring) offer under a lock of their own.
-        self._offer_lock = threading.Lock()
-        self._offered = 0
-        self._offer_dropped = 0
+        self._next_report = 0.0
         self._lock = threading.Lock()  # the worker's state: windows, profiles, snapshot
         self._states: dict[tuple[str, str], VersionState] = {}
         self._retired: dict[tuple[str, str], VersionDrift] = {}
         self._errors = 0
         self._snapshot = MonitorSnapshot()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+
+    @property
+    def enqueued(self) -> int:
+        return self._work.offered
+
+    @property
+    def dropped(self) -> int:
+        return self._work.dropped
 
     # -- producers ------------------------------------------------------------------------
 
@@ -144,49 +155,34 @@ class Monitor:
         if self.config.sample < 1.0 and self._uniform() >= self.config.sample:
             self.sampled_out += 1
             return
-        if len(self._queue) >= self.config.queue_size:
-            self.dropped += 1
-            return
-        self._queue.append((record, record.inputs, record.outputs))
-        self.enqueued += 1
+        self._work.offer((record, record.inputs, record.outputs))
 
     def offer(self, version: MonitoredVersion, inputs: Tensors, outputs: Tensors) -> None:
         """Like :meth:`observe`, from any thread (shadow versions' outputs)."""
-        with self._offer_lock:
-            if self.config.sample < 1.0 and self._uniform() >= self.config.sample:
-                return
-            if len(self._queue) >= self.config.queue_size:
-                self._offer_dropped += 1
-                return
-            self._queue.append((version, inputs, outputs))
-            self._offered += 1
+        if self.config.sample < 1.0 and self._uniform() >= self.config.sample:
+            return
+        self._work.offer((version, inputs, outputs))
 
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="onnxgate-monitor", daemon=True)
-            self._thread.start()
+        self._next_report = time.monotonic() + self.config.interval_s
+        self._work.start()
 
     def close(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._work.close(timeout)
 
-    def _run(self) -> None:
-        next_report = time.monotonic() + self.config.interval_s
-        while not self._stop.is_set():
-            with self._lock:
-                self._drain()
-            if time.monotonic() >= next_report:
-                try:
-                    self.refresh()
-                except Exception:  # noqa: BLE001 - monitoring must outlive its bugs
-                    self._errors += 1
-                    log.exception("drift refresh failed")
-                next_report = time.monotonic() + self.config.interval_s
-            self._stop.wait(self.config.poll_s)
+    def _tick(self) -> None:
+        """One cycle of the worker: ingest what is queued; recompute every ``interval_s``."""
+        with self._lock:
+            self._work.drain()
+        if time.monotonic() >= self._next_report:
+            try:
+                self.refresh()
+            except Exception:  # monitoring must outlive its bugs
+                self._errors += 1
+                log.exception("drift refresh failed")
+            self._next_report = time.monotonic() + self.config.interval_s
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -195,8 +191,8 @@ class Monitor:
         reports are one attribute read; counters are plain ints)."""
         return dataclasses.replace(
             self._snapshot,
-            enqueued=self.enqueued + self._offered,
-            dropped=self.dropped + self._offer_dropped,
+            enqueued=self.enqueued,
+            dropped=self.dropped,
             sampled_out=self.sampled_out,
             queue_depth=len(self._queue),
         )
@@ -204,15 +200,15 @@ class Monitor:
     def refresh(self) -> MonitorSnapshot:
         """Ingest everything queued, recompute drift where rows arrived, publish, return."""
         with self._lock:
-            self._drain()
+            self._work.drain()
             self._prune()
             versions: dict[str, dict[str, VersionDrift]] = {}
             for st in self._states.values():
                 versions.setdefault(st.model, {})[st.version] = self._report(st)
             snap = MonitorSnapshot(
                 versions=MappingProxyType({m: MappingProxyType(v) for m, v in versions.items()}),
-                enqueued=self.enqueued + self._offered,
-                dropped=self.dropped + self._offer_dropped,
+                enqueued=self.enqueued,
+                dropped=self.dropped,
                 sampled_out=self.sampled_out,
                 queue_depth=len(self._queue),
                 errors=self._errors,
@@ -223,20 +219,18 @@ class Monitor:
 
     # -- worker internals (self._lock held) ----------------------------------------------------
 
-    def _drain(self) -> int:
-        queue = self._queue
-        items = [queue.popleft() for _ in range(len(queue))]  # pops only under self._lock
+    def _ingest_items(self, items: list[Item]) -> None:
+        """The side work's handler (drained with self._lock held: :meth:`_tick`, refresh)."""
         groups: dict[tuple[str, str], list[Item]] = {}
         for item in items:
             groups.setdefault((item[0].model, item[0].version), []).append(item)
         for key, group in groups.items():
             try:
                 self._ingest(key, group)
-            except Exception:  # noqa: BLE001 - one bad batch must not stop monitoring
+            except Exception:  # one bad batch must not stop monitoring
                 self._errors += 1
                 if self._errors <= 10:
                     log.exception("monitoring %s:%s failed on a batch", *key)
-        return len(items)
 
     def _ingest(self, key: tuple[str, str], group: list[Item]) -> None:
         st = self._states.get(key)

@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.monitoring.statistics import DRIFT_STATISTICS, DriftStatistic, wire_value
+
 __all__ = ["render_html"]
 
 MAX_HISTOGRAMS = 100  # per side: past this, the table still lists every feature
@@ -111,23 +113,20 @@ def histogram_svg(feature: Mapping[str, Any], width: int = 380, height: int = 19
     return "".join(parts)
 
 
-_COLUMNS = (
-    ("psi", "PSI"),
-    ("ks_statistic", "KS"),
-    ("pvalue", "p"),
-    ("pvalue_adjusted", "p adj."),
-    ("js_distance", "JS"),
-    ("wasserstein_normalized", "W/σ"),
-    ("mean_shift", "mean shift/σ"),
-    ("std_ratio", "std ratio"),
-    ("nan_share", "missing"),
-    ("out_of_range_share", "out of range"),
-)
+def _columns(features: list[Mapping[str, Any]]) -> list[DriftStatistic]:
+    """The statistic columns: table rows with a header; sparse ones only when some value."""
+    return [
+        row
+        for row in DRIFT_STATISTICS
+        if row.header is not None
+        and (not row.sparse or any(wire_value(f, row) is not None for f in features))
+    ]
 
 
 def _side_html(side: Mapping[str, Any]) -> str:
     features: list[Mapping[str, Any]] = list(side.get("features", []))
     drifted = bool(side.get("drifted"))
+    columns = _columns(features)
     badge = (
         '<span class="badge bad">DRIFT</span>' if drifted else '<span class="badge ok">OK</span>'
     )
@@ -138,12 +137,12 @@ def _side_html(side: Mapping[str, Any]) -> str:
         f"({html.escape(str(side.get('correction', '')))} correction); window "
         f"{side.get('window_rows', 0)} rows, reference {side.get('reference_rows', 0)} rows</p>",
         "<table><tr><th>feature</th>"
-        + "".join(f"<th>{html.escape(label)}</th>" for _, label in _COLUMNS)
+        + "".join(f"<th>{html.escape(row.header or '')}</th>" for row in columns)
         + "<th>drift</th></tr>",
     ]
     for f in features:
         cls = ' class="drift"' if f.get("drifted") else ""
-        cells = "".join(f"<td>{_num(f.get(key))}</td>" for key, _ in _COLUMNS)
+        cells = "".join(f"<td>{_num(wire_value(f, row))}</td>" for row in columns)
         mark = "yes" if f.get("drifted") else ("no data" if f.get("no_data") else "")
         name = html.escape(str(f.get("name", "")))
         out.append(f"<tr{cls}><td>{name}</td>{cells}<td>{mark}</td></tr>")

@@ -267,7 +267,7 @@ class ShadowScorer:
                 self._tally(key, loaded).add(comparison, latency)
             if self._feed is not None:
                 self._feed(loaded, inputs, out)
-        except Exception:  # noqa: BLE001 - never let a comparison bug kill the executor
+        except Exception:  # never let a comparison bug kill the executor
             log.exception("shadow scoring of %s:%s failed", loaded.model, loaded.version)
         finally:
             with self._lock:

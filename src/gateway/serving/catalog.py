@@ -198,7 +198,7 @@ class Catalog:
             await self._ensure_loaded(model, wanted)
         except NotFound:
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             await self._audit(
                 "deployment.refused",
                 model,
@@ -299,7 +299,7 @@ class Catalog:
                 break
             try:
                 await self.sync()
-            except Exception as exc:  # noqa: BLE001 - a registry hiccup must not stop serving
+            except Exception as exc:  # a registry hiccup must not stop serving
                 if not reachable:
                     continue
                 reachable = False

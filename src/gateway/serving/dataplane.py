@@ -35,8 +35,15 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from gateway.domain import InferRequest, InferResult
-from gateway.errors import DeadlineExceeded, GatewayError, ResourceExhausted, Unavailable
+from gateway.domain import InferRequest, InferResult, Tensors
+from gateway.errors import (
+    DeadlineExceeded,
+    GatewayError,
+    InferenceFailed,
+    RefusedByModel,
+    ResourceExhausted,
+    Unavailable,
+)
 from gateway.limits import MAX_KEY_BYTES, check_text
 from gateway.metrics import GatewayMetrics
 from gateway.serving.cache import ResponseCache
@@ -148,12 +155,12 @@ class DataPlane:
                 loaded.check_outputs(wanted)
             cache = None if self._cache is None else self._cache.for_model(request.model)
             if cache is None:
-                outputs = await served.batcher.submit(request.inputs, rows=rows, deadline=deadline)
+                outputs = await self._run(request, served, route, rows, deadline)
             else:
                 key = cache.key(route.version, request.inputs, wanted)
                 hit = cache.get(key)
                 if hit is None:
-                    hit = await served.batcher.submit(request.inputs, rows=rows, deadline=deadline)
+                    hit = await self._run(request, served, route, rows, deadline)
                     cache.put(key, hit)
                 outputs = hit
         except GatewayError as exc:
@@ -190,6 +197,36 @@ class DataPlane:
         if wanted:
             outputs = {name: outputs[name] for name in wanted}
         return InferResult(request.model, route.version, role, request.id, outputs, rows)
+
+    async def _run(
+        self, request: InferRequest, served: Served, route: Route, rows: int, deadline: float | None
+    ) -> Tensors:
+        """The version's batcher runs the inputs. When it refuses them as values it cannot
+        run (the caller's fault, as far as that version can tell) and the version is not the
+        champion, the champion is asked to run them too: if it can, the failure is the
+        candidate's own (``INTERNAL``, which its error-rate gate counts: a canary that
+        breaks on inputs the champion serves is worse, not the caller); if it cannot either,
+        the caller's values are at fault (``INVALID_ARGUMENT``)."""
+        try:
+            return await served.batcher.submit(request.inputs, rows=rows, deadline=deadline)
+        except RefusedByModel as refused:
+            champion = None if route.role == "champion" else self._champion(request.model)
+            if champion is None or champion is served:
+                raise
+            try:
+                await champion.batcher.submit(request.inputs, rows=rows, deadline=deadline)
+            except GatewayError:
+                raise refused from None  # the champion cannot run them either
+            raise InferenceFailed(
+                f"model {request.model} version {route.version} failed to run a request that "
+                f"its champion (version {champion.version}) runs"
+            ) from None
+
+    def _champion(self, model: str) -> Served | None:
+        try:
+            return self._catalog.find(model, "")
+        except GatewayError:
+            return None
 
     def _refuse_overload(self, model: str | None) -> None:
         """Raise the refusal for a full process (``model`` None), a full model, or a drain.

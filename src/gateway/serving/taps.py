@@ -2,11 +2,12 @@
 
 The data plane hands every successful request to :meth:`TapQueue.offer` as one
 :class:`TapRecord`: one ``len`` and one ``append`` on a bounded deque, nothing else on the
-event loop. One worker thread drains the queue in bulk every ``poll_s`` and hands each
-record to every tap in turn (shadow scorer, drift monitor, feedback store). A full queue
-drops the record and counts it (``onnxgate_tap_dropped_total``); a tap that raises is
-counted (``onnxgate_tap_errors_total{tap}``) and logged at most once per ``log_every_s``
-per tap, without the record's tensors. Neither ever changes what the caller got.
+event loop. One worker thread (a :class:`~gateway.sidework.SideWork`) drains the queue
+in bulk every ``poll_s`` and hands each record to every tap in turn (shadow scorer, drift
+monitor, feedback store). A full queue drops the record and counts it
+(``onnxgate_tap_dropped_total``); a tap that raises is counted
+(``onnxgate_tap_errors_total{tap}``) and logged at most once per ``log_every_s`` per tap,
+without the record's tensors. Neither ever changes what the caller got.
 
 Taps run on the worker thread, one record at a time, so each must stay cheap (enqueue to
 its own worker, or a few dict updates) and must not touch loop-bound state.
@@ -18,15 +19,13 @@ queue bounds the memory they keep alive.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
 from gateway.domain import ParamValue, Tensors
+from gateway.sidework import SideWork
 
 if TYPE_CHECKING:
     from gateway.metrics import GatewayMetrics
@@ -72,110 +71,58 @@ class TapQueue:
         poll_s: float = 0.02,
         log_every_s: float = 10.0,
     ) -> None:
-        if capacity < 1:
-            raise ValueError("capacity must be at least 1")
         self._taps = tuple(taps.items())
-        self._capacity = capacity
-        self._poll_s = poll_s
         self._log_every_s = log_every_s
-        self._queue: deque[TapRecord] = deque()
-        self._dropped_counter = None if metrics is None else metrics.tap_dropped
         self._error_counters = (
             {} if metrics is None else {name: metrics.tap_errors.labels(name) for name in taps}
         )
-        self.offered = 0  # event loop thread only
-        self.dropped = 0  # event loop thread only
-        self.handled = 0  # worker thread only
+        # The event loop is the only producer: no lock on offer.
+        self._work: SideWork[TapRecord] = SideWork(
+            "onnxgate-taps",
+            self._handle,
+            capacity=capacity,
+            poll_s=poll_s,
+            on_drop=None if metrics is None else metrics.tap_dropped.inc,
+        )
+        self.offer = self._work.offer  # one bound method: the hot path's only call
+        self.flush = self._work.flush
+        self.settled = self._work.settled
         self.errors = 0  # worker thread only
         self._last_log: dict[str, float] = {}
         self._unlogged: dict[str, int] = {}
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._drain_lock = threading.Lock()
 
     @property
     def enabled(self) -> bool:
         """False when there is no tap: the data plane then skips building records."""
         return bool(self._taps)
 
-    def offer(self, record: TapRecord) -> None:
-        """Enqueue ``record`` (event loop thread), or drop and count it when full."""
-        if len(self._queue) >= self._capacity:
-            self.dropped += 1
-            if self._dropped_counter is not None:
-                self._dropped_counter.inc()
-            return
-        self._queue.append(record)
-        self.offered += 1
+    @property
+    def offered(self) -> int:
+        return self._work.offered
 
-    # -- lifecycle ------------------------------------------------------------------------
+    @property
+    def dropped(self) -> int:
+        return self._work.dropped
+
+    @property
+    def handled(self) -> int:
+        return self._work.handled
 
     def start(self) -> None:
-        if self._thread is None and self._taps:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="onnxgate-taps", daemon=True)
-            self._thread.start()
+        if self._taps:
+            self._work.start()
 
     def close(self, timeout: float = 10.0) -> None:
         """Hand what is queued to the taps, then stop the worker."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-        self._drain()
+        self._work.close(timeout)
 
-    def flush(self, timeout: float = 5.0) -> bool:
-        """Block until every record offered so far was handled (tests, shutdown)."""
-        target, deadline = self._hurry(timeout)
-        while self.handled < target:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.001)
-        return True
-
-    async def settled(self, timeout: float = 1.0) -> bool:
-        """Like :meth:`flush`, without blocking the event loop: a label sent right after
-        its prediction must find the prediction recorded."""
-        target, deadline = self._hurry(timeout)
-        while self.handled < target:
-            if time.monotonic() > deadline:
-                return False
-            await asyncio.sleep(0.001)
-        return True
-
-    def _hurry(self, timeout: float) -> tuple[int, float]:
-        """What has been offered so far, and when to give up waiting for it: drained here
-        when no worker runs, else the worker is woken now instead of at its next poll."""
-        target = self.offered
-        if self._thread is None:
-            self._drain()
-        self._wake.set()
-        return target, time.monotonic() + timeout
-
-    # -- worker -----------------------------------------------------------------------------
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._drain()
-            # NOTE: sleeping after every drain, busy or not, batches the records handed
-            # over per wake-up and keeps this thread from contending for the GIL with the
-            # event loop on every request.
-            self._wake.wait(self._poll_s)
-            self._wake.clear()
-
-    def _drain(self) -> None:
-        with self._drain_lock:
-            queue = self._queue
-            while queue:
-                record = queue.popleft()
-                for name, tap in self._taps:
-                    try:
-                        tap(record)
-                    except Exception:  # noqa: BLE001 - a tap never fails a caller
-                        self._failed(name, record)
-                self.handled += 1
+    def _handle(self, records: list[TapRecord]) -> None:
+        for record in records:
+            for name, tap in self._taps:
+                try:
+                    tap(record)
+                except Exception:  # noqa: BLE001 - a tap never fails a caller
+                    self._failed(name, record)
 
     def _failed(self, name: str, record: TapRecord) -> None:
         self.errors += 1

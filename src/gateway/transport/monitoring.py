@@ -15,11 +15,15 @@ from gateway._proto import monitoring_pb2 as pb
 from gateway._proto import monitoring_pb2_grpc as pb_grpc
 from gateway.monitoring.monitor import SideDrift, VersionDrift, feature_order
 from gateway.monitoring.shadow import ShadowReport
+from gateway.monitoring.statistics import DRIFT_STATISTICS
 from gateway.operations import Observations
 
 __all__ = ["MonitoringServicer", "side_to_proto", "version_to_proto"]
 
 Context = grpc.aio.ServicerContext[Any, Any]
+
+_WIRE_STATS = tuple(row for row in DRIFT_STATISTICS if row.wire is not None)
+_FIELDS = frozenset(pb.FeatureDrift.DESCRIPTOR.fields_by_name)
 
 
 def side_to_proto(name: str, side: SideDrift, *, histograms: bool) -> pb.SideDrift:
@@ -40,21 +44,13 @@ def side_to_proto(name: str, side: SideDrift, *, histograms: bool) -> pb.SideDri
             categorical=bool(r.categorical[i]),
             drifted=bool(r.drifted_mask[i]),
             no_data=bool(r.no_data[i]),
-            psi=r.psi[i],
-            ks_statistic=r.ks_stat[i],
-            ks_pvalue=r.ks_p[i],
-            js_distance=r.js[i],
-            wasserstein=r.wasserstein[i],
-            wasserstein_normalized=r.wasserstein_norm[i],
-            chi2=r.chi2[i],
-            chi2_pvalue=r.chi2_p[i],
-            mean_shift=r.mean_shift[i],
-            std_ratio=r.std_ratio[i],
-            nan_share=r.nan_share[i],
-            out_of_range_share=r.out_of_range_share[i],
-            pvalue=r.p_value[i],
-            pvalue_adjusted=r.p_adjusted[i],
         )
+        for row in _WIRE_STATS:
+            value = float(r.value(row.name)[i])
+            if row.wire in _FIELDS:
+                setattr(f, row.wire, value)
+            else:
+                f.extra[row.wire or ""] = value
         if histograms:
             k = int(profile.n_bins[i])
             f.histogram.edges.extend(profile.edges[i, 1:k].tolist())

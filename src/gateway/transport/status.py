@@ -2,7 +2,8 @@
 
 Servicer methods are wrapped by :func:`grpc_errors` when the server is built. A
 :class:`GatewayError` aborts with the status its ``code`` names (:func:`grpc_code`) and its
-message; a registry error with the code of its kind; anything else becomes INTERNAL with a
+message; a registry error with the status its kind names (``code``, as registry/errors.py
+defines it); anything else becomes INTERNAL with a
 fixed message and a logged traceback, so no exception text (which may carry paths or payload
 fragments) reaches a client.
 
@@ -27,24 +28,6 @@ from registry import errors as reg
 __all__ = ["PUSHBACK_KEY", "grpc_code", "grpc_errors", "pushback", "status_for"]
 
 log = logging.getLogger(__name__)
-
-_REGISTRY_CODES: tuple[tuple[type[reg.RegistryError], grpc.StatusCode], ...] = (
-    (reg.NotFoundError, grpc.StatusCode.NOT_FOUND),
-    (reg.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
-    (reg.StaleRevision, grpc.StatusCode.FAILED_PRECONDITION),
-    (reg.IncompatibleSignature, grpc.StatusCode.FAILED_PRECONDITION),
-    (reg.ArtifactIntegrityError, grpc.StatusCode.DATA_LOSS),
-    # The database or the artifact disk is down, read-only or full: retry later.
-    (reg.RegistryUnavailable, grpc.StatusCode.UNAVAILABLE),
-    (reg.ArtifactStoreError, grpc.StatusCode.UNAVAILABLE),
-    (reg.InvalidDeployment, grpc.StatusCode.INVALID_ARGUMENT),
-    (reg.InvalidArtifact, grpc.StatusCode.INVALID_ARGUMENT),
-    (reg.InvalidName, grpc.StatusCode.INVALID_ARGUMENT),
-    (reg.InvalidLineage, grpc.StatusCode.INVALID_ARGUMENT),
-    # A governance rule's refusal; PermissionRefused (four-eyes) first: it is a subclass.
-    (reg.PermissionRefused, grpc.StatusCode.PERMISSION_DENIED),
-    (reg.PolicyViolation, grpc.StatusCode.FAILED_PRECONDITION),
-)
 
 INTERNAL_MESSAGE = "internal error; the gateway logged the details"
 
@@ -72,10 +55,8 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """The status code and client-safe message for an exception."""
     if isinstance(exc, GatewayError):
         return grpc_code(exc.code), exc.message
-    if isinstance(exc, reg.RegistryError):
-        for kind, code in _REGISTRY_CODES:
-            if isinstance(exc, kind):
-                return code, str(exc)
+    if isinstance(exc, reg.RegistryError) and exc.code != "INTERNAL":
+        return grpc.StatusCode[exc.code], str(exc)
     return grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE
 
 

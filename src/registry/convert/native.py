@@ -97,7 +97,7 @@ def _load_pickle(path: Path) -> Any:
             joblib = require("joblib", "a .joblib model")
             return joblib.load(path)
         with path.open("rb") as fh:
-            return pickle.load(fh)  # noqa: S301 - the caller opted in (trust_pickle)
+            return pickle.load(fh)  # the caller opted in (trust_pickle)
     except ModuleNotFoundError as exc:
         raise ConversionError(
             f"{path.name} needs module {exc.name!r} to load: {EXTRA}, or install it"

@@ -208,7 +208,7 @@ class ConsoleRoutes:
                     return RedirectResponse("/ui/login", status_code=303)
                 try:
                     return HTMLResponse(await build(request, who))
-                except Exception as exc:  # noqa: BLE001 - every failure becomes a page
+                except Exception as exc:
                     raise Refused.of(exc) from exc
             except Refused as exc:
                 if exc.code == "UNAUTHENTICATED":

@@ -158,7 +158,7 @@ class InferenceRoutes:
             content, json_length = await self._decoder.run(
                 where, codec.encode_infer, result, decoded, {"role": result.role}
             )
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - error_response logs the unexpected
             return error_response(exc)
         if json_length is None:
             return Response(content, media_type="application/json")
