@@ -45,7 +45,9 @@ def cmd_infer(args: argparse.Namespace) -> int:
                 raise common.unreachable(args, exc) from None
             raise
         matched = match_inputs(files, [i.name for i in meta.inputs])
-        request = pb.ModelInferRequest(model_name=args.name, model_version=args.version or "")
+        request = pb.ModelInferRequest(
+            model_name=args.name, model_version=args.version or "", id=args.id or _new_id()
+        )
         if args.routing_key:
             request.parameters["routing_key"].string_param = args.routing_key
         for spec in meta.inputs:
@@ -71,17 +73,25 @@ def cmd_infer(args: argparse.Namespace) -> int:
         "model": response.model_name,
         "version": response.model_version,
         "role": role,
+        "id": response.id,
         "outputs": {k: v.tolist() for k, v in outputs.items()},
     }
 
     def table() -> None:
         print(f"served by {response.model_name}:{response.model_version} ({role or 'n/a'})")
+        print(f"request id {response.id}  (for feedback and explain --id)")
         for k, v in outputs.items():
             print(f"{k} {v.dtype} {list(v.shape)}")
             print(np.array2string(v, precision=4, threshold=50))
 
     emit(args, payload, table)
     return EXIT_OK
+
+
+def _new_id() -> str:
+    import uuid
+
+    return uuid.uuid4().hex
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -182,9 +192,14 @@ def add_commands(sub: Any) -> None:
         "--data",
         action="append",
         required=True,
-        metavar="[INPUT=]FILE.npy",
-        help="an input's rows as a .npy array; INPUT= may be left out for one-input models "
-        "(repeat for several inputs)",
+        metavar="[INPUT=]FILE",
+        help="an input's rows: a .npy array, or a .csv file with a header line; INPUT= may be "
+        "left out for one-input models (repeat for several inputs)",
+    )
+    inf.add_argument(
+        "--id",
+        help="the request's id, which feedback and explain --id refer to (default: a new "
+        "random id; printed either way)",
     )
     inf.add_argument("--version", help="pin this version (default: routed by weight)")
     inf.add_argument(
