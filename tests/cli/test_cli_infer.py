@@ -147,8 +147,17 @@ def test_infer_into_a_closed_pipe_exits_quietly(lin, make_gateway, tmp_path):
     os.close(read)  # the reader is gone before the first line: every write fails (EPIPE)
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "gateway.cli", "infer", "lin", "--data",
-             str(tmp_path / "rows.npy"), "--target", gw.target],  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                "infer",
+                "lin",
+                "--data",
+                str(tmp_path / "rows.npy"),
+                "--target",
+                gw.target,
+            ],  # fmt: skip
             stdout=write,
             stderr=subprocess.PIPE,
             text=True,
