@@ -307,7 +307,11 @@ def install(
 
     ap = sub.add_parser("approve", help="approve NAME:VERSION (as your token's principal)")
     ap.add_argument("ref", metavar="NAME:VERSION")
-    ap.add_argument("--comment", help="a note kept with the approval")
+    ap.add_argument(
+        "--reason", "--comment", dest="comment",
+        help="why, kept with the approval and as its audit event's reason (--comment is the "
+        "same option)",
+    )  # fmt: skip
     client_opts(ap)
     ap.set_defaults(func=cmd_approve)
 
