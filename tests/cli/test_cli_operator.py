@@ -123,3 +123,22 @@ def test_governor_status_after_a_rollback_shows_no_candidate(two_versions, make_
     assert any(line.startswith("last decision rollback at 2026-12-01T10:00") for line in lines)
     assert "rolled back (not promoted again): 2" in lines
     assert "step 2/2" not in done.stdout
+
+
+def test_a_version_spelt_v1_gets_the_hint_that_versions_are_numbers(two_versions, make_gateway):
+    gw = make_gateway(metrics_port=-1)
+    for command in (
+        ("traffic", "set", "fraud", "v1=90", "v2=10"),
+        ("promote", "fraud", "v2"),
+        ("shadow", "add", "fraud", "v2"),
+    ):
+        line = _err(onnxgate(*command, "--target", gw.target, env=ADMIN))
+        assert line.startswith("onnxgate: NOT_FOUND: ") and "versions are numbers: write " in line
+    assert two_versions.get_deployment("fraud").revision == 1  # nothing changed
+
+
+def test_expected_revision_help_does_not_read_as_revision_zero():
+    done = onnxgate("traffic", "set", "--help")
+    text = " ".join(done.stdout.split())
+    assert "(default: 0)" not in text
+    assert "at this revision (default: none, any revision)" in text

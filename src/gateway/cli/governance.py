@@ -276,8 +276,9 @@ def install(
     """Add the governance commands to the ``onnxgate`` parser."""
     _register_flags(register)
     traffic_set.add_argument(
-        "--expected-revision", type=int, default=0,
-        help="refuse (FAILED_PRECONDITION) unless the deployment is still at this revision",
+        "--expected-revision", type=int, default=0, metavar="REVISION",
+        help="refuse (FAILED_PRECONDITION) unless the deployment is still at this revision "
+        "(default: none, any revision)",
     )  # fmt: skip
 
     se = models.add_parser("search", help="versions by tag, metric, status, licence")
