@@ -168,3 +168,24 @@ def test_infer_into_a_closed_pipe_exits_quietly(lin, make_gateway, tmp_path):
         os.close(write)
     assert done.returncode == 0
     assert done.stderr == ""
+
+
+def test_bench_input_file_sends_every_row_of_it(tmp_path):
+    """With --input the generator sent only 16 distinct rows (``--samples``): a shadow fed
+    those looked drifted in the console. Every row of the file is a request now."""
+    from gateway._proto import grpc_service_pb2 as pb
+    from gateway.tools.loadgen import LoadSpec, build_requests
+
+    rows = np.arange(100 * 4, dtype=np.float64).reshape(100, 4)
+    np.save(tmp_path / "rows.npy", rows)
+    meta = pb.ModelMetadataResponse(name="lin")
+    meta.inputs.add(name="x", datatype="FP32", shape=[-1, 4])
+    for per_request, expected in ((1, 100), (3, 34)):
+        spec = LoadSpec(target="-", model="lin", rows=per_request,
+                        inputs=(("", str(tmp_path / "rows.npy")),))  # fmt: skip
+        pool = [pb.ModelInferRequest.FromString(b) for b in build_requests(spec, meta)]
+        assert len(pool) == expected
+        sent = np.concatenate(
+            [np.frombuffer(r.raw_input_contents[0], np.float32).reshape(-1, 4) for r in pool]
+        )
+        assert {tuple(r) for r in sent} == {tuple(r) for r in rows.astype(np.float32)}

@@ -97,7 +97,8 @@ def _new_id() -> str:
 def cmd_bench(args: argparse.Namespace) -> int:
     from gateway.tools import loadgen
 
-    return loadgen.run_from_args(args)
+    token = common.token_metadata(common.PREDICT_TOKEN_ENV, required=False, args=args)
+    return loadgen.run_from_args(args, metadata=tuple(token), tls=common.tls_material(args))
 
 
 def _probe_port(host: str, port: int, what: str, setting: str) -> None:
@@ -213,4 +214,5 @@ def add_commands(sub: Any) -> None:
 
     be = sub.add_parser("bench", help="load-test a gateway (closed or open loop)")
     loadgen.add_arguments(be)
+    common.connection_opts(be)  # the predict token and TLS, as infer takes them
     be.set_defaults(func=cmd_bench)
