@@ -35,6 +35,7 @@ __all__ = [
     "registry_label",
     "refuse_missing",
     "registry_opts",
+    "require_driver",
     "settings",
     "tls_material",
     "token_metadata",
@@ -155,8 +156,38 @@ def _exists(url: str) -> bool:
         engine.dispose()
 
 
+# The package extra that installs a database driver, by the module SQLAlchemy imports.
+_DRIVER_EXTRAS = {"psycopg": "postgres", "psycopg2": "postgres"}
+
+
+def require_driver(url: str) -> None:
+    """Refuse, in one line naming what to install, a registry URL whose database driver is
+    not installed (SQLAlchemy raised ModuleNotFoundError with a traceback)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        parsed = make_url(url)
+        parsed.get_dialect().import_dbapi()
+    except (ArgumentError, NoSuchModuleError, ValueError):
+        return  # not a URL SQLAlchemy knows: opening it says what is wrong
+    except ImportError as exc:
+        module = (exc.name or "").partition(".")[0] or parsed.get_driver_name()
+        extra = _DRIVER_EXTRAS.get(module)
+        how = (
+            f"pip install 'onnxgate[{extra}]'"
+            if extra
+            else f"install the {module!r} package into this environment"
+        )
+        raise CliError(
+            f"registry {registry_label(url)} needs the database driver {module!r}, which is "
+            f"not installed: {how}"
+        ) from None
+
+
 def refuse_missing(url: str) -> None:
     """Raise the one-line refusal for a read of a registry that is not there."""
+    require_driver(url)
     if not _exists(url):
         raise CliError(
             f"no registry at {registry_label(url)}: pass --registry URL (or set "
@@ -175,6 +206,7 @@ def open_registry(args: argparse.Namespace, *, create: bool = False) -> Any:
     from registry import open_registry as open_checked
 
     s = settings(args)
+    require_driver(s.registry)
     if not create:
         refuse_missing(s.registry)
     return open_checked(s.registry, s.artifact_dir)

@@ -135,6 +135,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "max_delay_us": args.max_delay_us,
     }
     settings = Settings.load(toml_path=args.config, overrides=overrides)
+    common.require_driver(settings.registry)  # one line, not the gateway's traceback
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
