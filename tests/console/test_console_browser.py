@@ -210,3 +210,28 @@ def test_console_refuses_without_a_valid_token(registry, make_gateway):
         assert unknown.status_code == 404 and "nope" in unknown.text
         client.get("/ui/logout")
         assert client.get("/ui/models").status_code == 303
+
+
+def test_a_ten_percent_canarys_label_is_whole_and_inside_the_chart(browser):
+    """The 10 % canary's label was cut at the bar's end ("v2 canar")."""
+    from gateway.console.charts import split_svg
+
+    for weights in ((90, 10), (97, 3), (50, 50)):
+        arms = [
+            {"version": "1", "role": "champion", "weight": weights[0]},
+            {"version": "2", "role": "canary", "weight": weights[1]},
+        ]
+        page = browser.new_page()
+        page.set_content(f"<html><body style='margin:0'>{split_svg(arms)}</body></html>")
+        labels = page.eval_on_selector_all(
+            "svg text",
+            "els => els.map(e => { const b = e.getBBox();"
+            " return [e.textContent, b.x, b.x + b.width, b.y + b.height]; })",
+        )
+        page.close()
+        assert [t for t, *_ in labels] == [
+            f"v1 champion {weights[0]:.1f}%",
+            f"v2 canary {weights[1]:.1f}%",
+        ]
+        for text, left, right, bottom in labels:
+            assert 0 <= left and right <= 640 and bottom <= 46, (text, left, right, bottom)
