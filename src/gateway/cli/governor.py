@@ -214,15 +214,20 @@ def _started_not_evaluated(args: argparse.Namespace, resp: Any) -> dict[str, Any
     at the next one, ``canary.interval_s`` after the start. Until then the status said
     "candidate none" while the history showed the canary: this says what is happening.
     """
+    import grpc
+
     from gateway._proto import admin_pb2, admin_pb2_grpc
     from gateway._proto import governor_pb2 as pb
 
-    history = call(
-        args,
-        admin_pb2_grpc.AdminServiceStub,
-        "ListHistory",
-        admin_pb2.ListHistoryRequest(model=args.name, limit=1),
-    ).entries
+    try:
+        history = call(
+            args,
+            admin_pb2_grpc.AdminServiceStub,
+            "ListHistory",
+            admin_pb2.ListHistoryRequest(model=args.name, limit=1),
+        ).entries
+    except grpc.RpcError:
+        return None  # a status without the note rather than no status at all
     if not history:
         return None
     entry = max(history, key=lambda e: e.deployment.revision)
@@ -235,7 +240,10 @@ def _started_not_evaluated(args: argparse.Namespace, resp: Any) -> dict[str, Any
         return None
     wait: float | None = resp.next_evaluation_in_s
     if entry.actor == "governor":
-        policy = _call(args, "GetPolicy", pb.GetPolicyRequest(model=args.name))
+        try:
+            policy = _call(args, "GetPolicy", pb.GetPolicyRequest(model=args.name))
+        except grpc.RpcError:
+            return None
         interval = float(json.loads(policy.effective_json)["canary"]["interval_s"])
         changed = datetime.fromisoformat(entry.created_at) + timedelta(seconds=interval)
         wait = seconds_until(changed, datetime.now(UTC))
