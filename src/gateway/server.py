@@ -212,6 +212,7 @@ class Gateway:
         self.port = 0
         self.metrics_port = 0
         self._metrics_server: Any = None
+        self.metrics_elsewhere = ""  # who serves /metrics when this process does not
         self.http: HttpServer | None = None
         self.http_port = 0  # the bound HTTP port once started (settings.http_port may be 0)
         self._stop_watch = asyncio.Event()
@@ -295,7 +296,11 @@ class Gateway:
             )
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self.health.set(INFERENCE_SERVICE, health_pb2.HealthCheckResponse.SERVING)
-        metrics = f"/metrics on :{self.metrics_port}" if self._metrics_server else "no /metrics"
+        metrics = (
+            f"/metrics on :{self.metrics_port}"
+            if self._metrics_server
+            else self.metrics_elsewhere or "no /metrics"
+        )
         await self.health.set(REGISTRY_HEALTH, health_pb2.HealthCheckResponse.SERVING)
         log.info(
             "onnxgate serving on %s:%d (%s, %s); models: %s",

@@ -26,18 +26,21 @@ __all__ = ["serve", "serve_workers"]
 log = logging.getLogger(__name__)
 
 
-def _worker_main(settings: Settings, index: int) -> None:
+def _worker_main(settings: Settings, index: int, metrics_elsewhere: str) -> None:
     logging.basicConfig(
         level=settings.log_level,
         format=f"%(asctime)s %(levelname)s worker{index} %(name)s: %(message)s",
     )
-    serve(settings)
+    # As `onnxgate serve` does in the parent: a spawned worker starts with fresh loggers.
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # schema checks, every start
+    serve(settings, metrics_elsewhere=metrics_elsewhere)
 
 
-async def _serve_async(settings: Settings) -> None:
+async def _serve_async(settings: Settings, metrics_elsewhere: str) -> None:
     from gateway.server import Gateway
 
     gw = Gateway(settings)
+    gw.metrics_elsewhere = metrics_elsewhere
     try:
         await gw.start()
     except BaseException:
@@ -53,9 +56,10 @@ async def _serve_async(settings: Settings) -> None:
     log.info("drained; exiting")
 
 
-def serve(settings: Settings) -> None:
-    """Run one gateway process until SIGTERM/SIGINT."""
-    asyncio.run(_serve_async(settings))
+def serve(settings: Settings, *, metrics_elsewhere: str = "") -> None:
+    """Run one gateway process until SIGTERM/SIGINT. ``metrics_elsewhere`` says, in its
+    start line, who serves its /metrics when it does not (a worker: the parent)."""
+    asyncio.run(_serve_async(settings, metrics_elsewhere))
 
 
 def serve_workers(settings: Settings) -> None:
@@ -68,13 +72,16 @@ def serve_workers(settings: Settings) -> None:
     ctx = multiprocessing.get_context("spawn")
     # Workers are a fleet: evidence, predictions and governor windows go through the registry.
     worker_settings = settings.replace(metrics_port=-1, fleet=True)
+    server, port = _parent_metrics(settings, metrics_dir)
+    elsewhere = "" if server is None else f"/metrics on :{port}, served by the parent"
     procs = [
-        ctx.Process(target=_worker_main, args=(worker_settings, i), name=f"onnxgate-worker{i}")
+        ctx.Process(
+            target=_worker_main, args=(worker_settings, i, elsewhere), name=f"onnxgate-worker{i}"
+        )
         for i in range(settings.workers)
     ]
     for p in procs:
         p.start()
-    server = _parent_metrics(settings, metrics_dir)
     stop = threading.Event()
 
     def forward(signum: int, _frame: object) -> None:
@@ -103,7 +110,7 @@ def serve_workers(settings: Settings) -> None:
 
 def _parent_metrics(settings: Settings, metrics_dir: str):  # type: ignore[no-untyped-def]
     if settings.metrics_port < 0:
-        return None
+        return None, -1
     from prometheus_client import CollectorRegistry
     from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -123,5 +130,4 @@ def _parent_metrics(settings: Settings, metrics_dir: str):  # type: ignore[no-un
         ]
 
     registry.register(DeploymentCollector(snapshot))
-    server, _port = start_metrics_server(registry, settings.host, settings.metrics_port)
-    return server
+    return start_metrics_server(registry, settings.host, settings.metrics_port)

@@ -100,3 +100,92 @@ def test_infer_sends_the_predict_token_from_env_or_file(lin, make_gateway, tmp_p
     assert onnxgate(*base, env={"ONNXGATE_PREDICT_TOKEN": "app-token"}).returncode == 0
     (tmp_path / "token").write_text("app-token\n")
     assert onnxgate(*base, "--token-file", str(tmp_path / "token")).returncode == 0
+
+
+def test_infer_sends_the_given_id_or_a_new_one_and_prints_it(lin, make_gateway, tmp_path):
+    """Without an id, feedback and explain --id could not be tried from the CLI alone."""
+    gw = make_gateway(metrics_port=-1)
+    np.save(tmp_path / "rows.npy", np.ones((1, 4), np.float32))
+    base = ("infer", "lin", "--data", str(tmp_path / "rows.npy"), "--target", gw.target)
+    given = onnxgate(*base, "--id", "order-17", "--json")
+    assert given.returncode == 0, given.stderr
+    assert json.loads(given.stdout)["id"] == "order-17"
+    table = onnxgate(*base, "--id", "order-18")
+    assert "request id order-18" in table.stdout.splitlines()[1]
+    made = [json.loads(onnxgate(*base, "--json").stdout)["id"] for _ in range(2)]
+    assert all(made) and made[0] != made[1]
+
+
+def test_infer_takes_csv_rows_like_explain(lin, make_gateway, tmp_path):
+    gw = make_gateway(metrics_port=-1)
+    (tmp_path / "rows.csv").write_text("a,b,c,d\n1,2,3,4\n0.5,0.5,0.5,0.5\n")
+    done = onnxgate(
+        "infer", "lin", "--data", str(tmp_path / "rows.csv"), "--target", gw.target, "--json"
+    )
+    assert done.returncode == 0, done.stderr
+    np.save(tmp_path / "rows.npy", np.array([[1, 2, 3, 4], [0.5] * 4], np.float32))
+    same = onnxgate(
+        "infer", "lin", "--data", str(tmp_path / "rows.npy"), "--target", gw.target, "--json"
+    )
+    assert json.loads(done.stdout)["outputs"] == json.loads(same.stdout)["outputs"]
+    (tmp_path / "bad.csv").write_text("a,b,c,d\n1,2,x,4\n")
+    line = _err(onnxgate("infer", "lin", "--data", str(tmp_path / "bad.csv")))
+    assert "line 2, column 'c'" in line
+
+
+def test_infer_into_a_closed_pipe_exits_quietly(lin, make_gateway, tmp_path):
+    """``onnxgate infer ... | head -1`` printed a BrokenPipeError traceback and exited 1."""
+    import os
+    import subprocess
+    import sys
+
+    from cli_support import clean_env
+
+    gw = make_gateway(metrics_port=-1)
+    np.save(tmp_path / "rows.npy", np.ones((200, 4), np.float32))
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line: every write fails (EPIPE)
+    try:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                "infer",
+                "lin",
+                "--data",
+                str(tmp_path / "rows.npy"),
+                "--target",
+                gw.target,
+            ],  # fmt: skip
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=clean_env(),
+            timeout=120,
+        )
+    finally:
+        os.close(write)
+    assert done.returncode == 0
+    assert done.stderr == ""
+
+
+def test_bench_input_file_sends_every_row_of_it(tmp_path):
+    """With --input the generator sent only 16 distinct rows (``--samples``): a shadow fed
+    those looked drifted in the console. Every row of the file is a request now."""
+    from gateway._proto import grpc_service_pb2 as pb
+    from gateway.tools.loadgen import LoadSpec, build_requests
+
+    rows = np.arange(100 * 4, dtype=np.float64).reshape(100, 4)
+    np.save(tmp_path / "rows.npy", rows)
+    meta = pb.ModelMetadataResponse(name="lin")
+    meta.inputs.add(name="x", datatype="FP32", shape=[-1, 4])
+    for per_request, expected in ((1, 100), (3, 34)):
+        spec = LoadSpec(target="-", model="lin", rows=per_request,
+                        inputs=(("", str(tmp_path / "rows.npy")),))  # fmt: skip
+        pool = [pb.ModelInferRequest.FromString(b) for b in build_requests(spec, meta)]
+        assert len(pool) == expected
+        sent = np.concatenate(
+            [np.frombuffer(r.raw_input_contents[0], np.float32).reshape(-1, 4) for r in pool]
+        )
+        assert {tuple(r) for r in sent} == {tuple(r) for r in rows.astype(np.float32)}

@@ -123,3 +123,50 @@ def test_governor_status_after_a_rollback_shows_no_candidate(two_versions, make_
     assert any(line.startswith("last decision rollback at 2026-12-01T10:00") for line in lines)
     assert "rolled back (not promoted again): 2" in lines
     assert "step 2/2" not in done.stdout
+
+
+def test_a_version_spelt_v1_gets_the_hint_that_versions_are_numbers(two_versions, make_gateway):
+    gw = make_gateway(metrics_port=-1)
+    for command in (
+        ("traffic", "set", "fraud", "v1=90", "v2=10"),
+        ("promote", "fraud", "v2"),
+        ("shadow", "add", "fraud", "v2"),
+    ):
+        line = _err(onnxgate(*command, "--target", gw.target, env=ADMIN))
+        assert line.startswith("onnxgate: NOT_FOUND: ") and "versions are numbers: write " in line
+    assert two_versions.get_deployment("fraud").revision == 1  # nothing changed
+
+
+def test_expected_revision_help_does_not_read_as_revision_zero():
+    done = onnxgate("traffic", "set", "--help")
+    text = " ".join(done.stdout.split())
+    assert "(default: 0)" not in text
+    assert "at this revision (default: none, any revision)" in text
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("models", "list"), ("db", "status"), ("serve", "--port", "0", "--metrics-port", "-1")],
+)
+def test_a_missing_postgres_driver_names_the_extra_in_one_line(command, tmp_path):
+    """Without the ``postgres`` extra a ``postgresql+psycopg://`` registry printed a
+    ModuleNotFoundError traceback, from ``serve`` and from registry commands alike."""
+    import subprocess
+    import sys
+
+    from cli_support import clean_env
+
+    url = "postgresql+psycopg://onnxgate:secret@127.0.0.1:1/registry"
+    # An environment without psycopg: the import fails as it does where it is not installed.
+    code = (
+        "import sys; sys.modules['psycopg'] = None\n"
+        "from gateway.cli import main\n"
+        f"sys.exit(main({[*command, '--registry', url]!r}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=clean_env(),
+        cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    line = _err(done)
+    assert "needs the database driver 'psycopg'" in line
+    assert "pip install 'onnxgate[postgres]'" in line and "secret" not in line

@@ -100,3 +100,35 @@ def test_every_sh_block_of_the_readme_works_as_written(tmp_path: Path) -> None:
     assert '"model_name":"fraud"' in out  # the HTTP face answered the README's curl
     assert "served by fraud:2 (canary)" in out
     assert "1        champion  90.0%\n2        canary    10.0%" in out
+
+
+def test_the_wait_loop_stops_with_the_reason_when_its_gateway_cannot_start(
+    tmp_path: Path, make_gateway
+) -> None:
+    """The loop waited on ``traffic show``, which any gateway already on the port answers:
+    it went on against that one while the new gateway had died at start (and waited a
+    silent 60 s when none answered). It waits for its own gateway and shows why not."""
+    import time
+
+    earlier = make_gateway(metrics_port=-1)  # the gateway already on the port
+    (tmp_path / ".venv").symlink_to(Path(sys.prefix))
+    (tmp_path / "onnxgate-data").mkdir()
+    block = next(b for b in BLOCK.findall(README.read_text(encoding="utf-8")) if "serve" in b)
+    port = earlier.target.rsplit(":", 1)[1]
+    env = clean_env(
+        {
+            "ONNXGATE_PORT": port,
+            "ONNXGATE_METRICS_PORT": "-1",
+            "ONNXGATE_TARGET": f"localhost:{port}",
+        }
+    )
+    env["PATH"] = os.environ.get("PATH", "/usr/bin:/bin")
+    began = time.monotonic()
+    done = subprocess.run(
+        ["bash", "-c", "set -e -o pipefail\n" + block], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=90, start_new_session=True,
+    )  # fmt: skip
+    assert done.returncode != 0, done.stdout + done.stderr
+    shown = done.stdout.strip().splitlines()
+    assert shown and f":{port}" in shown[-1] and "gRPC" in shown[-1], done.stdout + done.stderr
+    assert time.monotonic() - began < 45

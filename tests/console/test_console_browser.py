@@ -261,3 +261,28 @@ def test_console_login_is_throttled_and_same_site_only(registry, make_gateway):
         assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
         # Even the right token waits: a guesser cannot tell a hit from a refusal.
         assert client.post("/ui/login", data={"token": ADMIN_TOKEN}).status_code == 429
+
+
+def test_a_ten_percent_canarys_label_is_whole_and_inside_the_chart(browser):
+    """The 10 % canary's label was cut at the bar's end ("v2 canar")."""
+    from gateway.console.charts import split_svg
+
+    for weights in ((90, 10), (97, 3), (50, 50)):
+        arms = [
+            {"version": "1", "role": "champion", "weight": weights[0]},
+            {"version": "2", "role": "canary", "weight": weights[1]},
+        ]
+        page = browser.new_page()
+        page.set_content(f"<html><body style='margin:0'>{split_svg(arms)}</body></html>")
+        labels = page.eval_on_selector_all(
+            "svg text",
+            "els => els.map(e => { const b = e.getBBox();"
+            " return [e.textContent, b.x, b.x + b.width, b.y + b.height]; })",
+        )
+        page.close()
+        assert [t for t, *_ in labels] == [
+            f"v1 champion {weights[0]:.1f}%",
+            f"v2 canary {weights[1]:.1f}%",
+        ]
+        for text, left, right, bottom in labels:
+            assert 0 <= left and right <= 640 and bottom <= 46, (text, left, right, bottom)

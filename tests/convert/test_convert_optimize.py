@@ -112,3 +112,99 @@ def test_optimize_without_a_sample_or_method_says_so(onnxgate, registered, capfd
 
     assert onnxgate("models", "optimize", registered, "--quantize", "dynamic") == 1
     assert "needs a reference sample" in one_error_line(capfd)
+
+
+def test_optimize_normalises_a_duplicated_default_opset_import(
+    onnxgate, registry: Registry, registered, sample_file, capsys
+):
+    """skl2onnx writes the default-domain import twice on pipelines; onnxruntime's
+    quantiser said "Failed to find proper ai.onnx domain". Normalised, and recorded."""
+    import onnx
+
+    model = onnx.load_from_string(registry.read_artifact("mlp", "1"))
+    default = next(i for i in model.opset_import if i.domain == "")
+    model.opset_import.append(onnx.helper.make_opsetid("", default.version))
+    registry.register_version("twice", model.SerializeToString(), actor="test")
+    assert onnxgate("models", "optimize", "twice:1", "--quantize", "dynamic",
+                    "--sample", str(sample_file)) == 0  # fmt: skip
+    tags = registry.get_version("twice", "2").lineage.tags
+    assert "imported 2 times" in tags["optimize.opset_normalised"], tags
+    # An already-normal model records nothing of the kind.
+    assert onnxgate("models", "optimize", registered, "--quantize", "dynamic",
+                    "--sample", str(sample_file)) == 0  # fmt: skip
+    assert "optimize.opset_normalised" not in registry.get_version("mlp", "2").lineage.tags
+
+
+@pytest.mark.parametrize("fitted", ["xgboost_model", "sklearn_pipeline"])
+@pytest.mark.parametrize("mode", ["dynamic", "static"])
+def test_optimize_a_tree_ensemble_says_nothing_to_quantise(
+    onnxgate, registry: Registry, request, fitted, mode, training, sample_file, capfd
+):
+    """XGBoost's conversion has no default-domain import (the quantiser failed on it); a
+    scikit-learn tree ensemble was "quantised" into a larger no-op child. Neither has
+    anything to quantise: one line says so and no version is registered."""
+    from convert.support import one_error_line
+
+    register_model(registry, "trees", request.getfixturevalue(fitted), sample=training[0][:50])
+    flags = ("--calibration",) if mode == "static" else ("--sample",)
+    assert onnxgate("models", "optimize", "trees:1", "--quantize", mode,
+                    *flags, str(sample_file)) == 1  # fmt: skip
+    assert "nothing to quantise" in one_error_line(capfd)
+    assert [v.version for v in registry.list_versions("trees")] == ["1"]
+
+
+def test_optimize_prints_none_of_onnxruntimes_root_logger_records(
+    onnxgate, registered, sample_file, caplog, monkeypatch
+):
+    """onnxruntime's quantiser logs on the root logger ("Quantization parameters for tensor
+    ... not specified", advice to pre-process); with none configured, its first
+    ``logging.warning`` even installs a stderr handler for the rest of the process."""
+    import logging
+
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [])
+    assert onnxgate("models", "optimize", registered, "--quantize", "dynamic",
+                    "--sample", str(sample_file)) == 0  # fmt: skip
+    assert root.handlers == []
+    monkeypatch.setattr(root, "handlers", [caplog.handler])
+    caplog.set_level(logging.INFO)
+    assert onnxgate("models", "optimize", registered, "--quantize", "static",
+                    "--calibration", str(sample_file)) == 0  # fmt: skip
+    assert onnxgate("models", "optimize", registered, "--quantize", "dynamic",
+                    "--sample", str(sample_file)) == 0  # fmt: skip
+    from_ort = [r.getMessage() for r in caplog.records if "onnxruntime" in r.pathname]
+    assert from_ort == []
+
+
+def test_optimized_child_inherits_its_parents_reference(
+    onnxgate, registry: Registry, registered, sample_file, training, tmp_path
+):
+    """A child had no reference, so no drift profile and no explanations; it inherits its
+    parent's (lineage names where from) unless --reference gives its own."""
+    from registry import GovernancePolicy
+
+    reference = tmp_path / "reference.npy"
+    np.save(reference, training[0][100:200])
+    registry.governance.set_policy(GovernancePolicy(require_profile=True), actor="test")
+    profile = registry.get_profile("mlp", "1")
+    assert profile is None  # the fixture registered it without one
+    onnx_file = tmp_path / "mlp.onnx"
+    onnx_file.write_bytes(registry.read_artifact("mlp", "1"))
+    assert onnxgate("models", "register", "m", str(onnx_file), "--reference",
+                    str(reference)) == 0  # fmt: skip
+    parent = registry.get_profile("m", "1")
+    assert parent is not None
+    assert onnxgate("models", "optimize", "m:1", "--quantize", "dynamic",
+                    "--sample", str(sample_file)) == 0  # fmt: skip
+    child = registry.get_version("m", "2")
+    assert registry.get_profile("m", "2") == parent
+    assert child.lineage.tags["reference.inherited_from"] == "m:1"
+    assert child.validation is not None and child.validation["passed"], child.validation
+    # --reference gives the child its own (and nothing is inherited).
+    own = tmp_path / "own.npy"
+    np.save(own, training[0][:40])
+    assert onnxgate("models", "optimize", "m:1", "--graph-level", "basic",
+                    "--sample", str(sample_file), "--reference", str(own)) == 0  # fmt: skip
+    third = registry.get_profile("m", "3")
+    assert third is not None and third != parent
+    assert "reference.inherited_from" not in registry.get_version("m", "3").lineage.tags

@@ -60,6 +60,10 @@ def test_demo_exits_cleanly_and_prints_the_story(demo: Any) -> None:
         "governor PROMOTE  v2: challenger better",
         "shadow agreement of v2 with the champion:",
         "failed requests in the whole demo: 0",
+        "4b. Why that answer: explain one prediction by the id infer printed",
+        "request id why-1",
+        "method kernel",
+        "top 3 attributions",
         "audit hash chain: intact",
     ):
         assert line in out, f"{line!r} not printed; the story around the first gap:\n" + out[-6000:]

@@ -61,3 +61,36 @@ def test_three_workers_are_one_fleet(tmp_path: Path) -> None:
             proc.kill()
         registry.close()
     assert proc.returncode == 0
+
+
+def test_worker_start_lines_are_quiet_and_name_the_parents_metrics(tmp_path: Path) -> None:
+    """Each worker printed alembic's INFO lines (14 per worker) and said "no /metrics"
+    although the parent serves the workers' metrics."""
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    registry = Registry.open(url, tmp_path / "artifacts")
+    registry.register_version("w", threshold_model(1), version="1", actor="t")
+    registry.close()
+    port, metrics = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ONNXGATE_")}
+    cmd = [
+        sys.executable, "-m", "gateway.cli", "serve", "--workers", "2", "--registry", url,
+        "--artifact-dir", str(tmp_path / "artifacts"), "--host", "127.0.0.1",
+        "--port", str(port), "--metrics-port", str(metrics), "--http-port", "-1",
+    ]  # fmt: skip
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: log.read_text().count("onnxgate serving on") == 2, timeout=120)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            proc.kill()
+    text = log.read_text()
+    assert "alembic" not in text, text
+    started = [line for line in text.splitlines() if "onnxgate serving on" in line]
+    assert all(f"/metrics on :{metrics}, served by the parent" in line for line in started)
+    assert "no /metrics" not in text
+    assert proc.returncode == 0

@@ -159,9 +159,10 @@ def test_running_gateway_serves_a_model_registered_later_through_the_cli(
     assert cli.main(["infer", "lin", "--data", f"x={data}", "--target", gw.target]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "served by lin:1 (champion)"
-    assert out[1] == "y float32 [3, 2]"
+    assert out[1].startswith("request id ")
+    assert out[2] == "y float32 [3, 2]"
     printed = np.array(
-        [float(v) for v in " ".join(out[2:]).replace("[", " ").replace("]", " ").split()]
+        [float(v) for v in " ".join(out[3:]).replace("[", " ").replace("]", " ").split()]
     )
     np.testing.assert_allclose(printed.reshape(3, 2), expected, atol=1e-4)
 

@@ -184,8 +184,11 @@ def test_cli_approve_whoami_policy_and_stale_revision(
     err = capsys.readouterr().err
     assert err.startswith("onnxgate: PERMISSION_DENIED: rule 'four-eyes'")
     monkeypatch.setenv("ONNXGATE_ADMIN_TOKEN", "t-appr2")
-    assert cli.main(["approve", "m:2", "--comment", "ok", *target]) == 0
+    assert cli.main(["approve", "m:2", "--reason", "parity checked", *target]) == 0
     assert capsys.readouterr().out.strip() == "bob approved m:2"
+    approval = registry.audit_events("m:2")[-1]  # a governance decision carries its reason
+    assert (approval.action, approval.reason) == ("version.approve", "parity checked")
+    assert registry.governance.approvals("m", "2")[-1].comment == "parity checked"
     policy = tmp_path / "policy.toml"
     policy.write_text('[policy]\napprovals_required = 2\nlicense_denylist = ["GPL-*"]\n')
     assert cli.main(["governance", "policy", "set", str(policy), *target]) == 1

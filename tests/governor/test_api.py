@@ -111,7 +111,7 @@ def test_operator_flow_through_the_cli(
     assert (operator.actor, operator.reason) == ("test-operator", "look")
 
 
-def _predict(target: str, n: int) -> list[tuple[str, int]]:
+def _predict(target: str, n: int, model: str = "m") -> list[tuple[str, int]]:
     """n single-row requests with ids; returns (id, predicted label)."""
     out = []
     rng = np.random.default_rng(1)
@@ -119,7 +119,7 @@ def _predict(target: str, n: int) -> list[tuple[str, int]]:
         stub = pb_grpc.GRPCInferenceServiceStub(channel)
         for i in range(n):
             x = rng.standard_normal((1, 4)).astype(np.float32)
-            req = pb.ModelInferRequest(model_name="m", id=f"r{i}")
+            req = pb.ModelInferRequest(model_name=model, id=f"r{i}")
             req.inputs.add(name="x", datatype="FP32", shape=[1, 4])
             req.raw_input_contents.append(x.tobytes())
             resp = stub.ModelInfer(req, timeout=10)
@@ -169,6 +169,47 @@ def test_feedback_file_joins_labels_and_counts_unknown_ids(
     bad.write_text("a,b,c,d\n")
     code, _, err = _cli(capsys, "feedback", "m", "--file", str(bad), "--target", gw.target)
     assert code == 1 and "expected id,label" in err
+
+
+def test_feedback_that_joins_nothing_fails_and_says_why(
+    registry, make_gateway, capsys, monkeypatch, tmp_path
+):
+    """Only unknown ids exited 0 ("joined 0, unknown 2"); labels for a model without a
+    rollout policy came back unknown without saying the model has no policy."""
+    registry.register_version("m", threshold_model(1), version="1", actor="t")
+    registry.register_version("p", threshold_model(1), version="1", actor="t")
+    gw = make_gateway(**FAST)
+    set_policy(gw, "p", 'mode = "enforce"\n')
+    monkeypatch.delenv("ONNXGATE_PREDICT_TOKEN", raising=False)
+    monkeypatch.setenv("ONNXGATE_ADMIN_TOKEN", admin_token(gw))
+    wait_for(lambda: "p" in gw.gateway.feedback.configured(), timeout=10)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("nobody,1\nnoone,0\n")
+    code, out, err = _cli(capsys, "feedback", "p", "--file", str(labels), "--target", gw.target)
+    assert code == 1 and "joined 0, unknown 2" in out
+    assert "no label joined a prediction (2 of 2)" in err and "infer --id" in err
+    predicted = _predict(gw.target, 2, model="m")
+    labels.write_text("".join(f"{rid},{label}\n" for rid, label in predicted))
+    code, out, err = _cli(capsys, "feedback", "m", "--file", str(labels), "--target", gw.target)
+    assert code == 1
+    assert "model 'm' has no rollout policy" in err and "policy set m" in err
+    # Without an admin token the policy cannot be asked about: the general reason is given.
+    monkeypatch.delenv("ONNXGATE_ADMIN_TOKEN")
+    code, out, err = _cli(capsys, "feedback", "m", "--file", str(labels), "--target", gw.target)
+    assert code == 1 and "no label joined a prediction" in err
+
+
+def test_pause_or_resume_without_a_policy_fails_like_policy_show(
+    registry, make_gateway, capsys, monkeypatch
+):
+    registry.register_version("m", threshold_model(1), version="1", actor="t")
+    gw = make_gateway(**FAST)
+    monkeypatch.setenv("ONNXGATE_ADMIN_TOKEN", admin_token(gw))
+    assert _cli(capsys, "policy", "show", "m", "--target", gw.target)[0] == 1
+    for command in ("pause", "resume"):
+        code, _, err = _cli(capsys, "governor", command, "m", "--target", gw.target)
+        assert code == 1 and f"has no governor policy: nothing to {command}" in err
+    assert "governor.pause" not in [e.action for e in registry.audit_events(subject="m")]
 
 
 def test_authentication(registry, make_gateway, canary):

@@ -137,3 +137,37 @@ def test_approved_version_becomes_a_canary_by_policy_and_is_promoted(
     promote = [e for e in registry.audit_events(subject="m") if e.action == "deployment.promote"]
     assert promote and promote[-1].actor == "governor"
     assert registry.verify_audit_chain() == []
+
+
+def test_right_after_approval_both_statuses_say_starting_at_the_next_evaluation(
+    registry: Registry, make_gateway, registry_url, tmp_path, capsys, monkeypatch
+):
+    """Until the next evaluation (canary.interval_s), ``rollout status`` said "canary at
+    50%" while nothing was on trial, and ``governor status`` "candidate none" while the
+    canary the governor had started took traffic."""
+    from shared import ADMIN_TOKEN
+
+    slow = POLICY.replace("interval_s = 0.15", "interval_s = 120")
+    registry.register_version("m", modelzoo.linear(4, 2, seed=1), actor="alice")
+    registry.register_version("m", modelzoo.linear(4, 2, seed=2), actor="alice")
+    registry.governor.set_policy("m", slow, actor="admin")
+    gw = make_gateway(**FAST)
+    wait_for(lambda: _evaluations(registry, "m") >= 1)  # nothing approved: next in 120 s
+
+    registry.governance.approve("m", "2", approver="bob")
+    status = _status(registry_url, tmp_path, capsys)
+    assert status["on_trial"] is None
+    assert status["note"].startswith("starting at the next evaluation (in 1"), status["note"]
+    assert status["next_evaluation_in_s"] > 60
+
+    gw.gateway.governor.evaluate_now("m")  # the evaluation starts the canary, then waits
+    wait_for(lambda: _canary(registry, "m") == "2")
+    monkeypatch.setenv("ONNXGATE_ADMIN_TOKEN", ADMIN_TOKEN)
+    assert cli.main(["governor", "status", "m", "--target", gw.target]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "candidate none" not in lines
+    line = next(x for x in lines if x.startswith("candidate "))
+    assert line.startswith("candidate 2 (canary at 50%), starting at the next evaluation (in 1")
+    assert cli.main(["governor", "status", "m", "--target", gw.target, "--json"]) == 0
+    starting = json.loads(capsys.readouterr().out)["starting"]
+    assert starting["version"] == "2" and starting["next_evaluation_in_s"] > 60

@@ -10,6 +10,14 @@ retention, db). They share :mod:`~gateway.cli.output` (errors, exit codes, table
 import the parser.
 """
 
+import os
+
+# NOTE: before anything imports grpc, whose C core reads GRPC_VERBOSITY once, at import:
+# below ERROR it printed its own lines on the client's stderr (a failed TLS handshake's
+# "ssl_transport_security.cc ... Handshake failed") before our one-line error. A value
+# the user set is kept.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
 from gateway.cli.parser import build_parser, main
 
 __all__ = ["build_parser", "main"]

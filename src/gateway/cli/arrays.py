@@ -1,7 +1,9 @@
 """What ``onnxgate infer`` sends: ``--data`` files read, matched to inputs and cast safely.
 
 Files are read before any connection is made, so a wrong path or a file that is not a
-``.npy`` array is reported as such even when no gateway is running. An array is cast to the
+``.npy`` array is reported as such even when no gateway is running. A ``.csv`` file (a
+header line, then rows of numbers, as ``explain --data`` and ``--sample`` take) is one
+input's rows. An array is cast to the
 input's datatype only when that keeps its meaning (numbers to numbers of the same or a wider
 kind, e.g. float64 rows to FP32, int to FP32; text to BYTES); anything else (strings or
 complex numbers to a numeric input, floats to an integer input) is refused, naming the
@@ -35,6 +37,9 @@ def read_data(specs: Sequence[str]) -> list[DataFile]:
         path = Path(raw_path)
         if sep and not name:
             raise CliError(f"--data {item!r}: expected [INPUT=]FILE.npy")
+        if path.suffix.lower() == ".csv":
+            out.append((name, path, _read_csv(path)))
+            continue
         try:
             arr = np.load(path, allow_pickle=False)
         except FileNotFoundError:
@@ -52,6 +57,16 @@ def read_data(specs: Sequence[str]) -> list[DataFile]:
             raise CliError(f"--data {path}: an .npz archive; give one .npy file per input")
         out.append((name, path, arr))
     return out
+
+
+def _read_csv(path: Path) -> Any:
+    from gateway.monitoring.reference import read_reference
+
+    try:
+        rows, _ = read_reference(path)
+    except ValueError as exc:
+        raise CliError(f"--data {path}: {exc}") from None
+    return rows
 
 
 def match_inputs(files: Sequence[DataFile], inputs: Sequence[str]) -> dict[str, DataFile]:

@@ -15,7 +15,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway.cli.common import actor, open_registry, refuse_missing, registry_opts, settings
+from gateway.cli.common import (
+    actor,
+    open_registry,
+    refuse_missing,
+    registry_opts,
+    require_driver,
+    settings,
+)
 from gateway.cli.output import EXIT_FAILED, EXIT_OK, CliError, arm_order, emit, print_table
 
 __all__ = ["add_commands"]
@@ -182,6 +189,7 @@ def cmd_db(args: argparse.Namespace) -> int:
     from registry import make_engine, schema_status, upgrade_engine
 
     url = settings(args).registry
+    require_driver(url)
     if args.db_command == "status":
         refuse_missing(url)  # a status check must not leave an empty database behind
     engine = make_engine(url)

@@ -29,12 +29,15 @@ __all__ = [
     "call",
     "channel",
     "client_opts",
+    "connection_opts",
     "is_unreachable",
     "open_registry",
     "registry_label",
     "refuse_missing",
     "registry_opts",
+    "require_driver",
     "settings",
+    "tls_material",
     "token_metadata",
     "unreachable",
     "version_dict",
@@ -77,6 +80,13 @@ def client_opts(sp: argparse.ArgumentParser) -> None:
         help=f"the gateway to call (env {TARGET_ENV})",
     )
     sp.add_argument("--timeout", type=float, default=30.0, help="seconds per call")
+    connection_opts(sp)
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def connection_opts(sp: argparse.ArgumentParser) -> None:
+    """The token and TLS options of :func:`client_opts`, alone (``onnxgate bench`` has its
+    own --target, --timeout and --json)."""
     sp.add_argument(
         "--token-file",
         metavar="FILE",
@@ -99,7 +109,6 @@ def client_opts(sp: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help=f"client private key (PEM) for mTLS (default: env {CLIENT_TLS_ENV['tls_key']})",
     )
-    sp.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def settings(args: argparse.Namespace) -> Settings:
@@ -147,8 +156,38 @@ def _exists(url: str) -> bool:
         engine.dispose()
 
 
+# The package extra that installs a database driver, by the module SQLAlchemy imports.
+_DRIVER_EXTRAS = {"psycopg": "postgres", "psycopg2": "postgres"}
+
+
+def require_driver(url: str) -> None:
+    """Refuse, in one line naming what to install, a registry URL whose database driver is
+    not installed (SQLAlchemy raised ModuleNotFoundError with a traceback)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        parsed = make_url(url)
+        parsed.get_dialect().import_dbapi()
+    except (ArgumentError, NoSuchModuleError, ValueError):
+        return  # not a URL SQLAlchemy knows: opening it says what is wrong
+    except ImportError as exc:
+        module = (exc.name or "").partition(".")[0] or parsed.get_driver_name()
+        extra = _DRIVER_EXTRAS.get(module)
+        how = (
+            f"pip install 'onnxgate[{extra}]'"
+            if extra
+            else f"install the {module!r} package into this environment"
+        )
+        raise CliError(
+            f"registry {registry_label(url)} needs the database driver {module!r}, which is "
+            f"not installed: {how}"
+        ) from None
+
+
 def refuse_missing(url: str) -> None:
     """Raise the one-line refusal for a read of a registry that is not there."""
+    require_driver(url)
     if not _exists(url):
         raise CliError(
             f"no registry at {registry_label(url)}: pass --registry URL (or set "
@@ -167,6 +206,7 @@ def open_registry(args: argparse.Namespace, *, create: bool = False) -> Any:
     from registry import open_registry as open_checked
 
     s = settings(args)
+    require_driver(s.registry)
     if not create:
         refuse_missing(s.registry)
     return open_checked(s.registry, s.artifact_dir)
@@ -202,13 +242,24 @@ def _read_pem(args: argparse.Namespace, key: str) -> bytes | None:
         raise CliError(f"{flag} {path}: {exc.strerror}") from exc
 
 
-def channel(args: argparse.Namespace) -> grpc.Channel:
-    """A channel to ``args.target``: TLS when any TLS option is set, plaintext otherwise."""
+def tls_material(
+    args: argparse.Namespace,
+) -> tuple[bytes | None, bytes | None, bytes | None] | None:
+    """(CA, certificate, key) PEM bytes from the TLS options; None for plaintext."""
     ca, cert, key = (_read_pem(args, k) for k in ("tls_ca", "tls_cert", "tls_key"))
     if (cert is None) != (key is None):
         raise CliError("--tls-cert and --tls-key go together (mTLS needs both)")
     if ca is None and cert is None:
+        return None
+    return ca, cert, key
+
+
+def channel(args: argparse.Namespace) -> grpc.Channel:
+    """A channel to ``args.target``: TLS when any TLS option is set, plaintext otherwise."""
+    material = tls_material(args)
+    if material is None:
         return grpc.insecure_channel(args.target)
+    ca, cert, key = material
     creds = grpc.ssl_channel_credentials(
         root_certificates=ca, private_key=key, certificate_chain=cert
     )
@@ -258,8 +309,16 @@ def is_unreachable(exc: grpc.RpcError) -> bool:
 
 def unreachable(args: argparse.Namespace, exc: grpc.RpcError) -> CliError:
     """The one line for a gateway that cannot be reached, naming the target tried."""
-    detail = exc.details() if hasattr(exc, "details") else str(exc)
-    tls = " over TLS" if any(getattr(args, k, None) for k in CLIENT_TLS_ENV) else ""
+    detail = (exc.details() if hasattr(exc, "details") else str(exc)) or ""
+    secure = any(getattr(args, k, None) or os.environ.get(v) for k, v in CLIENT_TLS_ENV.items())
+    tls = " over TLS" if secure else ""
+    if not secure and "socket closed" in detail.lower():
+        # NOTE: what a plaintext client sees from a TLS server: it closes the connection.
+        return CliError(
+            f"cannot reach a gateway at {args.target} in plaintext ({detail}); the gateway "
+            f"may have TLS on: pass --tls-ca FILE (the CA of its certificate; or "
+            f"{CLIENT_TLS_ENV['tls_ca']}), with --tls-cert/--tls-key where it asks for mTLS"
+        )
     return CliError(
         f"cannot reach a gateway at {args.target}{tls} ({detail}); is `onnxgate serve` "
         f"running there? choose another with --target HOST:PORT or {TARGET_ENV}"

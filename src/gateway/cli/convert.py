@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from gateway.cli.common import actor, open_registry, registry_opts, version_dict
+from gateway.cli.governance import revalidate_if_profile_required
+from gateway.cli.monitoring import reference_doc
 from gateway.cli.output import EXIT_OK, CliError, emit
 
 __all__ = ["converted_artifact", "install", "is_trained_model"]
@@ -72,10 +74,11 @@ def cmd_models_optimize(args: argparse.Namespace) -> int:
             graph_level=args.graph_level,
             calibration=calibration,
             actor=actor(),
+            inherit_reference=not args.reference,
         )
+        rec = _with_reference(args, reg, done.record)
     finally:
         reg.close()
-    rec = done.record
     payload = {
         **version_dict(rec),
         "parent": f"{name}:{version}",
@@ -92,6 +95,21 @@ def cmd_models_optimize(args: argparse.Namespace) -> int:
 
     emit(args, payload, lines)
     return EXIT_OK
+
+
+def _with_reference(args: argparse.Namespace, reg: Any, rec: Any) -> Any:
+    """Store ``--reference`` as the child's profile (else it inherited its parent's), then
+    re-validate where the policy requires a profile (registration validated before it)."""
+    if args.reference:
+        doc, summary = reference_doc(
+            Path(args.reference), reg.read_artifact(rec.model, rec.version), {}
+        )
+        reg.set_profile(
+            rec.model, rec.version, doc, source="reference", actor=actor(), summary=summary
+        )
+    if reg.get_profile(rec.model, rec.version) is None:
+        return rec
+    return revalidate_if_profile_required(reg, rec, actor())
 
 
 def install(*, models: Any, register: argparse.ArgumentParser) -> None:
@@ -117,6 +135,10 @@ def install(*, models: Any, register: argparse.ArgumentParser) -> None:
         "--graph-level", choices=("basic", "extended", "all"),
         help="onnxruntime offline graph optimisation level",
     )  # fmt: skip
-    op.add_argument("--sample", metavar="FILE", help="reference rows for parity and latency")
+    op.add_argument("--sample", metavar="FILE", help="rows to measure parity and latency on")
+    op.add_argument(
+        "--reference", metavar="FILE",
+        help="the child's reference sample (.npy/.npz/.csv); default: inherit the parent's",
+    )  # fmt: skip
     registry_opts(op)
     op.set_defaults(func=cmd_models_optimize)

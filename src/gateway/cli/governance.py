@@ -276,8 +276,9 @@ def install(
     """Add the governance commands to the ``onnxgate`` parser."""
     _register_flags(register)
     traffic_set.add_argument(
-        "--expected-revision", type=int, default=0,
-        help="refuse (FAILED_PRECONDITION) unless the deployment is still at this revision",
+        "--expected-revision", type=int, default=0, metavar="REVISION",
+        help="refuse (FAILED_PRECONDITION) unless the deployment is still at this revision "
+        "(default: none, any revision)",
     )  # fmt: skip
 
     se = models.add_parser("search", help="versions by tag, metric, status, licence")
@@ -307,7 +308,11 @@ def install(
 
     ap = sub.add_parser("approve", help="approve NAME:VERSION (as your token's principal)")
     ap.add_argument("ref", metavar="NAME:VERSION")
-    ap.add_argument("--comment", help="a note kept with the approval")
+    ap.add_argument(
+        "--reason", "--comment", dest="comment",
+        help="why, kept with the approval and as its audit event's reason (--comment is the "
+        "same option)",
+    )  # fmt: skip
     client_opts(ap)
     ap.set_defaults(func=cmd_approve)
 

@@ -15,11 +15,13 @@ import argparse
 import csv
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from gateway.cli.common import PREDICT_TOKEN_ENV, call, client_opts, token_metadata
 from gateway.cli.output import EXIT_OK, CliError, emit, print_table
+from gateway.cli.rollout import next_evaluation, seconds_until
 
 __all__ = ["add_commands", "read_labels"]
 
@@ -72,7 +74,43 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     if batch:
         send()
     emit(args, totals, lambda: print(", ".join(f"{k} {v}" for k, v in totals.items())))
-    return EXIT_OK
+    lost = totals["unknown"] + totals["expired"] + totals["invalid"]
+    if totals["joined"] or not lost:
+        return EXIT_OK
+    if _has_policy(args) is False:
+        raise CliError(
+            f"no label joined: model {args.name!r} has no rollout policy, and a gateway keeps "
+            f"predictions to join labels to only under one (onnxgate policy set {args.name} "
+            "FILE.toml)"
+        )
+    raise CliError(
+        f"no label joined a prediction ({lost} of {sum(totals.values())}): the gateway keeps "
+        "a request's predictions only when the request carried an id (onnxgate infer --id), "
+        "for feedback_ttl_s, on the gateway that served it"
+    )
+
+
+def _has_policy(args: argparse.Namespace) -> bool | None:
+    """Whether ``args.name`` has a rollout policy; None when that cannot be asked (no
+    admin token where the gateway needs one)."""
+    import grpc
+
+    from gateway._proto import governor_pb2 as pb
+
+    try:
+        token = token_metadata(required=False, args=None)
+        _call_with(args, "GetPolicy", pb.GetPolicyRequest(model=args.name), token)
+    except grpc.RpcError as exc:
+        return False if exc.code() == grpc.StatusCode.NOT_FOUND else None
+    except CliError:
+        return None
+    return True
+
+
+def _call_with(args: argparse.Namespace, method: str, request: Any, metadata: Any) -> Any:
+    from gateway._proto import governor_pb2_grpc
+
+    return call(args, governor_pb2_grpc.GovernorServiceStub, method, request, metadata=metadata)
 
 
 def _status_payload(resp: Any) -> dict[str, Any]:
@@ -109,8 +147,10 @@ def _status_payload(resp: Any) -> dict[str, Any]:
     }
 
 
-def _status_out(args: argparse.Namespace, resp: Any) -> int:
+def _status_out(args: argparse.Namespace, resp: Any, starting: dict[str, Any] | None = None) -> int:
     payload = _status_payload(resp)
+    if starting is not None:
+        payload["starting"] = starting
 
     def table() -> None:
         if not resp.policy_version:
@@ -120,6 +160,12 @@ def _status_out(args: argparse.Namespace, resp: Any) -> int:
         print(f"model {resp.model}  mode {payload['mode']}  policy v{resp.policy_version}")
         if resp.candidate:
             print(f"candidate {resp.candidate}  step {resp.step}/{len(resp.steps)} of {steps}")
+        elif starting is not None:
+            print(
+                f"candidate {starting['version']} ({starting['role']} at "
+                f"{starting['percent']:g}%), starting at "
+                f"{next_evaluation(starting['next_evaluation_in_s'])}"
+            )
         else:
             print("candidate none")
         print(f"last decision {resp.last_decision or '-'} at {resp.last_evaluated_at or '-'}")
@@ -154,12 +200,77 @@ def _status_out(args: argparse.Namespace, resp: Any) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from gateway._proto import governor_pb2 as pb
 
-    return _status_out(args, _call(args, "GetStatus", pb.GetStatusRequest(model=args.name)))
+    resp = _call(args, "GetStatus", pb.GetStatusRequest(model=args.name))
+    starting = None
+    if resp.policy_version and not resp.candidate and not resp.paused:
+        starting = _started_not_evaluated(args, resp)
+    return _status_out(args, resp, starting)
+
+
+def _started_not_evaluated(args: argparse.Namespace, resp: Any) -> dict[str, Any] | None:
+    """A canary or challenger with traffic that the governor's state does not name yet.
+
+    A start by policy ends that evaluation early; the governor takes the new candidate on
+    at the next one, ``canary.interval_s`` after the start. Until then the status said
+    "candidate none" while the history showed the canary: this says what is happening.
+    """
+    import grpc
+
+    from gateway._proto import admin_pb2, admin_pb2_grpc
+    from gateway._proto import governor_pb2 as pb
+
+    try:
+        history = call(
+            args,
+            admin_pb2_grpc.AdminServiceStub,
+            "ListHistory",
+            admin_pb2.ListHistoryRequest(model=args.name, limit=1),
+        ).entries
+    except grpc.RpcError:
+        return None  # a status without the note rather than no status at all
+    if not history:
+        return None
+    entry = max(history, key=lambda e: e.deployment.revision)
+    arms = entry.deployment.arms
+    total = sum(a.weight for a in arms) or 1.0
+    live = sorted(
+        (a for a in arms if a.role != "champion" and a.weight > 0), key=lambda a: a.version
+    )
+    if not live:
+        return None
+    wait: float | None = resp.next_evaluation_in_s
+    if entry.actor == "governor":
+        try:
+            policy = _call(args, "GetPolicy", pb.GetPolicyRequest(model=args.name))
+        except grpc.RpcError:
+            return None
+        interval = float(json.loads(policy.effective_json)["canary"]["interval_s"])
+        changed = datetime.fromisoformat(entry.created_at) + timedelta(seconds=interval)
+        wait = seconds_until(changed, datetime.now(UTC))
+    return {
+        "version": live[0].version,
+        "role": live[0].role,
+        "percent": 100.0 * live[0].weight / total,
+        "next_evaluation_in_s": wait,
+    }
+
+
+def _require_policy(args: argparse.Namespace, what: str) -> None:
+    """Refuse, as ``policy show`` does, to pause or resume a model the governor does not
+    govern: it would record a pause that means nothing and exit 0."""
+    from gateway._proto import governor_pb2 as pb
+
+    if not _call(args, "GetStatus", pb.GetStatusRequest(model=args.name)).policy_version:
+        raise CliError(
+            f"model {args.name!r} has no governor policy: nothing to {what} "
+            f"(set one with `onnxgate policy set {args.name} FILE.toml`)"
+        )
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
     from gateway._proto import governor_pb2 as pb
 
+    _require_policy(args, "pause")
     req = pb.PauseRequest(model=args.name, reason=args.reason or "")
     return _status_out(args, _call(args, "Pause", req))
 
@@ -167,6 +278,7 @@ def cmd_pause(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     from gateway._proto import governor_pb2 as pb
 
+    _require_policy(args, "resume")
     req = pb.ResumeRequest(
         model=args.name, reason=args.reason or "", clear_rolled_back=args.clear_rolled_back or []
     )

@@ -45,7 +45,9 @@ def cmd_infer(args: argparse.Namespace) -> int:
                 raise common.unreachable(args, exc) from None
             raise
         matched = match_inputs(files, [i.name for i in meta.inputs])
-        request = pb.ModelInferRequest(model_name=args.name, model_version=args.version or "")
+        request = pb.ModelInferRequest(
+            model_name=args.name, model_version=args.version or "", id=args.id or _new_id()
+        )
         if args.routing_key:
             request.parameters["routing_key"].string_param = args.routing_key
         for spec in meta.inputs:
@@ -71,11 +73,13 @@ def cmd_infer(args: argparse.Namespace) -> int:
         "model": response.model_name,
         "version": response.model_version,
         "role": role,
+        "id": response.id,
         "outputs": {k: v.tolist() for k, v in outputs.items()},
     }
 
     def table() -> None:
         print(f"served by {response.model_name}:{response.model_version} ({role or 'n/a'})")
+        print(f"request id {response.id}  (for feedback and explain --id)")
         for k, v in outputs.items():
             print(f"{k} {v.dtype} {list(v.shape)}")
             print(np.array2string(v, precision=4, threshold=50))
@@ -84,10 +88,17 @@ def cmd_infer(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _new_id() -> str:
+    import uuid
+
+    return uuid.uuid4().hex
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from gateway.tools import loadgen
 
-    return loadgen.run_from_args(args)
+    token = common.token_metadata(common.PREDICT_TOKEN_ENV, required=False, args=args)
+    return loadgen.run_from_args(args, metadata=tuple(token), tls=common.tls_material(args))
 
 
 def _probe_port(host: str, port: int, what: str, setting: str) -> None:
@@ -124,6 +135,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "max_delay_us": args.max_delay_us,
     }
     settings = Settings.load(toml_path=args.config, overrides=overrides)
+    common.require_driver(settings.registry)  # one line, not the gateway's traceback
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -182,9 +194,14 @@ def add_commands(sub: Any) -> None:
         "--data",
         action="append",
         required=True,
-        metavar="[INPUT=]FILE.npy",
-        help="an input's rows as a .npy array; INPUT= may be left out for one-input models "
-        "(repeat for several inputs)",
+        metavar="[INPUT=]FILE",
+        help="an input's rows: a .npy array, or a .csv file with a header line; INPUT= may be "
+        "left out for one-input models (repeat for several inputs)",
+    )
+    inf.add_argument(
+        "--id",
+        help="the request's id, which feedback and explain --id refer to (default: a new "
+        "random id; printed either way)",
     )
     inf.add_argument("--version", help="pin this version (default: routed by weight)")
     inf.add_argument(
@@ -198,4 +215,5 @@ def add_commands(sub: Any) -> None:
 
     be = sub.add_parser("bench", help="load-test a gateway (closed or open loop)")
     loadgen.add_arguments(be)
+    common.connection_opts(be)  # the predict token and TLS, as infer takes them
     be.set_defaults(func=cmd_bench)

@@ -29,7 +29,7 @@ from gateway.cli import (
     rollout,
     traffic,
 )
-from gateway.cli.output import EXIT_FAILED, REPORTED_ERRORS, failure_message
+from gateway.cli.output import EXIT_FAILED, EXIT_OK, REPORTED_ERRORS, failure_message
 
 __all__ = ["HelpFormatter", "Parser", "build_parser", "main"]
 
@@ -97,10 +97,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit (see _stdout_closed)
         return code
     except REPORTED_ERRORS as exc:
         print(failure_message(exc), file=sys.stderr)
+    except BrokenPipeError:
+        return _stdout_closed()
     return EXIT_FAILED
+
+
+def _stdout_closed() -> int:
+    """The reader of our output went away (``onnxgate infer ... | head -1``): it has what it
+    wanted, so exit quietly. stdout is pointed at /dev/null first, or the interpreter's own
+    flush at exit would fail again and print "Exception ignored ... BrokenPipeError"."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -8,12 +8,31 @@ computes (:func:`gateway.governor.autostart.plan_start`).
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 from typing import Any
 
 from gateway.cli.common import open_registry, registry_opts
 from gateway.cli.output import EXIT_OK, CliError, emit
 
-__all__ = ["add_commands"]
+__all__ = ["add_commands", "next_evaluation", "seconds_until"]
+
+
+def seconds_until(due: datetime | None, now: datetime) -> float | None:
+    """Seconds from ``now`` to ``due`` (never negative); None when ``due`` is unknown."""
+    if due is None:
+        return None
+    if due.tzinfo is None:  # SQLite hands back naive datetimes; the registry writes UTC
+        due = due.replace(tzinfo=UTC)
+    return max(0.0, (due - now).total_seconds())
+
+
+def next_evaluation(seconds: float | None) -> str:
+    """ "the next evaluation (in N s)", as ``governor status`` and ``rollout status`` say it."""
+    if seconds is None:
+        return "the governor's next evaluation"
+    if seconds < 0.5:
+        return "the next evaluation (due now)"
+    return f"the next evaluation (in {seconds:.0f} s)"
 
 
 def cmd_rollout_status(args: argparse.Namespace) -> int:
@@ -53,6 +72,10 @@ def cmd_rollout_status(args: argparse.Namespace) -> int:
         payload.update(on_trial=trial, queue=list(plan.queue), note=plan.note)
         if plan.start is not None:  # the governor makes this change at its next evaluation
             payload["next"] = plan.start.reason
+            due = state.next_evaluation_at if state is not None else None
+            wait = seconds_until(due, datetime.now(UTC))
+            payload["next_evaluation_in_s"] = wait
+            payload["note"] = f"starting at {next_evaluation(wait)}: {plan.start.reason}"
 
     def lines() -> None:
         trial = payload["on_trial"]

@@ -21,6 +21,25 @@ def _admin(args: argparse.Namespace, method: str, request: Any) -> Any:
     return call(args, admin_pb2_grpc.AdminServiceStub, method, request)
 
 
+def _numbered(args: argparse.Namespace, method: str, request: Any, names: list[str]) -> Any:
+    """``_admin``, adding to a NOT_FOUND the hint that versions are numbers where one of
+    ``names`` is spelt like ``v1`` (the registry numbers versions 1, 2, ...)."""
+    import re
+
+    import grpc
+
+    try:
+        return _admin(args, method, request)
+    except grpc.RpcError as exc:
+        spelt = [n for n in names if re.fullmatch(r"[vV]\d+", n)]
+        if exc.code() != grpc.StatusCode.NOT_FOUND or not spelt:
+            raise
+        raise CliError(
+            f"NOT_FOUND: {exc.details()}; versions are numbers: write {spelt[0][1:]}, "
+            f"not {spelt[0]}"
+        ) from None
+
+
 def _in_order(arms: Any) -> list[Any]:
     """Arms as tables show them: the champion first, then by version (numbers as numbers),
     whatever order the change listed them in."""
@@ -103,7 +122,7 @@ def cmd_traffic_set(args: argparse.Namespace) -> int:
             raise CliError(f"--role {item!r}: expected VERSION=ROLE")
         roles[version] = role
     _refuse_idle_champion(args, weights, roles)
-    resp = _admin(
+    resp = _numbered(
         args,
         "SetWeights",
         pb.SetWeightsRequest(
@@ -113,6 +132,7 @@ def cmd_traffic_set(args: argparse.Namespace) -> int:
             reason=args.reason or "",
             expected_revision=getattr(args, "expected_revision", 0) or 0,
         ),
+        [*weights, *roles],
     )
     _deployment_out(args, resp.deployment)
     return EXIT_OK
@@ -124,7 +144,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
     req = pb.PromoteRequest(
         model=args.name, version=args.version, keep_old=args.keep_old, reason=args.reason or ""
     )
-    _deployment_out(args, _admin(args, "Promote", req).deployment)
+    _deployment_out(args, _numbered(args, "Promote", req, [args.version]).deployment)
     return EXIT_OK
 
 
@@ -142,7 +162,7 @@ def cmd_shadow_add(args: argparse.Namespace) -> int:
     req = pb.AddShadowRequest(
         model=args.name, version=args.version, fraction=args.fraction, reason=args.reason or ""
     )
-    _deployment_out(args, _admin(args, "AddShadow", req).deployment)
+    _deployment_out(args, _numbered(args, "AddShadow", req, [args.version]).deployment)
     return EXIT_OK
 
 

@@ -61,8 +61,11 @@ def table(
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
-def page(title: str, body: str, *, who: str = "", model: str = "") -> str:
-    """A whole document: header with navigation, then ``body`` (HTML)."""
+def page(
+    title: str, body: str, *, who: str = "", model: str = "", refresh_s: int | None = None
+) -> str:
+    """A whole document: header with navigation, then ``body`` (HTML). ``refresh_s``: the
+    browser reloads it that often (a rollout in progress), saying so under the title."""
     links = ['<a href="/ui/models"><b>onnxgate</b></a>', '<a href="/ui/models">models</a>']
     links.append('<a href="/ui/audit">audit</a>')
     if who:
@@ -76,9 +79,16 @@ def page(title: str, body: str, *, who: str = "", model: str = "") -> str:
             f'<a href="/ui/models/{m}/drift">drift</a>'
             f'<a href="/ui/models/{m}/shadows">shadows</a></nav>'
         )
+    reload, note = "", ""
+    if refresh_s is not None:
+        reload = f'<meta http-equiv="refresh" content="{int(refresh_s)}">'
+        note = (
+            f'<p class="meta" id="refreshing">a rollout is in progress: this page reloads '
+            f"every {int(refresh_s)} s</p>"
+        )
     return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">{reload}'
         f"<title>{esc(title)} · onnxgate</title><style>{_STYLE}</style></head><body>"
-        f"<header>{''.join(links)}</header><main><h1>{esc(title)}</h1>{tabs}\n{body}\n"
+        f"<header>{''.join(links)}</header><main><h1>{esc(title)}</h1>{note}{tabs}\n{body}\n"
         "</main></body></html>\n"
     )

@@ -29,6 +29,7 @@ __all__ = [
 
 Doc = Mapping[str, Any]
 MAX_HISTOGRAMS = 24  # per side; the table lists every feature
+REFRESH_S = 10  # how often a model's pages reload while a rollout is in progress
 
 
 def _num(value: Any, digits: int = 4) -> str:
@@ -161,7 +162,10 @@ def model_page(
         + "<h2>Recent history</h2>"
         + table(("when (UTC)", "actor", "arms", "reason"), history_rows)
     )
-    return page(f"Model {model}", body, who=who, model=model)
+    # A canary or challenger with traffic: the split moves while someone watches.
+    ramping = any(a.get("role") != "champion" and float(a.get("weight", 0.0)) > 0 for a in arms)
+    refresh = REFRESH_S if ramping else None
+    return page(f"Model {model}", body, who=who, model=model, refresh_s=refresh)
 
 
 _GATE_KIND = {"pass": "ok", "fail": "bad", "pending": "pending"}
@@ -246,7 +250,9 @@ def governor_page(model: str, status: Doc, events: Sequence[Doc], who: str) -> s
         + "<h2>Decision timeline (newest first)</h2>"
         + table(("when (UTC)", "decision", "recorded as", "reasons"), timeline[:40])
     )
-    return page(f"Governor: {model}", body, who=who, model=model)
+    ramping = bool(status.get("candidate")) and not status.get("paused")
+    refresh = REFRESH_S if ramping else None
+    return page(f"Governor: {model}", body, who=who, model=model, refresh_s=refresh)
 
 
 def _side(side: Doc) -> str:

@@ -104,6 +104,13 @@ def main(argv: list[str] | None = None) -> int:
         say(cli("infer", MODEL, "--data", str(data / "five-rows.npy"), "--target", target))
         say(f"  true labels: {models.y[:5].tolist()}")
 
+        step("4b. Why that answer: explain one prediction by the id infer printed")
+        np.save(data / "one-row.npy", models.x[5:6])
+        ask = ("infer", MODEL, "--data", str(data / "one-row.npy"), "--id", "why-1")
+        say(cli(*ask, "--target", target).rstrip())
+        say("  Kernel SHAP against v1's reference sample: each feature's push on the score")
+        say(cli("explain", MODEL, "--id", "why-1", "--target", target).rstrip())
+
         step("5. Operator splits traffic 80/20 (v2 as challenger) through the admin CLI")
         say(
             cli(

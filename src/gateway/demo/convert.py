@@ -125,7 +125,7 @@ def chapter(
     _wait(f"the gateway to load {SCORER}", lambda: _model_ready(ops.target, SCORER), timeout_s)
     live = models.x[half:], models.y[half:]
     with LiveTraffic(ops.target, *live, model=SCORER, input_name="input", seed=100) as traffic:
-        ops("approve", f"{SCORER}:2", "--comment", "parity and latency checked")  # 1 of 2
+        ops("approve", f"{SCORER}:2", "--reason", "parity and latency checked")  # 1 of 2
         ops("rollout", "status", SCORER, registry=True)
         registry.governance.approve(SCORER, "2", approver="risk-lead", comment="checked card")
         event("risk-lead approves scorer:2 (second pair of eyes): status approved")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import os
+import signal
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,8 +90,26 @@ def _runner(job: Job) -> Runner:
     return run
 
 
+class WorkerStopped(Exception):
+    """The pool was closed while this job ran (the gateway is stopping)."""
+
+
+_busy = False  # in a worker: whether a job is running (what SIGTERM interrupts)
+
+
 def _run_job(job: Job) -> tuple[FloatArray, FloatArray, FloatArray]:
-    return job.run()
+    global _busy
+    _busy = True
+    try:
+        return job.run()
+    finally:
+        _busy = False
+
+
+def _stop_job(signum: int, frame: object) -> None:
+    # An idle worker ignores it: the pool's shutdown sentinel ends it cleanly.
+    if _busy:
+        raise WorkerStopped("the gateway is stopping")
 
 
 def _start_worker() -> None:
@@ -98,6 +117,7 @@ def _start_worker() -> None:
         os.nice(LOW_PRIORITY)
     except OSError:
         pass
+    signal.signal(signal.SIGTERM, _stop_job)
     require_shap()  # imported here, as the worker starts, not by its first job
 
 
@@ -116,7 +136,19 @@ class ProcessPool:
         return self._pool.submit(_run_job, job).result()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Stop the workers now, a job in progress included (its caller gets an error).
+
+        NOTE: ``shutdown(wait=False)`` alone leaves a running job running, and the
+        interpreter's exit joins the pool's manager thread, which waits for it: a gateway
+        stopped during an explanation exited 10-30 s after "drained; exiting". SIGTERM
+        makes a busy worker's job raise :class:`WorkerStopped` (see ``_stop_job``), so the
+        worker answers, then takes the shutdown sentinel and exits as usual (a worker
+        killed outright leaks the queue's semaphore, which Python then warns about).
+        """
+        processes = list((getattr(self._pool, "_processes", None) or {}).values())
+        for process in processes:
+            process.terminate()
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def start_pool(processes: int) -> ProcessPool | None:

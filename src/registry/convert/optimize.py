@@ -11,12 +11,20 @@ the reference sample (``parity.*``), median single-row latency (``latency.p50_ms
 ``latency.parent_p50_ms``) and size (``size.bytes``, ``size.parent_bytes``); the method in
 tags ``optimize.method``, ``optimize.quantize``, ``optimize.graph_level``. The validation
 report's ``parity`` check holds it to the policy's ``optimization_tolerance``.
+
+Before quantising, the opset imports are normalised (one per domain, the default domain
+present: converters write it twice or not at all), recorded in tag
+``optimize.opset_normalised``; a model with nothing the quantiser rewrites (tree ensembles)
+is refused ("nothing to quantise") rather than registered as a no-op child. The child
+inherits its parent's reference profile (tag ``reference.inherited_from``) unless the caller
+gives one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import statistics
 import tempfile
 import time
@@ -41,6 +49,7 @@ __all__ = ["QUANTIZE", "Optimization", "optimize_bytes", "optimize_version"]
 QUANTIZE = ("dynamic", "static")
 GRAPH_LEVELS = ("basic", "extended", "all")
 LATENCY_RUNS = 200
+DEFAULT_OPSET = 13  # per-channel QuantizeLinear/DequantizeLinear need at least 13
 
 
 @dataclass(frozen=True)
@@ -61,8 +70,9 @@ def optimize_bytes(
     quantize: str | None,
     graph_level: str | None,
     calibration: Sample | None,
-) -> bytes:
-    """The optimised model's bytes (the input is not modified)."""
+) -> tuple[bytes, str]:
+    """The optimised model's bytes (the input is not modified) and what was done to its
+    opset imports first ("" when nothing: see :func:`normalise_opsets`)."""
     if quantize is None and graph_level is None:
         raise ConversionError("optimize: give --quantize dynamic|static and/or --graph-level")
     if quantize is not None and quantize not in QUANTIZE:
@@ -75,9 +85,16 @@ def optimize_bytes(
         work = Path(tmp)
         current = work / "source.onnx"
         current.write_bytes(onnx)
+        normalised = ""
         try:
             if quantize is not None:
+                fixed, normalised = normalise_opsets(onnx)
+                if not _quantisable(fixed, quantize):
+                    raise _nothing_to_quantise(quantize)
+                current.write_bytes(fixed)
                 current = _quantize(current, work, quantize, calibration)
+                if not _quantised_anything(current.read_bytes()):
+                    raise _nothing_to_quantise(quantize)
             if graph_level is not None:
                 current = _graph_optimise(current, work, graph_level)
         except ConversionError:
@@ -85,7 +102,71 @@ def optimize_bytes(
         except Exception as exc:  # noqa: BLE001 - quantisation raises many types
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise ConversionError(f"optimize failed: {first[:200]}") from None
-        return current.read_bytes()
+        return current.read_bytes(), normalised
+
+
+def normalise_opsets(onnx: bytes) -> tuple[bytes, str]:
+    """The model with exactly one import per opset domain, and what changed ("" if nothing).
+
+    onnxruntime's quantiser needs exactly one default-domain ("ai.onnx") import. skl2onnx
+    writes that import twice on pipelines; onnxmltools' XGBoost conversion writes none, its
+    graph being ai.onnx.ml operators only. A duplicate keeps its highest version; a missing
+    default domain is added at the opset the quantiser's own operators need.
+    """
+    import onnx as onnx_lib
+
+    model = onnx_lib.load_from_string(onnx)
+    versions: dict[str, list[int]] = {}
+    for imp in model.opset_import:
+        versions.setdefault("" if imp.domain == "ai.onnx" else imp.domain, []).append(imp.version)
+    notes = [
+        f"{_domain(d)} imported {len(v)} times (kept opset {max(v)})"
+        for d, v in versions.items()
+        if len(v) > 1
+    ]
+    if "" not in versions:
+        versions[""] = [DEFAULT_OPSET]
+        notes.append(f"no {_domain('')} import (added opset {DEFAULT_OPSET})")
+    if not notes:
+        return onnx, ""
+    del model.opset_import[:]
+    for domain, found in versions.items():
+        model.opset_import.append(onnx_lib.helper.make_opsetid(domain, max(found)))
+    return model.SerializeToString(), "; ".join(notes)
+
+
+def _domain(domain: str) -> str:
+    return "the default domain (ai.onnx)" if domain == "" else f"domain {domain}"
+
+
+def _nothing_to_quantise(mode: str) -> ConversionError:
+    return ConversionError(
+        f"nothing to quantise: the model has no operator that {mode} quantisation rewrites "
+        "(tree ensembles and scikit-learn's linear models convert to ai.onnx.ml operators, "
+        "which keep their float weights); no child registered"
+    )
+
+
+def _quantisable(onnx: bytes, mode: str) -> bool:
+    """Whether any default-domain operator is one the quantiser of ``mode`` rewrites."""
+    import onnx as onnx_lib
+
+    registries = require("onnxruntime.quantization.registry", "quantisation")
+    ops = registries.IntegerOpsRegistry if mode == "dynamic" else registries.QDQRegistry
+    graph = onnx_lib.load_from_string(onnx).graph
+    return any(n.domain in ("", "ai.onnx") and n.op_type in ops for n in graph.node)
+
+
+def _quantised_anything(onnx: bytes) -> bool:
+    import onnx as onnx_lib
+
+    graph = onnx_lib.load_from_string(onnx).graph
+    # NOTE: every operator the quantiser writes says so in its name (QuantizeLinear,
+    # DynamicQuantizeLinear, MatMulInteger, QLinearConv, QGemm, QAttention, ...).
+    return any(
+        "Quantize" in n.op_type or "Integer" in n.op_type or n.op_type.startswith("Q")
+        for n in graph.node
+    )
 
 
 def _quantize(source: Path, work: Path, mode: str, calibration: Sample | None) -> Path:
@@ -114,22 +195,39 @@ def _quantize(source: Path, work: Path, mode: str, calibration: Sample | None) -
     return target
 
 
-class _DropAdvice(logging.Filter):
+class _DropOnnxruntime(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return "pre-processing before quantization" not in record.getMessage()
+        return record.levelno >= logging.ERROR or _ORT_PATH not in record.pathname
+
+
+_ORT_PATH = f"{os.sep}onnxruntime{os.sep}"
 
 
 @contextlib.contextmanager
 def _quiet_advice() -> Iterator[None]:
-    # NOTE: onnxruntime logs this advice on the root logger at WARNING for every model;
-    # a CLI would print it to stderr on every run, where only errors belong.
+    # NOTE: onnxruntime's quantiser logs advice and notes ("consider pre-processing",
+    # "inference failed or unsupported type", ...) on the root logger at WARNING; a CLI
+    # would print them to stderr on every run, where only errors belong. Its own named
+    # loggers ("onnxruntime.quantization.*") are held at ERROR for the same reason.
+    # And ``logging.warning()`` installs a stderr handler on a root logger that has none
+    # (even for a record a filter then drops), so every later warning of the process would
+    # print: a NullHandler stands in for the call.
     root = logging.getLogger()
-    advice = _DropAdvice()
-    root.addFilter(advice)
+    named = logging.getLogger("onnxruntime")
+    level = named.level
+    quiet = _DropOnnxruntime()
+    stand_in = logging.NullHandler() if not root.handlers else None
+    root.addFilter(quiet)
+    named.setLevel(logging.ERROR)
+    if stand_in is not None:
+        root.addHandler(stand_in)
     try:
         yield
     finally:
-        root.removeFilter(advice)
+        root.removeFilter(quiet)
+        named.setLevel(level)
+        if stand_in is not None:
+            root.removeHandler(stand_in)
 
 
 def _graph_optimise(source: Path, work: Path, level: str) -> Path:
@@ -201,11 +299,18 @@ def optimize_version(
     graph_level: str | None = None,
     calibration: Sample | None = None,
     actor: str = "api",
+    inherit_reference: bool = True,
 ) -> Optimization:
-    """Optimise ``model:version`` into a new child version (see the module docstring)."""
+    """Optimise ``model:version`` into a new child version (see the module docstring).
+
+    The child answers like its parent (the parity check holds it to that), so it inherits
+    the parent's reference profile unless ``inherit_reference`` is False (the caller gives
+    one): lineage tag ``reference.inherited_from`` names the parent.
+    """
     parent = registry.get_version(model, version)
+    inherited = registry.get_profile(model, parent.version) if inherit_reference else None
     source = registry.read_artifact(model, parent.version)
-    child = optimize_bytes(
+    child, normalised = optimize_bytes(
         source, quantize=quantize, graph_level=graph_level, calibration=calibration
     )
     try:
@@ -231,6 +336,10 @@ def optimize_version(
         tags["optimize.quantize"] = quantize
     if graph_level:
         tags["optimize.graph_level"] = graph_level
+    if normalised:
+        tags["optimize.opset_normalised"] = normalised
+    if inherited is not None:
+        tags["reference.inherited_from"] = f"{model}:{parent.version}"
     metrics = {
         **parity.metrics(),
         "latency.p50_ms": latency,
@@ -255,4 +364,14 @@ def optimize_version(
         actor=actor,
         lineage=lineage,
     )
+    if inherited is not None:
+        doc, origin = inherited
+        registry.set_profile(
+            model,
+            record.version,
+            doc,
+            source=origin,
+            actor=actor,
+            summary={"inherited_from": f"{model}:{parent.version}"},
+        )
     return Optimization(record, parity, latency, parent_latency, len(child), len(source))

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from gateway.tools.loadgen.report import format_summary
@@ -35,13 +36,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=float, default=10.0, help="measured seconds")
     p.add_argument("--warmup", type=float, default=1.0, help="seconds not measured")
     p.add_argument("--rows", type=int, default=1, help="batch rows per request")
-    p.add_argument("--samples", type=int, default=16, help="distinct prebuilt inputs")
+    p.add_argument(
+        "--samples", type=int, default=16,
+        help="distinct prebuilt random inputs (--input sends every row of its file instead)",
+    )  # fmt: skip
     p.add_argument(
         "--input",
         action="append",
         default=[],
         metavar="[NAME=]FILE.npy",
-        help="input rows from a .npy file (default: random rows from the model's metadata)",
+        help="input rows from a .npy file, all of them (default: random rows from the model's "
+        "metadata)",
     )
     p.add_argument("--keys", type=int, default=0, help="routing keys in the pool (0: none)")
     p.add_argument("--ids", action="store_true", help="request ids (predictions kept)")
@@ -86,11 +91,17 @@ def spec_from_args(args: argparse.Namespace) -> LoadSpec:
     )
 
 
-def run_from_args(args: argparse.Namespace) -> int:
+def run_from_args(
+    args: argparse.Namespace,
+    *,
+    metadata: tuple[tuple[str, str], ...] = (),
+    tls: tuple[bytes | None, bytes | None, bytes | None] | None = None,
+) -> int:
     """Run, print the summary, write ``--json``; exit 0, 1 if no request succeeded, 2 on
-    bad arguments."""
+    bad arguments. ``metadata`` goes with every call (``onnxgate bench`` puts the predict
+    token there); ``tls`` is (CA, certificate, key) PEM for a TLS channel."""
     try:
-        spec = spec_from_args(args)
+        spec = replace(spec_from_args(args), metadata=metadata, tls=tls)
     except ValueError as exc:
         print(f"loadgen: {exc}", file=sys.stderr)
         return 2

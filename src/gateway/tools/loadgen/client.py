@@ -7,6 +7,7 @@ each spawned process, started together at the parent's time.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import random
 import time
@@ -33,19 +34,29 @@ class Shared:
 def _channels(spec: LoadSpec) -> list[grpc.aio.Channel]:
     # A local subchannel pool: without it, channels to one target share one connection.
     opts = [("grpc.use_local_subchannel_pool", 1)]
+    if spec.tls is None:
+        return [
+            grpc.aio.insecure_channel(spec.target, options=opts)
+            for _ in range(spec.connections_per_proc)
+        ]
+    ca, cert, key = spec.tls
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=ca, private_key=key, certificate_chain=cert
+    )
     return [
-        grpc.aio.insecure_channel(spec.target, options=opts)
+        grpc.aio.secure_channel(spec.target, creds, options=opts)
         for _ in range(spec.connections_per_proc)
     ]
 
 
-def _infer_call(channel: grpc.aio.Channel) -> Any:
+def _infer_call(channel: grpc.aio.Channel, metadata: tuple[tuple[str, str], ...]) -> Any:
     from gateway._proto import grpc_service_pb2 as pb
 
     # request_serializer=None: the prebuilt bytes go out as they are.
-    return channel.unary_unary(
+    call: Any = channel.unary_unary(
         MODEL_INFER, request_serializer=None, response_deserializer=pb.ModelInferResponse.FromString
     )
+    return functools.partial(call, metadata=metadata) if metadata else call
 
 
 async def _one(
@@ -193,7 +204,7 @@ async def run_client(
     try:
         for ch in channels:
             await asyncio.wait_for(ch.channel_ready(), timeout=10)
-        calls = [_infer_call(ch) for ch in channels]
+        calls = [_infer_call(ch, spec.metadata) for ch in channels]
         if ready is not None:  # several processes: start together, at the parent's time
             ready.put(index)
             await asyncio.get_running_loop().run_in_executor(None, go.wait, 60)

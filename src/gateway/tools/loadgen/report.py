@@ -36,6 +36,9 @@ def summarize(spec: LoadSpec, records: list[Record]) -> dict[str, Any]:
     latency["max"] = float(lat_ms.max()) if lat_ms.size else None
     spec_d = asdict(spec)
     spec_d.pop("progress")
+    # Never the token or the PEM material in a file: only whether they were used.
+    spec_d["metadata"] = [name for name, _ in spec.metadata]
+    spec_d["tls"] = spec.tls is not None
     out: dict[str, Any] = {
         "spec": spec_d,
         "mode": spec.mode,

@@ -1,8 +1,10 @@
 """Requests built once, before the clock starts: serialized ModelInferRequests.
 
-Inputs come from ModelMetadata (random values of the right datatype and shape, ``rows``
-rows each) or from ``.npy`` files; each request is serialized to bytes so that a call costs
-the generator no protobuf work. With ``keys`` each request carries a ``routing_key``.
+Inputs come from ModelMetadata (``samples`` requests of random values of the right datatype
+and shape, ``rows`` rows each) or from ``.npy`` files (every row of the file, ``rows`` to a
+request: a few rows over and over would make the traffic look drifted); each request is
+serialized to bytes so that a call costs the generator no protobuf work. With ``keys`` each
+request carries a ``routing_key``.
 """
 
 from __future__ import annotations
@@ -58,8 +60,12 @@ def build_requests(spec: LoadSpec, metadata: Any) -> list[bytes]:
     rng = np.random.default_rng(spec.seed)
     names = [t.name for t in metadata.inputs]
     files = _file_arrays(spec, names) if spec.inputs else {}
+    count = spec.samples
+    if files:
+        longest = max(a.shape[0] if a.ndim else 1 for a in files.values())
+        count = max(1, -(-longest // spec.rows))  # every row of the file, once
     samples = []
-    for i in range(spec.samples):
+    for i in range(count):
         tensors = []
         for t in metadata.inputs:
             dims = tuple(int(d) for d in t.shape)
@@ -109,7 +115,15 @@ def fetch_metadata(spec: LoadSpec, timeout: float = 10.0) -> Any:
     from gateway._proto import grpc_service_pb2 as pb
     from gateway._proto import grpc_service_pb2_grpc as pb_grpc
 
-    with grpc.insecure_channel(spec.target) as channel:
+    if spec.tls is None:
+        channel = grpc.insecure_channel(spec.target)
+    else:
+        ca, cert, key = spec.tls
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=ca, private_key=key, certificate_chain=cert
+        )
+        channel = grpc.secure_channel(spec.target, creds)
+    with channel:
         stub = pb_grpc.GRPCInferenceServiceStub(channel)
         req = pb.ModelMetadataRequest(name=spec.model, version=spec.version)
-        return stub.ModelMetadata(req, timeout=timeout)
+        return stub.ModelMetadata(req, timeout=timeout, metadata=spec.metadata or None)

@@ -26,8 +26,8 @@ class LoadSpec:
     duration_s: float = 10.0
     warmup_s: float = 1.0
     rows: int = 1
-    samples: int = 16  # distinct prebuilt requests (before routing keys)
-    inputs: tuple[tuple[str, str], ...] = ()  # (input name or "", path.npy)
+    samples: int = 16  # distinct prebuilt random requests (before routing keys)
+    inputs: tuple[tuple[str, str], ...] = ()  # (input name or "", path.npy): all their rows
     keys: int = 0
     ids: bool = False  # give each prebuilt request an id (a gateway then keeps predictions)
     unique_ids: bool = False  # a fresh id on every request sent (soaks of per-id records)
@@ -37,6 +37,8 @@ class LoadSpec:
     timeout_s: float = 30.0
     seed: int = 0
     progress: bool = True
+    metadata: tuple[tuple[str, str], ...] = ()  # sent with every call (a bearer token)
+    tls: tuple[bytes | None, bytes | None, bytes | None] | None = None  # (CA, cert, key) PEM
 
     def __post_init__(self) -> None:
         if self.concurrency < 1 or self.procs < 1 or self.rows < 1 or self.samples < 1:
