@@ -64,3 +64,16 @@ def test_a_plain_model_passes_with_its_counts() -> None:
     assert scan_onnx(linear_onnx().SerializeToString()) == (
         "passed: 1 nodes, 1 initializers, domains ai.onnx"
     )
+
+
+def test_graphs_over_the_limits_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from registry import artifact_scan
+
+    data = linear_onnx().SerializeToString()
+    monkeypatch.setattr(artifact_scan, "MAX_NODES", 0)
+    with pytest.raises(ScanFinding, match="more than 0 nodes"):
+        scan_onnx(data)
+    monkeypatch.setattr(artifact_scan, "MAX_NODES", 10)
+    monkeypatch.setattr(artifact_scan, "MAX_INITIALIZERS", 0)
+    with pytest.raises(ScanFinding, match="more than 0 initializers"):
+        scan_onnx(data)

@@ -137,3 +137,15 @@ def test_retention_keeps_the_bundles_versions_name(registry: Registry, keys, mod
     swept = registry.governance.retention(apply=True, actor="test")
     assert swept == [], swept
     assert registry.store.exists(rec.lineage.tags["signature.bundle_sha256"])
+
+
+def test_required_refuses_approval_once_the_signer_is_untrusted(
+    registry: Registry, keys, model_file
+):
+    private, public = keys["alice"]
+    trust(registry, required=True, trusted_keys=[str(public)])
+    bundle = sign_with_key(model_file, private).read_bytes()
+    registry.register_version("m", model_file.read_bytes(), trust=Trust(bundle=bundle))
+    trust(registry, required=True, trusted_keys=[str(keys["mallory"][1])])
+    with pytest.raises(PolicyViolation, match="untrusted"):
+        registry.governance.approve("m", "1", approver="reviewer")
