@@ -136,9 +136,22 @@ def _tensors(graph: Any) -> Iterator[Any]:
                 yield from attr.tensors
 
 
+def _packed_bits() -> dict[int, int]:
+    """Element types stored several to a byte, by their width (those this onnx knows)."""
+    from onnx import TensorProto
+
+    widths = {"INT4": 4, "UINT4": 4, "FLOAT4E2M1": 4, "INT2": 2, "UINT2": 2}
+    return {getattr(TensorProto, n): b for n, b in widths.items() if hasattr(TensorProto, n)}
+
+
+_PACKED_BITS: dict[int, int] = {}
+
+
 def _check_tensor(tensor: Any, file_size: int) -> None:
     from onnx import TensorProto, helper
 
+    if not _PACKED_BITS:
+        _PACKED_BITS.update(_packed_bits())
     name = tensor.name or "(unnamed)"
     if tensor.data_location == TensorProto.EXTERNAL:
         location = next((e.value for e in tensor.external_data if e.key == "location"), "")
@@ -174,8 +187,8 @@ def _check_tensor(tensor: Any, file_size: int) -> None:
             f"the {file_size}-byte file can hold"
         )
     if tensor.HasField("raw_data") and tensor.data_type not in (TensorProto.STRING,):
-        packed = tensor.data_type in (TensorProto.INT4, TensorProto.UINT4)
-        expected = (count + 1) // 2 if packed else declared
+        bits = _PACKED_BITS.get(tensor.data_type)
+        expected = (count * bits + 7) // 8 if bits else declared
         if len(tensor.raw_data) != expected:
             raise ScanFinding(
                 f"scan: initializer {name!r} declares shape {dims} ({expected} bytes) but "
