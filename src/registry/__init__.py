@@ -40,6 +40,7 @@ from registry.errors import (
 from registry.signature import Signature, TensorSpec, signature_from_bytes, signature_from_session
 
 if TYPE_CHECKING:
+    from registry.bom import build_bom
     from registry.cards import build_card
     from registry.convert import (
         ConversionError,
@@ -54,9 +55,10 @@ if TYPE_CHECKING:
     from registry.governance_policy import GovernancePolicy
     from registry.governor_store import StateRecord
     from registry.history import parse_instant
-    from registry.lineage import Lineage, MetricFilter, parse_key_value
+    from registry.lineage import Lineage, MetricFilter, parse_key_value, user_tags
     from registry.models import utcnow
     from registry.notify import listen_for_changes, supports_notify
+    from registry.registration import Trust
     from registry.registry import (
         AuditRecord,
         DeploymentRecord,
@@ -66,6 +68,7 @@ if TYPE_CHECKING:
     )
     from registry.schema import make_engine, upgrade_engine
     from registry.schema_check import open_registry, schema_status
+    from registry.signing import signer_of
     from registry.store import ArtifactStore
     from registry.validation import ValidationReport
 
@@ -104,8 +107,10 @@ __all__ = [
     "StaleRevision",
     "StateRecord",
     "TensorSpec",
+    "Trust",
     "ValidationReport",
     "VersionRecord",
+    "build_bom",
     "build_card",
     "convert_file",
     "datatype_of_numpy",
@@ -122,13 +127,19 @@ __all__ = [
     "schema_status",
     "signature_from_bytes",
     "signature_from_session",
+    "signer_of",
     "supports_notify",
     "upgrade_engine",
+    "user_tags",
     "utcnow",
     "validate_deployment",
 ]
 
 _LAZY = {
+    "Trust": "registry.registration",
+    "build_bom": "registry.bom",
+    "signer_of": "registry.signing",
+    "user_tags": "registry.lineage",
     "ApprovalRecord": "registry.governance",
     "ArtifactStore": "registry.store",
     "AuditRecord": "registry.registry",

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from registry.errors import NotFoundError
 from registry.records import VersionRecord
 from registry.registry import Registry
+from registry.signing import BUNDLE_TAG, signer_of
 
 __all__ = ["Card", "Section", "build_card"]
 
@@ -99,9 +101,16 @@ def _summary(rec: VersionRecord) -> Section:
         f"**Description:** {rec.description or '—'}",
         f"**License:** {rec.lineage.license or '—'}",
         f"**Artifact:** `{rec.sha256}` ({rec.size_bytes} bytes)",
+        f"**Signature:** {signer_of(rec.lineage.tags)}"
+        + (f" (bundle sha256 `{bundle}`)" if (bundle := _bundle(rec.lineage.tags)) else ""),
+        f"**Scan:** {rec.lineage.tags.get('scan', '—')}",
     ]
     lines += [f"**{k}:** {v}" for k, v in sorted(rec.metadata.items())]
     return Section("Summary", lines)
+
+
+def _bundle(tags: Mapping[str, str]) -> str:
+    return tags.get(BUNDLE_TAG) or tags.get("source." + BUNDLE_TAG, "")
 
 
 def _lineage(registry: Registry, rec: VersionRecord) -> Section:

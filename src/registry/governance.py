@@ -40,6 +40,7 @@ from registry.records import (
 )
 from registry.retention import ORPHAN, RetentionItem, plan_retention, purge_artifacts
 from registry.signature import Signature, incompatibilities
+from registry.signing import recheck
 from registry.store import ArtifactStore
 from registry.validation import Check, ValidationReport, complete_report, probe_artifact
 
@@ -252,6 +253,9 @@ class Governance:
                 m = find_model(session, model)
                 row = find_version(session, m, version)
                 policy = load_policy(session)
+                if policy.signing_required:
+                    tags = {t.key: t.value for t in row.tag_rows}
+                    recheck(tags, policy, self._store.read, row.sha256)
                 now = utcnow()
                 count, before, after = add_approval(
                     session, m, row, approver=approver, comment=comment, policy=policy, now=now

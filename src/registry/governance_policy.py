@@ -20,6 +20,15 @@ it as TOML (``onnxgate policy set FILE``)::
     optimization_tolerance = 0.05   # max |Δ| a quantised/optimised child may differ by
     trust_pickle = false            # load pickled/joblib models (they run code) without a flag
 
+    [signing]                       # model-signing bundles (registry.signing)
+    required = true                 # refuse unsigned or untrusted versions
+    trusted_keys = ["keys/ml-team.pub"]             # PEM public keys: file paths or PEM text
+    # trusted_keys = { ml-team = "keys/ml-team.pub" }  # ...or named: "signed by ml-team"
+    trusted_certificates = ["keys/root-ca.pem"]     # roots a signing certificate chains to
+
+Key and certificate files are read when the policy is parsed (relative to the working
+directory), and the policy stores their PEM text, so every process checks the same trust.
+
 The defaults are permissive (no approvals, validation recorded but not enforced), so a
 registry without a policy behaves as it did before governance existed.
 
@@ -34,6 +43,7 @@ import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -76,6 +86,9 @@ class GovernancePolicy:
     conversion_tolerance: float = 1e-4
     optimization_tolerance: float = 0.05
     trust_pickle: bool = False
+    signing_required: bool = False
+    signing_trusted_keys: tuple[tuple[str, str], ...] = ()  # (name, PEM public key)
+    signing_trusted_certificates: tuple[str, ...] = ()  # PEM certificates
 
     def __post_init__(self) -> None:
         for item in self.required_metadata:
@@ -122,15 +135,31 @@ class GovernancePolicy:
         d = asdict(self)
         d["required_metadata"] = list(self.required_metadata)
         d["license_denylist"] = list(self.license_denylist)
+        for key in _SIGNING_KEYS:
+            d.pop(f"signing_{key}")
+        d["signing"] = {
+            "required": self.signing_required,
+            "trusted_keys": dict(self.signing_trusted_keys),
+            "trusted_certificates": list(self.signing_trusted_certificates),
+        }
         return d
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> GovernancePolicy:
         """Build and validate a policy; unknown keys and wrong types are refused by name."""
+        outer = doc
         table = doc.get("policy", doc)
         if not isinstance(table, Mapping):
             raise ValueError(f"expected a [policy] table of keys, got {type(table).__name__}")
         doc = dict(table)
+        signing = doc.pop("signing", None) or outer.get("signing") or {}
+        if not isinstance(signing, Mapping):
+            raise ValueError("expected a [signing] table of keys")
+        bad = sorted(set(signing) - set(_SIGNING_KEYS))
+        if bad:
+            raise ValueError(f"unknown [signing] key(s): {', '.join(bad)}")
+        for key, value in signing.items():
+            doc[f"signing_{key}"] = value
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(doc) - set(known))
         if unknown:
@@ -171,12 +200,41 @@ EMPTY_POLICY = (
 )
 
 
+_SIGNING_KEYS = ("required", "trusted_keys", "trusted_certificates")
+
+
+def _pem(value: Any, kind: str) -> str:
+    """PEM text as given, or read from the file ``value`` names."""
+    if not isinstance(value, str):
+        raise TypeError(f"expected PEM text or a file path for a {kind}")
+    if value.lstrip().startswith("-----BEGIN"):
+        return value.strip() + "\n"
+    try:
+        text = Path(value).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"cannot read {kind} {value}: {exc.strerror or exc}") from None
+    if "-----BEGIN" not in text:
+        raise ValueError(f"{value} is not a PEM {kind}")
+    return text.strip() + "\n"
+
+
 def _coerce(name: str, value: Any) -> Any:
+    if name == "signing_trusted_keys":
+        if isinstance(value, Mapping):
+            return tuple((str(k), _pem(v, "public key")) for k, v in value.items())
+        if isinstance(value, str) or not isinstance(value, list | tuple):
+            raise TypeError("expected a list of public keys or a table of name = key")
+        pems = [_pem(v, "public key") for v in value]
+        return tuple((f"key{i + 1}", pem) for i, pem in enumerate(pems))
+    if name == "signing_trusted_certificates":
+        if isinstance(value, str) or not isinstance(value, list | tuple):
+            raise TypeError("expected a list of certificates")
+        return tuple(_pem(v, "certificate") for v in value)
     if name in ("required_metadata", "license_denylist"):
         if isinstance(value, str) or not all(isinstance(v, str) for v in value):
             raise TypeError("expected a list of strings")
         return tuple(value)
-    if name in ("require_profile", "require_validation", "trust_pickle"):
+    if name in ("require_profile", "require_validation", "trust_pickle", "signing_required"):
         if not isinstance(value, bool):
             raise TypeError("expected true or false")
         return value

@@ -30,6 +30,7 @@ __all__ = [
     "parse_key_value",
     "resolve_parent",
     "search_statement",
+    "user_tags",
 ]
 
 Scalar = str | int | float | bool | None
@@ -110,6 +111,19 @@ class Lineage:
             "metrics": dict(self.metrics),
             "tags": dict(self.tags),
         }
+
+
+REGISTRY_TAGS = ("scan", "validated.", "signature.", "source.signature.", "converted.by")
+"""Tags the registry sets itself (scan result, runtime, signatures); callers cannot."""
+
+
+def is_registry_tag(key: str) -> bool:
+    return key == "scan" or key.startswith(REGISTRY_TAGS[1:])
+
+
+def user_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    """``tags`` without those the registry set (:data:`REGISTRY_TAGS`)."""
+    return {k: v for k, v in tags.items() if not is_registry_tag(k)}
 
 
 def _check_key(kind: str, key: object) -> None:

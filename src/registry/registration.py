@@ -10,31 +10,97 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from registry.artifact_scan import scan_onnx
 from registry.audit import AuditLog
 from registry.deployment import Arm, Deployment, Role
-from registry.errors import AlreadyExists, IncompatibleSignature, InvalidName
+from registry.errors import (
+    AlreadyExists,
+    IncompatibleSignature,
+    InvalidLineage,
+    InvalidName,
+    PolicyViolation,
+)
 from registry.failpoints import hit
 from registry.governance import record_registration
+from registry.governance_policy import load_policy
 from registry.lifecycle import Status
-from registry.lineage import Lineage
+from registry.lineage import Lineage, is_registry_tag
 from registry.models import Model, ModelVersion, utcnow
 from registry.records import (
     VersionRecord,
     add_revision,
     deployment_or_none,
+    find_model,
     find_version,
     version_record,
 )
 from registry.signature import Signature, incompatibilities, signature_from_bytes
+from registry.signing import signer_of, source_signature_tags, verify_bundle
 from registry.store import ArtifactStore
 from registry.validation import Check, probe_artifact
 
-__all__ = ["check_name", "next_version", "register_version"]
+__all__ = ["Trust", "check_name", "next_version", "register_version"]
+
+
+@dataclass(frozen=True)
+class Trust:
+    """How a registration proves who made it (see :mod:`registry.signing`).
+
+    ``bundle`` is a model-signing bundle over the artifact, or over ``signed_source`` when
+    the artifact was converted from that file (a trained model's pickle or text file);
+    ``inherit_from`` ("model:version") copies a parent's signature as the source's, for a
+    version the registry derived from it (``models optimize``).
+    """
+
+    bundle: bytes | None = None
+    signed_source: bytes | None = None
+    inherit_from: str = ""
+
+
+def _runtime() -> str:
+    import onnxruntime
+
+    return f"onnxruntime {onnxruntime.__version__}"
+
+
+def _signed(
+    session: Session,
+    store: ArtifactStore,
+    model: str,
+    artifact: bytes,
+    lineage: Lineage,
+    trust: Trust,
+    actor: str,
+) -> Lineage:
+    """``lineage`` with the verified signature's tags (and who converted, for a derived
+    version); refused (rule ``signing``) when the policy requires a trusted signature."""
+    policy = load_policy(session)
+    tags = dict(lineage.tags)
+    if trust.bundle is not None:
+        signed = artifact if trust.signed_source is None else trust.signed_source
+        check = verify_bundle(signed, trust.bundle, policy)
+        tags.update(check.tags("" if trust.signed_source is None else "source."))
+        store.put(trust.bundle)  # kept to check it again at approval and at load
+    if trust.inherit_from:
+        parent_model, _, parent_version = trust.inherit_from.rpartition(":")
+        parent = find_version(session, find_model(session, parent_model), parent_version)
+        tags.update(source_signature_tags({t.key: t.value for t in parent.tag_rows}))
+    if trust.signed_source is not None or trust.inherit_from or "converter" in tags:
+        tags["converted.by"] = actor
+    if policy.signing_required and signer_of(tags) == "unsigned":
+        raise PolicyViolation(
+            "signing",
+            f"{model}: the policy requires a trusted signature (register with --signature "
+            "BUNDLE from `model_signing sign`)",
+        )
+    return replace(lineage, tags=tags).validated()
+
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
@@ -67,8 +133,10 @@ def register_version(
     actor: str,
     force: bool,
     lineage: Lineage | None,
+    trust: Trust | None = None,
 ) -> VersionRecord:
     """See :meth:`registry.registry.Registry.register_version`."""
+    trust = trust or Trust()
     check_name("model", model)
     if version is not None:
         check_name("version", version)
@@ -77,6 +145,12 @@ def register_version(
         raise TypeError("version metadata must map str to str")
     # Loading is slow: do it, and write the bytes, before taking the write lock.
     lineage = (lineage or Lineage()).validated()
+    reserved = sorted(k for k in lineage.tags if is_registry_tag(k))
+    if reserved:
+        raise InvalidLineage(f"tag {reserved[0]!r} is set by the registry, not by the caller")
+    # The scan runs before onnxruntime parses the bytes (it refuses hostile files).
+    scanned = {"scan": scan_onnx(artifact), "validated.runtime": _runtime()}
+    lineage = replace(lineage, tags={**lineage.tags, **scanned})
     signature = signature_from_bytes(artifact)
     probe = probe_artifact(artifact)
     sha = store.put(artifact)
@@ -102,6 +176,7 @@ def register_version(
                 actor=actor,
                 force=force,
                 lineage=lineage,
+                trust=trust,
             )
         except Exception:
             # Refused (or failed) before commit: take the bytes back unless another version
@@ -137,10 +212,12 @@ def _record(
     actor: str,
     force: bool,
     lineage: Lineage,
+    trust: Trust,
 ) -> VersionRecord:
     meta = metadata
     if not store.exists(sha):  # retention removed these bytes meanwhile
         store.put(artifact)
+    lineage = _signed(session, store, model, artifact, lineage, trust, actor)
     row = session.scalar(select(Model).where(Model.name == model))
     current = None if row is None else deployment_or_none(session, row)
     if row is None:

@@ -25,7 +25,7 @@ from registry import profiles_store
 from registry.audit import AuditLog, AuditRecord
 from registry.console_sessions import ConsoleSessions
 from registry.deployment import Arm, Deployment, Role, Shadow, validate_deployment
-from registry.errors import RegistryError
+from registry.errors import ArtifactIntegrityError, PolicyViolation, RegistryError
 from registry.fleet_store import FleetStore
 from registry.governance import Governance
 from registry.governor_store import GovernorStore
@@ -41,7 +41,7 @@ from registry.records import (
     find_version,
     version_record,
 )
-from registry.registration import register_version
+from registry.registration import Trust, register_version
 from registry.revisions import deployment_history, previous_revision, write_revision
 from registry.schema import (
     WRITE_OPTION,
@@ -51,6 +51,7 @@ from registry.schema import (
     schema_is_current,
     upgrade_engine,
 )
+from registry.signing import BUNDLE_TAG, recheck
 from registry.store import ArtifactStore
 
 __all__ = ["AuditRecord", "DeploymentRecord", "ModelRecord", "Registry", "VersionRecord"]
@@ -130,6 +131,7 @@ class Registry:
         actor: str = "cli",
         force: bool = False,
         lineage: Lineage | None = None,
+        trust: Trust | None = None,
     ) -> VersionRecord:
         """Register ``artifact`` as a new, immutable version of ``model``.
 
@@ -137,7 +139,9 @@ class Registry:
         its champion (deployment revision 1) if the governance policy allows it. A later
         version must stay compatible with the champion's signature unless ``force`` (the
         problems are then audited). The version is validated (see :mod:`registry.validation`)
-        and the report stored with it and in its audit event.
+        and the report stored with it and in its audit event. The artifact is scanned first
+        (:mod:`registry.artifact_scan`); ``trust`` carries a signature to verify against the
+        policy's ``[signing]`` trust (:class:`registry.registration.Trust`).
         """
         return register_version(
             self._audit,
@@ -151,6 +155,7 @@ class Registry:
             actor=actor,
             force=force,
             lineage=lineage,
+            trust=trust,
         )
 
     def get_version(self, model: str, version: str | None = None) -> VersionRecord:
@@ -195,8 +200,17 @@ class Registry:
         return records
 
     def read_artifact(self, model: str, version: str) -> bytes:
-        """The version's artifact bytes, re-hashed against the registered sha256."""
-        return self._store.read(self.get_version(model, version).sha256)
+        """The version's artifact bytes, re-hashed against the registered sha256; a signed
+        version's signature is verified again against the policy's current trust."""
+        record = self.get_version(model, version)
+        if BUNDLE_TAG in record.lineage.tags:
+            try:
+                recheck(
+                    record.lineage.tags, self.governance.policy(), self._store.read, record.sha256
+                )
+            except PolicyViolation as exc:
+                raise ArtifactIntegrityError(f"{model}:{version} at load: {exc}") from None
+        return self._store.read(record.sha256)
 
     # -- deployments ----------------------------------------------------------------
 

@@ -34,6 +34,7 @@ from registry.governance_policy import GovernancePolicy
 from registry.lifecycle import Status
 from registry.models import Model, ModelVersion
 from registry.records import current_deployments
+from registry.signing import BUNDLE_TAG
 from registry.store import ArtifactStore
 
 __all__ = ["ORPHAN", "RetentionItem", "plan_retention", "purge_artifacts"]
@@ -148,6 +149,8 @@ def plan_retention(
     # NOTE: safe under the write lock: a registration that stored these bytes and waits
     # for the lock stores them again once it holds it (registry.registration).
     named = {row.sha256 for _, row in rows}
+    # Signature bundles live in the store too, named by their versions' lineage tags.
+    named |= {t.value for _, row in rows for t in row.tag_rows if t.key.endswith(BUNDLE_TAG)}
     for sha in store.shas():
         if sha not in named:
             items.append(RetentionItem(ORPHAN, ORPHAN, sha, None, "sweep", ORPHAN_REASON, "delete"))

@@ -8,7 +8,9 @@ inference      a sample (zeros, then seeded random values) runs without error
 deterministic  running each sample twice gives identical outputs
 signature      compatible with the champion's signature (fails when forced)
 metadata       every field the policy's ``required_metadata`` names is present
-license        the licence matches no pattern on the policy's deny-list
+license        the licence matches no pattern on the policy's deny-list, nor do the
+               training data's (tag ``training_data.license``) and the source
+               model's (tag ``source.license``)
 profile        a reference profile is stored, when the policy requires one
 parity         a converted or optimised version's recorded parity (lineage metrics
                ``parity.*``, see :mod:`registry.convert`) is within the policy's
@@ -192,6 +194,23 @@ def _missing_metadata(
     return missing
 
 
+LICENSE_TAGS = {"training_data.license": "training data", "source.license": "source model"}
+
+
+def license_check(policy: GovernancePolicy, lineage: Lineage) -> Check:
+    """The model's licence, its training data's and its source model's, against the
+    policy's deny-list (one list for all three)."""
+    given = [("model", lineage.license)]
+    given += [(what, lineage.tags.get(tag, "")) for tag, what in LICENSE_TAGS.items()]
+    for what, licence in given:
+        denied = policy.denied_license(licence)
+        if denied:
+            whose = "" if what == "model" else f"{what} licence "
+            return Check("license", False, f"{whose}{licence!r} matches deny-list entry {denied!r}")
+    named = [lineage.license] + [f"{w} {lic}" for w, lic in given[1:] if lic]
+    return Check("license", True, ", ".join(n for n in named if n) or "none given")
+
+
 def complete_report(
     probe: Sequence[Check],
     *,
@@ -216,12 +235,7 @@ def complete_report(
         if missing
         else Check("metadata", True, "required metadata present")
     )
-    denied = policy.denied_license(lineage.license)
-    checks.append(
-        Check("license", False, f"{lineage.license!r} matches deny-list entry {denied!r}")
-        if denied
-        else Check("license", True, lineage.license or "none given")
-    )
+    checks.append(license_check(policy, lineage))
     if policy.require_profile and not has_profile:
         checks.append(Check("profile", False, "policy requires a reference profile; none stored"))
     else:

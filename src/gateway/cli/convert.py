@@ -39,6 +39,7 @@ def converted_artifact(args: argparse.Namespace, path: Path, lineage: Any) -> tu
             trust_pickle=args.trust_pickle,
             opset=args.opset,
             lineage=lineage,
+            allow_pickle_modules=tuple(args.allow_pickle_module or ()),
         )
     finally:
         reg.close()
@@ -121,7 +122,13 @@ def install(*, models: Any, register: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     register.add_argument(
         "--trust-pickle", action="store_true",
-        help="load a .pkl/.joblib model: unpickling runs code from the file",
+        help="load a .pkl/.joblib model: unpickling runs code from the file (its imports "
+        "are scanned first and refused outside the converters' libraries)",
+    )  # fmt: skip
+    register.add_argument(
+        "--allow-pickle-module", action="append", metavar="MODULE",
+        help="also allow a pickle to import from MODULE (repeatable); os, subprocess, "
+        "eval/exec and the like stay refused",
     )  # fmt: skip
     register.add_argument("--opset", type=int, help="target ONNX opset of the conversion")
     op = models.add_parser("optimize", help="quantise/optimise NAME:VERSION into a child version")

@@ -93,7 +93,7 @@ def revalidate_if_profile_required(reg: Any, rec: Any, actor: str) -> Any:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from registry import MetricFilter, parse_key_value
+    from registry import MetricFilter, parse_key_value, user_tags
     from registry.errors import InvalidLineage
 
     try:
@@ -121,7 +121,8 @@ def cmd_search(args: argparse.Namespace) -> int:
                 v.status,
                 v.lineage.license or "-",
                 " ".join(f"{k}={m:g}" for k, m in sorted(v.lineage.metrics.items())) or "-",
-                " ".join(f"{k}={t}" for k, t in sorted(v.lineage.tags.items())) or "-",
+                # The registry's own tags (scan, signatures) are in `models show`.
+                " ".join(f"{k}={t}" for k, t in sorted(user_tags(v.lineage.tags).items())) or "-",
             )
             for v in found
         ]

@@ -1,4 +1,4 @@
-"""``onnxgate models register|list|show``: the model registry, opened directly.
+"""``onnxgate models register|list|show|bom``: the model registry, opened directly.
 
 These commands need no gateway: they open the registry the settings name. The governance
 family adds ``models search|card|approvals|validate|retire`` and the lineage flags of
@@ -48,6 +48,21 @@ def _refuse_duplicate(reg: Any, model: str, version: str | None, data: bytes) ->
         )
 
 
+def _read_bundle(name: str | None) -> bytes | None:
+    if name is None:
+        return None
+    try:
+        return Path(name).read_bytes()
+    except OSError as exc:
+        raise CliError(f"cannot read --signature {name}: {exc.strerror}") from exc
+
+
+def _trust(bundle: bytes | None, source: bytes | None) -> Any:
+    from registry import Trust
+
+    return None if bundle is None else Trust(bundle=bundle, signed_source=source)
+
+
 def cmd_models_register(args: argparse.Namespace) -> int:
     meta: dict[str, str] = {}
     for item in args.meta or []:
@@ -61,7 +76,10 @@ def cmd_models_register(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CliError(f"cannot read {path}: {exc.strerror}") from exc
     lineage = lineage_from_args(args)
-    if is_trained_model(path):  # model.pkl|.joblib|.txt|.json: convert it (gateway.cli.convert)
+    bundle = _read_bundle(args.signature)
+    source = data
+    trained = is_trained_model(path)
+    if trained:  # model.pkl|.joblib|.txt|.json: convert it (gateway.cli.convert)
         data, lineage = converted_artifact(args, path, lineage)
     profile = None
     if getattr(args, "reference", None):
@@ -80,6 +98,8 @@ def cmd_models_register(args: argparse.Namespace) -> int:
             actor=actor(),
             force=args.force,
             lineage=lineage,
+            # A trained model's bundle signs the file handed over, not its conversion.
+            trust=_trust(bundle, source if trained else None),
         )
         if profile is not None:
             doc, summary = profile
@@ -126,6 +146,8 @@ def cmd_models_list(args: argparse.Namespace) -> int:
 
 
 def cmd_models_show(args: argparse.Namespace) -> int:
+    from registry import signer_of
+
     name, _, version = args.ref.partition(":")
     reg = open_registry(args)
     try:
@@ -147,6 +169,10 @@ def cmd_models_show(args: argparse.Namespace) -> int:
             "created_by",
         ):
             print(f"{key:12} {info[key]}")
+        print(f"{'trust':12} {signer_of(rec.lineage.tags)}")
+        print(
+            f"{'scan':12} {rec.lineage.tags.get('scan', 'not scanned (registered before scans)')}"
+        )
         for k, v in sorted(rec.metadata.items()):
             print(f"{'meta':12} {k}={v}")
         for label, specs in (("input", rec.signature.inputs), ("output", rec.signature.outputs)):
@@ -154,6 +180,28 @@ def cmd_models_show(args: argparse.Namespace) -> int:
                 print(f"{label:12} {s.name} {s.datatype} {list(s.shape)}")
 
     emit(args, info, table)
+    return EXIT_OK
+
+
+def cmd_models_bom(args: argparse.Namespace) -> int:
+    from registry import build_bom
+
+    name, _, version = args.ref.partition(":")
+    if not version:
+        raise CliError(f"{args.ref!r}: expected NAME:VERSION")
+    reg = open_registry(args)
+    try:
+        document = build_bom(reg, name, version)
+    finally:
+        reg.close()
+    if args.out:
+        try:
+            Path(args.out).write_text(document + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise CliError(f"cannot write {args.out}: {exc.strerror}") from exc
+        print(f"wrote the CycloneDX 1.6 bill of materials of {name}:{version} to {args.out}")
+    else:
+        print(document)
     return EXIT_OK
 
 
@@ -176,6 +224,11 @@ def add_commands(sub: Any) -> tuple[Any, argparse.ArgumentParser]:
         help="register bytes that a version of this model already has (refused otherwise)",
     )
     r.add_argument("--reference", metavar="FILE", help="reference sample (.npy/.npz/.csv)")
+    r.add_argument(
+        "--signature", metavar="BUNDLE",
+        help="model-signing bundle over FILE (`model_signing sign key|certificate`), "
+        "verified against the policy's [signing] trust",
+    )  # fmt: skip
     registry_opts(r)
     r.set_defaults(func=cmd_models_register)
     ls = models.add_parser("list", help="list models")
@@ -185,4 +238,9 @@ def add_commands(sub: Any) -> tuple[Any, argparse.ArgumentParser]:
     sh.add_argument("ref")
     registry_opts(sh)
     sh.set_defaults(func=cmd_models_show)
+    bom = models.add_parser("bom", help="CycloneDX 1.6 ML bill of materials of NAME:VERSION")
+    bom.add_argument("ref", metavar="NAME:VERSION")
+    bom.add_argument("--out", metavar="FILE", help="write it to FILE (default: standard output)")
+    registry_opts(bom)
+    bom.set_defaults(func=cmd_models_bom)
     return models, r

@@ -79,7 +79,12 @@ def _lineage(v: Doc) -> str:
         parts.append(
             "metrics: " + ", ".join(f"{esc(k)} {_num(val)}" for k, val in sorted(metrics.items()))
         )
-    return "<br>".join(parts) or '<span class="meta">-</span>'
+    tags = lin.get("tags") or {}  # set by the registry (registry.signing, artifact_scan)
+    signer = tags.get("signature.signer") or tags.get("source.signature.signer")
+    parts.append(f"signed by {esc(signer)}" if signer else "unsigned")
+    if tags.get("scan"):
+        parts.append(f"scan: {esc(tags['scan'])}")
+    return "<br>".join(parts)
 
 
 def _validation(v: Doc) -> str:

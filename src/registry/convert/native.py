@@ -3,7 +3,10 @@
 Native formats load without running code: LightGBM's text model (``.txt``) and XGBoost's
 JSON model (``.json``). Pickles (``.pkl``, ``.pickle``, ``.joblib``) are code — unpickling
 runs whatever the file says — so they load only with an explicit opt-in (``trust_pickle``,
-the ``--trust-pickle`` flag or the governance policy's ``trust_pickle``).
+the ``--trust-pickle`` flag or the governance policy's ``trust_pickle``), and even then only
+after :func:`registry.convert.pickles.scan_pickle` found nothing but allowed globals. The
+file's content says whether it is a plain pickle or a joblib dump (raw arrays in the
+stream, possibly compressed), whatever its suffix.
 
 The training libraries are the optional ``onnxgate[convert]`` extra; without them a native
 file is refused in one line that names the extra.
@@ -12,8 +15,10 @@ file is refused in one line that names the extra.
 from __future__ import annotations
 
 import importlib
+import io
 import json
 import pickle
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from registry.convert.pickles import PickleRefused, scan_pickle
 from registry.errors import RegistryError
 
 __all__ = [
@@ -31,6 +37,7 @@ __all__ = [
     "Sample",
     "is_native",
     "load_native",
+    "load_scanned",
     "read_sample",
     "require",
 ]
@@ -68,8 +75,16 @@ def require(module: str, purpose: str) -> Any:
         ) from None
 
 
-def load_native(path: Path, *, trust_pickle: bool) -> Any:
-    """The trained model in ``path`` (see the module docstring for the formats)."""
+def load_native(path: Path, *, trust_pickle: bool, allow_modules: Iterable[str] = ()) -> Any:
+    """The trained model in ``path`` (see the module docstring for the formats);
+    ``allow_modules`` extends the pickle scan's allow-list."""
+    return load_scanned(path, trust_pickle=trust_pickle, allow_modules=allow_modules)[0]
+
+
+def load_scanned(
+    path: Path, *, trust_pickle: bool, allow_modules: Iterable[str] = ()
+) -> tuple[Any, str]:
+    """:func:`load_native`, and what the scan found (empty for formats that run no code)."""
     suffix = path.suffix.lower()
     if suffix in PICKLE_SUFFIXES:
         if not trust_pickle:
@@ -77,27 +92,36 @@ def load_native(path: Path, *, trust_pickle: bool) -> Any:
                 f"{path.name} is a pickle, and loading a pickle runs code from it: "
                 "pass --trust-pickle if you trust its author (or set trust_pickle in the policy)"
             )
-        return _load_pickle(path)
+        return _load_pickle(path, allow_modules)
     if suffix == ".txt":
         lightgbm = require("lightgbm", "a LightGBM .txt model")
         try:
-            return lightgbm.Booster(model_file=str(path))
+            return lightgbm.Booster(model_file=str(path)), ""
         except Exception as exc:  # noqa: BLE001 - LightGBM raises its own error type
             raise ConversionError(f"{path.name} is not a LightGBM text model: {exc}") from None
     if suffix == ".json":
-        return _load_xgboost(path)
+        return _load_xgboost(path), ""
     raise ConversionError(f"{path.name}: expected .pkl, .joblib, .txt (LightGBM) or .json")
 
 
-def _load_pickle(path: Path) -> Any:
+def _load_pickle(path: Path, allow_modules: Iterable[str]) -> tuple[Any, str]:
     # The estimator's classes must import; their absence is the extra, not a bad file.
     require("sklearn", "a pickled scikit-learn model")
     try:
-        if path.suffix.lower() == ".joblib":
-            joblib = require("joblib", "a .joblib model")
-            return joblib.load(path)
-        with path.open("rb") as fh:
-            return pickle.load(fh)  # the caller opted in (trust_pickle)
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConversionError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        scan = scan_pickle(raw, allow=allow_modules)
+    except PickleRefused as exc:
+        raise ConversionError(f"{path.name}: {exc}") from None
+    try:
+        # The bytes scanned are the bytes loaded (never the path again). joblib reads a
+        # plain pickle too, and a joblib dump under any suffix.
+        if scan.joblib_arrays or scan.compression:
+            joblib = require("joblib", "a joblib-dumped model")
+            return joblib.load(io.BytesIO(raw)), scan.describe()
+        return pickle.loads(raw), scan.describe()
     except ModuleNotFoundError as exc:
         raise ConversionError(
             f"{path.name} needs module {exc.name!r} to load: {EXTRA}, or install it"

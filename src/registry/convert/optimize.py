@@ -39,6 +39,7 @@ from registry.convert.native import ConversionError, Sample, require
 from registry.convert.parity import Answers, Parity, compare
 from registry.convert.register import run_onnx
 from registry.lineage import Lineage
+from registry.registration import Trust
 
 if TYPE_CHECKING:
     from registry.records import VersionRecord
@@ -363,6 +364,7 @@ def optimize_version(
         owner=parent.owner,
         actor=actor,
         lineage=lineage,
+        trust=Trust(inherit_from=f"{model}:{parent.version}"),  # source signature, who ran it
     )
     if inherited is not None:
         doc, origin = inherited

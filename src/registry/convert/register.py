@@ -25,7 +25,7 @@ from registry.convert.native import (
     ConversionError,
     Sample,
     as_sample,
-    load_native,
+    load_scanned,
     read_sample,
     require,
 )
@@ -116,15 +116,22 @@ def convert_file(
     trust_pickle: bool = False,
     opset: int | None = None,
     lineage: Lineage | None = None,
+    allow_pickle_modules: tuple[str, ...] = (),
 ) -> Conversion:
-    """Load a model file (pickles only if trusted here or by policy) and convert it with
-    the registry policy's tolerance."""
+    """Load a model file (pickles only if trusted here or by policy, and scanned first:
+    ``allow_pickle_modules`` extends the scan's allow-list) and convert it with the registry
+    policy's tolerance. What the scan found is the lineage tag ``source.scan``."""
     policy = registry.governance.policy()
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise ConversionError(f"cannot read {path}: {exc.strerror or exc}") from None
-    model = load_native(path, trust_pickle=trust_pickle or policy.trust_pickle)
+    model, scan = load_scanned(
+        path, trust_pickle=trust_pickle or policy.trust_pickle, allow_modules=allow_pickle_modules
+    )
+    if scan:
+        base = lineage or Lineage()
+        lineage = replace(base, tags={**base.tags, "source.scan": scan})
     return convert_model(
         model,
         read_sample(sample),
