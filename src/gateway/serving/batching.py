@@ -34,16 +34,8 @@ Why each choice
   when a batch is formed: a request nobody will read is never run. A request whose
   deadline has already passed at submit is refused without queueing.
 * **No request can fail its neighbours.** A failed run of several requests is re-run one
-  request at a time, so only the requests whose own values fail get an error. Whose fault a
-  failure is comes from whether the model still runs: if another request of the batch ran,
-  or the version's last good input (else its synthetic sample) still runs, the model is
-  healthy and the failing request gets :class:`RefusedByModel` (``INVALID_ARGUMENT``: the
-  caller's error, which the governor's error-rate gate does not count), logged as one
-  warning a minute without a traceback. Only when the model fails on good inputs too is it
-  the version's failure: :class:`InferenceFailed` (``INTERNAL``), with the original
-  exception logged with its traceback and never shown to the client. A health check that
-  passed holds for a second, so a flood of bad requests costs at most one probe run a
-  second on top of their own runs.
+  request at a time, so only the requests whose own values fail get an error, and the
+  blame goes where it lies, the caller's values or the version (:mod:`.isolation`).
 * ``max_queue`` bounds the requests waiting; beyond it ``submit`` raises
   :class:`ResourceExhausted` at once instead of queueing without limit. With batching
   disabled (fixed first dimension, or a rank-0 input), it bounds the runs in flight
@@ -67,7 +59,6 @@ from gateway.domain import Tensors
 from gateway.errors import (
     DeadlineExceeded,
     InferenceFailed,
-    RefusedByModel,
     ResourceExhausted,
     Unavailable,
 )
@@ -79,7 +70,8 @@ from gateway.serving.execution import (
     Runner,
     rows_of,
 )
-from gateway.serving.waiters import Waiter, abandon, deliver, drop_unwanted, fail
+from gateway.serving.isolation import Isolation
+from gateway.serving.waiters import Waiter, abandon, deliver, drop_unwanted
 
 __all__ = [
     "BatchObserver",
@@ -91,12 +83,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-HEALTH_HOLDS_S = 1.0
-"""How long a passed health check (the model ran a good input) stands for failed runs."""
-
-REFUSED_LOG_EVERY_S = 60.0
-"""At most one warning per batcher this often about requests the model refused."""
 
 
 def _expire(arrival: asyncio.Future[bool]) -> None:
@@ -131,13 +117,7 @@ class Batcher:
         self._runner = Runner(
             run, name=name, executor=executor, inline_below_us=policy.inline_below_us, cost=cost
         )
-        self._probe = probe
-        # The inputs of the last request that ran: the first witness that the model is
-        # healthy when a run fails (a reference to one request's arrays, replaced per batch).
-        self._known_good: Tensors | None = None
-        self._healthy_until = float("-inf")  # a passed health check holds until then
-        self._refused_logged = float("-inf")
-        self._refused_quiet = 0  # refusals not logged since the last warning
+        self._isolation = Isolation(name, self._runner.run, clock, probe)
         self._closing = False
         self._waiting = 0  # live requests in the queue (cancelled ones leave at once)
         self._pending: deque[Waiter] = deque()
@@ -322,89 +302,15 @@ class Batcher:
             self._observer.on_batch(rows, len(batch), wait_s, self._clock() - formed)
             if outputs is None:
                 assert error is not None
-                await self._isolate(batch, rows, error)
+                await self._isolation.settle(batch, rows, error)
             else:
-                self._known_good = parts[0]
+                self._isolation.known_good = parts[0]
                 deliver(batch, rows, outputs, self._name)
         except asyncio.CancelledError:
             abandon(batch, f"model {self._name} is shutting down")
             raise
         finally:
             self._slots.release()
-
-    # -- whose failure is it ----------------------------------------------------------------
-
-    async def _isolate(self, batch: list[Waiter], rows: int, error: Exception) -> None:
-        """Settle a batch whose run failed: each request alone, blame where it lies."""
-        guilty: list[Waiter] = []
-        ran = False
-        if len(batch) == 1:
-            guilty = batch
-        else:
-            for request in batch:
-                if request.future.done():
-                    continue
-                try:
-                    alone = await self._runner.run([request.inputs], request.rows)
-                except Exception:  # noqa: BLE001 - this request's own run failed
-                    guilty.append(request)
-                    continue
-                ran = True
-                self._known_good = request.inputs
-                if not request.future.done():
-                    request.future.set_result(alone)
-        if not guilty:
-            return  # only the combination failed; every request has its own answer
-        if ran or await self._model_runs():
-            self._refused(error, len(guilty))
-            for request in guilty:
-                if not request.future.done():
-                    request.future.set_exception(self._refusal(error))
-            return
-        logger.error("model %s failed to run a batch of %d rows", self._name, rows, exc_info=error)
-        fail(guilty, rows, self._name)
-
-    async def _model_runs(self) -> bool:
-        """True when the version runs a good input now (or did within the last second)."""
-        now = self._clock()
-        if now < self._healthy_until:
-            return True
-        inputs = self._known_good
-        if inputs is None and self._probe is not None:
-            try:
-                inputs = self._probe()
-            except Exception:  # noqa: BLE001 - no sample: the model cannot be vouched for
-                inputs = None
-        if inputs is None:
-            return False
-        try:
-            await self._runner.run([inputs], rows_of(inputs))
-        except Exception:  # noqa: BLE001 - the model fails on good inputs too
-            return False
-        self._healthy_until = now + HEALTH_HOLDS_S
-        return True
-
-    def _refusal(self, error: Exception) -> RefusedByModel:
-        return RefusedByModel(
-            f"inputs: model {self._name} cannot run this request's values "
-            f"({type(error).__name__}); it runs other requests"
-        )
-
-    def _refused(self, error: Exception, count: int) -> None:
-        """One warning a minute, with no traceback: the clients' data, not our fault."""
-        now = self._clock()
-        self._refused_quiet += count
-        if now - self._refused_logged < REFUSED_LOG_EVERY_S:
-            return
-        logger.warning(
-            "model %s: %d request(s) carried values the model cannot run (%s); answered "
-            "INVALID_ARGUMENT as the callers' errors",
-            self._name,
-            self._refused_quiet,
-            type(error).__name__,
-        )
-        self._refused_logged = now
-        self._refused_quiet = 0
 
     def _fail_queued(self, message: str) -> None:
         while self._pending:
@@ -448,9 +354,9 @@ class Batcher:
                 self._observer.on_queue_depth(len(self._direct))
                 outputs = await asyncio.shield(future)
         except Exception as exc:
-            if await self._model_runs():
-                self._refused(exc, 1)
-                raise self._refusal(exc) from None
+            if await self._isolation.model_runs():
+                self._isolation.refused(exc, 1)
+                raise self._isolation.refusal(exc) from None
             logger.error(
                 "model %s failed to run a batch of %d rows", self._name, rows, exc_info=exc
             )
@@ -460,7 +366,7 @@ class Batcher:
         finally:
             if future is None or future.done():  # not when only the client was cancelled
                 self._observer.on_batch(rows, 1, 0.0, self._clock() - start)
-        self._known_good = inputs
+        self._isolation.known_good = inputs
         return outputs
 
     def _direct_done(self, future: asyncio.Future[Tensors]) -> None:
