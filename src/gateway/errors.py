@@ -12,6 +12,7 @@
     ├── FailedPrecondition            FAILED_PRECONDITION stale revision, refused change
     ├── Unauthenticated               UNAUTHENTICATED    missing or wrong token
     ├── PermissionDenied              PERMISSION_DENIED  token lacks the role
+    ├── Unimplemented                 UNIMPLEMENTED      a protocol extension not served
     └── InferenceFailed               INTERNAL           the model itself failed (message is safe)
 
 A status is a plain name (:data:`StatusName`, the spelling of ``grpc.StatusCode`` members), so
@@ -42,6 +43,7 @@ __all__ = [
     "StatusName",
     "Unauthenticated",
     "Unavailable",
+    "Unimplemented",
 ]
 
 StatusName = Literal[
@@ -55,6 +57,7 @@ StatusName = Literal[
     "RESOURCE_EXHAUSTED",
     "UNAUTHENTICATED",
     "UNAVAILABLE",
+    "UNIMPLEMENTED",
 ]
 """The status names the gateway reports or counts: members of ``grpc.StatusCode``, by name.
 
@@ -113,6 +116,10 @@ class Unauthenticated(GatewayError):
 
 class PermissionDenied(GatewayError):
     code = "PERMISSION_DENIED"
+
+
+class Unimplemented(GatewayError):
+    code = "UNIMPLEMENTED"
 
 
 class InferenceFailed(GatewayError):

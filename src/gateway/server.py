@@ -48,9 +48,10 @@ from gateway.transport.grpc_server import (
     server_credentials,
 )
 from gateway.transport.http import ConsoleRoutes, HttpServer, InferenceRoutes, build_app
-from gateway.transport.inference import InferenceServicer
 from gateway.transport.metrics_http import start_metrics_server
 from gateway.transport.monitoring import MonitoringServicer
+from gateway.transport.streaming import StreamInference
+from gateway.transport.triton import TritonServicer
 from registry import Registry, open_registry, supports_notify
 
 __all__ = ["REGISTRY_HEALTH", "Gateway"]
@@ -175,7 +176,8 @@ class Gateway:
             resolve=None if self.fleet is None else self.fleet.resolve,
         )
         self._governor_task: asyncio.Task[None] | None = None
-        self.inference = InferenceServicer(self.catalog, self.plane)
+        self.streams = StreamInference(self.plane)
+        self.inference = TritonServicer(self.catalog, self.plane, streams=self.streams)
         self.admin = AdminServicer(self.registry, self.catalog, io_executor=self._io_pool)
         self.monitoring = MonitoringServicer(
             self.monitor, self.shadow, io_executor=self._io_pool, settle=self.taps.settled
@@ -348,6 +350,7 @@ class Gateway:
         deadline = time.monotonic() + grace
         await self.health.enter_graceful_shutdown()
         self.plane.drain()
+        self.streams.drain()
         if not await self.plane.drained(grace):
             log.warning(
                 "drain deadline (%.1fs) passed with %d requests in flight; they are cancelled",

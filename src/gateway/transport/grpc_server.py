@@ -98,7 +98,7 @@ def build_grpc_server(
     if s.predict_tokens:
         _wrap_methods(
             inference,
-            ("ModelInfer",),
+            ("ModelInfer", "ModelStreamInfer"),
             lambda m: grpc_errors(requires_token(s.predict_tokens)(m.__wrapped__)),
         )
     # Every operator RPC: token -> principal -> role -> the permission the method needs

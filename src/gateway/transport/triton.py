@@ -1,0 +1,68 @@
+"""Triton's gRPC extensions beyond the OIP core, on top of :class:`InferenceServicer`.
+
+The core methods (health, metadata, ModelInfer, config, statistics, index) stay in
+:mod:`gateway.transport.inference`; this subclass adds what Triton's clients call besides:
+``ModelStreamInfer`` (served by :class:`~gateway.transport.streaming.StreamInference`),
+repository load/unload, and CUDA shared memory, which a CPU gateway refuses in one line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from gateway._proto import grpc_service_pb2 as pb
+from gateway.errors import Unimplemented
+from gateway.transport.inference import InferenceServicer
+from gateway.transport.streaming import StreamInference
+
+__all__ = ["CUDA_SHM_REFUSAL", "TritonServicer"]
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+CUDA_SHM_REFUSAL = (
+    "CUDA shared memory is not supported: onnxgate runs models on CPU; "
+    "send tensors in the request body instead"
+)
+
+
+class TritonServicer(InferenceServicer):
+    """``GRPCInferenceService`` with Triton's streaming and repository extensions."""
+
+    def __init__(self, *args: Any, streams: StreamInference, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._streams = streams
+
+    # NOTE: a coroutine that writes with ``context.write`` (grpc.aio's reader/writer form),
+    # not the async generator the stub's type expects: answers leave as they finish.
+    async def ModelStreamInfer(  # type: ignore[override]
+        self, request: AsyncIterator[pb.ModelInferRequest], context: Context
+    ) -> None:
+        await self._streams.serve(request, context)
+
+    async def RepositoryModelLoad(
+        self, request: pb.RepositoryModelLoadRequest, context: Context
+    ) -> pb.RepositoryModelLoadResponse:
+        raise Unimplemented("repository load is not supported yet")
+
+    async def RepositoryModelUnload(
+        self, request: pb.RepositoryModelUnloadRequest, context: Context
+    ) -> pb.RepositoryModelUnloadResponse:
+        raise Unimplemented("repository unload is not supported yet")
+
+    async def CudaSharedMemoryStatus(
+        self, request: pb.CudaSharedMemoryStatusRequest, context: Context
+    ) -> pb.CudaSharedMemoryStatusResponse:
+        raise Unimplemented(CUDA_SHM_REFUSAL)
+
+    async def CudaSharedMemoryRegister(
+        self, request: pb.CudaSharedMemoryRegisterRequest, context: Context
+    ) -> pb.CudaSharedMemoryRegisterResponse:
+        raise Unimplemented(CUDA_SHM_REFUSAL)
+
+    async def CudaSharedMemoryUnregister(
+        self, request: pb.CudaSharedMemoryUnregisterRequest, context: Context
+    ) -> pb.CudaSharedMemoryUnregisterResponse:
+        raise Unimplemented(CUDA_SHM_REFUSAL)
