@@ -154,10 +154,18 @@ class StreamInference:
         if self._draining:
             raise _draining_error()
         stream = _Stream(self, self._plane, context, self._window)
-        async with asyncio.TaskGroup() as group:
-            reader = group.create_task(self._read(requests, stream, group))
-            self._readers.add(reader)
-            reader.add_done_callback(self._readers.discard)
+        try:
+            async with asyncio.TaskGroup() as group:
+                reader = group.create_task(self._read(requests, stream, group))
+                self._readers.add(reader)
+                reader.add_done_callback(self._readers.discard)
+        except BaseExceptionGroup as failed:
+            first = failed.exceptions[0]
+            if isinstance(first, grpc.aio.AbortError):
+                # An undecodable body: the parser already aborted the call with
+                # INVALID_ARGUMENT (handlers.py); the status is sent, nothing to add.
+                return
+            raise first from None
         # Every request read was answered; the stream ends with OK unless we stopped it.
         if self._draining:
             raise _draining_error()
