@@ -126,14 +126,15 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 s.version for s in entry.table.shadows
             }
             for version in sorted(versions | set(entry.served)):
-                ready = version in entry.served
+                served = entry.served.get(version)
+                ready = served is not None
                 if request.ready and not ready:
                     continue
                 response.models.add(
                     name=model,
                     version=version,
                     state="READY" if ready else "UNAVAILABLE",
-                    reason="" if ready else "not loaded",
+                    reason=(served.loaded.warm_up_skipped or "") if served else "not loaded",
                 )
         return response
 
