@@ -36,6 +36,7 @@ from gateway.monitoring.shadow import ShadowScorer
 from gateway.serving.cache import ResponseCache
 from gateway.serving.catalog import Catalog
 from gateway.serving.dataplane import DataPlane
+from gateway.serving.repository import RepositoryControl
 from gateway.serving.taps import Tap, TapQueue
 from gateway.settings import Settings, listen_error
 from gateway.transport.admin import AdminServicer
@@ -48,6 +49,7 @@ from gateway.transport.grpc_server import (
     server_credentials,
 )
 from gateway.transport.http import ConsoleRoutes, HttpServer, InferenceRoutes, build_app
+from gateway.transport.http.triton_ext import TritonRoutes
 from gateway.transport.metrics_http import start_metrics_server
 from gateway.transport.monitoring import MonitoringServicer
 from gateway.transport.streaming import StreamInference
@@ -177,7 +179,10 @@ class Gateway:
         )
         self._governor_task: asyncio.Task[None] | None = None
         self.streams = StreamInference(self.plane)
-        self.inference = TritonServicer(self.catalog, self.plane, streams=self.streams)
+        self.repository = RepositoryControl(self.registry, self.catalog, io_executor=self._io_pool)
+        self.inference = TritonServicer(
+            self.catalog, self.plane, streams=self.streams, repository=self.repository
+        )
         self.admin = AdminServicer(self.registry, self.catalog, io_executor=self._io_pool)
         self.monitoring = MonitoringServicer(
             self.monitor, self.shadow, io_executor=self._io_pool, settle=self.taps.settled
@@ -320,7 +325,11 @@ class Gateway:
             else (s.tls_cert, s.tls_key, s.tls_client_ca)
         )
         self.http = HttpServer(
-            build_app([*inference.routes(), *console.routes()]),
+            build_app(
+                # Triton's extensions first: /v2/models/stats is not a model's metadata.
+                [*TritonRoutes(self.inference).routes(), *inference.routes(), *console.routes()],
+                max_body_bytes=s.max_message_bytes,
+            ),
             s.host,
             s.http_port,
             reuse_port=s.workers > 1,

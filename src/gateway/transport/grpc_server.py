@@ -25,6 +25,7 @@ from gateway.transport.governor import GOVERNOR_SERVICE, GovernorServicer
 from gateway.transport.handlers import add_service
 from gateway.transport.roles import RoleGuard
 from gateway.transport.status import grpc_errors
+from gateway.transport.triton import REPOSITORY_METHODS
 
 __all__ = ["INFERENCE_SERVICE", "build_grpc_server", "server_credentials"]
 
@@ -107,6 +108,13 @@ def build_grpc_server(
 
     def guarded(service: str) -> Callable[[Any], Any]:
         return lambda m: grpc_errors(guard(service, m))
+
+    # Triton's repository load/unload change what is served: operator role, like traffic.
+    _wrap_methods(
+        inference,
+        REPOSITORY_METHODS,
+        lambda m: grpc_errors(guard(INFERENCE_SERVICE, m.__wrapped__)),
+    )
 
     for servicer, service, methods in (
         (admin, ADMIN_SERVICE, ADMIN_METHODS),

@@ -15,10 +15,12 @@ import grpc
 
 from gateway._proto import grpc_service_pb2 as pb
 from gateway.errors import Unimplemented
+from gateway.serving.repository import RepositoryControl
+from gateway.transport.auth import principal
 from gateway.transport.inference import InferenceServicer
 from gateway.transport.streaming import StreamInference
 
-__all__ = ["CUDA_SHM_REFUSAL", "TritonServicer"]
+__all__ = ["CUDA_SHM_REFUSAL", "EXTENSIONS", "REPOSITORY_METHODS", "TritonServicer"]
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -28,12 +30,35 @@ CUDA_SHM_REFUSAL = (
 )
 
 
+EXTENSIONS = ("model_configuration", "statistics", "model_repository", "streaming")
+"""Triton extensions this face serves (ServerMetadata lists them)."""
+
+REPOSITORY_METHODS = ("RepositoryModelLoad", "RepositoryModelUnload")
+"""Deployment changes: the server wraps these in the operator role guard."""
+
+
 class TritonServicer(InferenceServicer):
     """``GRPCInferenceService`` with Triton's streaming and repository extensions."""
 
-    def __init__(self, *args: Any, streams: StreamInference, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        streams: StreamInference,
+        repository: RepositoryControl,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._streams = streams
+        self._repository = repository
+
+    async def ServerMetadata(
+        self, request: pb.ServerMetadataRequest, context: Context
+    ) -> pb.ServerMetadataResponse:
+        response = await super().ServerMetadata(request, context)
+        for extension in EXTENSIONS:
+            if extension not in response.extensions:
+                response.extensions.append(extension)
+        return response
 
     # NOTE: a coroutine that writes with ``context.write`` (grpc.aio's reader/writer form),
     # not the async generator the stub's type expects: answers leave as they finish.
@@ -45,12 +70,14 @@ class TritonServicer(InferenceServicer):
     async def RepositoryModelLoad(
         self, request: pb.RepositoryModelLoadRequest, context: Context
     ) -> pb.RepositoryModelLoadResponse:
-        raise Unimplemented("repository load is not supported yet")
+        await self._repository.load(request.model_name, actor=principal.get())
+        return pb.RepositoryModelLoadResponse()
 
     async def RepositoryModelUnload(
         self, request: pb.RepositoryModelUnloadRequest, context: Context
     ) -> pb.RepositoryModelUnloadResponse:
-        raise Unimplemented("repository unload is not supported yet")
+        await self._repository.unload(request.model_name, actor=principal.get())
+        return pb.RepositoryModelUnloadResponse()
 
     async def CudaSharedMemoryStatus(
         self, request: pb.CudaSharedMemoryStatusRequest, context: Context
