@@ -5,7 +5,10 @@ A real gateway on loopback; every answer is compared with onnxruntime run direct
 
 from __future__ import annotations
 
+import json
 import queue
+import subprocess
+import sys
 import threading
 
 import grpc
@@ -180,3 +183,16 @@ def test_drain_answers_what_was_read_and_ends_streams_unavailable(served):
     release.set()
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     assert DRAINING_MESSAGE in caught.value.details()
+
+
+def test_onnxgate_bench_stream(served, tmp_path):
+    """``onnxgate bench --stream``: the closed loop over streams, every answer counted."""
+    out = tmp_path / "stream.json"
+    argv = [sys.executable, "-m", "gateway.cli", "bench", "--target", served.target]
+    argv += ["--model", "mlp", "--stream", "--concurrency", "16", "--connections", "2"]
+    argv += ["--duration", "1", "--warmup", "0.2", "--quiet", "--json", str(out)]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(out.read_text())
+    assert doc["spec"]["stream"] is True and doc["ok"] > 0 and doc["errors"] == {}
+    assert doc["versions"] == {"1": doc["requests"]}

@@ -16,6 +16,7 @@ import numpy as np
 
 from gateway.tools.loadgen.report import print_progress
 from gateway.tools.loadgen.spec import LATE_S, MODEL_INFER, LoadSpec, Record
+from gateway.tools.loadgen.streaming import stream_closed
 
 __all__ = ["Shared", "child_main", "run_client"]
 
@@ -184,8 +185,11 @@ async def run_client(
         )
         # This process's part of the concurrency (the first ones take the remainder).
         share = max(1, spec.concurrency // spec.procs + (index < spec.concurrency % spec.procs))
-        body = _closed if spec.mode == "closed" else _open
-        await body(spec, calls, pool, rec, start, rng, share)
+        if spec.stream:
+            await stream_closed(spec, channels, pool, rec, start, rng, share)
+        else:
+            body = _closed if spec.mode == "closed" else _open
+            await body(spec, calls, pool, rec, start, rng, share)
         rec.cpu_s, rec.wall_s = time.process_time() - cpu0, time.monotonic() - start
         progress.cancel()
         return rec

@@ -36,6 +36,7 @@ class LoadSpec:
     timeout_s: float = 30.0
     seed: int = 0
     progress: bool = True
+    stream: bool = False  # over ModelStreamInfer, one stream per connection (closed loop only)
 
     def __post_init__(self) -> None:
         if self.concurrency < 1 or self.procs < 1 or self.rows < 1 or self.samples < 1:
@@ -46,6 +47,8 @@ class LoadSpec:
             raise ValueError("rate must be > 0")
         if self.arrival not in ("poisson", "uniform") or self.contents not in ("raw", "typed"):
             raise ValueError("arrival is poisson|uniform, contents is raw|typed")
+        if self.stream and self.rate is not None:
+            raise ValueError("--stream runs the closed loop only: leave out --rate")
 
     @property
     def mode(self) -> str:
