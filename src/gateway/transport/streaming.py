@@ -75,6 +75,8 @@ class _Stream:
 
     async def serve(self, request: pb.ModelInferRequest) -> None:
         """Answer one request on the stream, then give its slot back."""
+        # Counted here, not when read: a task cancelled before it starts never runs this.
+        self.owner.held += 1
         try:
             response = await self._answer(request)
             async with self.writing:
@@ -184,7 +186,6 @@ class StreamInference:
             except BaseException:
                 stream.slots.release()
                 raise
-            stream.owner.held += 1
             group.create_task(stream.serve(request))
 
 
