@@ -52,6 +52,7 @@ from gateway.transport.http import ConsoleRoutes, HttpServer, InferenceRoutes, b
 from gateway.transport.http.triton_ext import TritonRoutes
 from gateway.transport.metrics_http import start_metrics_server
 from gateway.transport.monitoring import MonitoringServicer
+from gateway.transport.shm import SharedMemoryRegions
 from gateway.transport.streaming import StreamInference
 from gateway.transport.triton import TritonServicer
 from registry import Registry, open_registry, supports_notify
@@ -180,8 +181,13 @@ class Gateway:
         self._governor_task: asyncio.Task[None] | None = None
         self.streams = StreamInference(self.plane)
         self.repository = RepositoryControl(self.registry, self.catalog, io_executor=self._io_pool)
+        self.regions = SharedMemoryRegions()
         self.inference = TritonServicer(
-            self.catalog, self.plane, streams=self.streams, repository=self.repository
+            self.catalog,
+            self.plane,
+            streams=self.streams,
+            repository=self.repository,
+            regions=self.regions,
         )
         self.admin = AdminServicer(self.registry, self.catalog, io_executor=self._io_pool)
         self.monitoring = MonitoringServicer(
@@ -379,6 +385,7 @@ class Gateway:
             await run_blocking(self._io_pool, self.changes.close)  # joins its thread
         if self.server is not None:
             await self.server.stop(max(0.0, deadline - time.monotonic()))
+        self.regions.close()
         self.taps.close()
         self.shadow.close()
         self.explanations.close()

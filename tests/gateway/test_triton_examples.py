@@ -5,8 +5,9 @@ difference) and ``simple_string`` (the same over decimal strings: a graph that p
 to integers and formats the results back) are rebuilt here as ONNX. Each test does what one
 example client does — sync, async (callback), streaming and asyncio inference on both faces,
 strings, explicit typed contents, health and metadata, configuration, statistics, the
-repository index and model control — and checks the answers the example checks.
-Not covered (the README says why): sequences, image models, system and CUDA shared memory.
+repository index, model control and system shared memory — and checks what the example checks.
+System shared memory is covered over gRPC; not covered: sequences, image models, CUDA shared
+memory (the README says why).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import tritonclient.http as thttp
 import tritonclient.http.aio as thttp_aio
 from onnx import TensorProto, helper
 from shared import ADMIN_TOKEN
+from tritonclient.utils import InferenceServerException
 
 from gateway._proto import grpc_service_pb2 as pb
 
@@ -268,3 +270,50 @@ def test_simple_model_control_on_both_faces(grpc_client, http_client):
         client.load_model("simple", headers=AUTH)
         assert client.is_model_ready("simple")
         _check(client.infer("simple", _inputs(tgrpc if client is grpc_client else thttp)))
+
+
+# simple_grpc_shm_client: system shared memory in and out
+
+
+def test_simple_grpc_shm_client(grpc_client):
+    from multiprocessing import shared_memory
+
+    inputs = shared_memory.SharedMemory(create=True, size=128)
+    outputs = shared_memory.SharedMemory(create=True, size=128)
+    try:
+        inputs.buf[:64] = INPUT0.tobytes()
+        inputs.buf[64:128] = INPUT1.tobytes()
+        grpc_client.register_system_shared_memory("in", "/" + inputs.name, 128)
+        grpc_client.register_system_shared_memory("out", "/" + outputs.name, 128)
+        status = grpc_client.get_system_shared_memory_status(as_json=True)["regions"]
+        assert set(status) == {"in", "out"} and int(status["in"]["byte_size"]) == 128
+        first, second = (
+            tgrpc.InferInput("INPUT0", [1, 16], "INT32"),
+            tgrpc.InferInput("INPUT1", [1, 16], "INT32"),
+        )
+        first.set_shared_memory("in", 64)
+        second.set_shared_memory("in", 64, offset=64)
+        wanted = _outputs(tgrpc)
+        wanted[0].set_shared_memory("out", 64)
+        wanted[1].set_shared_memory("out", 64, offset=64)
+        result = grpc_client.infer("simple", [first, second], outputs=wanted)
+        assert result.get_output("OUTPUT0").name == "OUTPUT0"
+        sums = np.frombuffer(bytes(outputs.buf[:64]), np.int32).reshape(1, 16)
+        diffs = np.frombuffer(bytes(outputs.buf[64:128]), np.int32).reshape(1, 16)
+        np.testing.assert_array_equal(sums, INPUT0 + INPUT1)
+        np.testing.assert_array_equal(diffs, INPUT0 - INPUT1)
+        # Past the end of a region, and a key outside /dev/shm, are the client's errors.
+        second.set_shared_memory("in", 64, offset=100)
+        with pytest.raises(InferenceServerException) as past_end:
+            grpc_client.infer("simple", [first, second])
+        assert past_end.value.status() == "StatusCode.INVALID_ARGUMENT"
+        with pytest.raises(InferenceServerException) as escape:
+            grpc_client.register_system_shared_memory("bad", "/../etc/passwd", 8)
+        assert escape.value.status() == "StatusCode.INVALID_ARGUMENT"
+        grpc_client.unregister_system_shared_memory()
+        assert grpc_client.get_system_shared_memory_status(as_json=True).get("regions", {}) == {}
+    finally:
+        inputs.close()
+        inputs.unlink()
+        outputs.close()
+        outputs.unlink()

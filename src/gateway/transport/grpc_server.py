@@ -25,7 +25,7 @@ from gateway.transport.governor import GOVERNOR_SERVICE, GovernorServicer
 from gateway.transport.handlers import add_service
 from gateway.transport.roles import RoleGuard
 from gateway.transport.status import grpc_errors
-from gateway.transport.triton import REPOSITORY_METHODS
+from gateway.transport.triton import PREDICT_METHODS, REPOSITORY_METHODS
 
 __all__ = ["INFERENCE_SERVICE", "build_grpc_server", "server_credentials"]
 
@@ -99,7 +99,7 @@ def build_grpc_server(
     if s.predict_tokens:
         _wrap_methods(
             inference,
-            ("ModelInfer", "ModelStreamInfer"),
+            PREDICT_METHODS,
             lambda m: grpc_errors(requires_token(s.predict_tokens)(m.__wrapped__)),
         )
     # Every operator RPC: token -> principal -> role -> the permission the method needs

@@ -3,7 +3,8 @@
 The core methods (health, metadata, ModelInfer, config, statistics, index) stay in
 :mod:`gateway.transport.inference`; this subclass adds what Triton's clients call besides:
 ``ModelStreamInfer`` (served by :class:`~gateway.transport.streaming.StreamInference`),
-repository load/unload, and CUDA shared memory, which a CPU gateway refuses in one line.
+repository load/unload, system shared memory (:mod:`.shm`), and CUDA shared memory, which a
+CPU gateway refuses in one line.
 """
 
 from __future__ import annotations
@@ -16,11 +17,19 @@ import grpc
 from gateway._proto import grpc_service_pb2 as pb
 from gateway.errors import Unimplemented
 from gateway.serving.repository import RepositoryControl
+from gateway.transport import shm_wire
 from gateway.transport.auth import principal
 from gateway.transport.inference import InferenceServicer
+from gateway.transport.shm import SharedMemoryRegions
 from gateway.transport.streaming import StreamInference
 
-__all__ = ["CUDA_SHM_REFUSAL", "EXTENSIONS", "REPOSITORY_METHODS", "TritonServicer"]
+__all__ = [
+    "CUDA_SHM_REFUSAL",
+    "EXTENSIONS",
+    "PREDICT_METHODS",
+    "REPOSITORY_METHODS",
+    "TritonServicer",
+]
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -30,11 +39,26 @@ CUDA_SHM_REFUSAL = (
 )
 
 
-EXTENSIONS = ("model_configuration", "statistics", "model_repository", "streaming")
+EXTENSIONS = (
+    "model_configuration",
+    "statistics",
+    "model_repository",
+    "streaming",
+    "system_shared_memory",
+)
 """Triton extensions this face serves (ServerMetadata lists them)."""
 
 REPOSITORY_METHODS = ("RepositoryModelLoad", "RepositoryModelUnload")
 """Deployment changes: the server wraps these in the operator role guard."""
+
+PREDICT_METHODS = (
+    "ModelInfer",
+    "ModelStreamInfer",
+    "SystemSharedMemoryStatus",
+    "SystemSharedMemoryRegister",
+    "SystemSharedMemoryUnregister",
+)
+"""What a predict token guards, when predict tokens are configured."""
 
 
 class TritonServicer(InferenceServicer):
@@ -45,11 +69,47 @@ class TritonServicer(InferenceServicer):
         *args: Any,
         streams: StreamInference,
         repository: RepositoryControl,
+        regions: SharedMemoryRegions,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self._streams = streams
         self._repository = repository
+        self._regions = regions
+
+    async def ModelInfer(
+        self, request: pb.ModelInferRequest, context: Context
+    ) -> pb.ModelInferResponse:
+        if not shm_wire.uses_regions(request):
+            return await super().ModelInfer(request, context)
+        targets = shm_wire.inputs_from_regions(request, self._regions)
+        response = await super().ModelInfer(request, context)
+        shm_wire.outputs_to_regions(response, targets, self._regions)
+        return response
+
+    async def SystemSharedMemoryStatus(
+        self, request: pb.SystemSharedMemoryStatusRequest, context: Context
+    ) -> pb.SystemSharedMemoryStatusResponse:
+        response = pb.SystemSharedMemoryStatusResponse()
+        for region in self._regions.status(request.name):
+            status = response.regions[region.name]
+            status.name, status.key = region.name, region.key
+            status.offset, status.byte_size = region.offset, region.byte_size
+        return response
+
+    async def SystemSharedMemoryRegister(
+        self, request: pb.SystemSharedMemoryRegisterRequest, context: Context
+    ) -> pb.SystemSharedMemoryRegisterResponse:
+        self._regions.register(
+            request.name, request.key, request.offset, request.byte_size, owner=principal.get()
+        )
+        return pb.SystemSharedMemoryRegisterResponse()
+
+    async def SystemSharedMemoryUnregister(
+        self, request: pb.SystemSharedMemoryUnregisterRequest, context: Context
+    ) -> pb.SystemSharedMemoryUnregisterResponse:
+        self._regions.unregister(request.name)
+        return pb.SystemSharedMemoryUnregisterResponse()
 
     async def ServerMetadata(
         self, request: pb.ServerMetadataRequest, context: Context
