@@ -198,3 +198,17 @@ def test_cuda_shared_memory_is_refused_in_one_line(gw, http):
     with pytest.raises(InferenceServerException) as over_http:
         http.get_cuda_shared_memory_status()
     assert "CUDA shared memory is not supported" in str(over_http.value)
+
+
+def test_load_with_a_config_override_is_refused_not_ignored(gw, http):
+    with pytest.raises(InferenceServerException) as over_http:
+        http.load_model("mlp", headers=AUTH, config='{"max_batch_size": 4}')
+    assert "registered deployment" in str(over_http.value)
+    client = tgrpc.InferenceServerClient(gw.target)
+    try:
+        with pytest.raises(InferenceServerException) as over_grpc:
+            client.load_model("mlp", headers=AUTH, config='{"max_batch_size": 4}')
+        assert over_grpc.value.status() == "StatusCode.INVALID_ARGUMENT"
+    finally:
+        client.close()
+    assert http.is_model_ready("mlp")

@@ -29,9 +29,15 @@ OutputTargets = dict[str, tuple[str, int, int]]
 
 def uses_regions(request: pb.ModelInferRequest) -> bool:
     """Whether any input or requested output names a shared memory region."""
-    return any(REGION in t.parameters for t in request.inputs) or any(
-        REGION in o.parameters for o in request.outputs
-    )
+    # NOTE: plain loops, and the map looked into only when it is not empty: this runs on
+    # every ModelInfer, and almost none carries parameters on its tensors.
+    for tensor in request.inputs:
+        if tensor.parameters and REGION in tensor.parameters:
+            return True
+    for output in request.outputs:
+        if output.parameters and REGION in output.parameters:
+            return True
+    return False
 
 
 def _where(params: MessageMap[str, pb.InferParameter], what: str) -> tuple[str, int, int]:

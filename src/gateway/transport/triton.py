@@ -9,13 +9,13 @@ CPU gateway refuses in one line.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import grpc
 
 from gateway._proto import grpc_service_pb2 as pb
-from gateway.errors import Unimplemented
+from gateway.errors import InvalidArgument, Unimplemented
 from gateway.serving.repository import RepositoryControl
 from gateway.transport import shm_wire
 from gateway.transport.auth import principal
@@ -26,6 +26,7 @@ from gateway.transport.streaming import StreamInference
 __all__ = [
     "CUDA_SHM_REFUSAL",
     "EXTENSIONS",
+    "LOAD_OVERRIDES_REFUSAL",
     "PREDICT_METHODS",
     "REPOSITORY_METHODS",
     "TritonServicer",
@@ -39,11 +40,15 @@ CUDA_SHM_REFUSAL = (
 )
 
 
+LOAD_OVERRIDES_REFUSAL = (
+    "repository load takes no config or files: onnxgate serves the model's registered "
+    "deployment (register a version and deploy it to change what is served)"
+)
+
 EXTENSIONS = (
     "model_configuration",
     "statistics",
     "model_repository",
-    "streaming",
     "system_shared_memory",
 )
 """Triton extensions this face serves (ServerMetadata lists them)."""
@@ -130,6 +135,7 @@ class TritonServicer(InferenceServicer):
     async def RepositoryModelLoad(
         self, request: pb.RepositoryModelLoadRequest, context: Context
     ) -> pb.RepositoryModelLoadResponse:
+        _no_overrides(request.parameters)
         await self._repository.load(request.model_name, actor=principal.get())
         return pb.RepositoryModelLoadResponse()
 
@@ -153,3 +159,9 @@ class TritonServicer(InferenceServicer):
         self, request: pb.CudaSharedMemoryUnregisterRequest, context: Context
     ) -> pb.CudaSharedMemoryUnregisterResponse:
         raise Unimplemented(CUDA_SHM_REFUSAL)
+
+
+def _no_overrides(parameters: Mapping[str, pb.ModelRepositoryParameter]) -> None:
+    """Refuse Triton's load-time ``config`` and ``file:`` overrides rather than ignore them."""
+    if any(key != "unload_dependents" for key in parameters):
+        raise InvalidArgument(LOAD_OVERRIDES_REFUSAL)

@@ -32,7 +32,7 @@ from starlette.routing import BaseRoute, Route
 
 from gateway._proto import grpc_service_pb2 as pb
 from gateway.transport.http.status import HTTP_STATUS
-from gateway.transport.triton import CUDA_SHM_REFUSAL
+from gateway.transport.triton import CUDA_SHM_REFUSAL, LOAD_OVERRIDES_REFUSAL
 
 __all__ = ["TritonRoutes", "plain"]
 
@@ -158,6 +158,9 @@ class TritonRoutes:
         body = await _json_body(request)
         if isinstance(body, Response):
             return body
+        parameters = body.get("parameters") or {}
+        if not isinstance(parameters, dict) or any(k != "unload_dependents" for k in parameters):
+            return JSONResponse({"error": LOAD_OVERRIDES_REFUSAL}, status_code=400)
         answer = await self._call(name, message, request)
         return answer if isinstance(answer, Response) else Response(status_code=200)
 
