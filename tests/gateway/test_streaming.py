@@ -196,3 +196,14 @@ def test_onnxgate_bench_stream(served, tmp_path):
     doc = json.loads(out.read_text())
     assert doc["spec"]["stream"] is True and doc["ok"] > 0 and doc["errors"] == {}
     assert doc["versions"] == {"1": doc["requests"]}
+
+
+def test_streams_need_the_predict_token_like_model_infer(registry, make_gateway):
+    registry.register_version("mlp", modelzoo.mlp(SIZES, seed=1), actor="test")
+    gw = make_gateway(metrics_port=-1, predict_tokens={"app-token": "billing-app"})
+    with pytest.raises(grpc.RpcError) as refused:
+        list(gw.stub().ModelStreamInfer(iter([_request(1)]), timeout=10))
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    token = (("authorization", "Bearer app-token"),)
+    (answer,) = gw.stub().ModelStreamInfer(iter([_request(1)]), metadata=token, timeout=10)
+    assert answer.error_message == "" and answer.infer_response.id == "r1"
