@@ -182,13 +182,8 @@ class Gateway:
         self.streams = StreamInference(self.plane)
         self.repository = RepositoryControl(self.registry, self.catalog, io_executor=self._io_pool)
         self.regions = SharedMemoryRegions()
-        self.inference = TritonServicer(
-            self.catalog,
-            self.plane,
-            streams=self.streams,
-            repository=self.repository,
-            regions=self.regions,
-        )
+        self.inference = TritonServicer(self.catalog, self.plane, streams=self.streams,
+            repository=self.repository, regions=self.regions)  # fmt: skip
         self.admin = AdminServicer(self.registry, self.catalog, io_executor=self._io_pool)
         self.monitoring = MonitoringServicer(
             self.monitor, self.shadow, io_executor=self._io_pool, settle=self.taps.settled
