@@ -76,6 +76,11 @@ def test_thousands_of_requests_over_one_raw_stream_are_each_answered_once(served
         assert response.error_message == ""
         want = session.run(["probabilities"], {"x": _x(int(rid[1:]))})[0]
         np.testing.assert_allclose(_probabilities(response.infer_response), want, rtol=1e-6)
+    # The same data plane as ModelInfer: the version's one counter set saw every request.
+    stats = served.stub().ModelStatistics(pb.ModelStatisticsRequest(name="mlp"), timeout=10)
+    (counted,) = stats.model_stats
+    assert counted.inference_stats.success.count == n - 1
+    assert counted.inference_count == sum(1 + i % 3 for i in range(n) if i != bad)
 
 
 def test_tritonclient_stream_api_unmodified(served):
