@@ -40,7 +40,7 @@ __all__ = ["InferenceRoutes", "bearer_principal"]
 ROUTING_KEY_PARAM = "routing_key"
 ROUTING_KEY_HEADER = "x-routing-key"
 PLATFORM = "onnxruntime_onnx"
-EXTENSIONS = ("binary_tensor_data",)
+EXTENSIONS = ("binary_tensor_data", "model_configuration", "statistics", "model_repository")
 
 
 def bearer_principal(request: Request, tokens: Mapping[str, str]) -> str:
