@@ -80,6 +80,7 @@ _ADMIN = "onnxgate.admin.v1.AdminService/"
 _GOV = "onnxgate.governance.v1.GovernanceService/"
 _MON = "onnxgate.monitoring.v1.MonitoringService/"
 _GVR = "onnxgate.governor.v1.GovernorService/"
+_INF = "inference.GRPCInferenceService/"
 _R, _O, _A, _X = Permission.READ, Permission.OPERATE, Permission.APPROVE, Permission.ADMINISTER
 
 METHOD_PERMISSIONS: Mapping[str, Permission] = {
@@ -110,6 +111,8 @@ METHOD_PERMISSIONS: Mapping[str, Permission] = {
     _GVR + "Resume": _O,
     _GVR + "SetPolicy": _O,
     _GVR + "Approve": _A,
+    _INF + "RepositoryModelLoad": _O,
+    _INF + "RepositoryModelUnload": _O,
 }
 
 

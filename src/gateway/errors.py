@@ -15,6 +15,7 @@
     ├── FailedPrecondition            FAILED_PRECONDITION stale revision, refused change
     ├── Unauthenticated               UNAUTHENTICATED    missing or wrong token
     ├── PermissionDenied              PERMISSION_DENIED  token lacks the role
+    ├── Unimplemented                 UNIMPLEMENTED      a protocol extension not served
     └── InferenceFailed               INTERNAL           the model itself failed (message is safe)
 
 A status is a plain name (:data:`StatusName`, the spelling of ``grpc.StatusCode`` members), so
@@ -47,6 +48,7 @@ __all__ = [
     "Unauthenticated",
     "Unavailable",
     "UnsupportedMediaType",
+    "Unimplemented",
 ]
 
 StatusName = Literal[
@@ -60,6 +62,7 @@ StatusName = Literal[
     "RESOURCE_EXHAUSTED",
     "UNAUTHENTICATED",
     "UNAVAILABLE",
+    "UNIMPLEMENTED",
 ]
 """The status names the gateway reports or counts: members of ``grpc.StatusCode``, by name.
 
@@ -127,6 +130,10 @@ class Unauthenticated(GatewayError):
 
 class PermissionDenied(GatewayError):
     code = "PERMISSION_DENIED"
+
+
+class Unimplemented(GatewayError):
+    code = "UNIMPLEMENTED"
 
 
 class InferenceFailed(GatewayError):

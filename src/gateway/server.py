@@ -47,6 +47,7 @@ from gateway.serving.cache import ResponseCache
 from gateway.serving.catalog import Catalog
 from gateway.serving.dataplane import DataPlane
 from gateway.serving.reads import Reads
+from gateway.serving.repository import RepositoryControl
 from gateway.serving.taps import Tap, TapQueue
 from gateway.settings import Settings, listen_error
 from gateway.transport.admin import AdminServicer
@@ -57,13 +58,18 @@ from gateway.transport.governor import GovernorServicer
 from gateway.transport.grpc_server import (
     INFERENCE_SERVICE,
     build_grpc_server,
+    inference_wrapper,
     server_credentials,
 )
 from gateway.transport.http import ConsoleRoutes, HttpServer, InferenceRoutes, build_app
 from gateway.transport.http.guard import LoginThrottle
-from gateway.transport.inference import InferenceServicer
+from gateway.transport.http.triton_ext import TritonRoutes
 from gateway.transport.metrics_http import start_metrics_server
 from gateway.transport.monitoring import MonitoringServicer
+from gateway.transport.roles import RoleGuard
+from gateway.transport.shm import SharedMemoryRegions
+from gateway.transport.streaming import StreamInference
+from gateway.transport.triton import TritonServicer
 from registry import Registry, open_registry, supports_notify
 
 __all__ = ["REGISTRY_HEALTH", "Gateway"]
@@ -198,7 +204,11 @@ class Gateway:
         self.decoder = Decoder(
             thread_bytes=settings.decode_thread_bytes, process_bytes=settings.decode_process_bytes
         )
-        self.inference = InferenceServicer(self.reads, self.plane, self.decoder)
+        self.streams = StreamInference(self.plane)
+        self.repository = RepositoryControl(self.registry_io, self.catalog)
+        self.regions = SharedMemoryRegions()
+        self.inference = TritonServicer(self.reads, self.plane, self.decoder, streams=self.streams,
+            repository=self.repository, regions=self.regions)  # fmt: skip
         self.admin = AdminServicer(ops.deployments)
         self.monitoring = MonitoringServicer(ops.observations)
         self.governance = GovernanceServicer(ops.governance)
@@ -348,8 +358,14 @@ class Gateway:
             if s.tls_cert is None or s.tls_key is None
             else (s.tls_cert, s.tls_key, s.tls_client_ca)
         )
+        wrap = inference_wrapper(s, RoleGuard(s.admin_tokens, s.admin_roles))
+        triton = TritonRoutes(self.inference, wrap)
         self.http = HttpServer(
-            build_app([*inference.routes(), *console.routes()]),
+            build_app(
+                # Triton's extensions first: /v2/models/stats is not a model's metadata.
+                [*triton.routes(), *inference.routes(), *console.routes()],
+                max_body_bytes=s.max_message_bytes,
+            ),
             s.host,
             s.http_port,
             reuse_port=s.workers > 1,
@@ -379,6 +395,7 @@ class Gateway:
         deadline = time.monotonic() + grace
         await self.health.enter_graceful_shutdown()
         self.plane.drain()
+        self.streams.drain()
         if not await self.plane.drained(grace):
             log.warning(
                 "drain deadline (%.1fs) passed with %d requests in flight; they are cancelled",
@@ -399,6 +416,7 @@ class Gateway:
         if self.server is not None:
             await self.server.stop(max(0.0, deadline - time.monotonic()))
         self.decoder.close()
+        self.regions.close()
         self.taps.close()
         self.shadow.close()
         self.explanations.close()

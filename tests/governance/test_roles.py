@@ -23,6 +23,8 @@ from gateway._proto import (
     governance_pb2_grpc,
     governor_pb2,
     governor_pb2_grpc,
+    grpc_service_pb2,
+    grpc_service_pb2_grpc,
     monitoring_pb2,
     monitoring_pb2_grpc,
 )
@@ -41,6 +43,7 @@ SERVICES = [
     (governor_pb2, "GovernorService", governor_pb2_grpc.GovernorServiceStub),
 ]
 # Feedback carries delayed labels from applications: it follows predict auth, not roles.
+INFERENCE = "inference.GRPCInferenceService/"
 PREDICT_AUTH = {"onnxgate.governor.v1.GovernorService/Feedback"}
 
 
@@ -106,8 +109,23 @@ def test_role_refusals_on_every_method(gw: Any, registry: Registry) -> None:
                     assert f"rule 'roles': principal '{TOKENS[token]}' has role '{role}'" in details
                     assert token not in details
                 checked += 1
-    assert checked == 4 * len(METHOD_PERMISSIONS)
+    operator_paths = [p for p in METHOD_PERMISSIONS if not p.startswith(INFERENCE)]
+    assert checked == 4 * len(operator_paths)
     assert registry.get_deployment("m").revision == 1  # no refused call changed anything
+
+
+def test_repository_load_and_unload_need_the_operator_role(gw: Any) -> None:
+    """Triton's repository control changes what is served: roles as for traffic changes."""
+    stub = grpc_service_pb2_grpc.GRPCInferenceServiceStub(gw.channel())
+    unload = grpc_service_pb2.RepositoryModelUnloadRequest(model_name="m")
+    load = grpc_service_pb2.RepositoryModelLoadRequest(model_name="m")
+    for role in ("viewer", "approver"):
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.RepositoryModelUnload(unload, metadata=md(TOKEN_OF[role]), timeout=10)
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED, role
+    for role in ("operator", "admin"):
+        stub.RepositoryModelUnload(unload, metadata=md(TOKEN_OF[role]), timeout=10)
+        stub.RepositoryModelLoad(load, metadata=md(TOKEN_OF[role]), timeout=30)
 
 
 def test_four_eyes_over_grpc(gw: Any, registry: Registry) -> None:

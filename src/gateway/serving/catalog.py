@@ -80,6 +80,8 @@ class Catalog:
         self._sync_lock: asyncio.Lock | None = None
         self._counter = -1
         self._retiring: set[asyncio.Task[None]] = set()
+        # Models taken out of serving here (Triton's repository unload) until loaded again.
+        self._held_out: set[str] = set()
         self.ready = False
 
     # -- request path --------------------------------------------------------------------
@@ -150,12 +152,24 @@ class Catalog:
             deployments = await self._registry.deployments()
             entries: dict[str, ModelEntry] = {}
             for model, dep in deployments.items():
-                entries[model] = await self._entry_for(model, dep)
+                if model not in self._held_out:
+                    entries[model] = await self._entry_for(model, dep)
             self._entries = MappingProxyType({m: e for m, e in entries.items() if e is not None})
             self._counter = counter
             self._retire_unused()
             self.ready = True
             return True
+
+    async def hold_out(self, model: str) -> None:
+        """Take ``model`` out of serving in this process (its versions unload once their
+        batchers drain) until :meth:`release`; its deployment in the registry is unchanged."""
+        self._held_out.add(model)
+        await self.sync(force=True)
+
+    async def release(self, model: str) -> None:
+        """Serve ``model``'s registered deployment again (loaded before this returns)."""
+        self._held_out.discard(model)
+        await self.sync(force=True)
 
     async def _entry_for(self, model: str, dep: Deployment) -> ModelEntry:
         current = self._entries.get(model)

@@ -137,15 +137,11 @@ class Reads:
                 s.version for s in entry.table.shadows
             }
             for version in sorted(versions | set(entry.served)):
-                ready = version in entry.served
-                if ready_only and not ready:
+                served = entry.served.get(version)
+                if ready_only and served is None:
                     continue
-                out.append(
-                    IndexEntry(
-                        model,
-                        version,
-                        "READY" if ready else "UNAVAILABLE",
-                        "" if ready else "not loaded",
-                    )
-                )
+                # A loaded version says why its warm-up was skipped (a string-parsing graph).
+                reason = (served.loaded.warm_up_skipped or "") if served else "not loaded"
+                state = "READY" if served is not None else "UNAVAILABLE"
+                out.append(IndexEntry(model, version, state, reason))
         return out

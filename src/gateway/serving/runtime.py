@@ -72,6 +72,9 @@ class LoadedVersion:
         )
         self._t1 = float("inf")  # measured by warm_up()
         self._per_row = float("inf")
+        self.warm_up_skipped: str | None = None
+        """Why warm-up did not run (a string-parsing graph refused every synthetic value);
+        None when it ran. The version serves either way."""
 
     @classmethod
     def load(
@@ -83,8 +86,10 @@ class LoadedVersion:
         *,
         providers: tuple[str, ...] = ("CPUExecutionProvider",),
         intra_op_threads: int = 1,
+        sample: Tensors | None = None,
     ) -> LoadedVersion:
-        """Blocking: build the session from verified bytes and warm it up."""
+        """Blocking: build the session from verified bytes and warm it up (on ``sample``,
+        the version's own inputs, when there is one; see :meth:`warm_up`)."""
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1
@@ -99,11 +104,11 @@ class LoadedVersion:
             artifact, sess_options=options, providers=resolve_providers(providers)
         )
         loaded = cls(model, version, sha256, session, signature_from_session(session))
-        loaded.warm_up()
+        loaded.warm_up(sample=sample)
         return loaded
 
-    def sample_inputs(self, rows: int = 1) -> Tensors:
-        """A small valid batch (zeros / empty strings) for warm-up and smoke checks."""
+    def sample_inputs(self, rows: int = 1, *, text: str = "") -> Tensors:
+        """A small valid batch (zeros, strings ``text``) for warm-up and smoke checks."""
         sample: Tensors = {}
         for spec in self.signature.inputs:
             shape = tuple(
@@ -112,17 +117,35 @@ class LoadedVersion:
             )
             dtype = DATATYPE_TO_NUMPY[spec.datatype]
             if spec.datatype == "BYTES":
-                sample[spec.name] = np.full(shape, b"", dtype=np.object_)
+                sample[spec.name] = np.full(shape, text, dtype=np.object_)
             else:
                 sample[spec.name] = np.zeros(shape, dtype=dtype)
         return sample
 
-    def warm_up(self, probe_rows: int = 32) -> None:
+    def warm_up(self, probe_rows: int = 32, *, sample: Tensors | None = None) -> None:
         """Real inferences before any request may arrive (first runs allocate), timed to
-        give :meth:`estimated_run_s` its two points: one row, and ``probe_rows`` rows."""
-        one = self.sample_inputs()
+        give :meth:`estimated_run_s` its two points: one row, and ``probe_rows`` rows.
+
+        On ``sample`` when given; otherwise on zeros and, for string inputs, empty strings
+        and then ``"0"`` (a graph that parses its strings as numbers refuses ``""``). A
+        model with string inputs that refuses both still loads: its values are the
+        client's to choose, so a refusal says nothing about the model. The warm-up is then
+        skipped (:attr:`warm_up_skipped` says why; the run estimate stays infinite, which
+        sends its runs to the executor). Any other failure is the model's, and raised.
+        """
         start = time.perf_counter()
-        self.run(one)
+        try:
+            one = self._first_run(sample)
+        except Exception as exc:
+            if sample is not None or not any(s.datatype == "BYTES" for s in self.signature.inputs):
+                raise
+            said = " ".join(str(exc).split())[:200]
+            self.warm_up_skipped = (
+                f"warm-up skipped: the model refused synthetic string inputs ({said}); "
+                "it serves requests as they come"
+            )
+            log.warning("%s version %s: %s", self.model, self.version, self.warm_up_skipped)
+            return
         first = time.perf_counter() - start
         if first > SLOW_RUN_S:
             # NOTE: the estimate only decides inline-or-executor, and a run this long is the
@@ -131,13 +154,33 @@ class LoadedVersion:
             self._t1 = self._per_row = first
             return
         self._t1 = _best_of(lambda: self.run(one))
-        if self.batchable and probe_rows > 1:
-            many = self.sample_inputs(probe_rows)
+        if self.batchable and probe_rows > 1 and sample is None:
+            many = self._tiled(one, probe_rows)
             self.run(many)
             tn = _best_of(lambda: self.run(many))
             self._per_row = max(0.0, (tn - self._t1) / (probe_rows - 1))
         else:
             self._per_row = self._t1
+
+    def _first_run(self, sample: Tensors | None) -> Tensors:
+        """Run once on ``sample`` or the first synthetic batch the model accepts; return it."""
+        if sample is not None:
+            self.run(sample)
+            return sample
+        one = self.sample_inputs()
+        try:
+            self.run(one)
+        except Exception:
+            if not any(s.datatype == "BYTES" for s in self.signature.inputs):
+                raise
+            one = self.sample_inputs(text="0")
+            self.run(one)
+        return one
+
+    @staticmethod
+    def _tiled(one: Tensors, rows: int) -> Tensors:
+        """``one`` (a batch of one row) repeated to ``rows`` rows."""
+        return {name: np.repeat(arr, rows, axis=0) for name, arr in one.items()}
 
     def estimated_run_s(self, rows: int) -> float:
         """Predicted seconds for one run of ``rows`` rows (linear in rows, from warm-up)."""

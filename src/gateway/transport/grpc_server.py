@@ -30,8 +30,9 @@ from gateway.transport.governor import GOVERNOR_SERVICE
 from gateway.transport.handlers import Wrap, add_service
 from gateway.transport.roles import RoleGuard
 from gateway.transport.status import grpc_errors
+from gateway.transport.triton import PREDICT_METHODS, REPOSITORY_METHODS
 
-__all__ = ["INFERENCE_SERVICE", "build_grpc_server", "server_credentials"]
+__all__ = ["INFERENCE_SERVICE", "build_grpc_server", "inference_wrapper", "server_credentials"]
 
 INFERENCE_SERVICE = grpc_service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 ADMIN_SERVICE = admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
@@ -66,6 +67,22 @@ class _ReflectionPool:
         return lookup
 
 
+def inference_wrapper(s: Settings, guard: RoleGuard) -> Wrap:
+    """How each GRPCInferenceService method is wrapped, on gRPC and wherever the HTTP face
+    calls the same methods in process (Triton's repository and statistics routes): the
+    predict token for what serves predictions, the operator role for repository load and
+    unload (they change what is served), one error mapping for all."""
+
+    def wrap(name: str, method: Any) -> Any:
+        if name in REPOSITORY_METHODS:
+            return grpc_errors(guard(INFERENCE_SERVICE, name, method))
+        if name in PREDICT_METHODS and s.predict_tokens:
+            method = requires_token(s.predict_tokens)(method)
+        return grpc_errors(method)
+
+    return wrap
+
+
 def build_grpc_server(
     s: Settings,
     *,
@@ -86,15 +103,10 @@ def build_grpc_server(
         ("grpc.so_reuseport", 1 if s.workers > 1 else 0),
     ]
     server = grpc.aio.server(options=options)
-
-    def inference_wrap(name: str, method: Any) -> Any:
-        if name == "ModelInfer" and s.predict_tokens:
-            method = requires_token(s.predict_tokens)(method)
-        return grpc_errors(method)
-
     # Every operator RPC: token -> principal -> role -> the permission the method needs
     # (gateway.access decides), applied here as each handler is registered.
     guard = RoleGuard(s.admin_tokens, s.admin_roles)
+    inference_wrap = inference_wrapper(s, guard)
 
     def guarded(service: str) -> Wrap:
         return lambda name, method: grpc_errors(guard(service, name, method))

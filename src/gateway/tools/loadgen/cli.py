@@ -57,6 +57,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="raw",
         help="send raw_input_contents or typed contents",
     )
+    p.add_argument(
+        "--stream",
+        action="store_true",
+        help="send over ModelStreamInfer, one stream per connection (closed loop)",
+    )
     p.add_argument("--procs", type=int, default=1, help="client processes")
     p.add_argument("--connections", type=int, default=0, help="per process (0: min(c, 8))")
     p.add_argument("--timeout", type=float, default=30.0, help="per-call deadline, seconds")
@@ -88,6 +93,7 @@ def spec_from_args(args: argparse.Namespace) -> LoadSpec:
         timeout_s=args.timeout,
         seed=args.seed,
         progress=not args.quiet,
+        stream=args.stream,
     )
 
 

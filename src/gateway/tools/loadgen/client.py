@@ -19,6 +19,7 @@ import numpy as np
 
 from gateway.tools.loadgen.report import print_progress
 from gateway.tools.loadgen.spec import LATE_S, MODEL_INFER, LoadSpec, Record
+from gateway.tools.loadgen.streaming import stream_closed
 
 __all__ = ["Shared", "child_main", "run_client"]
 
@@ -221,11 +222,14 @@ async def run_client(
         )
         # This process's part of the concurrency (the first ones take the remainder).
         share = max(1, spec.concurrency // spec.procs + (index < spec.concurrency % spec.procs))
-        body = _closed if spec.mode == "closed" else _open
         picks: Sequence[bytes] = (
             _UniqueIds(pool, f"u{spec.seed}-{index}-") if spec.unique_ids else pool
         )
-        await body(spec, calls, picks, rec, start, rng, share)
+        if spec.stream:
+            await stream_closed(spec, channels, picks, rec, start, rng, share)
+        else:
+            body = _closed if spec.mode == "closed" else _open
+            await body(spec, calls, picks, rec, start, rng, share)
         rec.cpu_s, rec.wall_s = time.process_time() - cpu0, time.monotonic() - start
         progress.cancel()
         return rec

@@ -39,6 +39,7 @@ class LoadSpec:
     progress: bool = True
     metadata: tuple[tuple[str, str], ...] = ()  # sent with every call (a bearer token)
     tls: tuple[bytes | None, bytes | None, bytes | None] | None = None  # (CA, cert, key) PEM
+    stream: bool = False  # over ModelStreamInfer, one stream per connection (closed loop only)
 
     def __post_init__(self) -> None:
         if self.concurrency < 1 or self.procs < 1 or self.rows < 1 or self.samples < 1:
@@ -49,6 +50,8 @@ class LoadSpec:
             raise ValueError("rate must be > 0")
         if self.arrival not in ("poisson", "uniform") or self.contents not in ("raw", "typed"):
             raise ValueError("arrival is poisson|uniform, contents is raw|typed")
+        if self.stream and self.rate is not None:
+            raise ValueError("--stream runs the closed loop only: leave out --rate")
 
     @property
     def mode(self) -> str:

@@ -11,9 +11,12 @@ from collections.abc import Sequence
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
+
+from gateway.transport.http.compression import CompressionMiddleware
 
 __all__ = ["build_app"]
 
@@ -29,5 +32,15 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
 
 
-def build_app(routes: Sequence[BaseRoute]) -> Starlette:
-    return Starlette(routes=list(routes), exception_handlers={HTTPException: _http_error})
+def build_app(routes: Sequence[BaseRoute], *, max_body_bytes: int | None = None) -> Starlette:
+    """The app; with ``max_body_bytes``, gzip/deflate both ways (:mod:`.compression`)."""
+    middleware = (
+        []
+        if max_body_bytes is None
+        else [Middleware(CompressionMiddleware, max_body_bytes=max_body_bytes)]
+    )
+    return Starlette(
+        routes=list(routes),
+        middleware=middleware,
+        exception_handlers={HTTPException: _http_error},
+    )

@@ -47,7 +47,7 @@ from registry.signature import TensorSpec
 
 __all__ = ["InferenceRoutes", "bearer_principal"]
 
-EXTENSIONS = ("binary_tensor_data",)
+EXTENSIONS = ("binary_tensor_data", "model_configuration", "statistics", "model_repository")
 
 
 def bearer_principal(request: Request, tokens: Mapping[str, str]) -> str:
