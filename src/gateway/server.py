@@ -135,6 +135,7 @@ class Gateway:
             max_bytes=settings.feedback_max_bytes,
             ttl_s=settings.feedback_ttl_s,
             keep_inputs=settings.explain_keep_inputs,
+            settle=self._settle_taps,
         )
         watchers["feedback"] = self.feedback.observe
         # The label join, and the same settled lookup by request id for Explain.
