@@ -97,7 +97,7 @@ class Gateway:
         self.registry_io = AsyncRegistry(self.registry, self._io_pool)
         self.catalog = Catalog(
             self.registry_io,
-            settings,
+            settings.serving,
             self.metrics,
             inference_executor=self._inference_pool,
             io_executor=self._io_pool,
@@ -106,7 +106,7 @@ class Gateway:
         # Drift monitor and shadow scorer: taps that only enqueue (see serving/taps.py).
         versions = self.catalog.loaded_versions
         self.monitor = (
-            Monitor(MonitorConfig.from_settings(settings), self.registry, versions=versions)
+            Monitor(MonitorConfig.from_settings(settings.monitor), self.registry, versions=versions)
             if settings.monitoring
             else None
         )
@@ -141,7 +141,11 @@ class Gateway:
         labels = Labels(self.feedback, settle=self._settle_taps, resolve=self._resolve_fleet)
         # Explanations: the Explain RPC's own executor, the global-importance sampler tap.
         self.explanations = build_explanations(
-            settings, self.catalog, self.registry, self.metrics, lookup=labels.recorded_inputs
+            settings.explain,
+            self.catalog,
+            self.registry,
+            self.metrics,
+            lookup=labels.recorded_inputs,
         )
         watchers.update(self.explanations.taps())
         self.taps = TapQueue(

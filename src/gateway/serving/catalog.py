@@ -17,12 +17,12 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 from gateway.metrics import GatewayMetrics
 from gateway.registry_facade import AsyncRegistry
+from gateway.sections import ServingSettings
 from gateway.serving.loader import Loader
 from gateway.serving.routing import Route, RoutingTable
 from gateway.serving.runtime import LoadedVersion
 from gateway.serving.tables import ModelEntry, Served, Tables
 from gateway.serving.watch import watch_registry
-from gateway.settings import Settings
 from registry.deployment import Deployment
 
 __all__ = ["Catalog", "ModelEntry", "Served"]
@@ -34,7 +34,7 @@ class Catalog:
     def __init__(
         self,
         registry: AsyncRegistry,
-        settings: Settings,
+        settings: ServingSettings,
         metrics: GatewayMetrics,
         *,
         inference_executor: concurrent.futures.Executor,

@@ -20,10 +20,10 @@ from gateway.errors import FailedPrecondition, NotFound
 from gateway.messages import quoted
 from gateway.metrics import GatewayMetrics
 from gateway.registry_facade import AsyncRegistry
+from gateway.sections import ServingSettings
 from gateway.serving.batching import Batcher, BatchPolicy
 from gateway.serving.runtime import LoadedVersion
 from gateway.serving.tables import Served
-from gateway.settings import Settings
 
 __all__ = ["Loader"]
 
@@ -36,7 +36,7 @@ class Loader:
     def __init__(
         self,
         registry: AsyncRegistry,
-        settings: Settings,
+        settings: ServingSettings,
         metrics: GatewayMetrics,
         *,
         inference_executor: concurrent.futures.Executor,
