@@ -11,7 +11,6 @@ import concurrent.futures
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2
@@ -49,10 +48,11 @@ from gateway.serving.dataplane import DataPlane
 from gateway.serving.reads import Reads
 from gateway.serving.repository import RepositoryControl
 from gateway.serving.taps import Tap, TapQueue
-from gateway.settings import Settings, listen_error
+from gateway.settings import Settings
 from gateway.transport.admin import AdminServicer
 from gateway.transport.decoding import Decoder
 from gateway.transport.explain import ExplainServicer
+from gateway.transport.faces import Face, GrpcFace, HttpFace, MetricsFace
 from gateway.transport.governance import GovernanceServicer
 from gateway.transport.governor import GovernorServicer
 from gateway.transport.grpc_server import (
@@ -64,7 +64,6 @@ from gateway.transport.grpc_server import (
 from gateway.transport.http import ConsoleRoutes, HttpServer, InferenceRoutes, build_app
 from gateway.transport.http.guard import LoginThrottle
 from gateway.transport.http.triton_ext import TritonRoutes
-from gateway.transport.metrics_http import start_metrics_server
 from gateway.transport.monitoring import MonitoringServicer
 from gateway.transport.roles import RoleGuard
 from gateway.transport.shm import SharedMemoryRegions
@@ -104,7 +103,7 @@ class Gateway:
         self.registry_io = AsyncRegistry(self.registry, self._io_pool)
         self.catalog = Catalog(
             self.registry_io,
-            settings,
+            settings.serving,
             self.metrics,
             inference_executor=self._inference_pool,
             io_executor=self._io_pool,
@@ -113,7 +112,7 @@ class Gateway:
         # Drift monitor and shadow scorer: taps that only enqueue (see serving/taps.py).
         versions = self.catalog.loaded_versions
         self.monitor = (
-            Monitor(MonitorConfig.from_settings(settings), self.registry, versions=versions)
+            Monitor(MonitorConfig.from_settings(settings.monitor), self.registry, versions=versions)
             if settings.monitoring
             else None
         )
@@ -141,13 +140,18 @@ class Gateway:
             max_bytes=settings.feedback_max_bytes,
             ttl_s=settings.feedback_ttl_s,
             keep_inputs=settings.explain_keep_inputs,
+            settle=self._settle_taps,
         )
         watchers["feedback"] = self.feedback.observe
         # The label join, and the same settled lookup by request id for Explain.
         labels = Labels(self.feedback, settle=self._settle_taps, resolve=self._resolve_fleet)
         # Explanations: the Explain RPC's own executor, the global-importance sampler tap.
         self.explanations = build_explanations(
-            settings, self.catalog, self.registry, self.metrics, lookup=labels.recorded_inputs
+            settings.explain,
+            self.catalog,
+            self.registry,
+            self.metrics,
+            lookup=labels.recorded_inputs,
         )
         watchers.update(self.explanations.taps())
         self.taps = TapQueue(
@@ -198,7 +202,6 @@ class Gateway:
         )
         ops = self.operations
         self.governor_api = GovernorServicer(ops.governor, ops.labels)
-        self._governor_task: asyncio.Task[None] | None = None
         self.reads = Reads(self.catalog)  # the plane's read side (ready, metadata, stats...)
         # Costly bodies decode off the event loop (BYTES on a thread, large JSON in a process).
         self.decoder = Decoder(
@@ -218,16 +221,19 @@ class Gateway:
             importance=self.explanations.snapshot,
         )
         self.health = health.aio.HealthServicer()
-        self.server: grpc.aio.Server | None = None
-        self.port = 0
-        self.metrics_port = 0
-        self._metrics_server: Any = None
+        # The faces, started in this order once the catalog is loaded, stopped in reverse.
+        address = f"{settings.host}:{settings.port}"
+        self._grpc = GrpcFace(self._build_server, address, server_credentials(settings))
+        self._metrics_face = MetricsFace(
+            self.metrics.registry, settings.host, settings.metrics_port
+        )
+        self._http = HttpFace(self._http_server, settings.host, settings.http_port)
+        self.faces: list[Face] = [self._grpc]
+        self.faces += [self._metrics_face] if settings.metrics_port >= 0 else []
+        self.faces += [self._http] if settings.http_port >= 0 else []
         self.metrics_elsewhere = ""  # who serves /metrics when this process does not
-        self.http: HttpServer | None = None
-        self.http_port = 0  # the bound HTTP port once started (settings.http_port may be 0)
-        self._stop_watch = asyncio.Event()
-        self._watch_task: asyncio.Task[None] | None = None
-        self._fleet_task: asyncio.Task[None] | None = None
+        self._stop_watch = asyncio.Event()  # stops the registry watch, fleet and governor
+        self._loops: list[asyncio.Task[None]] = []
         self.changes: ChangeWatcher | None = None
         if self.fleet is not None and supports_notify(settings.registry):
             self.changes = ChangeWatcher(settings.registry, self.catalog.sync)
@@ -239,6 +245,27 @@ class Gateway:
                          outbox=s.fleet_outbox, ttl_s=s.feedback_ttl_s)  # fmt: skip
         self.metrics.add_collector(FleetCollector(node))
         return node
+
+    @property
+    def port(self) -> int:
+        """The bound gRPC port once started (``settings.port`` may be 0)."""
+        return self._grpc.port
+
+    @property
+    def http_port(self) -> int:
+        return self._http.port
+
+    @property
+    def http(self) -> HttpServer | None:
+        return self._http.server
+
+    @property
+    def metrics_port(self) -> int:
+        return self._metrics_face.port
+
+    @property
+    def server(self) -> grpc.aio.Server | None:
+        return self._grpc.server
 
     async def _settle_taps(self) -> bool:
         return await self.taps.settled()
@@ -264,51 +291,25 @@ class Gateway:
         """Load every deployed version, then listen. Health turns SERVING only after that."""
         await self.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.catalog.sync(force=True)
-        self.server = self._build_server()
-        address = f"{self.settings.host}:{self.settings.port}"
-        creds = server_credentials(self.settings)
-        try:
-            if creds is None:
-                self.port = self.server.add_insecure_port(address)
-            else:
-                self.port = self.server.add_secure_port(address, creds)
-        except RuntimeError:  # grpc's "Failed to bind to address"
-            self.port = 0
-        if self.port == 0:
-            raise listen_error("gRPC", address, "port")
-        await self.server.start()
-        try:
-            self._start_metrics_endpoint()
-        except OSError as exc:
-            where = f"{self.settings.host}:{self.settings.metrics_port}"
-            raise listen_error("metrics", where, "metrics_port", exc.strerror) from None
-        try:
-            await self._start_http()
-        except OSError as exc:
-            where = f"{self.settings.host}:{self.settings.http_port}"
-            raise listen_error("HTTP", where, "http_port", exc.strerror) from None
+        for face in self.faces:
+            await face.start()
         self.taps.start()
         self.explanations.start()
         if self.monitor is not None:
             self.monitor.start()
-        self._watch_task = asyncio.get_running_loop().create_task(
-            self.catalog.watch(self._stop_watch, self._registry_health)
-        )
+        loop, stop = asyncio.get_running_loop(), self._stop_watch
+        self._loops.append(loop.create_task(self.catalog.watch(stop, self._registry_health)))
         if self.changes is not None:
-            self.changes.start(asyncio.get_running_loop())
+            self.changes.start(loop)
         if self.fleet is not None:
-            self._fleet_task = asyncio.get_running_loop().create_task(
-                self.fleet.run(self._stop_watch)
-            )
+            self._loops.append(loop.create_task(self.fleet.run(stop)))
         if self.settings.governor:
-            self._governor_task = asyncio.get_running_loop().create_task(
-                self.governor.run(self._stop_watch)
-            )
+            self._loops.append(loop.create_task(self.governor.run(stop)))
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self.health.set(INFERENCE_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         metrics = (
             f"/metrics on :{self.metrics_port}"
-            if self._metrics_server
+            if self.metrics_port
             else self.metrics_elsewhere or "no /metrics"
         )
         await self.health.set(REGISTRY_HEALTH, health_pb2.HealthCheckResponse.SERVING)
@@ -333,11 +334,9 @@ class Gateway:
         status = health_pb2.HealthCheckResponse
         await self.health.set(REGISTRY_HEALTH, status.SERVING if reachable else status.NOT_SERVING)
 
-    async def _start_http(self) -> None:
+    def _http_server(self) -> HttpServer:
         """OIP v2 over HTTP, on this loop, through the same data plane as gRPC."""
         s = self.settings
-        if s.http_port < 0:
-            return
         inference = InferenceRoutes(
             self.reads,
             self.plane,
@@ -360,7 +359,7 @@ class Gateway:
         )
         wrap = inference_wrapper(s, RoleGuard(s.admin_tokens, s.admin_roles))
         triton = TritonRoutes(self.inference, wrap)
-        self.http = HttpServer(
+        return HttpServer(
             build_app(
                 # Triton's extensions first: /v2/models/stats is not a model's metadata.
                 [*triton.routes(), *inference.routes(), *console.routes()],
@@ -371,14 +370,6 @@ class Gateway:
             reuse_port=s.workers > 1,
             grace_s=s.grace_s,
             tls=tls,
-        )
-        self.http_port = await self.http.start()
-
-    def _start_metrics_endpoint(self) -> None:
-        if self.settings.metrics_port < 0:
-            return
-        self._metrics_server, self.metrics_port = start_metrics_server(
-            self.metrics.registry, self.settings.host, self.settings.metrics_port
         )
 
     async def stop(self, grace: float | None = None) -> None:
@@ -403,18 +394,12 @@ class Gateway:
                 self.plane.inflight,
             )
         self._stop_watch.set()
-        if self._watch_task is not None:
-            await self._watch_task
-        if self._governor_task is not None:
-            await self._governor_task
-        if self.http is not None:
-            await self.http.stop()
-        if self._fleet_task is not None:
-            await self._fleet_task
+        for task in self._loops:
+            await task
         if self.changes is not None:
             await run_blocking(self._io_pool, self.changes.close)  # joins its thread
-        if self.server is not None:
-            await self.server.stop(max(0.0, deadline - time.monotonic()))
+        for face in reversed(self.faces):
+            await face.stop(deadline)
         self.decoder.close()
         self.regions.close()
         self.taps.close()
@@ -423,9 +408,6 @@ class Gateway:
         if self.monitor is not None:
             self.monitor.close()
         await self.catalog.close()
-        if self._metrics_server is not None:
-            self._metrics_server.shutdown()
-            self._metrics_server.server_close()
         self._inference_pool.shutdown(wait=True)
         self._io_pool.shutdown(wait=True)
         if self._owns_registry:

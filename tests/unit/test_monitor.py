@@ -183,7 +183,7 @@ def test_monitoring_settings_from_env_and_validation() -> None:
         }
     )
     assert (s.monitoring, s.monitor_sample, s.monitor_correction) == (False, 0.25, "bonferroni")
-    config = MonitorConfig.from_settings(s)
+    config = MonitorConfig.from_settings(s.monitor)
     assert (config.sample, config.correction, config.window) == (0.25, "bonferroni", 10_000)
     for bad in (
         {"monitor_sample": 0.0},

@@ -11,9 +11,9 @@ from gateway.explain.service import Explainer, Lookup
 from gateway.governor.evidence import Importance
 from gateway.governor.sources import EvidenceSource
 from gateway.metrics import GatewayMetrics
+from gateway.sections import ExplainSettings
 from gateway.serving.catalog import Catalog
 from gateway.serving.taps import Tap
-from gateway.settings import Settings
 from registry import Registry
 
 __all__ = ["Explanations", "build_explanations"]
@@ -46,7 +46,7 @@ class Explanations:
 
 
 def build_explanations(
-    settings: Settings,
+    settings: ExplainSettings,
     catalog: Catalog,
     registry: Registry,
     metrics: GatewayMetrics,

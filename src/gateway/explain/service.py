@@ -1,11 +1,12 @@
 """Explanations of one model version's outputs, off the predict path.
 
 :class:`Explainer` answers the ``Explain`` RPC: rows given by the caller, or the inputs of
-a prediction served earlier (by its request id, from the feedback store's record, the
-same join labels use). Each explanation runs on the explainer's own bounded executor,
-never the inference pool: at most ``queue`` explanations are queued or running, more is
-RESOURCE_EXHAUSTED; a caller that waits past its deadline gets DEADLINE_EXCEEDED (the
-work stops at its next explained row, and only then frees its slot, so the bound holds).
+a prediction served earlier (by its request id, from the request journal beside the
+label join's record, :mod:`gateway.governor.journal`). Each explanation runs on the
+explainer's own bounded executor, never the inference pool: at most ``queue`` explanations
+are queued or running, more is RESOURCE_EXHAUSTED; a caller that waits past its deadline
+gets DEADLINE_EXCEEDED (the work stops at its next explained row, and only then frees its
+slot, so the bound holds).
 
 The black box is the version's own ``InferenceSession`` (the one serving it), run once on
 every perturbed row of one explained row; the background is the version's stored

@@ -8,20 +8,20 @@ to it by id and row and scored: correct or not (classification), absolute error
 the TTL) are counted, never an error for the caller.
 
 The record is an insertion-ordered LRU bounded by count, by age and by bytes (an estimate
-of each record's memory: its id, predictions, segments and kept inputs; ``max_bytes``, the
-gateway's ``feedback_max_bytes``), so memory stays bounded whatever the traffic and whatever
-the size of what clients send; the per-version counters it feeds are cumulative and survive
-eviction. Per segment it counts predictions, positive predictions and, with labels,
-correct ones and true positives: enough for disparate impact (ratio of positive-
+of each record's memory: its id, predictions and segments, plus the journal's kept inputs;
+``max_bytes``, the gateway's ``feedback_max_bytes``), so memory stays bounded whatever the
+traffic and whatever the size of what clients send; the per-version counters it feeds are
+cumulative and survive eviction. Per segment it counts predictions, positive predictions
+and, with labels, correct ones and true positives: enough for disparate impact (ratio of positive-
 prediction rates) and equal opportunity (ratio of true-positive rates).
 
 What a prediction, a label and a segment are is :mod:`gateway.governor.predictions`.
 
-With ``keep_inputs`` (the gateway's ``explain_keep_inputs``), the record of every request
-with an id also keeps a copy of its inputs (requests of at most 64 KiB of inputs), so that
-the ``Explain`` RPC can explain a prediction served earlier by the same id join
-(:meth:`FeedbackStore.inputs_of`); a model without a policy then gets a bare record (no
-predictions, nothing counted), under the same size and age bounds.
+With ``keep_inputs`` (the gateway's ``explain_keep_inputs``), every request with an id is
+also written to a :class:`gateway.governor.journal.RequestJournal` (``FeedbackStore.journal``:
+the serving version and a copy of small requests' inputs, for the ``Explain`` RPC), models
+with a policy or not. The journal shares this record's byte bound: ``bytes`` is the total
+of both, and kept inputs give way first, so they never crowd out predictions.
 
 NOTE: :meth:`FeedbackStore.observe` is a tap: it runs on the data plane's tap thread, off
 the request path, and does a few small numpy operations and dict updates (nothing for
@@ -35,7 +35,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -45,6 +45,7 @@ import numpy as np
 from gateway.domain import Tensors
 from gateway.governor.evidence import Quality, SegmentCounts
 from gateway.governor.gates import disparate_impact
+from gateway.governor.journal import RequestJournal
 from gateway.governor.predictions import (
     Prediction,
     is_positive,
@@ -60,7 +61,6 @@ if TYPE_CHECKING:
 __all__ = ["FeedbackStore", "LabelOutcome", "disparate_impact"]
 
 MAX_ROWS_KEPT = 1024  # rows per request whose predictions are kept for joining labels
-MAX_INPUT_BYTES = 64 * 1024  # a request's inputs kept for explaining it later (copied)
 
 
 class LabelOutcome(StrEnum):
@@ -80,7 +80,6 @@ class _Record:
     at: float
     policy: FeedbackPolicy
     labelled: set[int] = field(default_factory=set)
-    inputs: Tensors | None = None  # kept with keep_inputs, for explaining the request later
     size: int = 0  # estimated bytes, counted in FeedbackStore.bytes
 
 
@@ -91,8 +90,7 @@ _ITEM_BYTES = 120  # one kept prediction and its segment (Python objects and tup
 def _size(request_id: str, rec: _Record) -> int:
     items = len(rec.predictions) + len(rec.segments)
     text = len(request_id) + sum(len(s) for s in rec.segments)
-    inputs = 0 if rec.inputs is None else sum(a.nbytes + 112 for a in rec.inputs.values())
-    return _RECORD_BYTES + _ITEM_BYTES * items + text + inputs
+    return _RECORD_BYTES + _ITEM_BYTES * items + text
 
 
 @dataclass(slots=True)
@@ -135,15 +133,28 @@ class FeedbackStore:
         clock: Callable[[], float] = time.monotonic,
         keep_inputs: bool = False,
         max_bytes: int = 256 * 1024 * 1024,
+        settle: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         if max_records < 1 or ttl_s <= 0 or max_bytes < 1:
             raise ValueError("max_records and max_bytes must be >= 1 and ttl_s > 0")
         self._max = max_records
         self.max_bytes = max_bytes
-        self.bytes = 0  # estimated bytes of every kept record (Prometheus reads it)
+        self._bytes = 0  # estimated bytes of the kept predictions (the journal counts its own)
         self._ttl = ttl_s
         self._clock = clock
-        self._keep_inputs = keep_inputs
+        # The request journal (kept inputs by id), under this record's byte bound.
+        self.journal: RequestJournal | None = (
+            RequestJournal(
+                max_records=max_records,
+                ttl_s=ttl_s,
+                max_bytes=max_bytes,
+                clock=clock,
+                others=lambda: self._bytes,
+                settle=settle,  # the journal's lookup waits for the tap queue first
+            )
+            if keep_inputs
+            else None
+        )
         self._lock = threading.Lock()
         self._policies: dict[str, FeedbackPolicy] = {}
         self._records: OrderedDict[tuple[str, str], _Record] = OrderedDict()
@@ -168,47 +179,30 @@ class FeedbackStore:
     def __len__(self) -> int:
         return len(self._records)
 
+    @property
+    def bytes(self) -> int:
+        """Estimated bytes of every kept record and kept input (Prometheus reads it)."""
+        return self._bytes + (0 if self.journal is None else self.journal.bytes)
+
     # -- tap ----------------------------------------------------------------------------------
 
     def observe(self, record: TapRecord) -> None:
-        """The tap: record one served request's predictions (models with a policy only)."""
+        """The tap: record one served request's predictions (models with a policy only), and
+        its inputs in the journal (with ``keep_inputs``)."""
         policy = self._policies.get(record.model)
-        inputs = _kept_inputs(record.inputs) if self._keep_inputs and record.request_id else None
         predictions = [] if policy is None else predictions_of(policy, record.outputs)
         if predictions and policy is not None:
             segments = segments_of(policy, record, len(predictions))
             self.record(
                 record.model, record.version, record.request_id, predictions, segments, policy
             )
-        elif inputs is None:
-            return
-        if inputs is not None:
-            self._remember_inputs(record.model, record.version, record.request_id, inputs)
-
-    def _remember_inputs(self, model: str, version: str, request_id: str, inputs: Tensors) -> None:
-        """Attach a request's inputs to its record (a bare record when nothing else is kept:
-        no predictions, so labels for it are INVALID and nothing is counted)."""
-        now = self._clock()
-        with self._lock:
-            key = (model, request_id)
-            rec = self._records.get(key)
-            if rec is None or rec.version != version:
-                self._drop(key)
-                rec = _Record(model, version, (), (), now, FeedbackPolicy())
-            else:
-                self._drop(key)
-            rec.inputs = inputs
-            self._put(key, rec)
-            self._evict(now)
+        if self.journal is not None:
+            self.journal.observe(record)
 
     def inputs_of(self, model: str, request_id: str) -> tuple[str, Tensors] | None:
-        """The version that served ``request_id`` and its inputs, if still kept (the
-        ``Explain`` RPC's join, under the same bounds and TTL as labels)."""
-        with self._lock:
-            rec = self._records.get((model, request_id))
-            if rec is None or rec.inputs is None or self._clock() - rec.at > self._ttl:
-                return None
-            return rec.version, rec.inputs
+        """The version that served ``request_id`` and its inputs, if the journal still
+        keeps them (the ``Explain`` RPC's join, under the same bounds and TTL as labels)."""
+        return None if self.journal is None else self.journal.inputs_of(model, request_id)
 
     def record(
         self,
@@ -269,25 +263,27 @@ class FeedbackStore:
     def _put(self, key: tuple[str, str], rec: _Record) -> None:
         rec.size = _size(key[1], rec)
         self._records[key] = rec
-        self.bytes += rec.size
+        self._bytes += rec.size
 
     def _drop(self, key: tuple[str, str]) -> None:
         rec = self._records.pop(key, None)
         if rec is not None:
-            self.bytes -= rec.size
+            self._bytes -= rec.size
 
     def _evict(self, now: float) -> None:
+        if self.journal is not None and self.bytes > self.max_bytes:
+            self.journal.evict()  # kept inputs give way to predictions first
         records = self._records
         while records and (len(records) > self._max or self.bytes > self.max_bytes):
             _, rec = records.popitem(last=False)
-            self.bytes -= rec.size
+            self._bytes -= rec.size
             self.evicted += 1
         while records:
             oldest = next(iter(records.values()))
             if now - oldest.at <= self._ttl:
                 break
             _, rec = records.popitem(last=False)
-            self.bytes -= rec.size
+            self._bytes -= rec.size
             self.evicted += 1
 
     # -- labels -----------------------------------------------------------------------------
@@ -357,10 +353,3 @@ class FeedbackStore:
         """Cumulative quality of each version of ``model`` seen so far."""
         with self._lock:
             return {v: c.frozen() for (m, v), c in self._counts.items() if m == model}
-
-
-def _kept_inputs(inputs: Tensors) -> Tensors | None:
-    """A copy (so the request's buffer is not kept alive) of small requests' inputs only."""
-    if sum(a.nbytes for a in inputs.values()) > MAX_INPUT_BYTES:
-        return None
-    return {name: np.array(a) for name, a in inputs.items()}

@@ -45,7 +45,7 @@ from gateway.monitoring.reference import VersionProfiles, categorical_indices
 from gateway.monitoring.snapshot import MonitorSnapshot, SideDrift, VersionDrift, feature_order
 from gateway.monitoring.state import MonitoredVersion, SideState, VersionState
 from gateway.monitoring.windows import BinnedCounts
-from gateway.settings import Settings
+from gateway.sections import MonitorSettings
 from gateway.sidework import SideWork
 from registry import Registry
 
@@ -91,7 +91,7 @@ class MonitorConfig:
     poll_s: float = 0.02
 
     @classmethod
-    def from_settings(cls, s: Settings) -> MonitorConfig:
+    def from_settings(cls, s: MonitorSettings) -> MonitorConfig:
         correction: Correction = "bh"
         if s.monitor_correction in ("bonferroni", "none"):
             correction = "bonferroni" if s.monitor_correction == "bonferroni" else "none"

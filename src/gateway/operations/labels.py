@@ -1,9 +1,10 @@
-"""The label-join protocol, and the same "settle, then look up by request id" for Explain.
+"""The label-join protocol, and the request journal's lookup by id for Explain.
 
-Predictions reach the feedback store through the tap queue, so a label (or an explanation
-by request id) sent right after its prediction first waits, briefly, for the queue to settle;
-with a fleet, predictions other processes made are then fetched so their labels join here;
-then each label is joined and its outcome counted.
+Predictions reach the feedback store through the tap queue, so a label sent right after its
+prediction first waits, briefly, for the queue to settle; with a fleet, predictions other
+processes made are then fetched so their labels join here; then each label is joined and its
+outcome counted. An explanation by request id reads the request journal
+(:class:`gateway.governor.journal.RequestJournal`), whose lookup settles the taps the same way.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class Labels:
         return counts
 
     async def recorded_inputs(self, model: str, request_id: str) -> tuple[str, Tensors] | None:
-        """The version that served ``request_id`` and its inputs, once the taps settled."""
-        if self._settle is not None:
-            await self._settle()  # a request answered a moment ago may still be in the taps
-        return self._feedback.inputs_of(model, request_id)
+        """The version that served ``request_id`` and its inputs, from the request journal
+        once the taps settled (None when inputs are not kept)."""
+        journal = self._feedback.journal
+        return None if journal is None else await journal.lookup(model, request_id)
