@@ -33,6 +33,7 @@ from gateway.metrics import DeploymentCollector, GatewayMetrics
 from gateway.monitoring.collector import MonitoringCollector
 from gateway.monitoring.monitor import Monitor, MonitorConfig
 from gateway.monitoring.shadow import ShadowScorer
+from gateway.predictionlog.build import build_prediction_log
 from gateway.serving.cache import ResponseCache
 from gateway.serving.catalog import Catalog
 from gateway.serving.dataplane import DataPlane
@@ -134,6 +135,13 @@ class Gateway:
         self.taps = TapQueue(
             {**watchers, **(taps or {})}, capacity=settings.tap_queue, metrics=self.metrics
         )
+        # The prediction log (off unless set): its own tap queue, fed successes and failures.
+        self.prediction_log = build_prediction_log(settings, self.registry)
+        self.journal = TapQueue(
+            {} if self.prediction_log is None else {"prediction_log": self.prediction_log},
+            capacity=settings.tap_queue,
+            metrics=self.metrics,
+        )
         self.plane = DataPlane(
             self.catalog,
             self.metrics,
@@ -141,6 +149,7 @@ class Gateway:
             max_inflight_per_model=settings.max_inflight_per_model,
             retry_after_s=settings.retry_after_ms / 1000,
             taps=self.taps,
+            journal=self.journal,
             cache=ResponseCache(settings.response_cache_sizes, self.metrics),
         )
         governor_metrics = GovernorMetrics(self.metrics)
@@ -251,6 +260,9 @@ class Gateway:
             where = f"{self.settings.host}:{self.settings.http_port}"
             raise listen_error("HTTP", where, "http_port", exc.strerror) from None
         self.taps.start()
+        self.journal.start()
+        if self.prediction_log is not None:
+            self.prediction_log.start()
         self.explanations.start()
         if self.monitor is not None:
             self.monitor.start()
@@ -368,6 +380,9 @@ class Gateway:
         if self.server is not None:
             await self.server.stop(max(0.0, deadline - time.monotonic()))
         self.taps.close()
+        self.journal.close()
+        if self.prediction_log is not None:  # flushes and closes its files (SIGTERM too)
+            await run_blocking(self._io_pool, self.prediction_log.close)
         self.shadow.close()
         self.explanations.close()
         if self.monitor is not None:

@@ -17,9 +17,11 @@ from gateway._proto import grpc_service_pb2 as pb
 from gateway._proto import grpc_service_pb2_grpc as pb_grpc
 from gateway.domain import InferRequest
 from gateway.errors import GatewayError, NotFound
+from gateway.serving.caller import caller
 from gateway.serving.catalog import Catalog
 from gateway.serving.dataplane import DataPlane
 from gateway.transport import converters
+from gateway.transport.auth import principal
 
 __all__ = ["InferenceServicer"]
 
@@ -150,6 +152,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         key = None if req.version else _routing_key(req, context)
         remaining = context.time_remaining()
         deadline = None if remaining is None else time.monotonic() + remaining
+        caller.set(("grpc", principal.get()))  # this call's own task: no reset needed
         result = await self._plane.infer(req, key, deadline, received=received)
         return converters.encode_infer_response(
             model=result.model,

@@ -28,6 +28,7 @@ from starlette.routing import BaseRoute, Route
 
 import gateway
 from gateway.errors import GatewayError, MessageTooLarge, NotFound, Unauthenticated
+from gateway.serving.caller import caller
 from gateway.serving.catalog import Catalog
 from gateway.serving.dataplane import DataPlane
 from gateway.transport.auth import authenticate
@@ -128,8 +129,7 @@ class InferenceRoutes:
         received = time.perf_counter()
         model, version = _names(request)
         try:
-            if self._tokens:
-                bearer_principal(request, self._tokens)
+            who = bearer_principal(request, self._tokens) if self._tokens else "anonymous"
         except GatewayError as exc:
             return error_response(exc)
         try:
@@ -142,6 +142,7 @@ class InferenceRoutes:
             return error_response(exc)
         req = decoded.request
         key = None if version else _routing_key(req.parameters, request)
+        caller.set(("http", who))  # this call's own task: no reset needed
         try:
             result = await self._plane.infer(req, key, None, received=received)
             content, header_length = codec.encode_infer(result, decoded, {"role": result.role})

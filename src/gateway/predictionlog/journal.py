@@ -1,0 +1,121 @@
+"""The prediction log itself: a tap that turns records into rows and hands them to sinks.
+
+:class:`PredictionLog` is called with one :class:`~gateway.serving.taps.TapRecord` at a
+time on a tap worker thread (its own :class:`~gateway.serving.taps.TapQueue`, fed by the
+data plane for successes and failures alike), so the request path pays one enqueue.
+It samples by a hash of the request id, converts the record to a row, and hands rows to
+every sink in batches of ``batch_rows`` — or every ``flush_s`` from its own small timer
+thread, which also lets sinks roll files by age. :meth:`PredictionLog.close` flushes and
+closes every sink (SIGTERM, stop).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+
+from gateway.predictionlog.record import in_sample, row_of
+from gateway.predictionlog.sink import Row, Sink
+from gateway.serving.taps import TapRecord
+
+__all__ = ["PredictionLog"]
+
+log = logging.getLogger(__name__)
+
+
+class PredictionLog:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        sinks: Sequence[Sink],
+        *,
+        sample: float = 1.0,
+        keep_inputs: bool = True,
+        segment_param: str = "segment",
+        batch_rows: int = 512,
+        flush_s: float = 1.0,
+    ) -> None:
+        self.sinks = tuple(sinks)
+        self._sample = sample
+        self._keep_inputs = keep_inputs
+        self._segment_param = segment_param
+        self._batch_rows = batch_rows
+        self._flush_s = flush_s
+        self._rows: list[Row] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._timer: threading.Thread | None = None
+        self.seen = 0
+        self.sampled_out = 0
+        self.errors = 0
+
+    def __call__(self, record: TapRecord) -> None:
+        """The tap: keep ``record`` when it is in the sample."""
+        self.seen += 1
+        if not in_sample(record.request_id, self._sample):
+            self.sampled_out += 1
+            return
+        row = row_of(record, keep_inputs=self._keep_inputs, segment_param=self._segment_param)
+        with self._lock:
+            self._rows.append(row)
+            if len(self._rows) >= self._batch_rows:
+                self._flush_locked()
+
+    @property
+    def written(self) -> int:
+        return sum(s.written for s in self.sinks)
+
+    @property
+    def dropped(self) -> int:
+        return sum(s.dropped for s in self.sinks)
+
+    def start(self) -> None:
+        if self._timer is None:
+            self._stop.clear()
+            self._timer = threading.Thread(target=self._tick, name="onnxgate-predlog", daemon=True)
+            self._timer.start()
+
+    def flush(self) -> None:
+        with self._lock:
+            self._flush_locked()
+
+    def close(self) -> None:
+        """Hand what is buffered to the sinks, then close them (files renamed and chained)."""
+        self._stop.set()
+        if self._timer is not None:
+            self._timer.join()
+            self._timer = None
+        with self._lock:
+            self._flush_locked()
+            for sink in self.sinks:
+                try:
+                    sink.close()
+                except Exception:  # noqa: BLE001
+                    log.exception("prediction log: closing sink %s failed", sink.name)
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self._flush_s):
+            with self._lock:
+                self._flush_locked()
+                now = time.monotonic()
+                for sink in self.sinks:
+                    try:
+                        sink.tick(now)
+                    except Exception:  # noqa: BLE001
+                        self.errors += 1
+                        log.exception("prediction log: sink %s failed to roll", sink.name)
+
+    def _flush_locked(self) -> None:
+        rows, self._rows = self._rows, []
+        if not rows:
+            return
+        for sink in self.sinks:
+            try:
+                sink.write(rows)
+            except Exception:  # noqa: BLE001 - sinks count their own drops; this is a bug
+                self.errors += 1
+                sink.dropped += len(rows)
+                log.exception("prediction log: sink %s failed", sink.name)

@@ -1,0 +1,180 @@
+"""The Parquet sink: Hive-partitioned files ``DIR/model=NAME/date=YYYY-MM-DD/*.parquet``.
+
+One open file per (model, UTC date), written as ``*.parquet.tmp`` and renamed when closed,
+so a reader's ``**/*.parquet`` glob never meets a file without its footer. A file closes
+when it passes ``roll_bytes``, when it is older than ``roll_s``, when its date ends, and
+on :meth:`ParquetSink.close`. Each closed file's sha256 goes to ``on_closed`` (the
+gateway chains it into the registry's audit log, see :mod:`.chain`).
+
+A write that fails (disk full, permissions) drops its rows and counts them; the file it
+was writing is given up (its rows counted as dropped too) and the next batch starts a
+new one. Nothing here raises to the caller.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from gateway.predictionlog.record import FILE_SCHEMA
+from gateway.predictionlog.sink import Row
+
+__all__ = ["ClosedFile", "ParquetSink", "file_sha256"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClosedFile:
+    """One finished file: its path relative to the log's directory, digest and size."""
+
+    path: str
+    model: str
+    sha256: str
+    records: int
+    bytes: int
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class _Open:
+    """One file being written."""
+
+    def __init__(self, tmp: Path, final: Path, model: str, opened: float) -> None:
+        self.tmp = tmp
+        self.final = final
+        self.model = model
+        self.opened = opened
+        self.writer = pq.ParquetWriter(tmp, FILE_SCHEMA, compression="zstd")
+        self.records = 0
+
+
+class ParquetSink:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        roll_bytes: int = 128 * 1024 * 1024,
+        roll_s: float = 3600.0,
+        on_closed: Callable[[ClosedFile], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = f"file:{directory}"
+        self.directory = directory
+        self._roll_bytes = roll_bytes
+        self._roll_s = roll_s
+        self._on_closed = on_closed
+        self._clock = clock
+        self._open: dict[tuple[str, str], _Open] = {}
+        self._seq = 0
+        self._tag = f"{socket.gethostname()}-{os.getpid()}"
+        self._closed = False
+        self.written = 0
+        self.dropped = 0
+        self.files: list[ClosedFile] = []
+
+    def write(self, rows: Sequence[Row]) -> None:
+        if self._closed:
+            self.dropped += len(rows)
+            return
+        groups: dict[tuple[str, str], list[Row]] = defaultdict(list)
+        for row in rows:
+            day = datetime.fromtimestamp(row["time"] / 1e6, UTC).strftime("%Y-%m-%d")
+            groups[(row["model"], day)].append(row)
+        for key, part in groups.items():
+            self._write(key, part)
+
+    def _write(self, key: tuple[str, str], rows: list[Row]) -> None:
+        current = self._open.get(key)
+        try:
+            if current is None:
+                current = self._start(*key)
+            current.writer.write_table(pa.Table.from_pylist(rows, schema=FILE_SCHEMA))
+        except Exception as exc:  # noqa: BLE001 - a full disk must never reach a caller
+            self.dropped += len(rows)
+            log.warning("prediction log: %d records dropped writing %s: %s", len(rows), key, exc)
+            if current is not None:
+                self._abandon(key, current)
+            return
+        current.records += len(rows)
+        self.written += len(rows)
+        if current.tmp.stat().st_size >= self._roll_bytes:
+            self._finish(key)
+
+    def _start(self, model: str, day: str) -> _Open:
+        folder = self.directory / f"model={quote(model, safe='')}" / f"date={day}"
+        folder.mkdir(parents=True, exist_ok=True)
+        self._seq += 1
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        final = folder / f"part-{stamp}-{self._tag}-{self._seq}.parquet"
+        opened = _Open(final.with_name(final.name + ".tmp"), final, model, self._clock())
+        self._open[(model, day)] = opened
+        return opened
+
+    def _abandon(self, key: tuple[str, str], current: _Open) -> None:
+        """Give up a file a write failed on: its earlier rows are lost with it."""
+        self._open.pop(key, None)
+        self.written -= current.records
+        self.dropped += current.records
+        try:
+            current.writer.close()
+        except Exception:  # noqa: BLE001, S110 - already failing; the file goes either way
+            pass
+        current.tmp.unlink(missing_ok=True)
+
+    def _finish(self, key: tuple[str, str]) -> None:
+        current = self._open.pop(key)
+        try:
+            current.writer.close()
+            os.replace(current.tmp, current.final)
+            closed = ClosedFile(
+                current.final.relative_to(self.directory).as_posix(),
+                current.model,
+                file_sha256(current.final),
+                current.records,
+                current.final.stat().st_size,
+            )
+        except Exception as exc:  # noqa: BLE001
+            log.warning("prediction log: closing %s failed: %s", current.tmp, exc)
+            self.written -= current.records
+            self.dropped += current.records
+            current.tmp.unlink(missing_ok=True)
+            return
+        self.files.append(closed)
+        if self._on_closed is not None:
+            try:
+                self._on_closed(closed)
+            except Exception:  # noqa: BLE001 - the file stays; `log verify` will name it
+                log.exception("prediction log: recording %s in the audit log failed", closed.path)
+
+    def tick(self, now: float) -> None:
+        today = datetime.now(UTC).strftime("%Y-%m-%d")
+        for key in [k for k, f in self._open.items() if now - f.opened >= self._roll_s]:
+            self._finish(key)
+        for key in [k for k in self._open if k[1] != today]:
+            self._finish(key)
+
+    def close(self) -> None:
+        for key in list(self._open):
+            self._finish(key)
+        self._closed = True
