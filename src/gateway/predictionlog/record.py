@@ -80,12 +80,17 @@ def _bytes_of(array: npt.NDArray[Any]) -> bytes:
     return np.ascontiguousarray(array).tobytes()
 
 
+def _datatype(dtype: np.dtype[Any]) -> str:
+    native = dtype if dtype.kind in ("O", "S", "U") else dtype.newbyteorder("=")
+    return datatype_of_numpy(native) or str(dtype)
+
+
 def encode_tensors(tensors: Mapping[str, npt.NDArray[Any]]) -> list[dict[str, Any]]:
     """``tensors`` as the log's list of structs (names in the order given)."""
     return [
         {
             "name": name,
-            "datatype": datatype_of_numpy(array.dtype) or str(array.dtype),
+            "datatype": _datatype(array.dtype),
             "shape": list(array.shape),
             "data": _bytes_of(array),
         }
