@@ -10,6 +10,7 @@ PACKAGES = [
     "gateway.cli",
     "gateway.governor",
     "gateway.monitoring",
+    "gateway.predictionlog",
     "gateway.serving",
     "gateway.tools",
     "gateway.transport",

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from gateway.predictionlog.chain import Verification, audit_closer, recorded_segments, verify
     from gateway.predictionlog.cloudevents import CloudEventsSink
     from gateway.predictionlog.journal import PredictionLog
-    from gateway.predictionlog.parquet import ClosedFile, ParquetSink
+    from gateway.predictionlog.parquet import ClosedFile, ParquetSink, file_sha256
     from gateway.predictionlog.record import SCHEMA, decode_tensors, encode_tensors, in_sample
     from gateway.predictionlog.sink import Row, Sink
 
@@ -34,6 +34,7 @@ __all__ = [
     "build_prediction_log",
     "decode_tensors",
     "encode_tensors",
+    "file_sha256",
     "in_sample",
     "parquet_dirs",
     "recorded_segments",
@@ -53,6 +54,7 @@ _LAZY = {
     "build_prediction_log": "gateway.predictionlog.build",
     "decode_tensors": "gateway.predictionlog.record",
     "encode_tensors": "gateway.predictionlog.record",
+    "file_sha256": "gateway.predictionlog.parquet",
     "in_sample": "gateway.predictionlog.record",
     "parquet_dirs": "gateway.predictionlog.build",
     "recorded_segments": "gateway.predictionlog.chain",
