@@ -34,6 +34,7 @@ from gateway.monitoring.collector import MonitoringCollector
 from gateway.monitoring.monitor import Monitor, MonitorConfig
 from gateway.monitoring.shadow import ShadowScorer
 from gateway.predictionlog.build import build_prediction_log
+from gateway.predictionlog.collector import PredictionLogCollector
 from gateway.serving.cache import ResponseCache
 from gateway.serving.catalog import Catalog
 from gateway.serving.dataplane import DataPlane
@@ -142,6 +143,8 @@ class Gateway:
             capacity=settings.tap_queue,
             metrics=self.metrics,
         )
+        if self.prediction_log is not None:
+            self.metrics.add_collector(PredictionLogCollector(self.prediction_log, self.journal))
         self.plane = DataPlane(
             self.catalog,
             self.metrics,

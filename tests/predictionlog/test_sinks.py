@@ -138,6 +138,10 @@ def test_a_sink_that_cannot_write_never_fails_a_call(registry, make_gateway, tmp
     log = gw.gateway.prediction_log
     gw.stop()
     assert log is not None and (log.written, log.dropped) == (0, 5)
+    scraped = gw.gateway.metrics.registry.get_sample_value(
+        "onnxgate_prediction_log_records_total", {"sink": f"file:{log_dir}", "outcome": "dropped"}
+    )
+    assert scraped == 5
 
 
 def test_outputs_only_and_sampling_by_request_id(registry, make_gateway, tmp_path) -> None:

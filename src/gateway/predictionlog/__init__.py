@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from gateway.predictionlog.build import build_prediction_log, parquet_dirs
     from gateway.predictionlog.chain import Verification, audit_closer, recorded_segments, verify
     from gateway.predictionlog.cloudevents import CloudEventsSink
+    from gateway.predictionlog.collector import PredictionLogCollector
     from gateway.predictionlog.journal import PredictionLog
     from gateway.predictionlog.parquet import ClosedFile, ParquetSink, file_sha256
     from gateway.predictionlog.record import SCHEMA, decode_tensors, encode_tensors, in_sample
@@ -27,6 +28,7 @@ __all__ = [
     "CloudEventsSink",
     "ParquetSink",
     "PredictionLog",
+    "PredictionLogCollector",
     "Row",
     "Sink",
     "Verification",
@@ -46,6 +48,7 @@ _LAZY = {
     "CloudEventsSink": "gateway.predictionlog.cloudevents",
     "ParquetSink": "gateway.predictionlog.parquet",
     "PredictionLog": "gateway.predictionlog.journal",
+    "PredictionLogCollector": "gateway.predictionlog.collector",
     "Row": "gateway.predictionlog.sink",
     "SCHEMA": "gateway.predictionlog.record",
     "Sink": "gateway.predictionlog.sink",

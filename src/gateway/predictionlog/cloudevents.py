@@ -104,7 +104,8 @@ class CloudEventsSink:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {url!r}")
-        self.name = url
+        # The name labels metrics and logs: never a password the URL may carry.
+        self.name = url if parts.password is None else url.replace(parts.password, "***", 1)
         self._parts = parts
         self._capacity = capacity
         self._batch = batch
