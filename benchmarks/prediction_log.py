@@ -8,7 +8,7 @@ per record on disk once the server stopped (SIGTERM flushes and closes its files
 alternate off/on so that a drifting machine favours neither.
 
     PYTHONPATH=src python benchmarks/prediction_log.py [--model mlp_small] [--duration 5]
-        [--rounds 2] [--concurrency 64] [--json PATH]
+        [--rounds 2] [--concurrency 64] [--sample 1.0] [--no-inputs] [--json PATH]
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ def measure(
     log_dir = work / f"log-{mode}-{n}"
     if mode == "on":
         env["ONNXGATE_PREDICTION_LOG"] = f"file:{log_dir}"
+        env["ONNXGATE_PREDICTION_LOG_SAMPLE"] = str(args.sample)
+        env["ONNXGATE_PREDICTION_LOG_INPUTS"] = "false" if args.no_inputs else "true"
     point, text = c.measure_onnxgate(
         f"onnxgate-log-{mode}",
         registry,
@@ -66,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=float, default=1.0)
     p.add_argument("--rounds", type=int, default=2, help="off/on pairs")
     p.add_argument("--concurrency", type=int, default=64)
+    p.add_argument("--sample", type=float, default=1.0, help="prediction_log_sample when on")
+    p.add_argument("--no-inputs", action="store_true", help="prediction_log_inputs = false")
     p.add_argument("--json", type=Path, default=c.RESULTS / "prediction_log.json")
     args = p.parse_args(argv)
     runs: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}

@@ -3,9 +3,11 @@
 ``log verify`` recomputes every file's sha256 against the ``log.segment`` events chained
 into the registry's audit log (exit 1, naming each missing, altered or added file);
 ``log query "SQL"`` runs DuckDB over the files (the table is ``log``); ``log show ID``
-prints one record with its tensors decoded. The directory is ``--dir``, else the first
-Parquet sink of the ``prediction_log`` setting. Needs the ``log`` extra (pyarrow, duckdb).
-Registered by :func:`gateway.cli.parser.build_parser`.
+prints one record with its tensors decoded; ``log erase --id ID | --segment KEY --reason
+WHY`` rewrites the files holding those records and records it in the audit chain. The
+directory is ``--dir``, else the first Parquet sink of the ``prediction_log`` setting.
+Needs the ``log`` extra (pyarrow, duckdb). Registered by
+:func:`gateway.cli.parser.build_parser`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from gateway.cli.common import open_registry, registry_opts, settings
+from gateway.cli.common import actor, open_registry, registry_opts, settings
 from gateway.cli.output import EXIT_FAILED, EXIT_OK, CliError, emit, print_table
 
 __all__ = ["add_commands"]
@@ -143,6 +145,26 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_erase(args: argparse.Namespace) -> int:
+    from gateway.predictionlog.erasure import erase
+
+    if bool(args.id) == (args.segment is not None):
+        raise CliError("name either --id (one or more) or --segment")
+    directory = _directory(args)
+    reg = open_registry(args)
+    try:
+        done = erase(directory, reg, request_ids=args.id or (), segment=args.segment,
+                     actor=actor(), reason=args.reason)  # fmt: skip
+    finally:
+        reg.close()
+    payload = {"erased": done.erased, "rewritten": done.rewritten, "removed": done.removed}
+    emit(args, payload, lambda: print(
+        f"erased {done.erased} record(s): {len(done.rewritten)} file(s) rewritten, "
+        f"{len(done.removed)} removed; recorded in the audit log (log.erasure)"
+    ))  # fmt: skip
+    return EXIT_OK
+
+
 def _plain(array: Any) -> Any:
     if array.dtype.kind == "O":
         return [b.decode("utf-8", "replace") for b in array.reshape(-1)]
@@ -150,14 +172,16 @@ def _plain(array: Any) -> Any:
 
 
 def add_commands(sub: Any) -> None:
-    """Add ``log verify | query SQL | show ID``."""
-    log = sub.add_parser("log", help="the prediction log: verify | query SQL | show ID")
+    """Add ``log verify | query SQL | show ID | erase``."""
+    log = sub.add_parser("log", help="the prediction log: verify | query SQL | show ID | erase")
     lsub = log.add_subparsers(dest="log_command", required=True)
     commands = (
         ("verify", "check every file against the audit chain (exit 1 if not intact)", cmd_verify),
         ("query", 'DuckDB SQL over the log (table "log"), e.g. "select count(*) from log"',
          cmd_query),
         ("show", "one record by request id, tensors decoded", cmd_show),
+        ("erase", "remove records by request id or segment (GDPR Art. 17), audited",
+         cmd_erase),
     )  # fmt: skip
     for name, helptext, func in commands:
         sp = lsub.add_parser(name, help=helptext)
@@ -165,6 +189,10 @@ def add_commands(sub: Any) -> None:
             sp.add_argument("sql")
         elif name == "show":
             sp.add_argument("id")
+        elif name == "erase":
+            sp.add_argument("--id", action="append", help="a request id to erase (repeatable)")
+            sp.add_argument("--segment", help="erase every record of this segment")
+            sp.add_argument("--reason", required=True, help="why (kept in the audit log)")
         sp.add_argument("--dir", help="the log's directory (default: prediction_log's first)")
         registry_opts(sp)
         sp.set_defaults(func=func)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from gateway.predictionlog.chain import Verification, audit_closer, recorded_segments, verify
     from gateway.predictionlog.cloudevents import CloudEventsSink
     from gateway.predictionlog.collector import PredictionLogCollector
+    from gateway.predictionlog.erasure import Erasure, erase
     from gateway.predictionlog.journal import PredictionLog
     from gateway.predictionlog.parquet import ClosedFile, ParquetSink, file_sha256
     from gateway.predictionlog.record import SCHEMA, decode_tensors, encode_tensors, in_sample
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SCHEMA",
     "ClosedFile",
+    "Erasure",
     "CloudEventsSink",
     "ParquetSink",
     "PredictionLog",
@@ -36,6 +38,7 @@ __all__ = [
     "build_prediction_log",
     "decode_tensors",
     "encode_tensors",
+    "erase",
     "file_sha256",
     "in_sample",
     "parquet_dirs",
@@ -45,6 +48,7 @@ __all__ = [
 
 _LAZY = {
     "ClosedFile": "gateway.predictionlog.parquet",
+    "Erasure": "gateway.predictionlog.erasure",
     "CloudEventsSink": "gateway.predictionlog.cloudevents",
     "ParquetSink": "gateway.predictionlog.parquet",
     "PredictionLog": "gateway.predictionlog.journal",
@@ -57,6 +61,7 @@ _LAZY = {
     "build_prediction_log": "gateway.predictionlog.build",
     "decode_tensors": "gateway.predictionlog.record",
     "encode_tensors": "gateway.predictionlog.record",
+    "erase": "gateway.predictionlog.erasure",
     "file_sha256": "gateway.predictionlog.parquet",
     "in_sample": "gateway.predictionlog.record",
     "parquet_dirs": "gateway.predictionlog.build",

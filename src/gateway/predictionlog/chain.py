@@ -20,6 +20,7 @@ from gateway.predictionlog.parquet import ClosedFile, file_sha256
 __all__ = ["ACTION", "Verification", "audit_closer", "recorded_segments", "verify"]
 
 ACTION = "log.segment"
+ERASURE = "log.erasure"  # written by gateway.predictionlog.erasure
 
 
 def audit_closer(registry: Any, actor: str = "gateway") -> Callable[[ClosedFile], None]:
@@ -42,11 +43,17 @@ def audit_closer(registry: Any, actor: str = "gateway") -> Callable[[ClosedFile]
 
 
 def recorded_segments(events: Iterable[Any]) -> dict[str, str]:
-    """path -> sha256 of the ``log.segment`` events among ``events`` (the latest wins)."""
+    """path -> sha256 of the ``log.segment`` events among ``events``, and of the
+    ``log.erasure`` events that rewrote (or removed) a file since: the latest wins."""
     segments: dict[str, str] = {}
     for event in events:
-        if event.action == ACTION and isinstance(event.after, dict):
-            segments[str(event.after["path"])] = str(event.after["sha256"])
+        if event.action not in (ACTION, ERASURE) or not isinstance(event.after, dict):
+            continue
+        path = str(event.after["path"])
+        if event.after.get("removed"):
+            segments.pop(path, None)
+        else:
+            segments[path] = str(event.after["sha256"])
     return segments
 
 

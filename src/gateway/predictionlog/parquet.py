@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from gateway.predictionlog.record import FILE_SCHEMA
 from gateway.predictionlog.sink import Row
 
-__all__ = ["ClosedFile", "ParquetSink", "file_sha256"]
+__all__ = ["STATS_COLUMNS", "ClosedFile", "ParquetSink", "file_sha256"]
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-_STATS_COLUMNS = [f.name for f in FILE_SCHEMA if not pa.types.is_list(f.type)]
+STATS_COLUMNS = [f.name for f in FILE_SCHEMA if not pa.types.is_list(f.type)]
 
 
 class _Open:
@@ -69,7 +69,7 @@ class _Open:
         # NOTE: statistics on the scalar columns only: min/max of the tensors' bytes would
         # store each row group's extremes twice more (a one-record file: 19 KB, not 8.5).
         self.writer = pq.ParquetWriter(
-            tmp, FILE_SCHEMA, compression="zstd", write_statistics=_STATS_COLUMNS
+            tmp, FILE_SCHEMA, compression="zstd", write_statistics=STATS_COLUMNS
         )
         self.records = 0
 

@@ -66,9 +66,13 @@ FILE_SCHEMA = SCHEMA.remove(SCHEMA.get_field_index("model"))
 as Hive readers expect (pyarrow and pandas refuse a column that is also a partition key)."""
 
 
+_TEXT_KINDS = ("O", "S", "U")
+_DATATYPES: dict[np.dtype[Any], str] = {}  # every dtype seen, so that a record costs a lookup
+
+
 def _bytes_of(array: npt.NDArray[Any]) -> bytes:
     """An array's elements as the OIP's raw bytes: little-endian, or length-prefixed."""
-    if array.dtype.kind in ("O", "S", "U"):
+    if array.dtype.kind in _TEXT_KINDS:
         parts: list[bytes] = []
         for item in array.reshape(-1):
             raw = item.encode() if isinstance(item, str) else bytes(item)
@@ -77,12 +81,15 @@ def _bytes_of(array: npt.NDArray[Any]) -> bytes:
         return b"".join(parts)
     if array.dtype.byteorder == ">":
         array = array.astype(array.dtype.newbyteorder("<"))
-    return np.ascontiguousarray(array).tobytes()
+    return array.tobytes()  # C order, whatever the array's strides
 
 
 def _datatype(dtype: np.dtype[Any]) -> str:
-    native = dtype if dtype.kind in ("O", "S", "U") else dtype.newbyteorder("=")
-    return datatype_of_numpy(native) or str(dtype)
+    name = _DATATYPES.get(dtype)
+    if name is None:
+        native = dtype if dtype.kind in _TEXT_KINDS else dtype.newbyteorder("=")
+        name = _DATATYPES[dtype] = datatype_of_numpy(native) or str(dtype)
+    return name
 
 
 def encode_tensors(tensors: Mapping[str, npt.NDArray[Any]]) -> list[dict[str, Any]]:
