@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 __all__ = [
     "SCHEMA",
     "ClosedFile",
-    "Erasure",
     "CloudEventsSink",
+    "Erasure",
     "ParquetSink",
     "PredictionLog",
     "PredictionLogCollector",
