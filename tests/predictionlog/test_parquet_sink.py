@@ -9,25 +9,27 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from gateway.predictionlog import ClosedFile, ParquetSink, encode_tensors, file_sha256
+from gateway.predictionlog import Batch, ClosedFile, ParquetSink, file_sha256, table_of
+from gateway.serving.taps import TapRecord
 
 
-def _row(i: int, model: str = "m") -> dict[str, object]:
-    x = np.random.default_rng(i).normal(size=(64, 8)).astype(np.float32)
-    return {
-        "request_id": f"r-{i}", "time": time.time_ns() // 1000, "model": model,
-        "version": "1", "artifact_sha256": "ab" * 32, "revision": 3, "role": "champion",
-        "face": "grpc", "principal": "alice", "status": "OK", "latency_us": 120,
-        "segment": None, "trace_id": None, "inputs": encode_tensors({"x": x}),
-        "outputs": encode_tensors({"y": x[:, :2]}),
-    }  # fmt: skip
+def _batch(*ids: int, model: str = "m") -> Batch:
+    records = []
+    for i in ids:
+        x = np.random.default_rng(i).normal(size=(64, 8)).astype(np.float32)
+        records.append(
+            TapRecord(model, "1", "champion", f"r-{i}", {}, {"x": x}, {"y": x[:, :2]}, None,  # type: ignore[arg-type]
+                      "OK", 120, time.time_ns() // 1000, 3, "ab" * 32, "grpc", "alice")
+        )  # fmt: skip
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    return Batch(model, day, table_of(records, keep_inputs=True))
 
 
 def test_files_roll_by_size_and_age_and_each_is_reported(tmp_path: Path) -> None:
     closed: list[ClosedFile] = []
     now = [0.0]
     probe = ParquetSink(tmp_path / "probe")
-    probe.write([_row(0)])
+    probe.write(_batch(0))
     (open_file,) = (tmp_path / "probe").rglob("*.tmp")
     one_row = open_file.stat().st_size  # what one written row group takes, as written
     probe.close()
@@ -39,19 +41,20 @@ def test_files_roll_by_size_and_age_and_each_is_reported(tmp_path: Path) -> None
         clock=lambda: now[0],
     )
     tmp_path = tmp_path / "log"
-    sink.write([_row(0)])  # below the roll size
+    sink.write(_batch(0))  # below the roll size
     assert not closed and list(tmp_path.rglob("*.parquet.tmp"))
     assert not list(tmp_path.rglob("*.parquet"))  # a reader's glob sees no open file
-    sink.write([_row(1), _row(2)])  # past the roll size: closes
+    sink.write(_batch(1, 2))  # past the roll size: closes
     assert [c.records for c in closed] == [3]
-    sink.write([_row(3), _row(4, model="other")])
+    sink.write(_batch(3))
+    sink.write(_batch(4, model="other"))
     now[0] = 59.0
     sink.tick(now[0])
     assert len(closed) == 1
     now[0] = 61.0
     sink.tick(now[0])  # both open files are now older than roll_s
     assert sorted(c.records for c in closed) == [1, 1, 3]
-    sink.write([_row(5)])
+    sink.write(_batch(5))
     sink.close()
     assert len(closed) == 4 and sink.written == 6 and sink.dropped == 0
     for c in closed:
@@ -59,5 +62,5 @@ def test_files_roll_by_size_and_age_and_each_is_reported(tmp_path: Path) -> None
         assert c.sha256 == file_sha256(path) and c.bytes == path.stat().st_size
         assert pq.read_metadata(path).num_rows == c.records
         assert path.parent.parent.name == f"model={c.model}"
-    sink.write([_row(6)])  # after close: dropped, counted
+    sink.write(_batch(6))  # after close: dropped, counted
     assert sink.dropped == 1

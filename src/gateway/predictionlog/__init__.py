@@ -20,18 +20,24 @@ if TYPE_CHECKING:
     from gateway.predictionlog.erasure import Erasure, erase
     from gateway.predictionlog.journal import PredictionLog
     from gateway.predictionlog.parquet import ClosedFile, ParquetSink, file_sha256
-    from gateway.predictionlog.record import SCHEMA, decode_tensors, encode_tensors, in_sample
-    from gateway.predictionlog.sink import Row, Sink
+    from gateway.predictionlog.record import (
+        SCHEMA,
+        decode_tensors,
+        encode_tensors,
+        in_sample,
+        table_of,
+    )
+    from gateway.predictionlog.sink import Batch, Sink
 
 __all__ = [
     "SCHEMA",
+    "Batch",
     "ClosedFile",
     "CloudEventsSink",
     "Erasure",
     "ParquetSink",
     "PredictionLog",
     "PredictionLogCollector",
-    "Row",
     "Sink",
     "Verification",
     "audit_closer",
@@ -43,6 +49,7 @@ __all__ = [
     "in_sample",
     "parquet_dirs",
     "recorded_segments",
+    "table_of",
     "verify",
 ]
 
@@ -53,7 +60,7 @@ _LAZY = {
     "ParquetSink": "gateway.predictionlog.parquet",
     "PredictionLog": "gateway.predictionlog.journal",
     "PredictionLogCollector": "gateway.predictionlog.collector",
-    "Row": "gateway.predictionlog.sink",
+    "Batch": "gateway.predictionlog.sink",
     "SCHEMA": "gateway.predictionlog.record",
     "Sink": "gateway.predictionlog.sink",
     "Verification": "gateway.predictionlog.chain",
@@ -66,6 +73,7 @@ _LAZY = {
     "in_sample": "gateway.predictionlog.record",
     "parquet_dirs": "gateway.predictionlog.build",
     "recorded_segments": "gateway.predictionlog.chain",
+    "table_of": "gateway.predictionlog.record",
     "verify": "gateway.predictionlog.chain",
 }
 

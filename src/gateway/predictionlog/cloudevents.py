@@ -8,7 +8,7 @@ log's own facts ride as extension attributes (``ce-onnxgateversion``, ``…statu
 ``…role``, ``…sha256``, ``…revision``, ``…principal``). A failed call sends its request
 event and a response event whose body is ``{"error": STATUS}``.
 
-Rows wait in a bounded buffer (full: dropped and counted); one sender thread drains it in
+dict[str, Any]s wait in a bounded buffer (full: dropped and counted); one sender thread drains it in
 batches over one kept-alive connection, retrying each event ``retries`` times with
 backoff before dropping it (counted). Nothing here blocks or raises to the writer.
 """
@@ -19,7 +19,6 @@ import http.client
 import json
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -28,7 +27,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from gateway.predictionlog.record import decode_tensors
-from gateway.predictionlog.sink import Row
+from gateway.predictionlog.sink import Batch
 
 __all__ = ["CloudEventsSink", "events_of"]
 
@@ -53,14 +52,13 @@ def _json_tensors(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def events_of(row: Row) -> list[tuple[dict[str, str], bytes]]:
+def events_of(row: dict[str, Any]) -> list[tuple[dict[str, str], bytes]]:
     """The (headers, body) of the request and response events of one record."""
     common = {
         "ce-specversion": "1.0",
         "ce-id": row["request_id"],
         "ce-source": SOURCE,
-        "ce-time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(row["time"] / 1e6))
-        + f".{row['time'] % 1_000_000:06d}Z",
+        "ce-time": row["time"].isoformat(),  # RFC 3339, UTC, microseconds
         "ce-inferenceservicename": row["model"],
         "ce-component": "predictor",
         "ce-endpoint": "default" if row["role"] == "champion" else row["role"],
@@ -112,7 +110,7 @@ class CloudEventsSink:
         self._retries = retries
         self._backoff_s = backoff_s
         self._timeout_s = timeout_s
-        self._buffer: deque[Row] = deque()
+        self._buffer: deque[dict[str, Any]] = deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -122,7 +120,8 @@ class CloudEventsSink:
         self._thread = threading.Thread(target=self._run, name="onnxgate-cloudevents", daemon=True)
         self._thread.start()
 
-    def write(self, rows: Sequence[Row]) -> None:
+    def write(self, batch: Batch) -> None:
+        rows = batch.table.to_pylist()
         with self._lock:
             room = max(0, self._capacity - len(self._buffer))
             self._buffer.extend(rows[:room])
@@ -155,7 +154,7 @@ class CloudEventsSink:
             self._wake.wait(0.5)
             self._wake.clear()
 
-    def _send_row(self, row: Row) -> None:
+    def _send_row(self, row: dict[str, Any]) -> None:
         try:
             events = events_of(row)
         except Exception:  # noqa: BLE001

@@ -3,10 +3,11 @@
 :class:`PredictionLog` is called with one :class:`~gateway.serving.taps.TapRecord` at a
 time on a tap worker thread (its own :class:`~gateway.serving.taps.TapQueue`, fed by the
 data plane for successes and failures alike), so the request path pays one enqueue.
-It samples by a hash of the request id, converts the record to a row, and hands rows to
-every sink in batches of ``batch_rows`` — or every ``flush_s`` from its own small timer
-thread, which also lets sinks roll files by age. :meth:`PredictionLog.close` flushes and
-closes every sink (SIGTERM, stop).
+It samples by a hash of the request id and keeps the record aside, by model and UTC day;
+every ``batch_rows`` records — or every ``flush_s``, from its own small timer thread, which
+also lets sinks roll files by age — each group becomes one Arrow table
+(:func:`~gateway.predictionlog.record.table_of`) handed to every sink.
+:meth:`PredictionLog.close` flushes and closes every sink (SIGTERM, stop).
 """
 
 from __future__ import annotations
@@ -15,14 +16,17 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
-from gateway.predictionlog.record import in_sample, row_of
-from gateway.predictionlog.sink import Row, Sink
+from gateway.predictionlog.record import in_sample, table_of
+from gateway.predictionlog.sink import Batch, Sink
 from gateway.serving.taps import TapRecord
 
 __all__ = ["PredictionLog"]
 
 log = logging.getLogger(__name__)
+
+_DAY_US = 86_400 * 1_000_000
 
 
 class PredictionLog:
@@ -44,7 +48,10 @@ class PredictionLog:
         self._segment_param = segment_param
         self._batch_rows = batch_rows
         self._flush_s = flush_s
-        self._rows: list[Row] = []
+        # (model, UTC day number) -> records; NOTE: they hold the request's tensors until
+        # the next flush, at most batch_rows records or flush_s seconds.
+        self._pending: dict[tuple[str, int], list[TapRecord]] = {}
+        self._count = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._timer: threading.Thread | None = None
@@ -58,10 +65,14 @@ class PredictionLog:
         if not in_sample(record.request_id, self._sample):
             self.sampled_out += 1
             return
-        row = row_of(record, keep_inputs=self._keep_inputs, segment_param=self._segment_param)
+        key = (record.model, record.time_us // _DAY_US)
         with self._lock:
-            self._rows.append(row)
-            if len(self._rows) >= self._batch_rows:
+            group = self._pending.get(key)
+            if group is None:
+                group = self._pending[key] = []
+            group.append(record)
+            self._count += 1
+            if self._count >= self._batch_rows:
                 self._flush_locked()
 
     @property
@@ -109,13 +120,23 @@ class PredictionLog:
                         log.exception("prediction log: sink %s failed to roll", sink.name)
 
     def _flush_locked(self) -> None:
-        rows, self._rows = self._rows, []
-        if not rows:
-            return
-        for sink in self.sinks:
+        pending, self._pending, self._count = self._pending, {}, 0
+        for (model, day), records in pending.items():
             try:
-                sink.write(rows)
-            except Exception:  # noqa: BLE001 - sinks count their own drops; this is a bug
+                table = table_of(
+                    records, keep_inputs=self._keep_inputs, segment_param=self._segment_param
+                )
+            except Exception:  # noqa: BLE001 - e.g. a tensor no datatype names; never raise
                 self.errors += 1
-                sink.dropped += len(rows)
-                log.exception("prediction log: sink %s failed", sink.name)
+                log.exception("prediction log: %d records of %s not convertible", len(records),
+                              model)  # fmt: skip
+                continue
+            when = datetime.fromtimestamp(day * 86_400, UTC).strftime("%Y-%m-%d")
+            batch = Batch(model, when, table)
+            for sink in self.sinks:
+                try:
+                    sink.write(batch)
+                except Exception:  # noqa: BLE001 - sinks count their own drops; this is a bug
+                    self.errors += 1
+                    sink.dropped += len(records)
+                    log.exception("prediction log: sink %s failed", sink.name)

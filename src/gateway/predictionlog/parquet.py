@@ -18,8 +18,7 @@ import logging
 import os
 import socket
 import time
-from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from gateway.predictionlog.record import FILE_SCHEMA
-from gateway.predictionlog.sink import Row
+from gateway.predictionlog.sink import Batch
 
 __all__ = ["STATS_COLUMNS", "ClosedFile", "ParquetSink", "file_sha256"]
 
@@ -100,31 +99,25 @@ class ParquetSink:
         self.dropped = 0
         self.files: list[ClosedFile] = []
 
-    def write(self, rows: Sequence[Row]) -> None:
+    def write(self, batch: Batch) -> None:
+        count = batch.table.num_rows
         if self._closed:
-            self.dropped += len(rows)
+            self.dropped += count
             return
-        groups: dict[tuple[str, str], list[Row]] = defaultdict(list)
-        for row in rows:
-            day = datetime.fromtimestamp(row["time"] / 1e6, UTC).strftime("%Y-%m-%d")
-            groups[(row["model"], day)].append(row)
-        for key, part in groups.items():
-            self._write(key, part)
-
-    def _write(self, key: tuple[str, str], rows: list[Row]) -> None:
+        key = (batch.model, batch.day)
         current = self._open.get(key)
         try:
             if current is None:
                 current = self._start(*key)
-            current.writer.write_table(pa.Table.from_pylist(rows, schema=FILE_SCHEMA))
+            current.writer.write_table(batch.table.drop_columns(["model"]))
         except Exception as exc:  # noqa: BLE001 - a full disk must never reach a caller
-            self.dropped += len(rows)
-            log.warning("prediction log: %d records dropped writing %s: %s", len(rows), key, exc)
+            self.dropped += count
+            log.warning("prediction log: %d records dropped writing %s: %s", count, key, exc)
             if current is not None:
                 self._abandon(key, current)
             return
-        current.records += len(rows)
-        self.written += len(rows)
+        current.records += count
+        self.written += count
         if current.tmp.stat().st_size >= self._roll_bytes:
             self._finish(key)
 
