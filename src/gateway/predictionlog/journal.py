@@ -84,6 +84,10 @@ class PredictionLog:
         return sum(s.dropped for s in self.sinks)
 
     def start(self) -> None:
+        # NOTE: pyarrow initialises its compute functions on first use (over a second on a
+        # busy 2-core machine): paid here, before the gateway reports SERVING, not by the
+        # first flush while it serves (holding the GIL the event loop needs).
+        table_of([], keep_inputs=self._keep_inputs)
         if self._timer is None:
             self._stop.clear()
             self._timer = threading.Thread(target=self._tick, name="onnxgate-predlog", daemon=True)
