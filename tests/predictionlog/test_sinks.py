@@ -182,3 +182,36 @@ def test_sampling_is_a_pure_function_of_the_id() -> None:
     assert [in_sample(f"x{i}", 0.25) for i in range(50)] == [
         in_sample(f"x{i}", 0.25) for i in range(50)
     ]
+
+
+def test_an_unreachable_receiver_drops_and_counts_after_retries() -> None:
+    import socket
+
+    from gateway.predictionlog import CloudEventsSink, table_of
+    from gateway.predictionlog.sink import Batch
+    from gateway.serving.taps import TapRecord
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sink = CloudEventsSink(f"http://127.0.0.1:{port}/", retries=1, backoff_s=0.01)
+    x = np.zeros((1, 4), np.float32)
+    records = [
+        TapRecord("m", "1", "champion", f"u-{i}", {}, {"x": x}, {"y": x}, None)  # type: ignore[arg-type]
+        for i in range(3)
+    ]
+    sink.write(Batch("m", "2026-01-01", table_of(records, keep_inputs=True)))
+    sink.close()
+    assert (sink.written, sink.dropped) == (0, 3)
+
+
+def test_the_log_off_builds_nothing_and_never_loads_pyarrow(registry, make_gateway) -> None:
+    import subprocess
+
+    registry.register_version("lin", modelzoo.linear(4, 2, seed=3), actor="test")
+    gw = make_gateway()
+    assert gw.gateway.prediction_log is None and not gw.gateway.journal.enabled
+    assert _infer(gw.http_url, "no-log").status_code == 200
+    probe = "import sys, gateway.server, gateway.predictionlog; print('pyarrow' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.stdout.strip() == "False", done.stderr
