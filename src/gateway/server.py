@@ -33,8 +33,7 @@ from gateway.metrics import DeploymentCollector, GatewayMetrics
 from gateway.monitoring.collector import MonitoringCollector
 from gateway.monitoring.monitor import Monitor, MonitorConfig
 from gateway.monitoring.shadow import ShadowScorer
-from gateway.predictionlog.build import build_prediction_log
-from gateway.predictionlog.collector import PredictionLogCollector
+from gateway.predictionlog.build import build_journal
 from gateway.serving.cache import ResponseCache
 from gateway.serving.catalog import Catalog
 from gateway.serving.dataplane import DataPlane
@@ -137,14 +136,7 @@ class Gateway:
             {**watchers, **(taps or {})}, capacity=settings.tap_queue, metrics=self.metrics
         )
         # The prediction log (off unless set): its own tap queue, fed successes and failures.
-        self.prediction_log = build_prediction_log(settings, self.registry)
-        self.journal = TapQueue(
-            {} if self.prediction_log is None else {"prediction_log": self.prediction_log},
-            capacity=settings.tap_queue,
-            metrics=self.metrics,
-        )
-        if self.prediction_log is not None:
-            self.metrics.add_collector(PredictionLogCollector(self.prediction_log, self.journal))
+        self.prediction_log, self.journal = build_journal(settings, self.registry, self.metrics)
         self.plane = DataPlane(
             self.catalog,
             self.metrics,

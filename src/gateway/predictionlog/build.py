@@ -10,11 +10,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gateway.serving.taps import TapQueue
+
 if TYPE_CHECKING:
+    from gateway.metrics import GatewayMetrics
     from gateway.predictionlog.journal import PredictionLog
     from gateway.predictionlog.sink import Sink
 
-__all__ = ["build_prediction_log", "parquet_dirs"]
+__all__ = ["build_journal", "build_prediction_log", "parquet_dirs"]
 
 
 def parquet_dirs(spec: Sequence[str]) -> list[Path]:
@@ -60,3 +63,21 @@ def build_prediction_log(settings: Any, registry: Any) -> PredictionLog | None:
     return PredictionLog(
         sinks, sample=settings.prediction_log_sample, keep_inputs=settings.prediction_log_inputs
     )
+
+
+def build_journal(
+    settings: Any, registry: Any, metrics: GatewayMetrics
+) -> tuple[PredictionLog | None, TapQueue]:
+    """The log and its own tap queue (which the data plane feeds, successes and failures);
+    the queue has no tap, and the data plane skips it, when the log is off."""
+    prediction_log = build_prediction_log(settings, registry)
+    queue = TapQueue(
+        {} if prediction_log is None else {"prediction_log": prediction_log},
+        capacity=settings.tap_queue,
+        metrics=metrics,
+    )
+    if prediction_log is not None:
+        from gateway.predictionlog.collector import PredictionLogCollector
+
+        metrics.add_collector(PredictionLogCollector(prediction_log, queue))
+    return prediction_log, queue

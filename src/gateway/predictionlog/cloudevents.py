@@ -159,13 +159,17 @@ class CloudEventsSink:
             events = events_of(row)
         except Exception:  # noqa: BLE001
             log.exception("prediction log: record %s cannot be sent", row.get("request_id"))
-            self.dropped += 1
+            self._count_drop()
             return
         for headers, body in events:
             if not self._send(headers, body):
-                self.dropped += 1
+                self._count_drop()
                 return
         self.written += 1
+
+    def _count_drop(self) -> None:
+        with self._lock:  # write() counts buffer overflows from the writer thread
+            self.dropped += 1
 
     def _send(self, headers: dict[str, str], body: bytes) -> bool:
         path = self._parts.path or "/"
