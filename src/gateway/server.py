@@ -41,6 +41,7 @@ from gateway.operations import (
     Observations,
     Operations,
 )
+from gateway.predictionlog.build import build_journal
 from gateway.registry_facade import AsyncRegistry
 from gateway.serving.cache import ResponseCache
 from gateway.serving.catalog import Catalog
@@ -157,6 +158,8 @@ class Gateway:
         self.taps = TapQueue(
             {**watchers, **(taps or {})}, capacity=settings.tap_queue, metrics=self.metrics
         )
+        # The prediction log (off unless set): its own tap queue, fed successes and failures.
+        self.prediction_log, self.journal = build_journal(settings, self.registry, self.metrics)
         self.plane = DataPlane(
             self.catalog,
             self.metrics,
@@ -164,6 +167,7 @@ class Gateway:
             max_inflight_per_model=settings.max_inflight_per_model,
             retry_after_s=settings.retry_after_ms / 1000,
             taps=self.taps,
+            journal=self.journal,
             cache=ResponseCache(settings.response_cache_sizes, self.metrics),
         )
         governor_metrics = GovernorMetrics(self.metrics)
@@ -294,6 +298,9 @@ class Gateway:
         for face in self.faces:
             await face.start()
         self.taps.start()
+        self.journal.start()
+        if self.prediction_log is not None:
+            self.prediction_log.start()
         self.explanations.start()
         if self.monitor is not None:
             self.monitor.start()
@@ -403,6 +410,9 @@ class Gateway:
         self.decoder.close()
         self.regions.close()
         self.taps.close()
+        self.journal.close()
+        if self.prediction_log is not None:  # flushes and closes its files (SIGTERM too)
+            await run_blocking(self._io_pool, self.prediction_log.close)
         self.shadow.close()
         self.explanations.close()
         if self.monitor is not None:

@@ -124,11 +124,19 @@ class Settings:
     explain_sample_rate: float = 1.0  # requests/s sampled for global importance; 0: off
     explain_sample_rows: int = 4  # rows of each sampled request explained
     explain_sample_queue: int = 64  # sampled requests waiting; beyond it they are dropped
+    # The prediction log (gateway.predictionlog): sink URLs, comma-separated; empty: off.
+    # "file:DIR" or a plain path: Parquet files; "http(s)://...": CloudEvents (KServe's format).
+    prediction_log: tuple[str, ...] = ()
+    prediction_log_sample: float = 1.0  # share of request ids logged (by a hash of the id)
+    prediction_log_inputs: bool = True  # false: keep only outputs (privacy)
+    prediction_log_roll_mb: int = 128  # a Parquet file closes past this size...
+    prediction_log_roll_s: float = 3600.0  # ...or this age
 
     def __post_init__(self) -> None:
         # Each section checks its own fields; building them all refuses a bad value now.
         for name in _SECTIONS:
             getattr(self, name)
+        self._check_prediction_log()
 
     def _section(self, cls: type[_Section]) -> _Section:
         names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
@@ -168,6 +176,20 @@ class Settings:
     def response_cache_sizes(self) -> dict[str, int]:
         """``response_cache`` as model -> entries (SettingsError naming a bad item)."""
         return self.serving.response_cache_sizes
+
+    def _check_prediction_log(self) -> None:
+        if not 0.0 <= self.prediction_log_sample <= 1.0:
+            raise SettingsError(
+                f"prediction_log_sample must be in [0, 1], got {self.prediction_log_sample}"
+            )
+        if self.prediction_log_roll_mb < 1:
+            raise SettingsError(
+                f"prediction_log_roll_mb must be >= 1, got {self.prediction_log_roll_mb}"
+            )
+        if self.prediction_log_roll_s <= 0:
+            raise SettingsError(
+                f"prediction_log_roll_s must be > 0, got {self.prediction_log_roll_s}"
+            )
 
     @property
     def effective_intra_op_threads(self) -> int:

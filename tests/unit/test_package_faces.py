@@ -13,6 +13,7 @@ PACKAGES = [
     "gateway.cli",
     "gateway.fleet",
     "gateway.operations",
+    "gateway.predictionlog",
     "gateway.tools",
     "registry",
 ]

@@ -24,6 +24,7 @@ from gateway.cli import (
     governance,
     governor,
     inference,
+    log,
     models,
     monitoring,
     rollout,
@@ -90,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert.install(models=models_sub, register=register)  # register model.pkl, models optimize
     rollout.add_commands(sub)  # rollout status
     explain.add_commands(sub)  # explain
+    log.add_commands(sub)  # log verify|query|show
     return p
 
 

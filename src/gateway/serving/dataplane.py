@@ -21,7 +21,8 @@ One call, in order:
    (:mod:`gateway.serving.cache`); a hit goes on to steps 5 and 6 like any answer;
 5. account once, on the version's counter set (status, latency, rows);
 6. hand a :class:`~gateway.serving.taps.TapRecord` to the tap queue (one enqueue; what
-   the taps do never changes the result).
+   the taps do never changes the result), and a fuller one to the prediction log's queue
+   (``journal``) — which also gets the failures of a version that was routed to.
 
 A failure is accounted with its status name: a :class:`~gateway.errors.GatewayError` by
 its code; a cancelled call as ``CANCELLED`` (``DEADLINE_EXCEEDED`` when the caller's
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable
 
 from gateway.domain import InferRequest, InferResult, Tensors
@@ -47,6 +49,7 @@ from gateway.errors import (
 from gateway.limits import MAX_KEY_BYTES, check_text
 from gateway.metrics import GatewayMetrics
 from gateway.serving.cache import ResponseCache
+from gateway.serving.caller import caller
 from gateway.serving.catalog import Catalog, Served
 from gateway.serving.routing import Route
 from gateway.serving.taps import TapQueue, TapRecord
@@ -67,6 +70,7 @@ class DataPlane:
         retry_after_s: float | None = None,
         taps: TapQueue | None = None,
         cache: ResponseCache | None = None,
+        journal: TapQueue | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._catalog = catalog
@@ -77,6 +81,7 @@ class DataPlane:
         self._taps = taps if taps is not None and taps.enabled else None
         self._clock = clock
         self._cache = cache if cache else None
+        self._journal = journal if journal is not None and journal.enabled else None
         self._inflight = 0
         # Calls in flight per model, only while the per-model bound is set; a model leaves
         # the dict at zero, so names of models gone from the catalog do not pile up.
@@ -127,6 +132,9 @@ class DataPlane:
         latency covers decoding too.
         """
         start = self._clock() if received is None else received
+        if self._journal is not None and not request.id:
+            # The log keys records by id: a call without one gets one, returned with its answer.
+            request.id = uuid.uuid4().hex
         if self._inflight >= self._max_inflight or self._draining:
             self._refuse_overload(None)
         if deadline is not None and deadline <= time.monotonic():
@@ -164,14 +172,15 @@ class DataPlane:
                     cache.put(key, hit)
                 outputs = hit
         except GatewayError as exc:
-            self._failed(exc.code, served, route, start)
+            self._failed(exc.code, served, route, start, request)
             raise
         except asyncio.CancelledError:
             late = deadline is not None and time.monotonic() >= deadline
-            self._failed("DEADLINE_EXCEEDED" if late else "CANCELLED", served, route, start)
+            code = "DEADLINE_EXCEEDED" if late else "CANCELLED"
+            self._failed(code, served, route, start, request)
             raise
         except BaseException:
-            self._failed("INTERNAL", served, route, start)
+            self._failed("INTERNAL", served, route, start, request)
             raise
         finally:
             self._inflight -= 1
@@ -179,8 +188,11 @@ class DataPlane:
                 self._release(counted)
             if self._draining and not self._inflight and self._idle is not None:
                 self._idle.set()
-        served.counters.succeeded(route.role, self._clock() - start, rows)
+        latency = self._clock() - start
+        served.counters.succeeded(route.role, latency, rows)
         role = route.role
+        if self._journal is not None:
+            self._journal.offer(self._entry(request, served, route, "OK", latency, outputs))
         if self._taps is not None:
             self._taps.offer(
                 TapRecord(
@@ -254,8 +266,49 @@ class DataPlane:
         else:
             del self._by_model[model]
 
-    def _failed(self, code: str, served: Served | None, route: Route | None, start: float) -> None:
+    def _failed(
+        self,
+        code: str,
+        served: Served | None,
+        route: Route | None,
+        start: float,
+        request: InferRequest,
+    ) -> None:
         if served is None or route is None:
             self.refused(code)
-        else:
-            served.counters.failed(route.role, code, self._clock() - start)
+            return
+        latency = self._clock() - start
+        served.counters.failed(route.role, code, latency)
+        if self._journal is not None:
+            self._journal.offer(self._entry(request, served, route, code, latency, {}))
+
+    def _entry(
+        self,
+        request: InferRequest,
+        served: Served,
+        route: Route,
+        status: str,
+        latency: float,
+        outputs: Tensors,
+    ) -> TapRecord:
+        """The prediction log's record of one call (built only while the log is on)."""
+        entry = self._catalog.entries().get(request.model)
+        face, principal = caller.get()
+        loaded = served.loaded
+        return TapRecord(
+            request.model,
+            route.version,
+            route.role,
+            request.id,
+            request.parameters,
+            request.inputs,
+            outputs,
+            loaded.signature,
+            status,
+            int(latency * 1e6),
+            time.time_ns() // 1000,
+            0 if entry is None else entry.table.revision,
+            loaded.sha256,
+            face,
+            principal,
+        )

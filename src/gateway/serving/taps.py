@@ -53,6 +53,14 @@ class TapRecord(NamedTuple):
     inputs: Tensors
     outputs: Tensors
     signature: Signature
+    # What the prediction log keeps besides (gateway.predictionlog); defaults for the rest.
+    status: str = "OK"
+    latency_us: int = 0
+    time_us: int = 0  # UTC, microseconds since the epoch
+    revision: int = 0  # the deployment revision of the routing table that chose the version
+    sha256: str = ""  # the served artifact's
+    face: str = ""  # grpc | http
+    principal: str = ""
 
 
 Tap = Callable[[TapRecord], None]

@@ -17,9 +17,11 @@ import grpc
 
 from gateway._proto import grpc_service_pb2 as pb
 from gateway._proto import grpc_service_pb2_grpc as pb_grpc
+from gateway.serving.caller import caller
 from gateway.serving.dataplane import DataPlane
 from gateway.serving.reads import SERVER_NAME, ModelConfig, Reads
 from gateway.transport import converters, oip
+from gateway.transport.auth import principal
 from gateway.transport.decoding import Decoder
 from registry.signature import TensorSpec
 
@@ -128,6 +130,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             )
         key = oip.routing_key(req, lambda name: _metadata_value(context, name))
         deadline = oip.deadline(context.time_remaining())
+        caller.set(("grpc", principal.get()))  # this call's own task: no reset needed
         result = await self._plane.infer(req, key, deadline, received=received)
         where = self._decoder.where(other_bytes=converters.output_work(result.outputs))
         return await self._decoder.run(

@@ -36,6 +36,7 @@ from gateway.errors import (
     Unauthenticated,
     UnsupportedMediaType,
 )
+from gateway.serving.caller import caller
 from gateway.serving.dataplane import DataPlane
 from gateway.serving.reads import SERVER_NAME, Reads
 from gateway.transport import oip
@@ -132,8 +133,7 @@ class InferenceRoutes:
         received = time.perf_counter()
         model, version = _names(request)
         try:
-            if self._tokens:
-                bearer_principal(request, self._tokens)
+            who = bearer_principal(request, self._tokens) if self._tokens else "anonymous"
         except GatewayError as exc:
             return error_response(exc)
         try:
@@ -151,6 +151,7 @@ class InferenceRoutes:
             return error_response(exc)
         req = decoded.request
         key = oip.routing_key(req, request.headers.get)
+        caller.set(("http", who))  # this call's own task: no reset needed
         try:
             result = await self._plane.infer(req, key, deadline, received=received)
             work = codec.output_work(result, decoded)

@@ -1,0 +1,83 @@
+"""Build the prediction log from settings: ``prediction_log`` names its sinks.
+
+Each item is a sink URL: ``file:DIR`` or a plain path for Parquet files, ``http://…`` or
+``https://…`` for a CloudEvents receiver. Nothing is built when the setting is empty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gateway.serving.taps import TapQueue
+
+if TYPE_CHECKING:
+    from gateway.metrics import GatewayMetrics
+    from gateway.predictionlog.journal import PredictionLog
+    from gateway.predictionlog.sink import Sink
+
+__all__ = ["build_journal", "build_prediction_log", "parquet_dirs"]
+
+
+def parquet_dirs(spec: Sequence[str]) -> list[Path]:
+    """The Parquet directories among the sink URLs of ``spec``."""
+    dirs = []
+    for item in spec:
+        if item.startswith(("http://", "https://")):
+            continue
+        dirs.append(Path(item.removeprefix("file://").removeprefix("file:")))
+    return dirs
+
+
+def build_prediction_log(settings: Any, registry: Any) -> PredictionLog | None:
+    """The log ``settings.prediction_log`` asks for (None when off); Parquet files are
+    chained into ``registry``'s audit log as they close."""
+    spec: Sequence[str] = settings.prediction_log
+    if not spec:
+        return None
+    # NOTE: imported here so that a gateway without the log (and the `log` extra) never
+    # loads pyarrow.
+    try:
+        from gateway.predictionlog.chain import audit_closer
+        from gateway.predictionlog.cloudevents import CloudEventsSink
+        from gateway.predictionlog.journal import PredictionLog
+        from gateway.predictionlog.parquet import ParquetSink
+    except ImportError as exc:
+        raise RuntimeError(
+            f"prediction_log needs the log extra (pip install 'onnxgate[log]'): {exc}"
+        ) from exc
+    sinks: list[Sink] = []
+    for item in spec:
+        if item.startswith(("http://", "https://")):
+            sinks.append(CloudEventsSink(item))
+    for directory in parquet_dirs(spec):
+        sinks.append(
+            ParquetSink(
+                directory,
+                roll_bytes=settings.prediction_log_roll_mb * 1024 * 1024,
+                roll_s=settings.prediction_log_roll_s,
+                on_closed=audit_closer(registry),
+            )
+        )
+    return PredictionLog(
+        sinks, sample=settings.prediction_log_sample, keep_inputs=settings.prediction_log_inputs
+    )
+
+
+def build_journal(
+    settings: Any, registry: Any, metrics: GatewayMetrics
+) -> tuple[PredictionLog | None, TapQueue]:
+    """The log and its own tap queue (which the data plane feeds, successes and failures);
+    the queue has no tap, and the data plane skips it, when the log is off."""
+    prediction_log = build_prediction_log(settings, registry)
+    queue = TapQueue(
+        {} if prediction_log is None else {"prediction_log": prediction_log},
+        capacity=settings.tap_queue,
+        metrics=metrics,
+    )
+    if prediction_log is not None:
+        from gateway.predictionlog.collector import PredictionLogCollector
+
+        metrics.add_collector(PredictionLogCollector(prediction_log, queue))
+    return prediction_log, queue
