@@ -27,7 +27,7 @@ from registry.registry import Registry
 os.environ.setdefault("ONNXGATE_HTTP_PORT", "0")
 
 # One throwaway PostgreSQL cluster per session, for the backend-parametrised suites.
-pytest_plugins = ["pg_cluster"]
+pytest_plugins = ["pg_cluster", "s3_server"]
 
 
 class RunningGateway(EmbeddedGateway):

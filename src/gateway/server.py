@@ -74,7 +74,9 @@ class Gateway:
     ) -> None:
         self.settings = settings
         # Refuses (SchemaOutdated: "run `onnxgate db upgrade`") a schema older than ours.
-        self.registry = registry or open_registry(settings.registry, settings.artifact_dir)
+        self.registry = registry or open_registry(
+            settings.registry, settings.artifact_dir, settings.artifact_store
+        )
         self._owns_registry = registry is None
         self.metrics = metrics or GatewayMetrics()
         self._inference_pool = concurrent.futures.ThreadPoolExecutor(

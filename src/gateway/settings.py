@@ -31,6 +31,9 @@ class Settings:
 
     registry: str = "sqlite:///onnxgate-data/registry.db"
     artifact_dir: Path = Path("onnxgate-data/artifacts")
+    # "s3://BUCKET/PREFIX": artifacts in object storage (endpoint and credentials from the
+    # standard AWS environment), artifact_dir then being their bounded local cache.
+    artifact_store: str = ""
     host: str = "0.0.0.0"
     port: int = 8001
     metrics_port: int = 8002  # -1 disables the /metrics endpoint; 0 picks a free port
@@ -123,6 +126,10 @@ class Settings:
         ):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.artifact_store and not self.artifact_store.startswith("s3://"):
+            raise SettingsError(
+                f"artifact_store must be s3://BUCKET/PREFIX (or empty), got {self.artifact_store!r}"
+            )
         self.response_cache_sizes  # noqa: B018 - validates the "model=entries" items
         if (self.tls_cert is None) != (self.tls_key is None):
             raise SettingsError("tls_cert and tls_key must be given together")

@@ -114,7 +114,7 @@ def _parent_metrics(settings: Settings, metrics_dir: str):  # type: ignore[no-un
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=metrics_dir)  # type: ignore[no-untyped-call]
     # Never migrates an existing database: an outdated one is refused, as by each worker.
-    reg = open_registry(settings.registry, settings.artifact_dir)
+    reg = open_registry(settings.registry, settings.artifact_dir, settings.artifact_store)
 
     def snapshot() -> Iterable[tuple[str, int, list[tuple[str, str, float]], list[str]]]:
         return [

@@ -22,6 +22,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry import profiles_store
+from registry.artifacts import open_store
 from registry.audit import AuditLog, AuditRecord
 from registry.deployment import Arm, Deployment, Role, Shadow, validate_deployment
 from registry.errors import RegistryError
@@ -79,8 +80,13 @@ class Registry:
         """Heartbeats, shared evidence, windows and predictions of the fleet (gateway.fleet)."""
 
     @classmethod
-    def open(cls, url: str, artifact_dir: Path | str, *, create: bool = True) -> Registry:
-        """Connect to ``url``; with ``create``, bring the schema up to date first."""
+    def open(
+        cls, url: str, artifact_dir: Path | str | ArtifactStore, *, create: bool = True
+    ) -> Registry:
+        """Connect to ``url``; with ``create``, bring the schema up to date first.
+
+        ``artifact_dir``: a directory, or an opened store (:func:`registry.store.open_store`).
+        """
         engine = make_engine(url)
         try:
             if create:
@@ -93,7 +99,10 @@ class Registry:
         except BaseException:
             engine.dispose()
             raise
-        return cls(engine, ArtifactStore(Path(artifact_dir)))
+        store = (
+            artifact_dir if isinstance(artifact_dir, ArtifactStore) else open_store(artifact_dir)
+        )
+        return cls(engine, store)
 
     def close(self) -> None:
         self._engine.dispose()
