@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from registry.errors import ArtifactIntegrityError, ArtifactStoreError
+from registry.schema import missing_extra
 from registry.store import ArtifactStore, FileArtifactStore, check_sha, verified
 
 __all__ = ["DEFAULT_CACHE_BYTES", "S3ArtifactStore"]
@@ -37,10 +38,8 @@ _MISSING = {"404", "NoSuchKey", "NotFound"}
 def _boto3() -> Any:
     try:
         import boto3
-    except ModuleNotFoundError:
-        raise ArtifactStoreError(
-            "an s3:// artifact store needs boto3: pip install 'onnxgate[s3]'"
-        ) from None
+    except ModuleNotFoundError as exc:
+        raise missing_extra(exc, "an s3:// artifact store") from None
     return boto3
 
 
