@@ -120,6 +120,7 @@ class DataPlane:
         if self._inflight >= self._max_inflight or self._draining:
             self._refuse_overload(None)
         self._inflight += 1
+        self._metrics.inflight.set(self._inflight)
         served: Served | None = None
         route: Route | None = None
         counted: str | None = None  # the model whose per-model slot this call holds
@@ -159,6 +160,7 @@ class DataPlane:
             raise
         finally:
             self._inflight -= 1
+            self._metrics.inflight.set(self._inflight)
             if counted is not None:
                 self._release(counted)
             if self._draining and not self._inflight and self._idle is not None:
