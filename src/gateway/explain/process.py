@@ -11,6 +11,11 @@ Each job carries the version's artifact bytes and what the worker needs to rebui
 black box; workers keep a session per artifact (by sha256), so the model is loaded once
 per worker. Workers are started with ``spawn`` (a fork of a process running grpc threads
 is not safe) and import shap as they start, off the request path.
+
+Workers die with the gateway, even one killed by SIGKILL: each watches its parent (a pidfd,
+or polling ``getppid`` where there is none) and exits when it is gone. Without that they
+lived on, waiting on the pool's queue (each holds a write end of it, so it never reads
+EOF), and kept multiprocessing's resource tracker alive with them.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import os
+import select
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,7 +100,29 @@ def _run_job(job: Job) -> tuple[FloatArray, FloatArray, FloatArray]:
     return job.run()
 
 
-def _start_worker() -> None:
+def _wait_for_exit(pid: int) -> None:
+    """Return once process ``pid`` (this worker's parent) has exited."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # no pidfd (old kernel, not Linux): poll instead
+        while os.getppid() == pid:
+            threading.Event().wait(0.5)
+        return
+    try:
+        select.select([fd], [], [])  # readable once the process has exited
+    finally:
+        os.close(fd)
+
+
+def _die_with(parent: int) -> None:
+    _wait_for_exit(parent)
+    os._exit(1)  # nothing to flush: the jobs' answers have nowhere to go now
+
+
+def _start_worker(parent: int) -> None:
+    if os.getppid() != parent:  # the gateway died while this worker was starting
+        os._exit(1)
+    threading.Thread(target=_die_with, args=(parent,), name="parent-watch", daemon=True).start()
     try:
         os.nice(LOW_PRIORITY)
     except OSError:
@@ -109,6 +138,7 @@ class ProcessPool:
             processes,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
+            initargs=(os.getpid(),),
         )
 
     def run(self, job: Job) -> tuple[FloatArray, FloatArray, FloatArray]:
