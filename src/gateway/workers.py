@@ -19,6 +19,7 @@ import tempfile
 import threading
 from collections.abc import Iterable
 
+from gateway.concurrency import watch_parent
 from gateway.settings import Settings
 
 __all__ = ["serve", "serve_workers"]
@@ -26,11 +27,18 @@ __all__ = ["serve", "serve_workers"]
 log = logging.getLogger(__name__)
 
 
-def _worker_main(settings: Settings, index: int) -> None:
+def _drain_self() -> None:
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _worker_main(settings: Settings, index: int, parent: int) -> None:
     logging.basicConfig(
         level=settings.log_level,
         format=f"%(asctime)s %(levelname)s worker{index} %(name)s: %(message)s",
     )
+    # A parent killed by SIGKILL cannot forward SIGTERM: the worker drains by itself then,
+    # rather than serving on as an orphan nobody scrapes or stops.
+    watch_parent(parent, _drain_self)
     serve(settings)
 
 
@@ -69,7 +77,9 @@ def serve_workers(settings: Settings) -> None:
     # Workers are a fleet: evidence, predictions and governor windows go through the registry.
     worker_settings = settings.replace(metrics_port=-1, fleet=True)
     procs = [
-        ctx.Process(target=_worker_main, args=(worker_settings, i), name=f"onnxgate-worker{i}")
+        ctx.Process(
+            target=_worker_main, args=(worker_settings, i, os.getpid()), name=f"onnxgate-worker{i}"
+        )
         for i in range(settings.workers)
     ]
     for p in procs:

@@ -14,6 +14,7 @@ import grpc
 import numpy as np
 from explain_support import onnx_of, register
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from procs import descendants, live_processes
 from s3_server import _free_port as free_port
 from shared import wait_for
 from sklearn.linear_model import LogisticRegression
@@ -22,31 +23,6 @@ from gateway import cli
 from registry.registry import Registry
 
 FEATURES = 4
-
-
-def _children() -> dict[int, int]:
-    """pid -> parent pid of every process that is not a zombie."""
-    table = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if fields[0] != "Z":
-            table[int(entry.name)] = int(fields[1])
-    return table
-
-
-def _descendants(pid: int) -> set[int]:
-    table = _children()
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {child for child, parent in table.items() if parent in frontier} - found
-        found |= frontier
-    return found
 
 
 def _serving(port: int) -> bool:
@@ -84,13 +60,13 @@ def test_sigkill_leaves_no_explain_worker_behind(
         rows = str(tmp_path / "rows.npy")
         assert cli.main(["explain", "m", "--data", rows, "--target", f"127.0.0.1:{port}"]) == 0
         capsys.readouterr()
-        left = _descendants(proc.pid)
+        left = descendants(proc.pid)
         assert left, "the explanation worker runs in a process of its own"
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     try:
-        wait_for(lambda: not (left & set(_children())), timeout=30)
+        wait_for(lambda: not (left & set(live_processes())), timeout=30)
     finally:
-        for pid in left & set(_children()):  # only what this test started
+        for pid in left & set(live_processes()):  # only what this test started
             os.kill(pid, signal.SIGKILL)

@@ -23,13 +23,12 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import os
-import select
-import threading
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from gateway.concurrency import watch_parent
 from gateway.domain import Tensors
 from gateway.explain.background import Background
 from gateway.explain.kernel import Runner, explain_rows, require_shap
@@ -100,29 +99,12 @@ def _run_job(job: Job) -> tuple[FloatArray, FloatArray, FloatArray]:
     return job.run()
 
 
-def _wait_for_exit(pid: int) -> None:
-    """Return once process ``pid`` (this worker's parent) has exited."""
-    try:
-        fd = os.pidfd_open(pid)
-    except (AttributeError, OSError):  # no pidfd (old kernel, not Linux): poll instead
-        while os.getppid() == pid:
-            threading.Event().wait(0.5)
-        return
-    try:
-        select.select([fd], [], [])  # readable once the process has exited
-    finally:
-        os.close(fd)
-
-
-def _die_with(parent: int) -> None:
-    _wait_for_exit(parent)
+def _exit_now() -> None:
     os._exit(1)  # nothing to flush: the jobs' answers have nowhere to go now
 
 
 def _start_worker(parent: int) -> None:
-    if os.getppid() != parent:  # the gateway died while this worker was starting
-        os._exit(1)
-    threading.Thread(target=_die_with, args=(parent,), name="parent-watch", daemon=True).start()
+    watch_parent(parent, _exit_now)
     try:
         os.nice(LOW_PRIORITY)
     except OSError:
