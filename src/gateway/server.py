@@ -154,7 +154,7 @@ class Gateway:
         ]
         holder = default_holder()
         # With a fleet the governor judges every process's published evidence (gateway.fleet).
-        self.fleet = self._fleet(holder, local) if settings.fleet else None
+        self.fleet = self._fleet(holder, local) if settings.fleet_on else None
         self.governor = Governor(
             self.registry,
             self.catalog,

@@ -87,8 +87,9 @@ class Settings:
     # Response cache (gateway.serving.cache), opt-in per model: "model=entries,...".
     response_cache: tuple[str, ...] = ()
     # The fleet (gateway.fleet): processes sharing evidence, predictions and windows through
-    # the registry database. On by itself with --workers > 1; turn on for several replicas.
-    fleet: bool = False
+    # the registry database. Unset: on whenever the registry is shared (PostgreSQL) or with
+    # --workers > 1 (see fleet_on); false opts out, true forces it (several SQLite replicas).
+    fleet: bool | None = None
     fleet_publish_s: float = 2.0  # how often each process publishes (and reads the merge)
     fleet_lease_s: float = 10.0  # a process silent this long is no longer a member
     fleet_outbox: int = 65_536  # predictions waiting to be shared; beyond it dropped
@@ -213,6 +214,14 @@ class Settings:
     def effective_inference_threads(self) -> int:
         return self.inference_threads or 8
 
+    @property
+    def fleet_on(self) -> bool:
+        """Whether this process joins the fleet: ``fleet`` when set, else whenever the
+        registry is PostgreSQL (made to be shared) or there are several workers."""
+        if self.fleet is not None:
+            return self.fleet
+        return self.workers > 1 or self.registry.startswith("postgresql")
+
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
@@ -261,7 +270,7 @@ def _coerce(name: str, annotation: Any, value: Any) -> Any:
     """Turn a TOML/env/CLI value into the field's type, naming the field on failure."""
     kind = str(annotation)
     try:
-        if kind == "bool":
+        if kind in ("bool", "bool | None"):
             if isinstance(value, bool):
                 return value
             text = str(value).strip().lower()

@@ -74,8 +74,9 @@ def serve_workers(settings: Settings) -> None:
     # must be set before the (spawned, hence fresh) workers import it.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     ctx = multiprocessing.get_context("spawn")
-    # Workers are a fleet: evidence, predictions and governor windows go through the registry.
-    worker_settings = settings.replace(metrics_port=-1, fleet=True)
+    # Workers are a fleet (unless fleet = false): evidence, predictions and governor windows
+    # go through the registry.
+    worker_settings = settings.replace(metrics_port=-1, fleet=settings.fleet_on)
     procs = [
         ctx.Process(
             target=_worker_main, args=(worker_settings, i, os.getpid()), name=f"onnxgate-worker{i}"

@@ -281,9 +281,11 @@ class Registry:
         actor: str,
         reason: str = "",
         keep_old: bool = False,
+        expected_revision: int | None = None,
         details: Mapping[str, Any] | None = None,
     ) -> Deployment:
-        """Make ``version`` champion (see :meth:`Deployment.promoted`)."""
+        """Make ``version`` champion (see :meth:`Deployment.promoted`); with
+        ``expected_revision``, only if the deployment is still at that revision."""
         return write_revision(
             self._reads,
             self._audit,
@@ -292,6 +294,7 @@ class Registry:
             action="deployment.promote",
             actor=actor,
             reason=reason,
+            expected_revision=expected_revision,
             details=details,
         )
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,7 @@ def cmd_feedback(args: argparse.Namespace) -> int:
 
     totals = {"joined": 0, "unknown": 0, "expired": 0, "duplicate": 0, "invalid": 0}
     batch: list[Any] = []
+    hints: list[str] = []
 
     def send() -> None:
         resp = _call(
@@ -63,6 +65,8 @@ def cmd_feedback(args: argparse.Namespace) -> int:
         )
         for key in totals:
             totals[key] += getattr(resp, key)
+        if resp.hint:
+            hints.append(resp.hint)
         batch.clear()
 
     for request_id, label, row in read_labels(Path(args.file)):
@@ -72,6 +76,8 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     if batch:
         send()
     emit(args, totals, lambda: print(", ".join(f"{k} {v}" for k, v in totals.items())))
+    if hints:
+        print(f"onnxgate: {hints[-1]}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -351,8 +351,17 @@ class Governor:
             )
         elif decision.kind is DecisionKind.PROMOTE:
             await self._routes.preload(model, [cand])
+            # Fenced like every governor write: a leader paused past its lease, whose
+            # successor changed the deployment meanwhile, gets StaleRevision, not a promote.
             await run_blocking(
-                self._io, reg.promote, model, cand, actor=ACTOR, reason=reason, details=details
+                self._io,
+                reg.promote,
+                model,
+                cand,
+                actor=ACTOR,
+                reason=reason,
+                expected_revision=dep.revision,
+                details=details,
             )
         else:
             history = await run_blocking(self._io, reg.history, model)

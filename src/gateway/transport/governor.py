@@ -25,7 +25,7 @@ from gateway._proto import governor_pb2 as pb
 from gateway._proto import governor_pb2_grpc as pb_grpc
 from gateway.concurrency import run_blocking
 from gateway.errors import InvalidArgument
-from gateway.governor.feedback import FeedbackStore, LabelOutcome
+from gateway.governor.feedback import FeedbackStore, LabelOutcome, unknown_hint
 from gateway.governor.rollout import RolloutPolicyError, parse_rollout_policy, policy_to_set
 from gateway.transport.auth import principal, requires_token
 from gateway.transport.handlers import add_service
@@ -134,6 +134,7 @@ class GovernorServicer(pb_grpc.GovernorServiceServicer):
             expired=counts[LabelOutcome.EXPIRED],
             duplicate=counts[LabelOutcome.DUPLICATE],
             invalid=counts[LabelOutcome.INVALID],
+            hint=unknown_hint(counts[LabelOutcome.UNKNOWN], fleet=self._resolve is not None),
         )
 
     def _status(self, model: str, record: StateRecord | None) -> pb.StatusResponse:
