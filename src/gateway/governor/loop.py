@@ -53,6 +53,7 @@ from gateway.governor.decide import Decision, DecisionKind, GovernorState, decid
 from gateway.governor.evidence import Evidence, Snapshot, VersionSnapshot, candidate_of
 from gateway.governor.evidence_windows import CANDIDATE_WINDOW, Window, WindowStore, windowed
 from gateway.governor.feedback import FeedbackStore
+from gateway.governor.lease import LeaseKeeper
 from gateway.governor.rollout import Mode, RolloutPolicy, RolloutPolicyError, parse_rollout_policy
 from gateway.governor.sources import EvidenceSource
 from gateway.governor.starter import start_by_policy
@@ -127,6 +128,7 @@ class Governor:
         self._windows: dict[str, Window] = {}
         self._due: dict[str, float] = {}
         self.is_leader = False
+        self._keeper: LeaseKeeper | None = None  # renews the lease between ticks
         self.last: dict[str, Decision] = {}
 
     # -- the loop -------------------------------------------------------------------------------
@@ -151,6 +153,8 @@ class Governor:
                 except TimeoutError:
                     pass
         finally:
+            if self._keeper is not None:
+                await run_blocking(self._io, self._keeper.stop)
             if self.is_leader:
                 await run_blocking(self._io, self._store.release, self.holder)
                 self.is_leader = False
@@ -178,6 +182,8 @@ class Governor:
             return []  # (a fleet member leads only once it has read the fleet's evidence)
         ttl = max(3 * self.tick_s, 2.0)
         self.is_leader = await run_blocking(self._io, self._store.acquire, self.holder, ttl)
+        if self.is_leader and (self._keeper is None or not self._keeper.alive):
+            self._keeper = LeaseKeeper(self._store, self.holder, ttl)
         if not self.is_leader:
             self._windows.clear()  # evidence windows are only meaningful for the leader
             return []
