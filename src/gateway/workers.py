@@ -31,7 +31,7 @@ def _drain_self() -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _worker_main(settings: Settings, index: int, parent: int) -> None:
+def _worker_main(settings: Settings, index: int, parent: int, metrics_dir: str) -> None:
     logging.basicConfig(
         level=settings.log_level,
         format=f"%(asctime)s %(levelname)s worker{index} %(name)s: %(message)s",
@@ -39,10 +39,10 @@ def _worker_main(settings: Settings, index: int, parent: int) -> None:
     # A parent killed by SIGKILL cannot forward SIGTERM: the worker drains by itself then,
     # rather than serving on as an orphan nobody scrapes or stops.
     watch_parent(parent, _drain_self)
-    serve(settings)
+    asyncio.run(_serve_async(settings, (metrics_dir, index)))
 
 
-async def _serve_async(settings: Settings) -> None:
+async def _serve_async(settings: Settings, worker: tuple[str, int] | None = None) -> None:
     from gateway.server import Gateway
 
     gw = Gateway(settings)
@@ -51,6 +51,12 @@ async def _serve_async(settings: Settings) -> None:
     except BaseException:
         await gw.stop(0)  # release what started, so a refused start leaves nothing running
         raise
+    if worker is not None:  # the parent merges this worker's registry into its /metrics
+        from gateway.transport.metrics_http import start_metrics_server
+        from gateway.transport.worker_metrics import announce_port
+
+        own, port = start_metrics_server(gw.metrics.registry, "127.0.0.1", 0)
+        announce_port(worker[0], worker[1], port)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -58,6 +64,8 @@ async def _serve_async(settings: Settings) -> None:
     await stopping.wait()
     log.info("signal received; draining for up to %.1fs", settings.grace_s)
     await gw.stop()
+    if worker is not None:
+        own.shutdown()
     log.info("drained; exiting")
 
 
@@ -79,7 +87,9 @@ def serve_workers(settings: Settings) -> None:
     worker_settings = settings.replace(metrics_port=-1, fleet=settings.fleet_on)
     procs = [
         ctx.Process(
-            target=_worker_main, args=(worker_settings, i, os.getpid()), name=f"onnxgate-worker{i}"
+            target=_worker_main,
+            args=(worker_settings, i, os.getpid(), metrics_dir),
+            name=f"onnxgate-worker{i}",
         )
         for i in range(settings.workers)
     ]
@@ -120,10 +130,11 @@ def _parent_metrics(settings: Settings, metrics_dir: str):  # type: ignore[no-un
 
     from gateway.metrics import DeploymentCollector
     from gateway.transport.metrics_http import start_metrics_server
+    from gateway.transport.worker_metrics import WorkerFamilies
     from registry import open_registry
 
     registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=metrics_dir)  # type: ignore[no-untyped-call]
+    summed = MultiProcessCollector(registry, path=metrics_dir)  # type: ignore[no-untyped-call]
     # Never migrates an existing database: an outdated one is refused, as by each worker.
     reg = open_registry(settings.registry, settings.artifact_dir, settings.artifact_store)
 
@@ -133,6 +144,12 @@ def _parent_metrics(settings: Settings, metrics_dir: str):  # type: ignore[no-un
             for m, d in reg.deployments().items()
         ]
 
-    registry.register(DeploymentCollector(snapshot))
+    deployments = DeploymentCollector(snapshot)
+    registry.register(deployments)
+
+    def exported() -> set[str]:
+        return {m.name for c in (summed, deployments) for m in c.collect()}
+
+    registry.register(WorkerFamilies(metrics_dir, exported))
     server, _port = start_metrics_server(registry, settings.host, settings.metrics_port)
     return server
