@@ -50,6 +50,7 @@ class LeaseKeeper:
         return self._thread.is_alive()
 
     def stop(self) -> None:
-        """Stop renewing; returns once no renewal is in flight."""
+        """Stop renewing; waits at most one time-to-live for a renewal in flight (a write
+        queued behind a busy SQLite file must not hold up the drain)."""
         self._stop.set()
-        self._thread.join()
+        self._thread.join(self._ttl_s)
