@@ -27,7 +27,7 @@ from registry.registry import Registry
 os.environ.setdefault("ONNXGATE_HTTP_PORT", "0")
 
 # One throwaway PostgreSQL cluster per session, for the backend-parametrised suites.
-pytest_plugins = ["pg_cluster"]
+pytest_plugins = ["pg_cluster", "s3_server"]
 
 
 class RunningGateway(EmbeddedGateway):
@@ -70,6 +70,8 @@ def make_gateway(
             "http_port": 0,
             "poll_interval_s": 0.2,
             "admin_tokens": {ADMIN_TOKEN: "test-operator"},
+            # A fleet is on by default on PostgreSQL; these gateways test one process.
+            "fleet": False,
         }
         fields.update(overrides)
         gateway = Gateway(Settings(**fields), registry=registry, **(gateway_kwargs or {}))

@@ -91,6 +91,13 @@ class GatewayMetrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        # Per pod (the sum of its workers): what an autoscaler scales on (deploy/kubernetes).
+        self.inflight = Gauge(
+            "onnxgate_inflight_requests",
+            "ModelInfer calls admitted and not yet answered (queued or running).",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self.dropped = Counter(
             "onnxgate_batcher_dropped",
             "Requests the batcher dropped before running them, by reason.",

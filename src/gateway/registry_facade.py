@@ -95,6 +95,11 @@ class AsyncGovernorStore:
         self._store = registry.governor
         self._io = io
 
+    @property
+    def blocking(self) -> Any:
+        """The store itself, for code that runs on its own thread (the lease keeper)."""
+        return self._store
+
     async def policies(self) -> dict[str, Any]:
         return await run_blocking(self._io, self._store.policies)
 
@@ -287,10 +292,10 @@ class AsyncRegistry:
                 actor=actor, reason=reason, expected_revision=expected_revision, details=details,
             )  # fmt: skip
         if isinstance(target, Promote):
-            # NOTE: promotion takes no expected revision: it reads the champion it replaces
-            # inside its own transaction.
+            # Fenced like every governor write: a leader paused past its lease, whose
+            # successor changed the deployment meanwhile, gets StaleRevision, not a promote.
             return await run_blocking(
                 io, reg.promote, model, target.version, actor=actor, reason=reason,
-                keep_old=target.keep_old, details=details,
+                keep_old=target.keep_old, expected_revision=expected_revision, details=details,
             )  # fmt: skip
         return await run_blocking(io, reg.rollback, model, actor=actor, reason=reason)

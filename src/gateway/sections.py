@@ -223,7 +223,7 @@ class GovernorSettings:
 class FleetSettings:
     """Processes sharing evidence, predictions and windows through the registry database."""
 
-    fleet: bool
+    fleet: bool | None  # None: on when the registry is shared (see Settings.fleet_on)
     fleet_publish_s: float
     fleet_lease_s: float
     fleet_outbox: int

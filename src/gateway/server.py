@@ -93,7 +93,9 @@ class Gateway:
     ) -> None:
         self.settings = settings
         # Refuses (SchemaOutdated: "run `onnxgate db upgrade`") a schema older than ours.
-        self.registry = registry or open_registry(settings.registry, settings.artifact_dir)
+        self.registry = registry or open_registry(
+            settings.registry, settings.artifact_dir, settings.artifact_store
+        )
         self._owns_registry = registry is None
         self.metrics = metrics or GatewayMetrics()
         self._inference_pool = concurrent.futures.ThreadPoolExecutor(
@@ -145,7 +147,8 @@ class Gateway:
         )
         watchers["feedback"] = self.feedback.observe
         # The label join, and the same settled lookup by request id for Explain.
-        labels = Labels(self.feedback, settle=self._settle_taps, resolve=self._resolve_fleet)
+        labels = Labels(self.feedback, settle=self._settle_taps, resolve=self._resolve_fleet,
+                        in_fleet=lambda: self.fleet is not None)  # fmt: skip
         # Explanations: the Explain RPC's own executor, the global-importance sampler tap.
         self.explanations = build_explanations(
             settings.explain,
@@ -179,7 +182,7 @@ class Gateway:
         ]
         holder = default_holder()
         # With a fleet the governor judges every process's published evidence (gateway.fleet).
-        self.fleet = self._fleet(holder, local) if settings.fleet else None
+        self.fleet = self._fleet(holder, local) if settings.fleet_on else None
         deployments = Deployments(self.registry_io, self.catalog)
         self.governor = Governor(
             self.registry_io,

@@ -45,6 +45,9 @@ class Settings:
 
     registry: str = "sqlite:///onnxgate-data/registry.db"
     artifact_dir: Path = Path("onnxgate-data/artifacts")
+    # "s3://BUCKET/PREFIX": artifacts in object storage (endpoint and credentials from the
+    # standard AWS environment), artifact_dir then being their bounded local cache.
+    artifact_store: str = ""
     host: str = "0.0.0.0"
     port: int = 8001
     metrics_port: int = 8002  # -1 disables the /metrics endpoint; 0 picks a free port
@@ -108,8 +111,9 @@ class Settings:
     # Response cache (gateway.serving.cache), opt-in per model: "model=entries,...".
     response_cache: tuple[str, ...] = ()
     # The fleet (gateway.fleet): processes sharing evidence, predictions and windows through
-    # the registry database. On by itself with --workers > 1; turn on for several replicas.
-    fleet: bool = False
+    # the registry database. Unset: on whenever the registry is shared (PostgreSQL) or with
+    # --workers > 1 (see fleet_on); false opts out, true forces it (several SQLite replicas).
+    fleet: bool | None = None
     fleet_publish_s: float = 2.0  # how often each process publishes (and reads the merge)
     fleet_lease_s: float = 10.0  # a process silent this long is no longer a member
     fleet_outbox: int = 65_536  # predictions waiting to be shared; beyond it dropped
@@ -137,6 +141,10 @@ class Settings:
         for name in _SECTIONS:
             getattr(self, name)
         self._check_prediction_log()
+        if self.artifact_store and not self.artifact_store.startswith("s3://"):
+            raise SettingsError(
+                f"artifact_store must be s3://BUCKET/PREFIX (or empty), got {self.artifact_store!r}"
+            )
 
     def _section(self, cls: type[_Section]) -> _Section:
         names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
@@ -199,6 +207,14 @@ class Settings:
     def effective_inference_threads(self) -> int:
         return self.serving.effective_inference_threads
 
+    @property
+    def fleet_on(self) -> bool:
+        """Whether this process joins the fleet: ``fleet`` when set, else whenever the
+        registry is PostgreSQL (made to be shared) or there are several workers."""
+        if self.fleet is not None:
+            return self.fleet
+        return self.workers > 1 or self.registry.startswith("postgresql")
+
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
@@ -247,7 +263,7 @@ def _coerce(name: str, annotation: Any, value: Any) -> Any:
     """Turn a TOML/env/CLI value into the field's type, naming the field on failure."""
     kind = str(annotation)
     try:
-        if kind == "bool":
+        if kind in ("bool", "bool | None"):
             if isinstance(value, bool):
                 return value
             text = str(value).strip().lower()

@@ -19,6 +19,7 @@ import tempfile
 import threading
 from collections.abc import Iterable
 
+from gateway.concurrency import watch_parent
 from gateway.settings import Settings
 
 __all__ = ["serve", "serve_workers"]
@@ -26,17 +27,28 @@ __all__ = ["serve", "serve_workers"]
 log = logging.getLogger(__name__)
 
 
-def _worker_main(settings: Settings, index: int, metrics_elsewhere: str) -> None:
+def _drain_self() -> None:
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _worker_main(
+    settings: Settings, index: int, parent: int, metrics_dir: str, metrics_elsewhere: str
+) -> None:
     logging.basicConfig(
         level=settings.log_level,
         format=f"%(asctime)s %(levelname)s worker{index} %(name)s: %(message)s",
     )
     # As `onnxgate serve` does in the parent: a spawned worker starts with fresh loggers.
     logging.getLogger("alembic").setLevel(logging.WARNING)  # schema checks, every start
-    serve(settings, metrics_elsewhere=metrics_elsewhere)
+    # A parent killed by SIGKILL cannot forward SIGTERM: the worker drains by itself then,
+    # rather than serving on as an orphan nobody scrapes or stops.
+    watch_parent(parent, _drain_self)
+    asyncio.run(_serve_async(settings, metrics_elsewhere, (metrics_dir, index)))
 
 
-async def _serve_async(settings: Settings, metrics_elsewhere: str) -> None:
+async def _serve_async(
+    settings: Settings, metrics_elsewhere: str = "", worker: tuple[str, int] | None = None
+) -> None:
     from gateway.server import Gateway
 
     gw = Gateway(settings)
@@ -46,6 +58,12 @@ async def _serve_async(settings: Settings, metrics_elsewhere: str) -> None:
     except BaseException:
         await gw.stop(0)  # release what started, so a refused start leaves nothing running
         raise
+    if worker is not None:  # the parent merges this worker's registry into its /metrics
+        from gateway.transport.metrics_http import start_metrics_server
+        from gateway.transport.worker_metrics import announce_port
+
+        own, port = start_metrics_server(gw.metrics.registry, "127.0.0.1", 0)
+        announce_port(worker[0], worker[1], port)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -53,6 +71,8 @@ async def _serve_async(settings: Settings, metrics_elsewhere: str) -> None:
     await stopping.wait()
     log.info("signal received; draining for up to %.1fs", settings.grace_s)
     await gw.stop()
+    if worker is not None:
+        own.shutdown()
     log.info("drained; exiting")
 
 
@@ -70,13 +90,16 @@ def serve_workers(settings: Settings) -> None:
     # must be set before the (spawned, hence fresh) workers import it.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     ctx = multiprocessing.get_context("spawn")
-    # Workers are a fleet: evidence, predictions and governor windows go through the registry.
-    worker_settings = settings.replace(metrics_port=-1, fleet=True)
+    # Workers are a fleet (unless fleet = false): evidence, predictions and governor windows
+    # go through the registry.
+    worker_settings = settings.replace(metrics_port=-1, fleet=settings.fleet_on)
     server, port = _parent_metrics(settings, metrics_dir)
     elsewhere = "" if server is None else f"/metrics on :{port}, served by the parent"
     procs = [
         ctx.Process(
-            target=_worker_main, args=(worker_settings, i, elsewhere), name=f"onnxgate-worker{i}"
+            target=_worker_main,
+            args=(worker_settings, i, os.getpid(), metrics_dir, elsewhere),
+            name=f"onnxgate-worker{i}",
         )
         for i in range(settings.workers)
     ]
@@ -116,12 +139,13 @@ def _parent_metrics(settings: Settings, metrics_dir: str):  # type: ignore[no-un
 
     from gateway.metrics import DeploymentCollector
     from gateway.transport.metrics_http import start_metrics_server
+    from gateway.transport.worker_metrics import WorkerFamilies
     from registry import open_registry
 
     registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=metrics_dir)  # type: ignore[no-untyped-call]
+    summed = MultiProcessCollector(registry, path=metrics_dir)  # type: ignore[no-untyped-call]
     # Never migrates an existing database: an outdated one is refused, as by each worker.
-    reg = open_registry(settings.registry, settings.artifact_dir)
+    reg = open_registry(settings.registry, settings.artifact_dir, settings.artifact_store)
 
     def snapshot() -> Iterable[tuple[str, int, list[tuple[str, str, float]], list[str]]]:
         return [
@@ -129,5 +153,11 @@ def _parent_metrics(settings: Settings, metrics_dir: str):  # type: ignore[no-un
             for m, d in reg.deployments().items()
         ]
 
-    registry.register(DeploymentCollector(snapshot))
+    deployments = DeploymentCollector(snapshot)
+    registry.register(deployments)
+
+    def exported() -> set[str]:
+        return {m.name for c in (summed, deployments) for m in c.collect()}
+
+    registry.register(WorkerFamilies(metrics_dir, exported))
     return start_metrics_server(registry, settings.host, settings.metrics_port)

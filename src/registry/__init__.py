@@ -40,6 +40,7 @@ from registry.errors import (
 from registry.signature import Signature, TensorSpec, signature_from_bytes, signature_from_session
 
 if TYPE_CHECKING:
+    from registry.artifacts import open_store
     from registry.bom import build_bom
     from registry.cards import build_card
     from registry.convert import (
@@ -118,6 +119,7 @@ __all__ = [
     "listen_for_changes",
     "make_engine",
     "open_registry",
+    "open_store",
     "optimize_version",
     "parse_instant",
     "parse_key_value",
@@ -160,6 +162,7 @@ _LAZY = {
     "listen_for_changes": "registry.notify",
     "make_engine": "registry.schema",
     "open_registry": "registry.schema_check",
+    "open_store": "registry.artifacts",
     "optimize_version": "registry.convert",
     "parse_instant": "registry.history",
     "parse_key_value": "registry.lineage",

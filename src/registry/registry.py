@@ -22,6 +22,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry import profiles_store
+from registry.artifacts import open_store
 from registry.audit import AuditLog, AuditRecord
 from registry.console_sessions import ConsoleSessions
 from registry.deployment import Arm, Deployment, Role, Shadow, validate_deployment
@@ -83,8 +84,13 @@ class Registry:
         """Console sign-in sessions (server-side, expiring, revocable)."""
 
     @classmethod
-    def open(cls, url: str, artifact_dir: Path | str, *, create: bool = True) -> Registry:
-        """Connect to ``url``; with ``create``, bring the schema up to date first."""
+    def open(
+        cls, url: str, artifact_dir: Path | str | ArtifactStore, *, create: bool = True
+    ) -> Registry:
+        """Connect to ``url``; with ``create``, bring the schema up to date first.
+
+        ``artifact_dir``: a directory, or an opened store (:func:`registry.store.open_store`).
+        """
         engine = make_engine(url)
         try:
             if create:
@@ -97,7 +103,10 @@ class Registry:
         except BaseException:
             engine.dispose()
             raise
-        return cls(engine, ArtifactStore(Path(artifact_dir)))
+        store = (
+            artifact_dir if isinstance(artifact_dir, ArtifactStore) else open_store(artifact_dir)
+        )
+        return cls(engine, store)
 
     def close(self) -> None:
         self._engine.dispose()
@@ -289,9 +298,11 @@ class Registry:
         actor: str,
         reason: str = "",
         keep_old: bool = False,
+        expected_revision: int | None = None,
         details: Mapping[str, Any] | None = None,
     ) -> Deployment:
-        """Make ``version`` champion (see :meth:`Deployment.promoted`)."""
+        """Make ``version`` champion (see :meth:`Deployment.promoted`); with
+        ``expected_revision``, only if the deployment is still at that revision."""
         return write_revision(
             self._reads,
             self._audit,
@@ -300,6 +311,7 @@ class Registry:
             action="deployment.promote",
             actor=actor,
             reason=reason,
+            expected_revision=expected_revision,
             details=details,
         )
 

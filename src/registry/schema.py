@@ -20,7 +20,7 @@ from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from registry.errors import RegistryUnavailable
+from registry.errors import RegistryError, RegistryUnavailable
 
 __all__ = [
     "WRITE_OPTION",
@@ -28,6 +28,7 @@ __all__ = [
     "install_error_events",
     "install_sqlite_events",
     "make_engine",
+    "missing_extra",
     "schema_is_current",
     "upgrade",
     "upgrade_engine",
@@ -63,12 +64,33 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+# Optional drivers and clients, by top-level module, and the extra that installs each.
+_EXTRAS = {"psycopg": "postgres", "psycopg2": "postgres", "boto3": "s3", "botocore": "s3"}
+
+
+def missing_extra(exc: ModuleNotFoundError, needed_for: str) -> RegistryError | ModuleNotFoundError:
+    """One line naming the onnxgate extra that installs the module ``exc`` misses (a
+    :class:`RegistryError`, which the CLI prints without a traceback); ``exc`` itself for a
+    module no extra provides."""
+    module = (exc.name or "").partition(".")[0]
+    extra = _EXTRAS.get(module)
+    if extra is None:
+        return exc
+    return RegistryError(
+        f"{needed_for} needs the {module} module, which is not installed: "
+        f"pip install 'onnxgate[{extra}]'"
+    )
+
+
 def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     """Create an engine for the registry; for SQLite files, create the parent directory."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         kwargs.setdefault("pool_pre_ping", True)
-        engine = create_engine(parsed, **kwargs)
+        try:
+            engine = create_engine(parsed, **kwargs)
+        except ModuleNotFoundError as exc:  # the driver is imported here, not at connect
+            raise missing_extra(exc, f"a {parsed.drivername}:// registry") from None
         install_error_events(engine)
         return engine
     database = parsed.database

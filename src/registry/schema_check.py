@@ -17,6 +17,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+from registry.artifacts import open_store
 from registry.errors import RegistryError
 from registry.registry import Registry
 from registry.schema import alembic_config, make_engine
@@ -67,17 +68,22 @@ def _status_or_unknown(engine: Engine) -> SchemaStatus:
         return SchemaStatus(current=current, head=tuple(script.get_heads()), known=False)
 
 
-def open_registry(url: str, artifact_dir: Path | str) -> Registry:
-    """Open the registry for use; create an empty database, refuse an outdated one."""
+def open_registry(url: str, artifact_dir: Path | str, artifact_store: str = "") -> Registry:
+    """Open the registry for use; create an empty database, refuse an outdated one.
+
+    ``artifact_store``: ``s3://BUCKET/PREFIX`` keeps the artifacts in a bucket, with
+    ``artifact_dir`` as its local cache; empty, they live in ``artifact_dir``.
+    """
+    store = open_store(artifact_store or artifact_dir, cache_dir=Path(artifact_dir))
     engine = make_engine(url)
     try:
         status = _status_or_unknown(engine)
     finally:
         engine.dispose()
     if status.empty:
-        return Registry.open(url, artifact_dir, create=True)
+        return Registry.open(url, store, create=True)
     if status.up_to_date:
-        return Registry.open(url, artifact_dir, create=False)
+        return Registry.open(url, store, create=False)
     if not status.known:
         raise SchemaOutdated(
             f"the registry schema is newer than this onnxgate ({status.describe()}); "

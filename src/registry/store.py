@@ -1,6 +1,10 @@
-"""Content-addressed artifact store: model bytes on disk, named by their sha256.
+"""Content-addressed artifact stores: model bytes named by their sha256.
 
-Layout is ``root/ab/cdef...`` (first two hex digits as a directory, so no directory holds
+:class:`ArtifactStore` is the interface; :class:`FileArtifactStore` keeps the bytes on a local
+(or shared) file system, :class:`registry.s3_store.S3ArtifactStore` in an S3-compatible bucket
+behind a bounded local cache; :func:`registry.artifacts.open_store` picks one by location.
+
+File layout is ``root/ab/cdef...`` (first two hex digits as a directory, so no directory holds
 more than 1/256 of the files). Writes are atomic (temp file in the same directory, fsync,
 ``os.replace``) so a reader never sees half a model, and reads re-hash so silent corruption
 or tampering surfaces as :class:`ArtifactIntegrityError` instead of a wrong prediction.
@@ -12,12 +16,13 @@ import hashlib
 import os
 import re
 import tempfile
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 from registry.errors import ArtifactIntegrityError, ArtifactStoreError
 from registry.failpoints import hit
 
-__all__ = ["ArtifactStore"]
+__all__ = ["ArtifactStore", "FileArtifactStore", "check_sha", "verified"]
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 1 << 20
@@ -42,18 +47,67 @@ def _unwritable(root: Path, exc: OSError) -> ArtifactStoreError:
     return ArtifactStoreError(f"cannot store the artifact under {root}: {reason}")
 
 
-class ArtifactStore:
-    """Stores and returns artifact bytes by sha256; safe for several processes at once."""
+def check_sha(sha: str) -> str:
+    """``sha`` itself if it is a lowercase sha256 hex digest; ValueError otherwise."""
+    # Validating the name also keeps a crafted "sha" from escaping a root or prefix.
+    if not _SHA256.match(sha):
+        raise ValueError(f"not a lowercase sha256 hex digest: {sha!r}")
+    return sha
+
+
+def verified(sha: str, data: bytes) -> bytes:
+    """``data`` if it hashes to ``sha``; :class:`ArtifactIntegrityError` otherwise."""
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != sha:
+        raise ArtifactIntegrityError(f"artifact {sha} is corrupt: its bytes now hash to {actual}")
+    return data
+
+
+class ArtifactStore(ABC):
+    """Stores and returns artifact bytes by sha256; safe for several processes at once.
+
+    Every :meth:`read` re-hashes what it returns, so a corrupt or tampered copy surfaces as
+    :class:`ArtifactIntegrityError`, never as a wrong prediction.
+    """
+
+    @abstractmethod
+    def put(self, data: bytes) -> str:
+        """Store ``data`` and return its sha256; storing the same bytes twice is a no-op."""
+
+    @abstractmethod
+    def read(self, sha: str) -> bytes:
+        """Return the bytes stored under ``sha``, re-hashed to prove they are intact."""
+
+    @abstractmethod
+    def exists(self, sha: str) -> bool:
+        """Whether the store holds bytes under ``sha`` (not re-hashed)."""
+
+    @abstractmethod
+    def shas(self) -> list[str]:
+        """Every sha256 the store holds bytes for, sorted."""
+
+    @abstractmethod
+    def delete(self, sha: str) -> None:
+        """Remove the bytes stored under ``sha``; missing is a no-op."""
+
+    def describe(self) -> str:
+        """Where the bytes live, for logs and errors."""
+        return type(self).__name__
+
+
+class FileArtifactStore(ArtifactStore):
+    """The bytes under a directory, ``root/ab/cdef...``."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
 
+    def describe(self) -> str:
+        return str(self.root)
+
     def path(self, sha: str) -> Path:
         """Where the artifact with this sha256 lives (whether or not it exists)."""
-        # Validating the name also keeps a crafted "sha" from escaping the root.
-        if not _SHA256.match(sha):
-            raise ValueError(f"not a lowercase sha256 hex digest: {sha!r}")
+        check_sha(sha)
         return self.root / sha[:2] / sha[2:]
 
     def shas(self) -> list[str]:
@@ -114,12 +168,7 @@ class ArtifactStore:
             data = target.read_bytes()
         except FileNotFoundError:
             raise ArtifactIntegrityError(f"artifact {sha} is missing from the store") from None
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != sha:
-            raise ArtifactIntegrityError(
-                f"artifact {sha} is corrupt: its bytes now hash to {actual}"
-            )
-        return data
+        return verified(sha, data)
 
     def delete(self, sha: str) -> None:
         """Overwrite the artifact with zeros, fsync, then unlink it; missing is a no-op.

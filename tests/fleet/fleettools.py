@@ -171,4 +171,5 @@ def stop_fleet(fleet: Fleet) -> None:
             m.proc.wait(30)
         except subprocess.TimeoutExpired:  # pragma: no cover
             m.proc.kill()
+            m.proc.wait()  # reaped: no "still running" ResourceWarning in the next test
     fleet.registry.close()

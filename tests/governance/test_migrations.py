@@ -28,7 +28,7 @@ from registry.registry import Registry
 from registry.schema import alembic_config, make_engine, upgrade, upgrade_engine
 from registry.schema_check import SchemaOutdated, schema_status
 from registry.signature import signature_from_bytes
-from registry.store import ArtifactStore
+from registry.store import FileArtifactStore as ArtifactStore
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 

@@ -143,7 +143,7 @@ def test_feedback_file_joins_labels_and_counts_unknown_ids(
     labels = tmp_path / "labels.csv"
     labels.write_text("\n".join(lines) + "\n")
     monkeypatch.delenv("ONNXGATE_PREDICT_TOKEN", raising=False)
-    code, out, _ = _cli(
+    code, out, err = _cli(
         capsys,
         "feedback",
         "m",
@@ -163,6 +163,7 @@ def test_feedback_file_joins_labels_and_counts_unknown_ids(
         "duplicate": 1,
         "invalid": 0,
     }
+    assert "unknown ids were never served by this gateway, which is not in a fleet" in err
     quality = gw.gateway.feedback.quality("m")["1"]
     assert (quality.labelled, quality.correct) == (30, 20)
     bad = tmp_path / "bad.csv"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from registry.errors import ArtifactIntegrityError
-from registry.store import ArtifactStore
+from registry.store import FileArtifactStore as ArtifactStore
 
 
 @pytest.fixture

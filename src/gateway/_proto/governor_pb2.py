@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _pool.POOL.AddSerializedFile(b'\n\x0egovernor.proto\x12\x14onnxgate.governor.v1\"T\n\x0c\x46\x65\x65\x64\x62\x61\x63kItem\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\x12\n\x05value\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x0b\n\x03row\x18\x04 \x01(\rB\x08\n\x06_value\"S\n\x0f\x46\x65\x65\x64\x62\x61\x63kRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x31\n\x05items\x18\x02 \x03(\x0b\x32\".onnxgate.governor.v1.FeedbackItem\"h\n\x10\x46\x65\x65\x64\x62\x61\x63kResponse\x12\x0e\n\x06joined\x18\x01 \x01(\r\x12\x0f\n\x07unknown\x18\x02 \x01(\r\x12\x0f\n\x07\x65xpired\x18\x03 \x01(\r\x12\x11\n\tduplicate\x18\x04 \x01(\r\x12\x0f\n\x07invalid\x18\x05 \x01(\r\"!\n\x10GetStatusRequest\x12\r\n\x05model\x18\x01 \x01(\t\"\x94\x01\n\x04Gate\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x11\n\thas_value\x18\x04 \x01(\x08\x12\r\n\x05value\x18\x05 \x01(\x01\x12\x11\n\tthreshold\x18\x06 \x01(\x01\x12\n\n\x02op\x18\x07 \x01(\t\x12\x0c\n\x04hard\x18\x08 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\t \x01(\t\"\x8d\x03\n\x0eStatusResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0c\n\x04mode\x18\x02 \x01(\t\x12\x0e\n\x06paused\x18\x03 \x01(\x08\x12\x16\n\x0epolicy_version\x18\x04 \x01(\x03\x12\x11\n\tcandidate\x18\x05 \x01(\t\x12\x0c\n\x04step\x18\x06 \x01(\x05\x12\r\n\x05steps\x18\x07 \x03(\x01\x12\x1c\n\x14\x63onsecutive_failures\x18\x08 \x01(\x05\x12\x13\n\x0brolled_back\x18\t \x03(\t\x12\x10\n\x08\x61pproved\x18\n \x03(\t\x12\x15\n\rlast_decision\x18\x0b \x01(\t\x12\x0f\n\x07reasons\x18\x0c \x03(\t\x12)\n\x05gates\x18\r \x03(\x0b\x32\x1a.onnxgate.governor.v1.Gate\x12\x19\n\x11last_evaluated_at\x18\x0e \x01(\t\x12\x1c\n\x14next_evaluation_in_s\x18\x0f \x01(\x01\x12\x0f\n\x07p_value\x18\x10 \x01(\x01\x12\x0e\n\x06leader\x18\x11 \x01(\t\x12\x14\n\x0c\x66igures_json\x18\x12 \x01(\t\"-\n\x0cPauseRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"I\n\rResumeRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x19\n\x11\x63lear_rolled_back\x18\x03 \x03(\t\"@\n\x0e\x41pproveRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"?\n\x10SetPolicyRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0c\n\x04toml\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"2\n\x10GetPolicyRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"y\n\x0ePolicyResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0c\n\x04toml\x18\x03 \x01(\t\x12\x12\n\ncreated_at\x18\x04 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x05 \x01(\t\x12\x16\n\x0e\x65\x66\x66\x65\x63tive_json\x18\x06 \x01(\t2\x8a\x05\n\x0fGovernorService\x12[\n\x08\x46\x65\x65\x64\x62\x61\x63k\x12%.onnxgate.governor.v1.FeedbackRequest\x1a&.onnxgate.governor.v1.FeedbackResponse\"\x00\x12[\n\tGetStatus\x12&.onnxgate.governor.v1.GetStatusRequest\x1a$.onnxgate.governor.v1.StatusResponse\"\x00\x12S\n\x05Pause\x12\".onnxgate.governor.v1.PauseRequest\x1a$.onnxgate.governor.v1.StatusResponse\"\x00\x12U\n\x06Resume\x12#.onnxgate.governor.v1.ResumeRequest\x1a$.onnxgate.governor.v1.StatusResponse\"\x00\x12W\n\x07\x41pprove\x12$.onnxgate.governor.v1.ApproveRequest\x1a$.onnxgate.governor.v1.StatusResponse\"\x00\x12[\n\tSetPolicy\x12&.onnxgate.governor.v1.SetPolicyRequest\x1a$.onnxgate.governor.v1.PolicyResponse\"\x00\x12[\n\tGetPolicy\x12&.onnxgate.governor.v1.GetPolicyRequest\x1a$.onnxgate.governor.v1.PolicyResponse\"\x00\x62\x06proto3')
+DESCRIPTOR = _pool.POOL.AddSerializedFile(b'\n\x0egovernor.proto\x12\x14onnxgate.governor.v1\"T\n\x0c\x46\x65\x65\x64\x62\x61\x63kItem\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\x12\n\x05value\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x0b\n\x03row\x18\x04 \x01(\rB\x08\n\x06_value\"S\n\x0f\x46\x65\x65\x64\x62\x61\x63kRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x31\n\x05items\x18\x02 \x03(\x0b\x32\".onnxgate.governor.v1.FeedbackItem\"v\n\x10\x46\x65\x65\x64\x62\x61\x63kResponse\x12\x0e\n\x06joined\x18\x01 \x01(\r\x12\x0f\n\x07unknown\x18\x02 \x01(\r\x12\x0f\n\x07\x65xpired\x18\x03 \x01(\r\x12\x11\n\tduplicate\x18\x04 \x01(\r\x12\x0f\n\x07invalid\x18\x05 \x01(\r\x12\x0c\n\x04hint\x18\x06 \x01(\t\"!\n\x10GetStatusRequest\x12\r\n\x05model\x18\x01 \x01(\t\"\x94\x01\n\x04Gate\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x11\n\thas_value\x18\x04 \x01(\x08\x12\r\n\x05value\x18\x05 \x01(\x01\x12\x11\n\tthreshold\x18\x06 \x01(\x01\x12\n\n\x02op\x18\x07 \x01(\t\x12\x0c\n\x04hard\x18\x08 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\t \x01(\t\"\x8d\x03\n\x0eStatusResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0c\n\x04mode\x18\x02 \x01(\t\x12\x0e\n\x06paused\x18\x03 \x01(\x08\x12\x16\n\x0epolicy_version\x18\x04 \x01(\x03\x12\x11\n\tcandidate\x18\x05 \x01(\t\x12\x0c\n\x04step\x18\x06 \x01(\x05\x12\r\n\x05steps\x18\x07 \x03(\x01\x12\x1c\n\x14\x63onsecutive_failures\x18\x08 \x01(\x05\x12\x13\n\x0brolled_back\x18\t \x03(\t\x12\x10\n\x08\x61pproved\x18\n \x03(\t\x12\x15\n\rlast_decision\x18\x0b \x01(\t\x12\x0f\n\x07reasons\x18\x0c \x03(\t\x12)\n\x05gates\x18\r \x03(\x0b\x32\x1a.onnxgate.governor.v1.Gate\x12\x19\n\x11last_evaluated_at\x18\x0e \x01(\t\x12\x1c\n\x14next_evaluation_in_s\x18\x0f \x01(\x01\x12\x0f\n\x07p_value\x18\x10 \x01(\x01\x12\x0e\n\x06leader\x18\x11 \x01(\t\x12\x14\n\x0c\x66igures_json\x18\x12 \x01(\t\"-\n\x0cPauseRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"I\n\rResumeRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x19\n\x11\x63lear_rolled_back\x18\x03 \x03(\t\"@\n\x0e\x41pproveRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"?\n\x10SetPolicyRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0c\n\x04toml\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"2\n\x10GetPolicyRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"y\n\x0ePolicyResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0c\n\x04toml\x18\x03 \x01(\t\x12\x12\n\ncreated_at\x18\x04 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x05 \x01(\t\x12\x16\n\x0e\x65\x66\x66\x65\x63tive_json\x18\x06 \x01(\t2\x8a\x05\n\x0fGovernorService\x12[\n\x08\x46\x65\x65\x64\x62\x61\x63k\x12%.onnxgate.governor.v1.FeedbackRequest\x1a&.onnxgate.governor.v1.FeedbackResponse\"\x00\x12[\n\tGetStatus\x12&.onnxgate.governor.v1.GetStatusRequest\x1a$.onnxgate.governor.v1.StatusResponse\"\x00\x12S\n\x05Pause\x12\".onnxgate.governor.v1.PauseRequest\x1a$.onnxgate.governor.v1.StatusResponse\"\x00\x12U\n\x06Resume\x12#.onnxgate.governor.v1.ResumeRequest\x1a$.onnxgate.governor.v1.StatusResponse\"\x00\x12W\n\x07\x41pprove\x12$.onnxgate.governor.v1.ApproveRequest\x1a$.onnxgate.governor.v1.StatusResponse\"\x00\x12[\n\tSetPolicy\x12&.onnxgate.governor.v1.SetPolicyRequest\x1a$.onnxgate.governor.v1.PolicyResponse\"\x00\x12[\n\tGetPolicy\x12&.onnxgate.governor.v1.GetPolicyRequest\x1a$.onnxgate.governor.v1.PolicyResponse\"\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,25 +36,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FEEDBACKREQUEST']._serialized_start=126
   _globals['_FEEDBACKREQUEST']._serialized_end=209
   _globals['_FEEDBACKRESPONSE']._serialized_start=211
-  _globals['_FEEDBACKRESPONSE']._serialized_end=315
-  _globals['_GETSTATUSREQUEST']._serialized_start=317
-  _globals['_GETSTATUSREQUEST']._serialized_end=350
-  _globals['_GATE']._serialized_start=353
-  _globals['_GATE']._serialized_end=501
-  _globals['_STATUSRESPONSE']._serialized_start=504
-  _globals['_STATUSRESPONSE']._serialized_end=901
-  _globals['_PAUSEREQUEST']._serialized_start=903
-  _globals['_PAUSEREQUEST']._serialized_end=948
-  _globals['_RESUMEREQUEST']._serialized_start=950
-  _globals['_RESUMEREQUEST']._serialized_end=1023
-  _globals['_APPROVEREQUEST']._serialized_start=1025
-  _globals['_APPROVEREQUEST']._serialized_end=1089
-  _globals['_SETPOLICYREQUEST']._serialized_start=1091
-  _globals['_SETPOLICYREQUEST']._serialized_end=1154
-  _globals['_GETPOLICYREQUEST']._serialized_start=1156
-  _globals['_GETPOLICYREQUEST']._serialized_end=1206
-  _globals['_POLICYRESPONSE']._serialized_start=1208
-  _globals['_POLICYRESPONSE']._serialized_end=1329
-  _globals['_GOVERNORSERVICE']._serialized_start=1332
-  _globals['_GOVERNORSERVICE']._serialized_end=1982
+  _globals['_FEEDBACKRESPONSE']._serialized_end=329
+  _globals['_GETSTATUSREQUEST']._serialized_start=331
+  _globals['_GETSTATUSREQUEST']._serialized_end=364
+  _globals['_GATE']._serialized_start=367
+  _globals['_GATE']._serialized_end=515
+  _globals['_STATUSRESPONSE']._serialized_start=518
+  _globals['_STATUSRESPONSE']._serialized_end=915
+  _globals['_PAUSEREQUEST']._serialized_start=917
+  _globals['_PAUSEREQUEST']._serialized_end=962
+  _globals['_RESUMEREQUEST']._serialized_start=964
+  _globals['_RESUMEREQUEST']._serialized_end=1037
+  _globals['_APPROVEREQUEST']._serialized_start=1039
+  _globals['_APPROVEREQUEST']._serialized_end=1103
+  _globals['_SETPOLICYREQUEST']._serialized_start=1105
+  _globals['_SETPOLICYREQUEST']._serialized_end=1168
+  _globals['_GETPOLICYREQUEST']._serialized_start=1170
+  _globals['_GETPOLICYREQUEST']._serialized_end=1220
+  _globals['_POLICYRESPONSE']._serialized_start=1222
+  _globals['_POLICYRESPONSE']._serialized_end=1343
+  _globals['_GOVERNORSERVICE']._serialized_start=1346
+  _globals['_GOVERNORSERVICE']._serialized_end=1996
 # @@protoc_insertion_point(module_scope)

@@ -91,11 +91,16 @@ class FeedbackResponse(_message.Message):
     EXPIRED_FIELD_NUMBER: _builtins.int
     DUPLICATE_FIELD_NUMBER: _builtins.int
     INVALID_FIELD_NUMBER: _builtins.int
+    HINT_FIELD_NUMBER: _builtins.int
     joined: _builtins.int
     unknown: _builtins.int
     expired: _builtins.int
     duplicate: _builtins.int
     invalid: _builtins.int
+    hint: _builtins.str
+    """Set when some ids are unknown: where their predictions may be (another gateway, or
+    evicted / expired here). Empty otherwise.
+    """
     def __init__(
         self,
         *,
@@ -104,10 +109,11 @@ class FeedbackResponse(_message.Message):
         expired: _builtins.int = ...,
         duplicate: _builtins.int = ...,
         invalid: _builtins.int = ...,
+        hint: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["duplicate", b"duplicate", "expired", b"expired", "invalid", b"invalid", "joined", b"joined", "unknown", b"unknown"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duplicate", b"duplicate", "expired", b"expired", "hint", b"hint", "invalid", b"invalid", "joined", b"joined", "unknown", b"unknown"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -209,7 +209,7 @@ def open_registry(args: argparse.Namespace, *, create: bool = False) -> Any:
     require_driver(s.registry)
     if not create:
         refuse_missing(s.registry)
-    return open_checked(s.registry, s.artifact_dir)
+    return open_checked(s.registry, s.artifact_dir, s.artifact_store)
 
 
 def version_dict(v: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -58,6 +59,7 @@ def cmd_feedback(args: argparse.Namespace) -> int:
 
     totals = {"joined": 0, "unknown": 0, "expired": 0, "duplicate": 0, "invalid": 0}
     batch: list[Any] = []
+    hints: list[str] = []
 
     def send() -> None:
         resp = _call(
@@ -65,6 +67,8 @@ def cmd_feedback(args: argparse.Namespace) -> int:
         )
         for key in totals:
             totals[key] += getattr(resp, key)
+        if resp.hint:
+            hints.append(resp.hint)
         batch.clear()
 
     for request_id, label, row in read_labels(Path(args.file)):
@@ -74,6 +78,8 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     if batch:
         send()
     emit(args, totals, lambda: print(", ".join(f"{k} {v}" for k, v in totals.items())))
+    if hints:
+        print(f"onnxgate: {hints[-1]}", file=sys.stderr)
     lost = totals["unknown"] + totals["expired"] + totals["invalid"]
     if totals["joined"] or not lost:
         return EXIT_OK

@@ -11,6 +11,11 @@ Each job carries the version's artifact bytes and what the worker needs to rebui
 black box; workers keep a session per artifact (by sha256), so the model is loaded once
 per worker. Workers are started with ``spawn`` (a fork of a process running grpc threads
 is not safe) and import shap as they start, off the request path.
+
+Workers die with the gateway, even one killed by SIGKILL: each watches its parent (a pidfd,
+or polling ``getppid`` where there is none) and exits when it is gone. Without that they
+lived on, waiting on the pool's queue (each holds a write end of it, so it never reads
+EOF), and kept multiprocessing's resource tracker alive with them.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from gateway.concurrency import watch_parent
 from gateway.domain import Tensors
 from gateway.explain.background import Background
 from gateway.explain.kernel import Runner, explain_rows, require_shap
@@ -112,7 +118,12 @@ def _stop_job(signum: int, frame: object) -> None:
         raise WorkerStopped("the gateway is stopping")
 
 
-def _start_worker() -> None:
+def _exit_now() -> None:
+    os._exit(1)  # nothing to flush: the jobs' answers have nowhere to go now
+
+
+def _start_worker(parent: int) -> None:
+    watch_parent(parent, _exit_now)
     try:
         os.nice(LOW_PRIORITY)
     except OSError:
@@ -129,6 +140,7 @@ class ProcessPool:
             processes,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
+            initargs=(os.getpid(),),
         )
 
     def run(self, job: Job) -> tuple[FloatArray, FloatArray, FloatArray]:

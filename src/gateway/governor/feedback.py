@@ -58,7 +58,7 @@ from gateway.governor.rollout import FeedbackPolicy
 if TYPE_CHECKING:
     from gateway.serving.taps import TapRecord
 
-__all__ = ["FeedbackStore", "LabelOutcome", "disparate_impact"]
+__all__ = ["FeedbackStore", "LabelOutcome", "disparate_impact", "unknown_hint"]
 
 MAX_ROWS_KEPT = 1024  # rows per request whose predictions are kept for joining labels
 
@@ -69,6 +69,23 @@ class LabelOutcome(StrEnum):
     EXPIRED = "expired"
     DUPLICATE = "duplicate"
     INVALID = "invalid"
+
+
+def unknown_hint(unknown: int, *, fleet: bool) -> str:
+    """Where to look for the predictions of ``unknown`` ids a label named ("" for none)."""
+    if not unknown:
+        return ""
+    if not fleet:
+        return (
+            "unknown ids were never served by this gateway, which is not in a fleet: send "
+            "labels to the gateway that served them, or run the gateways as a fleet "
+            "(fleet = true, one shared registry) so any member joins them"
+        )
+    return (
+        "unknown ids are unknown to every member of this fleet: evicted "
+        "(feedback_records), served more than feedback_ttl_s ago, never served with that id, "
+        "or served by a gateway on another registry"
+    )
 
 
 @dataclass(slots=True)

@@ -53,6 +53,7 @@ from gateway.governor.decide import Decision, DecisionKind, GovernorState, decid
 from gateway.governor.evidence import Evidence, Snapshot, VersionSnapshot, candidate_of
 from gateway.governor.evidence_windows import CANDIDATE_WINDOW, Window, WindowStore, windowed
 from gateway.governor.feedback import FeedbackStore
+from gateway.governor.lease import LeaseKeeper
 from gateway.governor.rollout import Mode, RolloutPolicy, RolloutPolicyError, parse_rollout_policy
 from gateway.governor.sources import EvidenceSource
 from gateway.governor.starter import DeploymentChanges, start_by_policy
@@ -120,6 +121,7 @@ class Governor:
         self._windows: dict[str, Window] = {}
         self._due: dict[str, float] = {}
         self.is_leader = False
+        self._keeper: LeaseKeeper | None = None  # renews the lease between ticks
         self.last: dict[str, Decision] = {}
 
     # -- the loop -------------------------------------------------------------------------------
@@ -144,6 +146,8 @@ class Governor:
                 except TimeoutError:
                     pass
         finally:
+            if self._keeper is not None:
+                await run_blocking(self._io, self._keeper.stop)
             if self.is_leader:
                 await self._store.release(self.holder)
                 self.is_leader = False
@@ -171,6 +175,8 @@ class Governor:
             return []  # (a fleet member leads only once it has read the fleet's evidence)
         ttl = max(3 * self.tick_s, 2.0)
         self.is_leader = await self._store.acquire(self.holder, ttl)
+        if self.is_leader and (self._keeper is None or not self._keeper.alive):
+            self._keeper = LeaseKeeper(self._store.blocking, self.holder, ttl)
         if not self.is_leader:
             self._windows.clear()  # evidence windows are only meaningful for the leader
             return []
@@ -332,7 +338,8 @@ class Governor:
             await change(model, target, actor=ACTOR, reason=reason,
                          expected_revision=dep.revision, details=details)  # fmt: skip
         elif decision.kind is DecisionKind.PROMOTE:
-            await change(model, Promote(cand), actor=ACTOR, reason=reason, details=details)
+            await change(model, Promote(cand), actor=ACTOR, reason=reason,
+                         expected_revision=dep.revision, details=details)  # fmt: skip
         else:
             history = await self._registry.history(model)
             restored = restore_target([h.deployment for h in history], dep, cand)

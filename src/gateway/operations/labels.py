@@ -41,10 +41,19 @@ class Labels:
         *,
         settle: Callable[[], Awaitable[object]] | None = None,
         resolve: Callable[[str, list[str]], Awaitable[object]] | None = None,
+        in_fleet: Callable[[], bool] | None = None,
     ) -> None:
         self._feedback = feedback
         self._settle = settle
         self._resolve = resolve
+        self._in_fleet = in_fleet
+
+    @property
+    def in_fleet(self) -> bool:
+        """Whether labels are resolved across a fleet (unknown ids hint differently)."""
+        if self._in_fleet is not None:
+            return self._in_fleet()
+        return self._resolve is not None
 
     async def join_labels(self, model: str, items: Sequence[Label]) -> Mapping[LabelOutcome, int]:
         """Settle the taps, resolve from the fleet, join each label; count the outcomes."""

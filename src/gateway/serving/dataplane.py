@@ -144,6 +144,7 @@ class DataPlane:
         if routing_key is not None:
             check_text("routing key", routing_key, MAX_KEY_BYTES)
         self._inflight += 1
+        self._metrics.inflight.set(self._inflight)
         served: Served | None = None
         route: Route | None = None
         counted: str | None = None  # the model whose per-model slot this call holds
@@ -184,6 +185,7 @@ class DataPlane:
             raise
         finally:
             self._inflight -= 1
+            self._metrics.inflight.set(self._inflight)
             if counted is not None:
                 self._release(counted)
             if self._draining and not self._inflight and self._idle is not None:

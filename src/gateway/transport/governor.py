@@ -25,7 +25,7 @@ import grpc
 
 from gateway._proto import governor_pb2 as pb
 from gateway._proto import governor_pb2_grpc as pb_grpc
-from gateway.governor.feedback import LabelOutcome
+from gateway.governor.feedback import LabelOutcome, unknown_hint
 from gateway.operations import (
     MAX_LABELS,
     GovernorOps,
@@ -114,6 +114,7 @@ class GovernorServicer(pb_grpc.GovernorServiceServicer):
             expired=counts[LabelOutcome.EXPIRED],
             duplicate=counts[LabelOutcome.DUPLICATE],
             invalid=counts[LabelOutcome.INVALID],
+            hint=unknown_hint(counts[LabelOutcome.UNKNOWN], fleet=self._labels.in_fleet),
         )
 
     async def GetStatus(self, request: pb.GetStatusRequest, context: Context) -> pb.StatusResponse:
