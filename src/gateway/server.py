@@ -15,7 +15,6 @@ from collections.abc import Mapping
 import grpc
 from grpc_health.v1 import health, health_pb2
 
-from gateway.access import AccessPolicy
 from gateway.concurrency import run_blocking
 from gateway.explain.assembly import build_explanations
 from gateway.fleet import FleetCollector, FleetNode
@@ -59,14 +58,11 @@ from gateway.transport.governor import GovernorServicer
 from gateway.transport.grpc_server import (
     INFERENCE_SERVICE,
     build_grpc_server,
-    inference_wrapper,
     server_credentials,
 )
-from gateway.transport.http import ConsoleRoutes, HttpServer, InferenceRoutes, build_app
-from gateway.transport.http.guard import LoginThrottle
-from gateway.transport.http.triton_ext import TritonRoutes
+from gateway.transport.http import HttpServer
+from gateway.transport.http.assembly import http_server
 from gateway.transport.monitoring import MonitoringServicer
-from gateway.transport.roles import RoleGuard
 from gateway.transport.shm import SharedMemoryRegions
 from gateway.transport.streaming import StreamInference
 from gateway.transport.triton import TritonServicer
@@ -345,42 +341,11 @@ class Gateway:
         await self.health.set(REGISTRY_HEALTH, status.SERVING if reachable else status.NOT_SERVING)
 
     def _http_server(self) -> HttpServer:
-        """OIP v2 over HTTP, on this loop, through the same data plane as gRPC."""
-        s = self.settings
-        inference = InferenceRoutes(
-            self.reads,
-            self.plane,
-            predict_tokens=s.predict_tokens,
-            max_body_bytes=s.max_message_bytes,
-            decoder=self.decoder,
-        )
-        # The console calls the operations core, authorised by the same decision as gRPC.
-        console = ConsoleRoutes(
-            operations=self.operations,
-            access=AccessPolicy(s.admin_tokens, s.admin_roles),
-            sessions=self.registry_io.sessions,
-            session_s=s.console_session_s,
-            throttle=LoginThrottle(s.console_login_attempts),
-        )
-        tls = (
-            None
-            if s.tls_cert is None or s.tls_key is None
-            else (s.tls_cert, s.tls_key, s.tls_client_ca)
-        )
-        wrap = inference_wrapper(s, RoleGuard(s.admin_tokens, s.admin_roles))
-        triton = TritonRoutes(self.inference, wrap)
-        return HttpServer(
-            build_app(
-                # Triton's extensions first: /v2/models/stats is not a model's metadata.
-                [*triton.routes(), *inference.routes(), *console.routes()],
-                max_body_bytes=s.max_message_bytes,
-            ),
-            s.host,
-            s.http_port,
-            reuse_port=s.workers > 1,
-            grace_s=s.grace_s,
-            tls=tls,
-        )
+        return http_server(
+            self.settings, reads=self.reads, plane=self.plane, decoder=self.decoder,
+            operations=self.operations, sessions=self.registry_io.sessions,
+            inference=self.inference,
+        )  # fmt: skip
 
     async def stop(self, grace: float | None = None) -> None:
         """Drain, then release everything: health NOT_SERVING; new ModelInfer calls get
