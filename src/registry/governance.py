@@ -367,6 +367,13 @@ class Governance:
             session.flush()
             # Still holding the write lock: no registration of the same bytes can interleave.
             purge_artifacts(self._store, items)
+            swept = self._store.sweep_temporaries()
+            if swept:
+                self._audit.append(
+                    session, actor=actor, action="artifact.sweep", subject=ORPHAN,
+                    after={"temporary_files": swept},
+                    reason="partial writes a crash left behind (older than an hour)",
+                )  # fmt: skip
             hit("retention.after_purge")
         hit("retention.after_commit")
         return items

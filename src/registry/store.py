@@ -16,6 +16,7 @@ import hashlib
 import os
 import re
 import tempfile
+import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -63,6 +64,10 @@ def verified(sha: str, data: bytes) -> bytes:
     return data
 
 
+TEMPORARY_MAX_AGE_S = 3600.0
+"""A ``.tmp-*.part`` older than this cannot belong to a write still in progress."""
+
+
 class ArtifactStore(ABC):
     """Stores and returns artifact bytes by sha256; safe for several processes at once.
 
@@ -94,6 +99,11 @@ class ArtifactStore(ABC):
         """Where the bytes live, for logs and errors."""
         return type(self).__name__
 
+    def sweep_temporaries(self, older_than_s: float = TEMPORARY_MAX_AGE_S) -> int:
+        """Remove partial writes a crash left behind, older than ``older_than_s`` (a live
+        writer's are younger); returns how many. Stores that write atomically have none."""
+        return 0
+
 
 class FileArtifactStore(ArtifactStore):
     """The bytes under a directory, ``root/ab/cdef...``."""
@@ -121,6 +131,20 @@ class FileArtifactStore(ArtifactStore):
                 if _SHA256.match(sha) and f.is_file():
                     found.append(sha)
         return sorted(found)
+
+    def sweep_temporaries(self, older_than_s: float = TEMPORARY_MAX_AGE_S) -> int:
+        # A crash between writing and renaming (store.before_rename) leaves a ".tmp-*.part"
+        # that nothing loads and nothing else removes.
+        cutoff = time.time() - older_than_s
+        swept = 0
+        for tmp in self.root.glob("*/.tmp-*.part"):
+            try:
+                if tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
+                    swept += 1
+            except FileNotFoundError:
+                continue  # its writer finished, or another sweep took it
+        return swept
 
     def exists(self, sha: str) -> bool:
         return self.path(sha).is_file()

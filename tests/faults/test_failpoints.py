@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -202,3 +203,27 @@ def test_bytes_of_a_killed_registration_are_swept_with_an_audit_event(tmp_path):
     finally:
         reg.close()
     _audit_intact(url, artifacts)
+
+
+def test_retention_sweeps_a_stale_partial_write_and_keeps_a_fresh_one(tmp_path):
+    """A kill at store.before_rename leaves a .tmp-*.part nothing loads; retention apply
+    removes it once it is older than an hour (a younger one may be a write in progress)."""
+    registry_url = f"sqlite:///{tmp_path / 'registry.db'}"
+    artifacts = tmp_path / "artifacts"
+    _prepare(registry_url, artifacts, "register")
+    child = _run_child("register", registry_url, artifacts, "store.before_rename")
+    assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
+    [stale] = _loadable_files_hash_to_their_names(artifacts)
+    fresh = stale.with_name(".tmp-fresh.part")
+    fresh.write_bytes(b"a write still in progress")
+    two_hours_ago = time.time() - 7200
+    os.utime(stale, (two_hours_ago, two_hours_ago))
+    reg = Registry.open(registry_url, artifacts, create=False)
+    try:
+        reg.governance.retention(apply=True, actor="test")
+        events = [e for e in reg.audit_events() if e.action == "artifact.sweep"]
+    finally:
+        reg.close()
+    assert not stale.exists() and fresh.exists()
+    assert events and events[-1].after == {"temporary_files": 1}
+    _audit_intact(registry_url, artifacts)
