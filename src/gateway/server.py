@@ -178,8 +178,9 @@ class Gateway:
         self.inference = InferenceServicer(self.catalog, self.plane)
         self.admin = AdminServicer(self.registry, self.catalog, io_executor=self._io_pool)
         self.monitoring = MonitoringServicer(
-            self.monitor, self.shadow, io_executor=self._io_pool, settle=self.taps.settled
-        )
+            self.monitor, self.shadow, io_executor=self._io_pool, settle=self.taps.settled,
+            role_of=self._role_of, quality=self.feedback.quality,
+        )  # fmt: skip
         self.governance = GovernanceServicer(self.registry, io_executor=self._io_pool)
         self.explain = ExplainServicer(
             self.explanations.explainer,
@@ -199,6 +200,10 @@ class Gateway:
         self.changes: ChangeWatcher | None = None
         if self.fleet is not None and supports_notify(settings.registry):
             self.changes = ChangeWatcher(settings.registry, self.catalog.sync)
+
+    def _role_of(self, model: str, version: str) -> str:
+        entry = self.catalog.entry(model)
+        return "" if entry is None else entry.table.role_of(version)
 
     def _fleet(self, holder: str, local: list[EvidenceSource]) -> FleetNode:
         s = self.settings

@@ -65,7 +65,14 @@ def cmd_models_register(args: argparse.Namespace) -> int:
         data, lineage = converted_artifact(args, path, lineage)
     profile = None
     if getattr(args, "reference", None):
-        profile = reference_doc(Path(args.reference), data, meta)
+        labels = getattr(args, "reference_labels", None)
+        profile = reference_doc(
+            Path(args.reference),
+            data,
+            meta,
+            labels=Path(labels) if labels else None,
+            label_column=getattr(args, "label_column", None),
+        )
     reg = open_registry(args, create=True)
     try:
         if not args.allow_duplicate:
@@ -176,6 +183,15 @@ def add_commands(sub: Any) -> tuple[Any, argparse.ArgumentParser]:
         help="register bytes that a version of this model already has (refused otherwise)",
     )
     r.add_argument("--reference", metavar="FILE", help="reference sample (.npy/.npz/.csv)")
+    r.add_argument(
+        "--reference-labels",
+        metavar="FILE",
+        help="the reference's labels, one class id per row (.npy/.csv): label-free "
+        "performance estimates (onnxgate performance)",
+    )
+    r.add_argument(
+        "--label-column", metavar="COL", help="the CSV reference's column holding the labels"
+    )
     registry_opts(r)
     r.set_defaults(func=cmd_models_register)
     ls = models.add_parser("list", help="list models")

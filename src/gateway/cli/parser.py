@@ -26,6 +26,7 @@ from gateway.cli import (
     inference,
     models,
     monitoring,
+    performance,
     rollout,
     traffic,
 )
@@ -90,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     convert.install(models=models_sub, register=register)  # register model.pkl, models optimize
     rollout.add_commands(sub)  # rollout status
     explain.add_commands(sub)  # explain
+    performance.add_commands(sub)  # performance
     return p
 
 

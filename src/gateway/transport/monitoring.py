@@ -1,4 +1,5 @@
-"""Thin servicer for ``onnxgate.monitoring.v1.MonitoringService``: drift and shadow reports.
+"""Thin servicer for ``onnxgate.monitoring.v1.MonitoringService``: drift, shadow reports and
+label-free performance estimates.
 
 Reads the monitor's and the shadow scorer's published snapshots and converts them to
 protobuf; ``refresh`` runs the monitor's (blocking) recomputation on the I/O executor.
@@ -8,7 +9,8 @@ Authentication is applied around these methods by the server, as for the admin A
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Awaitable, Callable
+import json
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import grpc
@@ -17,10 +19,11 @@ from gateway._proto import monitoring_pb2 as pb
 from gateway._proto import monitoring_pb2_grpc as pb_grpc
 from gateway.concurrency import run_blocking
 from gateway.errors import FailedPrecondition, InvalidArgument, NotFound
+from gateway.governor.evidence import Quality
 from gateway.monitoring.monitor import Monitor, SideDrift, VersionDrift, feature_order
 from gateway.monitoring.shadow import ShadowReport, ShadowScorer
 
-__all__ = ["MonitoringServicer", "side_to_proto", "version_to_proto"]
+__all__ = ["MonitoringServicer", "performance_to_proto", "side_to_proto", "version_to_proto"]
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -110,8 +113,12 @@ class MonitoringServicer(pb_grpc.MonitoringServiceServicer):
         *,
         io_executor: concurrent.futures.Executor,
         settle: Callable[[], Awaitable[object]] | None = None,
+        role_of: Callable[[str, str], str] | None = None,
+        quality: Callable[[str], Mapping[str, Quality]] | None = None,
     ) -> None:
         self._monitor = monitor
+        self._role_of = role_of  # (model, version) -> its role in the routing table
+        self._quality = quality  # model -> version -> delayed-label quality (feedback)
         self._shadow = shadow
         self._io = io_executor
         # Served requests reach the monitor through the tap queue: a refresh first waits
@@ -162,3 +169,57 @@ class MonitoringServicer(pb_grpc.MonitoringServiceServicer):
             dropped=snap.dropped.get(request.model, 0),
             pending=snap.pending,
         )
+
+    async def GetPerformance(
+        self, request: pb.GetPerformanceRequest, context: Context
+    ) -> pb.GetPerformanceResponse:
+        if not request.model:
+            raise InvalidArgument("model is required")
+        if self._monitor is None:
+            raise FailedPrecondition("drift monitoring is off on this gateway (monitoring=false)")
+        if request.refresh:
+            if self._settle is not None:
+                await self._settle()
+            snap = await run_blocking(self._io, self._monitor.refresh)
+        else:
+            snap = self._monitor.snapshot()
+        versions = snap.versions.get(request.model, {})
+        if not versions:
+            raise NotFound(f"model '{request.model}' has no monitored traffic yet")
+        quality = {} if self._quality is None else self._quality(request.model)
+        out = []
+        for name in sorted(versions):
+            vd = versions[name]
+            role = "" if self._role_of is None else self._role_of(request.model, name)
+            out.append(performance_to_proto(vd, role, quality.get(name)))
+        return pb.GetPerformanceResponse(versions=out)
+
+
+def performance_to_proto(
+    vd: VersionDrift, role: str, quality: Quality | None
+) -> pb.VersionPerformance:
+    """One version's estimated (and, once labels joined, realised) performance."""
+    msg = pb.VersionPerformance(
+        version=vd.version, role=role, rows=vd.window_rows, note=vd.performance_note
+    )
+    if vd.performance is not None:
+        est = vd.performance.estimate()
+        msg.method = "isotonic" if vd.performance_note.startswith("isotonic") else "none"
+        msg.estimated.CopyFrom(
+            pb.PerformanceEstimate(
+                rows=est.rows,
+                accuracy=est.accuracy,
+                accuracy_low=est.accuracy_low,
+                accuracy_high=est.accuracy_high,
+                roc_auc=est.roc_auc,
+                f1=est.f1,
+                sums_json=json.dumps(vd.performance.to_dict()),
+            )
+        )
+    if quality is not None and quality.labelled:
+        msg.realised.CopyFrom(
+            pb.RealisedPerformance(
+                labels=quality.labelled, accuracy=quality.correct / quality.labelled
+            )
+        )
+    return msg
