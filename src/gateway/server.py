@@ -32,6 +32,7 @@ from gateway.governor.sources import (
 from gateway.metrics import DeploymentCollector, GatewayMetrics
 from gateway.monitoring.collector import MonitoringCollector
 from gateway.monitoring.monitor import Monitor, MonitorConfig
+from gateway.monitoring.performance_metrics import PerformanceCollector
 from gateway.monitoring.shadow import ShadowScorer
 from gateway.serving.cache import ResponseCache
 from gateway.serving.catalog import Catalog
@@ -110,6 +111,8 @@ class Gateway:
                 top_k=settings.monitor_top_k,
             )
         )
+        if self.monitor is not None:
+            self.metrics.add_collector(PerformanceCollector(self.monitor.snapshot))
         watchers: dict[str, Tap] = {"shadow": self.shadow.observe}
         if self.monitor is not None:
             watchers["monitor"] = self.monitor.observe

@@ -11,6 +11,7 @@ import onnx
 import pytest
 from monitoring_support import infer_request
 from onnx import TensorProto, helper, numpy_helper
+from prometheus_client import generate_latest
 from shared import ADMIN_TOKEN, admin_metadata, clear_onnxgate_env, wait_for
 
 from gateway import cli
@@ -141,6 +142,10 @@ def test_estimate_under_shift_matches_realised_accuracy(
     assert low < est["accuracy"] < high
     assert 0.5 < est["roc_auc"] < 1.0 and 0.5 < est["f1"] < 1.0
     assert before["method"] in ("isotonic", "none") and before["note"]
+    scraped = generate_latest(gw.gateway.metrics.registry).decode()
+    series = 'onnxgate_performance_estimated_accuracy{model="m",version="1"} '
+    (gauge,) = [line for line in scraped.splitlines() if line.startswith(series)]
+    assert float(gauge.split()[-1]) == pytest.approx(est["accuracy"])
 
     items = [
         gpb.FeedbackItem(id=f"r{i // rows}", row=i % rows, label=str(int(label)))
