@@ -20,6 +20,7 @@ from typing import Any
 
 from gateway.governor.evidence import (
     Drift,
+    Estimated,
     Evidence,
     Quality,
     SegmentCounts,
@@ -52,6 +53,9 @@ def encode(ev: Evidence) -> Payload:
         d = ev.drift
         out["drift"] = [list(d.input_features), d.output_drifted, list(d.output_features),
                         d.window_rows]  # fmt: skip
+    if ev.estimated is not None:
+        e = ev.estimated
+        out["estimated"] = [e.rows, e.correct, e.correct_var]
     return out
 
 
@@ -71,7 +75,11 @@ def decode(payload: Mapping[str, Any]) -> Evidence:
     if "drift" in payload:
         inputs, output_drifted, outputs, rows = payload["drift"]
         drift = Drift(tuple(inputs), bool(output_drifted), tuple(outputs), int(rows))
-    return Evidence(traffic, drift, shadow, quality)
+    estimated = None
+    if "estimated" in payload:  # a label-free estimate's sums (see Estimated)
+        rows, correct, var = payload["estimated"]
+        estimated = Estimated(int(rows), float(correct), float(var))
+    return Evidence(traffic, drift, shadow, quality, estimated=estimated)
 
 
 def _add_traffic(a: Traffic | None, b: Traffic) -> Traffic:
@@ -115,6 +123,7 @@ def merge(rows: Iterable[tuple[Evidence, bool]]) -> Evidence:
     quality: Quality | None = None
     drift: Drift | None = None
     shadow: ShadowAgreement | None = None
+    estimated: Estimated | None = None
     for ev, live in rows:
         if ev.traffic is not None:
             traffic = _add_traffic(traffic, ev.traffic)
@@ -125,4 +134,6 @@ def merge(rows: Iterable[tuple[Evidence, bool]]) -> Evidence:
             shadow = ShadowAgreement(s.compared + ev.shadow.compared, s.agreed + ev.shadow.agreed)
         if live and ev.drift is not None:
             drift = _add_drift(drift, ev.drift)
-    return Evidence(traffic, drift, shadow, quality)
+        if live and ev.estimated is not None:  # like drift: about current windows
+            estimated = ev.estimated if estimated is None else estimated.plus(ev.estimated)
+    return Evidence(traffic, drift, shadow, quality, estimated=estimated)

@@ -19,6 +19,7 @@ __all__ = [
     "CHALLENGER",
     "CHAMPION",
     "Drift",
+    "Estimated",
     "Evidence",
     "Importance",
     "Quality",
@@ -200,6 +201,33 @@ def _ranks(values: tuple[float, ...]) -> list[float]:
 
 
 @dataclass(frozen=True)
+class Estimated:
+    """A label-free (CBPE) estimate of a version's accuracy over its current monitoring
+    window (:mod:`gateway.monitoring.performance`): expected correct rows and their
+    variance, so processes merge by addition."""
+
+    rows: int = 0
+    correct: float = 0.0
+    correct_var: float = 0.0
+
+    def plus(self, other: Estimated) -> Estimated:
+        return Estimated(
+            self.rows + other.rows,
+            self.correct + other.correct,
+            self.correct_var + other.correct_var,
+        )
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.rows if self.rows else None
+
+    @property
+    def half_width(self) -> float:
+        """Half the 95 % confidence interval of :attr:`accuracy`."""
+        return 1.959963984540054 * self.correct_var**0.5 / self.rows if self.rows else 0.0
+
+
+@dataclass(frozen=True)
 class Evidence:
     """What the evidence sources know about one version; a part is None when unknown."""
 
@@ -208,6 +236,7 @@ class Evidence:
     shadow: ShadowAgreement | None = None
     quality: Quality | None = None
     importance: Importance | None = None
+    estimated: Estimated | None = None
 
     def merged(self, other: Evidence) -> Evidence:
         """These parts overlaid with ``other``'s known ones."""
@@ -217,6 +246,7 @@ class Evidence:
             other.shadow or self.shadow,
             other.quality or self.quality,
             other.importance or self.importance,
+            other.estimated or self.estimated,
         )
 
 

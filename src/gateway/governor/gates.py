@@ -9,13 +9,14 @@ Pure: no grpc, no SQLAlchemy.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from gateway.governor.evidence import Evidence, VersionSnapshot
 from gateway.governor.feedback import disparate_impact
-from gateway.governor.rollout import RolloutPolicy
+from gateway.governor.rollout import Gates, RolloutPolicy
 from gateway.governor.sequential import SequentialResult, compare
 
 __all__ = ["GateResult", "GateStatus", "evaluate_gates"]
@@ -142,4 +143,29 @@ def evaluate_gates(
             if imp.top != himp.top:
                 detail += " (changed)"
         add("importance_drift", rho, g.min_importance_correlation, ">=", detail)
+    _estimate_gates(g, ev, hev, add)
     return tuple(out), test
+
+
+def _estimate_gates(
+    g: Gates, ev: Evidence, hev: Evidence, add: Callable[[str, float | None, float, str, str], None]
+) -> None:
+    """Label-free accuracy gates (CBPE): judged on the 95 % interval's upper bound, so an
+    estimate fails a candidate only when it is clearly below the bar, not by noise."""
+    e, he = ev.estimated, hev.estimated
+    e_ok = e is not None and e.rows >= g.min_requests
+    if g.min_estimated_accuracy is not None:
+        value, detail = None, ""
+        if e is not None and e_ok and e.accuracy is not None:
+            value = min(e.accuracy + e.half_width, 1.0)
+            detail = f"estimated (no labels) {e.accuracy:.4f} +- {e.half_width:.4f}, upper bound"
+        add("estimated_accuracy", value, g.min_estimated_accuracy, ">=", detail)
+    if g.max_estimated_drop is not None:
+        value, detail = None, ""
+        ok = he is not None and he.rows >= g.min_requests
+        if e is not None and he is not None and e_ok and ok:
+            a, ha = e.accuracy or 0.0, he.accuracy or 0.0
+            half = (e.half_width**2 + he.half_width**2) ** 0.5
+            value = a - ha + half
+            detail = f"estimated (no labels) candidate - champion {a - ha:+.4f}, upper bound"
+        add("estimated_drop", value, -g.max_estimated_drop, ">=", detail)

@@ -32,6 +32,8 @@ Example (every key optional; these are the defaults unless noted)::
     min_disparate_impact = 0.8  # min/max positive-prediction rate across segments
     min_tpr_ratio = false       # min/max true-positive rate across segments (labels)
     min_importance_correlation = false  # e.g. 0.5: rank correlation of feature importances
+    min_estimated_accuracy = false  # e.g. 0.8: label-free estimate (its 95% upper bound)
+    max_estimated_drop = false  # e.g. 0.03: estimated accuracy may trail the champion's
     min_requests = 20           # requests before rate/latency gates are judged
     min_labels = 30             # labels (each side) before quality gates are judged
     min_segment_count = 30      # predictions (labels for TPR) a segment needs to count
@@ -100,6 +102,8 @@ GATE_NAMES = (
     "disparate_impact",
     "tpr_ratio",
     "importance_drift",
+    "estimated_accuracy",
+    "estimated_drop",
 )
 
 
@@ -127,6 +131,9 @@ class Gates:
     # Spearman correlation of candidate vs champion importances (gateway.explain); off.
     min_importance_correlation: float | None = None
     min_importance_rows: int = 50  # sampled rows each side before importance is judged
+    # Label-free (CBPE) accuracy estimates (gateway.monitoring.performance); off.
+    min_estimated_accuracy: float | None = None
+    max_estimated_drop: float | None = None
     min_requests: int = 20
     min_labels: int = 30
     min_segment_count: int = 30
@@ -258,6 +265,8 @@ def _gates(doc: Mapping[str, Any]) -> Gates:
         min_disparate_impact=opt("min_disparate_impact", 0.0, 1.0),
         min_tpr_ratio=opt("min_tpr_ratio", 0.0, 1.0),
         min_importance_correlation=opt("min_importance_correlation", -1.0, 1.0),
+        min_estimated_accuracy=opt("min_estimated_accuracy", 0.0, 1.0),
+        max_estimated_drop=opt("max_estimated_drop", 0.0, 1.0),
         min_importance_rows=check.count(
             "gates.min_importance_rows", t.get("min_importance_rows", d.min_importance_rows)
         ),
