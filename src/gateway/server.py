@@ -31,6 +31,7 @@ from gateway.governor.sources import (
 )
 from gateway.metrics import DeploymentCollector, GatewayMetrics
 from gateway.monitoring.collector import MonitoringCollector
+from gateway.monitoring.contract_guard import ContractCollector, ContractGuard
 from gateway.monitoring.monitor import Monitor, MonitorConfig
 from gateway.monitoring.performance_metrics import PerformanceCollector
 from gateway.monitoring.shadow import ShadowScorer
@@ -145,7 +146,10 @@ class Gateway:
             retry_after_s=settings.retry_after_ms / 1000,
             taps=self.taps,
             cache=ResponseCache(settings.response_cache_sizes, self.metrics),
+            contracts=(contracts := ContractGuard(self.registry.get_profile)).check,
         )
+        self.contracts = contracts
+        self.metrics.add_collector(ContractCollector(contracts))
         governor_metrics = GovernorMetrics(self.metrics)
         drift = None if self.monitor is None else self.monitor.snapshot
         local: list[EvidenceSource] = [
@@ -169,6 +173,7 @@ class Gateway:
             windows=self.fleet,
         )
         governor_metrics.attach(self.governor, self.feedback)
+        self.governor.on_contracts = contracts.configure
         self.governor_api = GovernorServicer(
             self.registry,
             self.feedback,
@@ -377,6 +382,7 @@ class Gateway:
             await self.server.stop(max(0.0, deadline - time.monotonic()))
         self.taps.close()
         self.shadow.close()
+        self.contracts.close()
         self.explanations.close()
         if self.monitor is not None:
             self.monitor.close()

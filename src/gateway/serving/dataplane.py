@@ -33,13 +33,14 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from gateway.domain import InferRequest, InferResult
+from gateway.domain import InferRequest, InferResult, Tensors
 from gateway.errors import GatewayError, ResourceExhausted, Unavailable
 from gateway.metrics import GatewayMetrics
 from gateway.serving.cache import ResponseCache
 from gateway.serving.catalog import Catalog, Served
 from gateway.serving.routing import Route
 from gateway.serving.taps import TapQueue, TapRecord
+from registry.signature import Signature
 
 __all__ = ["DataPlane"]
 
@@ -58,7 +59,9 @@ class DataPlane:
         taps: TapQueue | None = None,
         cache: ResponseCache | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        contracts: Callable[[str, str, Signature, Tensors], None] | None = None,
     ) -> None:
+        self._contracts = contracts  # data contracts (count / reject), per model's policy
         self._catalog = catalog
         self._metrics = metrics
         self._max_inflight = max_inflight
@@ -134,6 +137,8 @@ class DataPlane:
                 counted = model
             loaded = served.loaded
             rows = loaded.validate(request.inputs)
+            if self._contracts is not None:
+                self._contracts(request.model, route.version, loaded.signature, request.inputs)
             wanted = request.requested_outputs
             if wanted:
                 loaded.check_outputs(wanted)
