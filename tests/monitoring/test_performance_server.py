@@ -7,16 +7,15 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import onnx
 import pytest
 from monitoring_support import infer_request
-from onnx import TensorProto, helper, numpy_helper
 from prometheus_client import generate_latest
 from shared import ADMIN_TOKEN, admin_metadata, clear_onnxgate_env, wait_for
 
 from gateway import cli
 from gateway._proto import governor_pb2 as gpb
 from gateway._proto import governor_pb2_grpc
+from gateway.tools import modelzoo
 
 FEATURES = 4
 WEIGHTS = np.array([2.0, -1.5, 1.0, 0.5])
@@ -24,29 +23,7 @@ POLICY = '[feedback]\noutput = "label"\n'
 
 
 def logistic_model() -> bytes:
-    """``probabilities = [1 - p, p]`` with ``p = sigmoid(x @ WEIGHTS)``; ``label = argmax``."""
-    graph = helper.make_graph(
-        [
-            helper.make_node("MatMul", ["x", "W"], ["logit"]),
-            helper.make_node("Sigmoid", ["logit"], ["p"]),
-            helper.make_node("Sub", ["one", "p"], ["q"]),
-            helper.make_node("Concat", ["q", "p"], ["probabilities"], axis=1),
-            helper.make_node("ArgMax", ["probabilities"], ["label"], axis=1, keepdims=0),
-        ],
-        "logistic",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", FEATURES])],
-        [
-            helper.make_tensor_value_info("label", TensorProto.INT64, ["batch"]),
-            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", 2]),
-        ],
-        initializer=[
-            numpy_helper.from_array(WEIGHTS.astype(np.float32).reshape(-1, 1), "W"),
-            numpy_helper.from_array(np.array(1.0, np.float32), "one"),
-        ],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-    onnx.checker.check_model(model)
-    return bytes(model.SerializeToString())
+    return modelzoo.logistic(WEIGHTS.tolist())
 
 
 def sample(rng: np.random.Generator, rows: int, shift: bool) -> tuple[np.ndarray, np.ndarray]:
