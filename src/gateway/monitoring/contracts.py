@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -61,6 +61,15 @@ class Contract:
     categorical: BoolArray
     levels: FloatArray  # features x L, NaN-padded categories seen (categorical features)
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_any_categorical", bool(self.categorical.any()))
+        none = np.zeros(len(self.feature_names), dtype=np.int64)
+        none.flags.writeable = False
+        object.__setattr__(self, "_none", none)
+
+    _any_categorical: bool = field(init=False, repr=False)
+    _none: IntArray = field(init=False, repr=False)
+
     @classmethod
     def from_profile(cls, profile: Profile, margin: float = DEFAULT_MARGIN) -> Contract:
         width = profile.maximum - profile.minimum
@@ -79,9 +88,13 @@ class Contract:
 
     def check(self, x: FloatArray) -> Violations:
         """Violations of a rows x features batch (float64; non-finite values are missing)."""
+        if not self._any_categorical:
+            # NOTE: the common case first: every value in range (NaN compares False, so a
+            # missing value takes the full path below): two comparisons and one reduction.
+            if ((x >= self.low) & (x <= self.high)).all():
+                return Violations(self._none, None)
         missing = ~np.isfinite(x)
-        with np.errstate(invalid="ignore"):
-            bad = (x < self.low) | (x > self.high)
+        bad = (x < self.low) | (x > self.high)  # NaN compares False, without a warning
         if self.categorical.any():
             cat = np.flatnonzero(self.categorical)
             seen = (x[:, cat, None] == self.levels[cat][None, :, :]).any(axis=2)
