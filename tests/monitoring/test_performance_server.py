@@ -68,6 +68,8 @@ def test_reference_labels_refused_in_one_line(registry, register, tmp_path, capf
                     str(tmp_path / "three.npy")) == 1  # fmt: skip
     err = capfd.readouterr().err.strip()
     assert "not a class id the model can output (0..1" in err and len(err.splitlines()) == 1
+    assert register("--reference-labels", str(tmp_path / "short.npy")) == 1
+    assert "need --reference" in capfd.readouterr().err
     assert registry.list_models() == []  # refused before registering
 
     # A CSV reference's label column: taken out of the features, kept with the profile.

@@ -64,6 +64,9 @@ def cmd_models_register(args: argparse.Namespace) -> int:
     if is_trained_model(path):  # model.pkl|.joblib|.txt|.json: convert it (gateway.cli.convert)
         data, lineage = converted_artifact(args, path, lineage)
     profile = None
+    labelled = getattr(args, "reference_labels", None) or getattr(args, "label_column", None)
+    if labelled and not getattr(args, "reference", None):
+        raise CliError("--reference-labels and --label-column need --reference")
     if getattr(args, "reference", None):
         labels = getattr(args, "reference_labels", None)
         profile = reference_doc(

@@ -297,8 +297,9 @@ def _score_block(layout: FeatureLayout, outputs: FloatArray) -> tuple[int, int, 
             single = (b.start, 1, b.name)
     if single is None:
         raise NotClassifier(
-            "no class scores among the outputs (probabilities in [0, 1]): a regression model "
-            "is not estimated"
+            "no class scores among the monitored outputs (a block of probabilities, or one "
+            "score in [0, 1]): a regression model is not estimated (nor scores in a "
+            "non-tensor output such as ZipMap's)"
         )
     return single
 
