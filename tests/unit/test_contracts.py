@@ -4,13 +4,20 @@ missing values; one vectorised check per batch naming the first violation."""
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from shared import wait_for
 
+from gateway.errors import InvalidArgument
 from gateway.governor.rollout import RolloutPolicyError, parse_rollout_policy
+from gateway.monitoring.contract_guard import ContractGuard
 from gateway.monitoring.contracts import Contract
 from gateway.monitoring.profiles import build_profile
+from gateway.monitoring.reference import build_version_profiles
+from gateway.tools import modelzoo
+from registry.signature import signature_from_bytes
 
 
 def reference() -> np.ndarray:
@@ -51,3 +58,28 @@ def test_contract_policy() -> None:
     assert parse_rollout_policy("").contract.mode == "off"
     with pytest.raises(RolloutPolicyError, match="contract.mode"):
         parse_rollout_policy('[contract]\nmode = "strict"\n')
+
+
+def test_guard_counts_rejects_and_follows_the_margin() -> None:
+    signature = signature_from_bytes(modelzoo.mlp((3, 4, 2), seed=0))
+    rows = np.random.default_rng(0).uniform(0.0, 1.0, (500, 3))
+    doc = build_version_profiles(signature, rows).to_doc()
+    guard = ContractGuard(lambda model, version: (doc, "reference"))
+    try:
+        x = {"x": np.array([[0.5, 0.5, 1.3]], dtype=np.float32)}  # 30 % of the range above
+        guard.configure({"m": SimpleNamespace(mode="reject", margin=0.1)})
+        guard.check("m", "1", signature, x)  # not read yet: not checked
+        wait_for(lambda: guard.ready("m", "1"), timeout=10)
+        with pytest.raises(InvalidArgument, match="feature 'x\\[2\\]' = 1.3"):
+            guard.check("m", "1", signature, x)
+        guard.configure({"m": SimpleNamespace(mode="count", margin=0.5)})
+        assert not guard.ready("m", "1")
+        guard.check("m", "1", signature, x)  # the old contract counts while the new loads
+        wait_for(lambda: guard.ready("m", "1"), timeout=10)
+        guard.check("m", "1", signature, x)  # within the wider margin
+        names, counts = guard.counts[("m", "1")]
+        assert names == ("x[0]", "x[1]", "x[2]") and counts.tolist() == [0, 0, 2]
+        guard.configure({})
+        assert guard.mode("m") == "off"
+    finally:
+        guard.close()

@@ -67,8 +67,9 @@ class ContractGuard:
     def __init__(self, profile: ProfileLookup) -> None:
         self._profile = profile
         self._policies: dict[str, tuple[str, float]] = {}  # model -> (mode, margin)
-        # (model, version) -> (layout, contract or None: no profile); absent: not read yet
-        self._contracts: dict[Key, tuple[FeatureLayout, Contract | None]] = {}
+        # (model, version) -> (layout, contract or None: no profile, the margin it was
+        # derived with); absent: not read yet
+        self._contracts: dict[Key, tuple[FeatureLayout, Contract | None, float]] = {}
         self._loading: set[Key] = set()
         self._lock = threading.Lock()
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="contracts")
@@ -76,21 +77,19 @@ class ContractGuard:
 
     def configure(self, policies: Mapping[str, ContractPolicy]) -> None:
         """Every model's ``[contract]``; models left out are off. A changed margin
-        derives its versions' contracts again."""
-        active = {m: (p.mode, p.margin) for m, p in policies.items() if p.mode != "off"}
-        with self._lock:
-            changed = {m for m, p in active.items() if self._policies.get(m, p) != p}
-            self._policies = active
-            for key in [k for k in self._contracts if k[0] in changed]:
-                del self._contracts[key]
+        derives its versions' contracts again (on their next request)."""
+        self._policies = {m: (p.mode, p.margin) for m, p in policies.items() if p.mode != "off"}
 
     def mode(self, model: str) -> str:
         """The model's contract mode as last configured."""
         return self._policies.get(model, ("off", 0.0))[0]
 
     def ready(self, model: str, version: str) -> bool:
-        """Whether the version's contract (or its absence) has been read."""
-        return (model, version) in self._contracts
+        """Whether the version's contract (or its absence) has been read, with the margin
+        its model's policy now says."""
+        found = self._contracts.get((model, version))
+        policy = self._policies.get(model)
+        return found is not None and (policy is None or found[2] == policy[1])
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -102,10 +101,11 @@ class ContractGuard:
             return
         key = (model, version)
         found = self._contracts.get(key)
-        if found is None:
+        if found is None or found[2] != policy[1]:
             self._load_later(key, signature, policy[1])
-            return
-        layout, contract = found
+            if found is None:
+                return
+        layout, contract, _ = found
         if contract is None:
             return
         x = layout.stack([inputs])
@@ -143,7 +143,7 @@ class ContractGuard:
                 self._loading.discard(key)
             return
         with self._lock:
-            self._contracts[key] = (layout, contract)
+            self._contracts[key] = (layout, contract, margin)
             self._loading.discard(key)
 
 

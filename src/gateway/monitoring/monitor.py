@@ -375,5 +375,10 @@ def _adopt_estimator(st: VersionState, doc: Mapping[str, object] | None) -> None
     if "skipped" in doc:
         st.estimator_note = str(doc["skipped"])
         return
-    st.estimator = Estimator.from_doc(doc)
+    try:
+        st.estimator = Estimator.from_doc(doc)
+    except (ValueError, KeyError, TypeError) as exc:  # drift monitoring goes on without it
+        log.error("performance estimator of %s:%s is unusable (%s)", st.model, st.version, exc)
+        st.estimator_note = f"estimator unusable: {exc}"
+        return
     st.estimator_note = st.estimator.reason
