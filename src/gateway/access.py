@@ -105,6 +105,7 @@ METHOD_PERMISSIONS: Mapping[str, Permission] = {
     _GOV + "SetPolicy": _X,
     _MON + "GetDrift": _R,
     _MON + "GetShadowReport": _R,
+    _MON + "GetPerformance": _R,
     _GVR + "GetStatus": _R,
     _GVR + "GetPolicy": _R,
     _GVR + "Pause": _O,

@@ -29,9 +29,7 @@ from gateway.governor.sources import (
     MonitorEvidence,
 )
 from gateway.metrics import DeploymentCollector, GatewayMetrics
-from gateway.monitoring.collector import MonitoringCollector
-from gateway.monitoring.monitor import Monitor, MonitorConfig
-from gateway.monitoring.shadow import ShadowScorer
+from gateway.monitoring.assembly import build_watching
 from gateway.operations import (
     Deployments,
     Governance,
@@ -108,27 +106,10 @@ class Gateway:
             io_executor=self._io_pool,
         )
         self.metrics.add_collector(DeploymentCollector(self.catalog.deployment_snapshot))
-        # Drift monitor and shadow scorer: taps that only enqueue (see serving/taps.py).
-        versions = self.catalog.loaded_versions
-        self.monitor = (
-            Monitor(MonitorConfig.from_settings(settings.monitor), self.registry, versions=versions)
-            if settings.monitoring
-            else None
-        )
-        self.shadow = ShadowScorer(
-            self.catalog.shadows,
-            queue_size=settings.shadow_queue,
-            threads=settings.shadow_threads,
-            feed=None if self.monitor is None else self.monitor.offer,
-            versions=versions,
-        )
-        self.metrics.add_collector(
-            MonitoringCollector(
-                None if self.monitor is None else self.monitor.snapshot,
-                self.shadow.snapshot,
-                top_k=settings.monitor_top_k,
-            )
-        )
+        # Drift monitor, shadow scorer, data contracts: taps that only enqueue (serving/taps.py).
+        watching = build_watching(settings, self.registry, self.catalog, self.metrics)
+        self.monitor, self.shadow = watching.monitor, watching.shadow
+        self.contracts = watching.contracts
         watchers: dict[str, Tap] = {"shadow": self.shadow.observe}
         if self.monitor is not None:
             watchers["monitor"] = self.monitor.observe
@@ -168,6 +149,7 @@ class Gateway:
             taps=self.taps,
             journal=self.journal,
             cache=ResponseCache(settings.response_cache_sizes, self.metrics),
+            contracts=self.contracts.check,
         )
         governor_metrics = GovernorMetrics(self.metrics)
         drift = None if self.monitor is None else self.monitor.snapshot
@@ -193,6 +175,7 @@ class Gateway:
             windows=self.fleet,
         )
         governor_metrics.attach(self.governor, self.feedback)
+        self.governor.on_contracts = self.contracts.configure
         # Every operator and governor use case, once; servicers and the console call these.
         self.operations = Operations(
             deployments=deployments,
@@ -200,7 +183,12 @@ class Gateway:
             governor=GovernorOps(self.registry_io, on_change=self.governor.evaluate_now),
             labels=labels,
             observations=Observations(
-                self.monitor, self.shadow, io_executor=self._io_pool, settle=self.taps.settled
+                self.monitor,
+                self.shadow,
+                io_executor=self._io_pool,
+                settle=self.taps.settled,
+                role_of=self._role_of,
+                quality=self.feedback.quality,
             ),
         )
         ops = self.operations
@@ -240,6 +228,10 @@ class Gateway:
         self.changes: ChangeWatcher | None = None
         if self.fleet is not None and supports_notify(settings.registry):
             self.changes = ChangeWatcher(settings.registry, self.catalog.sync)
+
+    def _role_of(self, model: str, version: str) -> str:
+        entry = self.catalog.entry(model)
+        return "" if entry is None else entry.table.role_of(version)
 
     def _fleet(self, holder: str, local: list[EvidenceSource]) -> FleetNode:
         s = self.settings
@@ -382,6 +374,7 @@ class Gateway:
         if self.prediction_log is not None:  # flushes and closes its files (SIGTERM too)
             await run_blocking(self._io_pool, self.prediction_log.close)
         self.shadow.close()
+        self.contracts.close()
         self.explanations.close()
         if self.monitor is not None:
             self.monitor.close()

@@ -99,8 +99,8 @@ def test_feedback_and_drift_sources() -> None:
 def test_monitor_evidence_adapter() -> None:
     report = SimpleNamespace(features=["x"], drifted=True, window_rows=100)
     side = SimpleNamespace(report=report)
-    vd = SimpleNamespace(inputs=side, outputs=side)
-    empty = SimpleNamespace(inputs=None, outputs=None)
+    vd = SimpleNamespace(inputs=side, outputs=side, performance=None)
+    empty = SimpleNamespace(inputs=None, outputs=None, performance=None)
     drift_snap = SimpleNamespace(get=lambda m, v: {"2": vd, "1": empty}.get(v))
     shadow_reports = (
         SimpleNamespace(version="3", compared_rows=100, agreement=0.9),

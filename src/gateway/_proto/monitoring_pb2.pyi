@@ -425,3 +425,161 @@ class GetShadowReportResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetShadowReportResponse: _TypeAlias = GetShadowReportResponse  # noqa: Y015
+
+@_typing.final
+class GetPerformanceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    REFRESH_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    refresh: _builtins.bool
+    """ingest what is queued and recompute before answering"""
+    def __init__(
+        self,
+        *,
+        model: _builtins.str = ...,
+        refresh: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "refresh", b"refresh"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPerformanceRequest: _TypeAlias = GetPerformanceRequest  # noqa: Y015
+
+@_typing.final
+class PerformanceEstimate(_message.Message):
+    """Estimated from calibrated scores over the version's outputs window; NaN where undefined."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROWS_FIELD_NUMBER: _builtins.int
+    ACCURACY_FIELD_NUMBER: _builtins.int
+    ACCURACY_LOW_FIELD_NUMBER: _builtins.int
+    ACCURACY_HIGH_FIELD_NUMBER: _builtins.int
+    ROC_AUC_FIELD_NUMBER: _builtins.int
+    F1_FIELD_NUMBER: _builtins.int
+    SUMS_JSON_FIELD_NUMBER: _builtins.int
+    rows: _builtins.int
+    accuracy: _builtins.float
+    accuracy_low: _builtins.float
+    """95 % confidence interval"""
+    accuracy_high: _builtins.float
+    roc_auc: _builtins.float
+    f1: _builtins.float
+    """binary: positive class; multiclass: macro"""
+    sums_json: _builtins.str
+    """The window's expected confusion sums (gateway.monitoring.performance.PerformanceSums,
+    JSON): fleets merge these, never the estimates.
+    """
+    def __init__(
+        self,
+        *,
+        rows: _builtins.int = ...,
+        accuracy: _builtins.float = ...,
+        accuracy_low: _builtins.float = ...,
+        accuracy_high: _builtins.float = ...,
+        roc_auc: _builtins.float = ...,
+        f1: _builtins.float = ...,
+        sums_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accuracy", b"accuracy", "accuracy_high", b"accuracy_high", "accuracy_low", b"accuracy_low", "f1", b"f1", "roc_auc", b"roc_auc", "rows", b"rows", "sums_json", b"sums_json"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PerformanceEstimate: _TypeAlias = PerformanceEstimate  # noqa: Y015
+
+@_typing.final
+class RealisedPerformance(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LABELS_FIELD_NUMBER: _builtins.int
+    ACCURACY_FIELD_NUMBER: _builtins.int
+    labels: _builtins.int
+    """labels joined to predictions so far"""
+    accuracy: _builtins.float
+    """NaN when none joined"""
+    def __init__(
+        self,
+        *,
+        labels: _builtins.int = ...,
+        accuracy: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accuracy", b"accuracy", "labels", b"labels"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RealisedPerformance: _TypeAlias = RealisedPerformance  # noqa: Y015
+
+@_typing.final
+class VersionPerformance(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    ROWS_FIELD_NUMBER: _builtins.int
+    METHOD_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    ESTIMATED_FIELD_NUMBER: _builtins.int
+    REALISED_FIELD_NUMBER: _builtins.int
+    version: _builtins.str
+    role: _builtins.str
+    """champion | candidate | shadow | pinned ..."""
+    rows: _builtins.int
+    """rows in the window"""
+    method: _builtins.str
+    """isotonic | none (already calibrated) | "" (not estimated)"""
+    note: _builtins.str
+    """how it was calibrated, or why it is not estimated"""
+    @_builtins.property
+    def estimated(self) -> Global___PerformanceEstimate:
+        """unset: not estimated"""
+
+    @_builtins.property
+    def realised(self) -> Global___RealisedPerformance:
+        """unset: no label joined yet"""
+
+    def __init__(
+        self,
+        *,
+        version: _builtins.str = ...,
+        role: _builtins.str = ...,
+        rows: _builtins.int = ...,
+        method: _builtins.str = ...,
+        note: _builtins.str = ...,
+        estimated: Global___PerformanceEstimate | None = ...,
+        realised: Global___RealisedPerformance | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["estimated", b"estimated", "realised", b"realised"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["estimated", b"estimated", "method", b"method", "note", b"note", "realised", b"realised", "role", b"role", "rows", b"rows", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VersionPerformance: _TypeAlias = VersionPerformance  # noqa: Y015
+
+@_typing.final
+class GetPerformanceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def versions(self) -> _containers.RepeatedCompositeFieldContainer[Global___VersionPerformance]: ...
+    def __init__(
+        self,
+        *,
+        versions: _abc.Iterable[Global___VersionPerformance] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["versions", b"versions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPerformanceResponse: _TypeAlias = GetPerformanceResponse  # noqa: Y015

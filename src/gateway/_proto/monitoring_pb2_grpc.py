@@ -44,6 +44,11 @@ class MonitoringServiceStub:
                 request_serializer=monitoring__pb2.GetShadowReportRequest.SerializeToString,
                 response_deserializer=monitoring__pb2.GetShadowReportResponse.FromString,
                 _registered_method=True)
+        self.GetPerformance = channel.unary_unary(
+                '/onnxgate.monitoring.v1.MonitoringService/GetPerformance',
+                request_serializer=monitoring__pb2.GetPerformanceRequest.SerializeToString,
+                response_deserializer=monitoring__pb2.GetPerformanceResponse.FromString,
+                _registered_method=True)
 
 
 class MonitoringServiceServicer:
@@ -63,6 +68,14 @@ class MonitoringServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPerformance(self, request, context):
+        """Label-free performance estimates (CBPE) of each version's outputs window, beside the
+        accuracy realised from delayed labels once they joined.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MonitoringServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -75,6 +88,11 @@ def add_MonitoringServiceServicer_to_server(servicer, server):
                     servicer.GetShadowReport,
                     request_deserializer=monitoring__pb2.GetShadowReportRequest.FromString,
                     response_serializer=monitoring__pb2.GetShadowReportResponse.SerializeToString,
+            ),
+            'GetPerformance': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPerformance,
+                    request_deserializer=monitoring__pb2.GetPerformanceRequest.FromString,
+                    response_serializer=monitoring__pb2.GetPerformanceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -131,6 +149,33 @@ class MonitoringService:
             '/onnxgate.monitoring.v1.MonitoringService/GetShadowReport',
             monitoring__pb2.GetShadowReportRequest.SerializeToString,
             monitoring__pb2.GetShadowReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPerformance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/onnxgate.monitoring.v1.MonitoringService/GetPerformance',
+            monitoring__pb2.GetPerformanceRequest.SerializeToString,
+            monitoring__pb2.GetPerformanceResponse.FromString,
             options,
             channel_credentials,
             insecure,

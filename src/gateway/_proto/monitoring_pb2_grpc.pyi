@@ -38,6 +38,10 @@ class MonitoringServiceStub:
     """Per-version drift, features sorted by drift (most significant first)."""
     GetShadowReport: _grpc.UnaryUnaryMultiCallable[_monitoring_pb2.GetShadowReportRequest, _monitoring_pb2.GetShadowReportResponse]
     """Every shadow version of a model against each version that served the mirrored calls."""
+    GetPerformance: _grpc.UnaryUnaryMultiCallable[_monitoring_pb2.GetPerformanceRequest, _monitoring_pb2.GetPerformanceResponse]
+    """Label-free performance estimates (CBPE) of each version's outputs window, beside the
+    accuracy realised from delayed labels once they joined.
+    """
 
 @_typing.type_check_only
 class MonitoringServiceAsyncStub(MonitoringServiceStub):
@@ -46,6 +50,10 @@ class MonitoringServiceAsyncStub(MonitoringServiceStub):
     """Per-version drift, features sorted by drift (most significant first)."""
     GetShadowReport: _aio.UnaryUnaryMultiCallable[_monitoring_pb2.GetShadowReportRequest, _monitoring_pb2.GetShadowReportResponse]  # type: ignore[assignment]
     """Every shadow version of a model against each version that served the mirrored calls."""
+    GetPerformance: _aio.UnaryUnaryMultiCallable[_monitoring_pb2.GetPerformanceRequest, _monitoring_pb2.GetPerformanceResponse]  # type: ignore[assignment]
+    """Label-free performance estimates (CBPE) of each version's outputs window, beside the
+    accuracy realised from delayed labels once they joined.
+    """
 
 class MonitoringServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -63,5 +71,15 @@ class MonitoringServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_monitoring_pb2.GetShadowReportResponse, _abc.Awaitable[_monitoring_pb2.GetShadowReportResponse]]:
         """Every shadow version of a model against each version that served the mirrored calls."""
+
+    @_abc_1.abstractmethod
+    def GetPerformance(
+        self,
+        request: _monitoring_pb2.GetPerformanceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_monitoring_pb2.GetPerformanceResponse, _abc.Awaitable[_monitoring_pb2.GetPerformanceResponse]]:
+        """Label-free performance estimates (CBPE) of each version's outputs window, beside the
+        accuracy realised from delayed labels once they joined.
+        """
 
 def add_MonitoringServiceServicer_to_server(servicer: MonitoringServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

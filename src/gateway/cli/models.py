@@ -82,8 +82,18 @@ def cmd_models_register(args: argparse.Namespace) -> int:
     if trained:  # model.pkl|.joblib|.txt|.json: convert it (gateway.cli.convert)
         data, lineage = converted_artifact(args, path, lineage)
     profile = None
+    labelled = getattr(args, "reference_labels", None) or getattr(args, "label_column", None)
+    if labelled and not getattr(args, "reference", None):
+        raise CliError("--reference-labels and --label-column need --reference")
     if getattr(args, "reference", None):
-        profile = reference_doc(Path(args.reference), data, meta)
+        labels = getattr(args, "reference_labels", None)
+        profile = reference_doc(
+            Path(args.reference),
+            data,
+            meta,
+            labels=Path(labels) if labels else None,
+            label_column=getattr(args, "label_column", None),
+        )
     reg = open_registry(args, create=True)
     try:
         if not args.allow_duplicate:
@@ -229,6 +239,15 @@ def add_commands(sub: Any) -> tuple[Any, argparse.ArgumentParser]:
         help="model-signing bundle over FILE (`model_signing sign key|certificate`), "
         "verified against the policy's [signing] trust",
     )  # fmt: skip
+    r.add_argument(
+        "--reference-labels",
+        metavar="FILE",
+        help="the reference's labels, one class id per row (.npy/.csv): label-free "
+        "performance estimates (onnxgate performance)",
+    )
+    r.add_argument(
+        "--label-column", metavar="COL", help="the CSV reference's column holding the labels"
+    )
     registry_opts(r)
     r.set_defaults(func=cmd_models_register)
     ls = models.add_parser("list", help="list models")

@@ -26,24 +26,43 @@ __all__ = ["add_commands", "reference_doc"]
 
 
 def reference_doc(
-    path: Path, artifact: bytes, metadata: Mapping[str, str]
+    path: Path,
+    artifact: bytes,
+    metadata: Mapping[str, str],
+    *,
+    labels: Path | None = None,
+    label_column: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Build the version's profile document from a reference file: (doc, audit summary).
 
     Done before registering, so that a bad reference refuses the registration instead of
-    leaving a version without its profile.
+    leaving a version without its profile. ``labels`` / ``label_column`` (the reference's
+    labels) add the label-free performance estimator (:mod:`gateway.monitoring.performance`).
     """
-    from gateway.monitoring.reference import build_version_profiles, onnx_runner, read_reference
+    from gateway.monitoring.reference import (
+        build_version_profiles,
+        onnx_runner,
+        read_labels,
+        read_reference,
+    )
     from registry.signature import signature_from_bytes
 
     try:
         sample, names = read_reference(path)
+    except ValueError as exc:
+        raise CliError(f"--reference {path}: {exc}") from exc
+    try:
+        sample, names, y = read_labels(labels, sample, names, label_column)
+    except ValueError as exc:
+        raise CliError(f"--reference-labels {labels}: {exc}" if labels else str(exc)) from exc
+    try:
         profiles = build_version_profiles(
             signature_from_bytes(artifact),
             sample,
             names=names,
             metadata=metadata,
             run=onnx_runner(artifact),
+            labels=y,
         )
     except ValueError as exc:
         raise CliError(f"--reference {path}: {exc}") from exc

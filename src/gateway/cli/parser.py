@@ -27,6 +27,7 @@ from gateway.cli import (
     log,
     models,
     monitoring,
+    performance,
     rollout,
     traffic,
 )
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     rollout.add_commands(sub)  # rollout status
     explain.add_commands(sub)  # explain
     log.add_commands(sub)  # log verify|query|show
+    performance.add_commands(sub)  # performance
     return p
 
 

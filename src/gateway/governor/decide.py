@@ -139,6 +139,11 @@ class Decision:
             "figures": dict(self.figures),
             "test": None if self.test is None else self.test.to_dict(),
             "state": self.state.to_dict(),
+            # Whether a label-free estimate (CBPE) was judged: such a decision says so.
+            "used_estimate": any(
+                g.name.startswith("estimated_") and g.status is not GateStatus.PENDING
+                for g in self.gates
+            ),
         }
 
 
@@ -161,6 +166,9 @@ def _figures(snapshot: Snapshot, task: str) -> dict[str, Any]:
             f["output_drifted"] = e.drift.output_drifted
         if e.shadow is not None:
             f["shadow_agreement"] = e.shadow.agreement
+        if e.estimated is not None:  # beside the realised quality once labels joined
+            f["estimated_accuracy"] = e.estimated.accuracy
+            f["estimated_half_width"] = e.estimated.half_width
         out[v.version] = f
     return out
 

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from gateway.governor.estimated import Estimated
 from gateway.governor.evidence_part import EvidencePart, json_bound
 from gateway.governor.sequential import ArmSample
 
@@ -30,6 +31,7 @@ __all__ = [
     "CHAMPION",
     "PARTS",
     "Drift",
+    "Estimated",
     "Evidence",
     "EvidencePart",
     "Importance",
@@ -337,6 +339,7 @@ class Evidence:
     shadow: ShadowAgreement | None = None
     quality: Quality | None = None
     importance: Importance | None = None
+    estimated: Estimated | None = None
 
     def merged(self, other: Evidence) -> Evidence:
         """These parts overlaid with ``other``'s known ones."""
@@ -353,7 +356,14 @@ class Evidence:
         return found
 
 
-PARTS: tuple[type[EvidencePart], ...] = (Traffic, Drift, ShadowAgreement, Quality, Importance)
+PARTS: tuple[type[EvidencePart], ...] = (
+    Traffic,
+    Drift,
+    ShadowAgreement,
+    Quality,
+    Importance,
+    Estimated,
+)
 _KEYS = tuple(p.key for p in PARTS)
 
 

@@ -182,6 +182,26 @@ def _importance_drift(i: GateInput, floor: float) -> tuple[float | None, float, 
     return rho, floor, detail
 
 
+# Label-free (CBPE) gates judge the 95 % interval's upper bound: an estimate fails a
+# candidate only when it is clearly below the bar, not by noise.
+def _est_accuracy(i: GateInput, floor: float) -> tuple[float | None, float, str]:
+    e, value, detail = i.cand.estimated, None, ""
+    if e is not None and e.rows >= i.gates.min_requests and e.accuracy is not None:
+        value = min(e.accuracy + e.half_width, 1.0)
+        detail = f"estimated (no labels) {e.accuracy:.4f} +- {e.half_width:.4f}, upper bound"
+    return value, floor, detail
+
+
+def _est_drop(i: GateInput, drop: float) -> tuple[float | None, float, str]:
+    e, he, value, detail = i.cand.estimated, i.champ.estimated, None, ""
+    if e is not None and he is not None and min(e.rows, he.rows) >= i.gates.min_requests:
+        a, ha = e.accuracy or 0.0, he.accuracy or 0.0
+        half = (e.half_width**2 + he.half_width**2) ** 0.5
+        value = a - ha + half
+        detail = f"estimated (no labels) candidate - champion {a - ha:+.4f}, upper bound"
+    return value, -drop, detail
+
+
 GATES: tuple[Gate, ...] = (
     Gate("error_rate", Param("max_error_rate", 0.02, hi=1.0), "<=", _error_rate),
     Gate("error_rate_delta", Param("max_error_rate_delta", 0.01, hi=1.0), "<=", _error_rate_delta),
@@ -211,6 +231,9 @@ GATES: tuple[Gate, ...] = (
         # sampled rows each side before importance is judged
         params=(Param("min_importance_rows", 50, "count"),),
     ),
+    # Label-free (CBPE) accuracy estimates (gateway.monitoring.performance); off.
+    Gate("estimated_accuracy", Param("min_estimated_accuracy", None, hi=1.0), ">=", _est_accuracy),
+    Gate("estimated_drop", Param("max_estimated_drop", None, hi=1.0), ">=", _est_drop),
 )
 GATE_NAMES = tuple(g.name for g in GATES)
 

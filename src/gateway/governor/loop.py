@@ -54,7 +54,13 @@ from gateway.governor.evidence import Evidence, Snapshot, VersionSnapshot, candi
 from gateway.governor.evidence_windows import CANDIDATE_WINDOW, Window, WindowStore, windowed
 from gateway.governor.feedback import FeedbackStore
 from gateway.governor.lease import LeaseKeeper
-from gateway.governor.rollout import Mode, RolloutPolicy, RolloutPolicyError, parse_rollout_policy
+from gateway.governor.rollout import (
+    ContractPolicy,
+    Mode,
+    RolloutPolicy,
+    RolloutPolicyError,
+    parse_rollout_policy,
+)
 from gateway.governor.sources import EvidenceSource
 from gateway.governor.starter import DeploymentChanges, start_by_policy
 from gateway.registry_facade import AsyncRegistry, Promote, SetArms, SetWeights
@@ -111,6 +117,8 @@ class Governor:
         self._changes = changes
         self._feedback = feedback
         self.sources = list(sources)
+        # Set by the gateway: every tick hands it each policy's [contract] (data contracts).
+        self.on_contracts: Callable[[Mapping[str, ContractPolicy]], None] | None = None
         self._io = io_executor  # the fleet's window store only (not the registry's tables)
         self.holder = holder
         self.tick_s = tick_s
@@ -171,6 +179,8 @@ class Governor:
             self._feedback.configure(model, None)
         for model, (_, policy) in policies.items():
             self._feedback.configure(model, policy.feedback)
+        if self.on_contracts is not None:
+            self.on_contracts({model: policy.contract for model, (_, policy) in policies.items()})
         if not policies or (self._stored is not None and not self._stored.ready()):
             return []  # (a fleet member leads only once it has read the fleet's evidence)
         ttl = max(3 * self.tick_s, 2.0)

@@ -32,6 +32,8 @@ Example (every key optional; these are the defaults unless noted)::
     min_disparate_impact = 0.8  # min/max positive-prediction rate across segments
     min_tpr_ratio = false       # min/max true-positive rate across segments (labels)
     min_importance_correlation = false  # e.g. 0.5: rank correlation of feature importances
+    min_estimated_accuracy = false  # e.g. 0.8: label-free estimate (its 95% upper bound)
+    max_estimated_drop = false  # e.g. 0.03: estimated accuracy may trail the champion's
     min_requests = 20           # requests before rate/latency gates are judged
     min_labels = 30             # labels (each side) before quality gates are judged
     min_segment_count = 30      # predictions (labels for TPR) a segment needs to count
@@ -73,6 +75,7 @@ __all__ = [
     "GATE_NAMES",
     "CanaryPolicy",
     "ChallengerPolicy",
+    "ContractPolicy",
     "FeedbackPolicy",
     "Gates",
     "Mode",
@@ -141,6 +144,14 @@ class StartPolicy:
 
 
 @dataclass(frozen=True)
+class ContractPolicy:
+    """``[contract]``: what a version's data contract does (gateway.monitoring.contracts)."""
+
+    mode: str = "off"  # off | count | flag | reject
+    margin: float = 0.1  # of the reference's range, beyond each extreme
+
+
+@dataclass(frozen=True)
 class RolloutPolicy:
     """One model's rollout policy, as parsed by :func:`parse_rollout_policy`."""
 
@@ -151,6 +162,7 @@ class RolloutPolicy:
     challenger: ChallengerPolicy = field(default_factory=ChallengerPolicy)
     feedback: FeedbackPolicy = field(default_factory=FeedbackPolicy)
     start: StartPolicy = field(default_factory=StartPolicy)
+    contract: ContractPolicy = field(default_factory=ContractPolicy)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (for audit events and ``policy show --json``)."""
@@ -162,6 +174,7 @@ class RolloutPolicy:
             "challenger": dict(vars(self.challenger)),
             "feedback": dict(vars(self.feedback)),
             "start": dict(vars(self.start)),
+            "contract": dict(vars(self.contract)),
         }
 
 
@@ -247,6 +260,17 @@ def _start(doc: Mapping[str, Any]) -> StartPolicy:
     return StartPolicy(on=on, strategy=strategy)
 
 
+def _contract(doc: Mapping[str, Any]) -> ContractPolicy:
+    t = check.table(doc, "contract", {f.name for f in fields(ContractPolicy)})
+    mode = check.text("contract.mode", t.get("mode", "off"))
+    if mode not in ("off", "count", "flag", "reject"):
+        raise RolloutPolicyError(
+            f"contract.mode: expected off, count, flag or reject, got {mode!r}"
+        )
+    margin = check.number("contract.margin", t.get("margin", ContractPolicy.margin), lo=0.0)
+    return ContractPolicy(mode=mode, margin=margin)
+
+
 EMPTY_POLICY = (
     "the policy document is empty; it would replace the policy in force with every "
     'default (mode = "enforce", steps 5/10/25/50). Write the keys you mean, e.g. '
@@ -274,6 +298,7 @@ def parse_rollout_policy(text: str) -> RolloutPolicy:
     except tomllib.TOMLDecodeError as exc:
         raise RolloutPolicyError(f"not valid TOML: {exc}") from exc
     top = {"mode", "require_approval", "canary", "gates", "challenger", "feedback", "start"}
+    top.add("contract")
     unknown = sorted(set(doc) - top)
     if unknown:
         raise RolloutPolicyError(f"unknown key(s) {', '.join(unknown)}; expected {sorted(top)}")
@@ -292,4 +317,5 @@ def parse_rollout_policy(text: str) -> RolloutPolicy:
         challenger=_challenger(doc),
         feedback=_feedback(doc),
         start=_start(doc),
+        contract=_contract(doc),
     )

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Protocol
 
-from gateway.governor.evidence import Drift, Evidence, ShadowAgreement, Traffic
+from gateway.governor.evidence import Drift, Estimated, Evidence, ShadowAgreement, Traffic
 from gateway.governor.feedback import FeedbackStore
 from gateway.metrics import GatewayMetrics
 
@@ -137,11 +137,16 @@ class MonitorEvidence:
             snap = self._drift()
             for version in versions:
                 vd = snap.get(model, version)
+                if vd is not None and vd.performance is not None:
+                    p = vd.performance
+                    est = Estimated(p.rows, p.correct, p.correct_var)
+                    out[version] = Evidence(estimated=est)
                 if vd is None or (vd.inputs is None and vd.outputs is None):
                     continue  # no profile or too few rows yet: no verdict
                 inputs = vd.inputs.report if vd.inputs is not None else None
                 outputs = vd.outputs.report if vd.outputs is not None else None
-                out[version] = Evidence(drift=drift_from_reports(inputs, outputs))
+                drift = Evidence(drift=drift_from_reports(inputs, outputs))
+                out[version] = out.get(version, Evidence()).merged(drift)
         if self._shadow is not None:
             compared: dict[str, int] = {}
             agreed: dict[str, int] = {}

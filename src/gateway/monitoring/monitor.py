@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 
 from gateway.domain import Tensors
 from gateway.monitoring.drift import Correction, compute_drift
+from gateway.monitoring.performance import Estimator
 from gateway.monitoring.profiles import as_float_matrix, bin_counts, build_profile
 from gateway.monitoring.reference import VersionProfiles, categorical_indices
 from gateway.monitoring.snapshot import MonitorSnapshot, SideDrift, VersionDrift, feature_order
@@ -263,6 +264,7 @@ class Monitor:
             profiles = VersionProfiles.from_doc(doc)
             st.inputs.set_profile(profiles.inputs)
             st.outputs.set_profile(profiles.outputs)
+            _adopt_estimator(st, profiles.performance)
         except (ValueError, KeyError, TypeError) as exc:
             log.error("profile of %s:%s is unusable (%s); ignoring it", st.model, st.version, exc)
             return
@@ -282,7 +284,7 @@ class Monitor:
             built = True
         if not built:
             return
-        profiles = VersionProfiles(st.inputs.profile, st.outputs.profile)
+        profiles = VersionProfiles(st.inputs.profile, st.outputs.profile, st.performance_doc)
         source = FIRST_WINDOW if not st.source else f"{st.source}+{FIRST_WINDOW}"[:32]
         try:
             stored = self._registry.set_profile(
@@ -340,6 +342,10 @@ class Monitor:
 
     def _report(self, st: VersionState) -> VersionDrift:
         windows = [s.window.count for s in st.sides() if s.window is not None]
+        performance = None
+        w = st.outputs.window
+        if st.estimator is not None and w is not None and w.count:
+            performance = st.estimator.sums(w.view())
         return VersionDrift(
             model=st.model,
             version=st.version,
@@ -350,4 +356,23 @@ class Monitor:
             outputs=self._side_report(st.outputs),
             skipped=st.skipped,
             computed_at=time.time(),
+            performance=performance,
+            performance_note=st.estimator_note,
         )
+
+
+def _adopt_estimator(st: VersionState, doc: Mapping[str, object] | None) -> None:
+    """The version's label-free performance estimator from its profile document, if any."""
+    st.estimator, st.estimator_note, st.performance_doc = None, "", doc
+    if doc is None:
+        return
+    if "skipped" in doc:
+        st.estimator_note = str(doc["skipped"])
+        return
+    try:
+        st.estimator = Estimator.from_doc(doc)
+    except (ValueError, KeyError, TypeError) as exc:  # drift monitoring goes on without it
+        log.error("performance estimator of %s:%s is unusable (%s)", st.model, st.version, exc)
+        st.estimator_note = f"estimator unusable: {exc}"
+        return
+    st.estimator_note = st.estimator.reason

@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway.domain import Tensors
+from gateway.monitoring import performance
 from gateway.monitoring.layout import FeatureLayout
 from gateway.monitoring.profiles import Profile, build_profile
 from registry.datatypes import DATATYPE_TO_NUMPY
@@ -38,6 +39,7 @@ __all__ = [
     "build_version_profiles",
     "categorical_indices",
     "onnx_runner",
+    "read_labels",
     "read_reference",
 ]
 
@@ -55,13 +57,19 @@ class VersionProfiles:
 
     inputs: Profile | None
     outputs: Profile | None
+    # The label-free performance estimator (gateway.monitoring.performance), when the
+    # reference came with labels: Estimator.to_doc(), or {"skipped": why}.
+    performance: Mapping[str, Any] | None = None
 
     def to_doc(self) -> dict[str, Any]:
-        return {
+        doc = {
             "format": DOC_FORMAT,
             "inputs": None if self.inputs is None else self.inputs.to_dict(),
             "outputs": None if self.outputs is None else self.outputs.to_dict(),
         }
+        if self.performance is not None:  # absent otherwise: older documents stay as they were
+            doc["performance"] = dict(self.performance)
+        return doc
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> VersionProfiles:
@@ -69,13 +77,16 @@ class VersionProfiles:
             raise ValueError(f"unsupported version profile format {doc.get('format')!r}")
         inputs = None if doc.get("inputs") is None else Profile.from_dict(doc["inputs"])
         outputs = None if doc.get("outputs") is None else Profile.from_dict(doc["outputs"])
-        return cls(inputs, outputs)
+        return cls(inputs, outputs, doc.get("performance"))
 
     def summary(self) -> dict[str, Any]:
         """What an audit event records about the profiles (not the profiles)."""
         out: dict[str, Any] = {}
         for name, p in (("inputs", self.inputs), ("outputs", self.outputs)):
             out[name] = None if p is None else {"features": p.n_features, "rows": p.n_rows}
+        if self.performance is not None:
+            perf = self.performance
+            out["performance"] = perf.get("skipped") or perf.get("reason")
         return out
 
 
@@ -159,6 +170,26 @@ def read_reference(path: Path) -> tuple[FloatArray, tuple[str, ...] | None]:
     return arr.astype(np.float64), names
 
 
+def read_labels(
+    path: Path | None, sample: FloatArray, names: tuple[str, ...] | None, column: str | None
+) -> tuple[FloatArray, tuple[str, ...] | None, FloatArray | None]:
+    """The reference's labels: from their own file (``.npy``/``.npz``/one-column CSV), or
+    a CSV reference's ``column`` (taken out of the features). Returns (sample, names, labels).
+    """
+    if column is not None:
+        if names is None or column not in names:
+            raise ValueError(f"--label-column {column!r}: not a column of the CSV reference")
+        i = names.index(column)
+        rest = tuple(n for n in names if n != column)
+        return np.delete(sample, i, axis=1), rest, sample[:, i]
+    if path is None:
+        return sample, names, None
+    labels, _ = read_reference(path)
+    if labels.shape[1] != 1:
+        raise ValueError(f"{path}: expected one label per row, got {labels.shape[1]} columns")
+    return sample, names, labels[:, 0]
+
+
 def categorical_indices(names: Sequence[str], metadata: Mapping[str, str]) -> list[int] | None:
     """Indices of the features the version's metadata declares categorical (None: detect)."""
     declared = metadata.get(CATEGORICAL_META, "")
@@ -195,12 +226,14 @@ def build_version_profiles(
     metadata: Mapping[str, str] | None = None,
     run: Runner | None = None,
     outputs_sample: npt.ArrayLike | None = None,
+    labels: npt.ArrayLike | None = None,
     max_sample: int = 10_000,
 ) -> VersionProfiles:
     """Profiles of a reference input ``sample`` (and of the outputs, by ``run`` on it).
 
     ``names`` overrides the layout's feature names (a CSV header); ``outputs_sample`` gives
-    the outputs directly instead of running the model.
+    the outputs directly instead of running the model. ``labels`` (one class id per row)
+    fit the label-free performance estimator; labels that do not fit are a ValueError.
     """
     layout = FeatureLayout.from_specs(signature.inputs)
     x = np.asarray(sample, dtype=np.float64)
@@ -223,7 +256,24 @@ def build_version_profiles(
     if out_x is not None and out_x.shape[0]:
         out_names = FeatureLayout.from_specs(signature.outputs).names
         outputs = build_profile(out_x, out_names, max_sample=max_sample)
-    return VersionProfiles(inputs, outputs)
+    estimator = None
+    if labels is not None:
+        estimator = _estimator_doc(signature, x.shape[0], out_x, labels)
+    return VersionProfiles(inputs, outputs, estimator)
+
+
+def _estimator_doc(
+    signature: Signature, rows: int, out_x: FloatArray | None, labels: npt.ArrayLike
+) -> dict[str, Any]:
+    y = np.asarray(labels).reshape(-1)
+    if y.size != rows:
+        raise ValueError(f"{y.size} labels for {rows} reference rows")
+    if out_x is None or not out_x.shape[0]:
+        raise ValueError("labels need the model's outputs on the reference (not monitored)")
+    try:
+        return performance.fit(FeatureLayout.from_specs(signature.outputs), out_x, y).to_doc()
+    except performance.NotClassifier as exc:
+        return {"skipped": str(exc)}
 
 
 def onnx_runner(artifact: bytes) -> Runner:

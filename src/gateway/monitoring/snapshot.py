@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway.monitoring.drift import DriftReport
+from gateway.monitoring.performance import PerformanceSums
 from gateway.monitoring.profiles import Profile
 from gateway.monitoring.windows import BinnedCounts
 
@@ -44,6 +45,10 @@ class VersionDrift:
     outputs: SideDrift | None
     skipped: tuple[str, ...]  # "side tensor: why" for tensors not monitored
     computed_at: float  # wall-clock seconds
+    # Label-free performance of the outputs window (None: no estimator) and how it was
+    # estimated, or why not (gateway.monitoring.performance).
+    performance: PerformanceSums | None = None
+    performance_note: str = ""
 
     @property
     def drifted(self) -> bool:

@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway.monitoring.layout import FeatureLayout
+from gateway.monitoring.performance import Estimator
 from gateway.monitoring.profiles import Profile
 from gateway.monitoring.snapshot import SideDrift
 from gateway.monitoring.windows import BinnedCounts, CountWindow
@@ -85,6 +86,9 @@ class VersionState:
         self.loaded = False  # registry profile looked up successfully
         self.retry_at = 0.0  # monotonic time of the next registry lookup after a failure
         self.rows_seen = 0
+        self.estimator: Estimator | None = None  # label-free performance, from the profile
+        self.estimator_note = ""  # how it calibrates, or why there is none
+        self.performance_doc: Mapping[str, object] | None = None  # as stored, kept on rewrite
         self.skipped = tuple(
             f"{side} {name}: {why}"
             for side, layout in (("inputs", self.inputs.layout), ("outputs", self.outputs.layout))

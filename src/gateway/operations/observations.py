@@ -8,16 +8,17 @@ recomputation itself is blocking work and runs on the I/O executor.
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from gateway.concurrency import run_blocking
 from gateway.errors import FailedPrecondition, NotFound
-from gateway.monitoring.monitor import Monitor, VersionDrift
+from gateway.governor.evidence import Quality
+from gateway.monitoring.monitor import Monitor, MonitorSnapshot, VersionDrift
 from gateway.monitoring.shadow import ShadowReport, ShadowScorer
 from gateway.operations.deployments import require
 
-__all__ = ["DriftAnswer", "Observations", "ShadowAnswer"]
+__all__ = ["DriftAnswer", "Observations", "ShadowAnswer", "VersionPerformance"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,15 @@ class DriftAnswer:
 
 
 @dataclass(frozen=True)
+class VersionPerformance:
+    """One served version's window (its CBPE estimate), role and delayed-label quality."""
+
+    drift: VersionDrift
+    role: str
+    quality: Quality | None
+
+
+@dataclass(frozen=True)
 class ShadowAnswer:
     comparisons: Sequence[ShadowReport]
     dropped: int
@@ -35,7 +45,7 @@ class ShadowAnswer:
 
 
 class Observations:
-    """Drift and shadow reports of one gateway."""
+    """Drift, shadow and label-free performance reports of one gateway."""
 
     def __init__(
         self,
@@ -44,23 +54,19 @@ class Observations:
         *,
         io_executor: concurrent.futures.Executor,
         settle: Callable[[], Awaitable[object]] | None = None,
+        role_of: Callable[[str, str], str] | None = None,
+        quality: Callable[[str], Mapping[str, Quality]] | None = None,
     ) -> None:
         self._monitor = monitor
+        self._role_of = role_of  # (model, version) -> its role in the routing table
+        self._quality = quality  # model -> version -> delayed-label quality (feedback)
         self._shadow = shadow
         self._io = io_executor
         self._settle = settle
 
     async def drift(self, model: str, version: str = "", *, refresh: bool = False) -> DriftAnswer:
         """Every served version's report (sorted), or one version's (served or retired)."""
-        require(model=model)
-        if self._monitor is None:
-            raise FailedPrecondition("drift monitoring is off on this gateway (monitoring=false)")
-        if refresh:
-            if self._settle is not None:
-                await self._settle()
-            snap = await run_blocking(self._io, self._monitor.refresh)
-        else:
-            snap = self._monitor.snapshot()
+        snap = await self._snapshot(model, refresh)
         versions = snap.versions.get(model, {})
         if version:
             # A version no longer served (rolled back, retired) answers with its last report.
@@ -76,6 +82,32 @@ class Observations:
                 raise NotFound(f"model '{model}' has no monitored traffic yet")
             chosen = [versions[v] for v in sorted(versions)]
         return DriftAnswer(chosen, snap.enqueued, snap.dropped)
+
+    async def performance(self, model: str, *, refresh: bool = False) -> list[VersionPerformance]:
+        """Every served version's label-free estimate (sorted), beside realised quality."""
+        snap = await self._snapshot(model, refresh)
+        versions = snap.versions.get(model, {})
+        if not versions:
+            raise NotFound(f"model '{model}' has no monitored traffic yet")
+        quality = {} if self._quality is None else self._quality(model)
+        return [
+            VersionPerformance(
+                versions[name],
+                "" if self._role_of is None else self._role_of(model, name),
+                quality.get(name),
+            )
+            for name in sorted(versions)
+        ]
+
+    async def _snapshot(self, model: str, refresh: bool) -> MonitorSnapshot:
+        require(model=model)
+        if self._monitor is None:
+            raise FailedPrecondition("drift monitoring is off on this gateway (monitoring=false)")
+        if refresh:
+            if self._settle is not None:
+                await self._settle()
+            return await run_blocking(self._io, self._monitor.refresh)
+        return self._monitor.snapshot()
 
     def shadows(self, model: str) -> ShadowAnswer:
         require(model=model)

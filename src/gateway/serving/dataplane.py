@@ -53,6 +53,7 @@ from gateway.serving.caller import caller
 from gateway.serving.catalog import Catalog, Served
 from gateway.serving.routing import Route
 from gateway.serving.taps import TapQueue, TapRecord
+from registry.signature import Signature
 
 __all__ = ["DataPlane"]
 
@@ -72,7 +73,9 @@ class DataPlane:
         cache: ResponseCache | None = None,
         journal: TapQueue | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        contracts: Callable[[str, str, Signature, Tensors], None] | None = None,
     ) -> None:
+        self._contracts = contracts  # data contracts (count / reject), per model's policy
         self._catalog = catalog
         self._metrics = metrics
         self._max_inflight = max_inflight
@@ -159,6 +162,8 @@ class DataPlane:
                 counted = model
             loaded = served.loaded
             rows = loaded.validate(request.inputs)
+            if self._contracts is not None:
+                self._contracts(request.model, route.version, loaded.signature, request.inputs)
             wanted = request.requested_outputs
             if wanted:
                 loaded.check_outputs(wanted)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["failing_at_run", "identity", "linear", "mlp", "slow"]
+__all__ = ["failing_at_run", "identity", "linear", "logistic", "mlp", "slow"]
 
 OPSET = 17
 IR_VERSION = 8
@@ -60,6 +60,35 @@ def linear(
         initializer=[numpy_helper.from_array(w, "W"), numpy_helper.from_array(b, "b")],
     )
     return _finish(graph, f"linear {in_features}->{out_features} seed={seed}")
+
+
+def logistic(weights: Sequence[float]) -> bytes:
+    """A binary logistic classifier without bias: input ``x`` FP32 [batch, len(weights)];
+    outputs ``label`` INT64 [batch] (argmax) and ``probabilities`` FP32 [batch, 2],
+    ``[1 - p, p]`` with ``p = sigmoid(x @ weights)``."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = np.asarray(weights, dtype=np.float32).reshape(-1, 1)
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "W"], ["logit"]),
+            helper.make_node("Sigmoid", ["logit"], ["p"]),
+            helper.make_node("Sub", ["one", "p"], ["q"]),
+            helper.make_node("Concat", ["q", "p"], ["probabilities"], axis=1),
+            helper.make_node("ArgMax", ["probabilities"], ["label"], axis=1, keepdims=0),
+        ],
+        "logistic",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", w.shape[0]])],
+        [
+            helper.make_tensor_value_info("label", TensorProto.INT64, ["batch"]),
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", 2]),
+        ],
+        initializer=[
+            numpy_helper.from_array(w, "W"),
+            numpy_helper.from_array(np.array(1.0, np.float32), "one"),
+        ],
+    )
+    return _finish(graph, f"logistic {w.shape[0]} features")
 
 
 def linear_weights(

@@ -1,4 +1,5 @@
-"""Thin servicer for ``onnxgate.monitoring.v1.MonitoringService``: drift and shadow reports.
+"""Thin servicer for ``onnxgate.monitoring.v1.MonitoringService``: drift, shadow reports and
+label-free performance estimates.
 
 Asks the operations core (:class:`gateway.operations.Observations`) for the monitor's and the
 shadow scorer's reports and converts them to protobuf. Authentication is applied around these
@@ -7,18 +8,20 @@ methods when the server registers them, as for the admin API.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import grpc
 
 from gateway._proto import monitoring_pb2 as pb
 from gateway._proto import monitoring_pb2_grpc as pb_grpc
+from gateway.governor.evidence import Quality
 from gateway.monitoring.monitor import SideDrift, VersionDrift, feature_order
 from gateway.monitoring.shadow import ShadowReport
 from gateway.monitoring.statistics import DRIFT_STATISTICS
 from gateway.operations import Observations
 
-__all__ = ["MonitoringServicer", "side_to_proto", "version_to_proto"]
+__all__ = ["MonitoringServicer", "performance_to_proto", "side_to_proto", "version_to_proto"]
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -118,3 +121,41 @@ class MonitoringServicer(pb_grpc.MonitoringServiceServicer):
             dropped=answer.dropped,
             pending=answer.pending,
         )
+
+    async def GetPerformance(
+        self, request: pb.GetPerformanceRequest, context: Context
+    ) -> pb.GetPerformanceResponse:
+        answer = await self._ops.performance(request.model, refresh=request.refresh)
+        return pb.GetPerformanceResponse(
+            versions=[performance_to_proto(v.drift, v.role, v.quality) for v in answer]
+        )
+
+
+def performance_to_proto(
+    vd: VersionDrift, role: str, quality: Quality | None
+) -> pb.VersionPerformance:
+    """One version's estimated (and, once labels joined, realised) performance."""
+    msg = pb.VersionPerformance(
+        version=vd.version, role=role, rows=vd.window_rows, note=vd.performance_note
+    )
+    if vd.performance is not None:
+        est = vd.performance.estimate()
+        msg.method = "isotonic" if vd.performance_note.startswith("isotonic") else "none"
+        msg.estimated.CopyFrom(
+            pb.PerformanceEstimate(
+                rows=est.rows,
+                accuracy=est.accuracy,
+                accuracy_low=est.accuracy_low,
+                accuracy_high=est.accuracy_high,
+                roc_auc=est.roc_auc,
+                f1=est.f1,
+                sums_json=json.dumps(vd.performance.to_dict()),
+            )
+        )
+    if quality is not None and quality.labelled:
+        msg.realised.CopyFrom(
+            pb.RealisedPerformance(
+                labels=quality.labelled, accuracy=quality.correct / quality.labelled
+            )
+        )
+    return msg

@@ -1,0 +1,122 @@
+"""Benchmark: data contracts on the request path, ``[contract] mode`` off vs count, in one run.
+
+Registers the benchmark model with a reference profile (standard-normal rows, so the
+load's standard-normal inputs are inside the contract: the check runs, nothing is
+refused), starts onnxgate (one worker, batching on) once with the model's policy saying
+``mode = "off"`` and once ``mode = "count"``, drives each with the same closed-loop load
+(``--concurrency`` in flight) and prints requests/s, p50/p99 and the server's CPU per
+request (robust to other load on the machine). Rounds alternate so drift favours neither.
+
+    PYTHONPATH=src python benchmarks/contracts.py [--model mlp_small] [--duration 5]
+        [--rounds 1] [--concurrency 64] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import _common as c
+import numpy as np
+
+
+def prepare(registry_url: str, artifacts: Path, model: str) -> None:
+    """The model's reference profile (for its contract)."""
+    from gateway.monitoring.reference import build_version_profiles
+    from registry.registry import Registry
+
+    reg = Registry.open(registry_url, artifacts)
+    try:
+        rec = reg.get_version(model, "1")
+        rows = np.random.default_rng(0).standard_normal((5000, c.MODELS[model][0]))
+        doc = build_version_profiles(rec.signature, rows).to_doc()
+        reg.set_profile(model, "1", doc, source="reference", actor="benchmarks")
+    finally:
+        reg.close()
+
+
+def set_mode(registry_url: str, artifacts: Path, model: str, mode: str) -> None:
+    from registry.registry import Registry
+
+    reg = Registry.open(registry_url, artifacts)
+    try:
+        toml = f'[contract]\nmode = "{mode}"\n'
+        reg.governor.set_policy(model, toml, actor="benchmarks")
+    finally:
+        reg.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", choices=sorted(c.MODELS), default="mlp_small")
+    p.add_argument("--duration", type=float, default=5.0, help="measured seconds per run")
+    p.add_argument(
+        "--warmup",
+        type=float,
+        default=2.0,
+        help="covers the governor tick that configures the mode",
+    )
+    p.add_argument("--rounds", type=int, default=1, help="off/count pairs")
+    p.add_argument("--concurrency", type=int, default=64)
+    p.add_argument("--json", type=Path, default=c.RESULTS / "contracts.json")
+    args = p.parse_args(argv)
+    runs: dict[str, list[dict[str, Any]]] = {"off": [], "count": []}
+    env = {"ONNXGATE_LOG_LEVEL": "WARNING", "ONNXGATE_MONITORING": "off"}
+    with tempfile.TemporaryDirectory(prefix="onnxgate-bench-contracts-") as tmp:
+        directory = Path(tmp)
+        registry_url, artifacts = c.make_registry(directory)
+        prepare(registry_url, artifacts, args.model)
+        for n in range(args.rounds):
+            for mode in ("off", "count") if n % 2 == 0 else ("count", "off"):
+                c.log(f"round {n + 1}: contract {mode}, {args.model}, {args.duration:g}s")
+                set_mode(registry_url, artifacts, args.model, mode)
+                point, text = c.measure_onnxgate(
+                    f"onnxgate-contracts-{mode}",
+                    (registry_url, artifacts),
+                    args.model,
+                    env,
+                    directory,
+                    concurrency=args.concurrency,
+                    duration=args.duration,
+                    warmup=args.warmup,
+                )
+                point["violations"] = text.count("onnxgate_contract_violations_total{")
+                runs[mode].append(point)
+    rows, summary = [], {}
+    for mode, points in runs.items():
+        rps = statistics.median(pt["rps"] for pt in points)
+        cpu = statistics.median(pt["server_cpu_us_per_request"] for pt in points)
+        summary[mode] = {"rps_median": rps, "cpu_us_per_request_median": cpu, "runs": points}
+        last = points[-1]
+        rows.append(
+            (mode, f"{rps:.0f}", f"{cpu:.0f}", f"{last['p50_ms']:.2f}", f"{last['p99_ms']:.2f}",
+             sum(last["errors"].values()))
+        )  # fmt: skip
+    c.print_table(rows, ("CONTRACT", "RPS", "CPU_US/REQ", "P50_MS", "P99_MS", "ERRORS"))
+    cpu_ratio = summary["count"]["cpu_us_per_request_median"] / max(
+        summary["off"]["cpu_us_per_request_median"], 1e-9
+    )
+    rps_ratio = summary["count"]["rps_median"] / max(summary["off"]["rps_median"], 1e-9)
+    print(f"server CPU per request with contracts counted: x{cpu_ratio:.3f} of off")
+    print(f"throughput with contracts counted: x{rps_ratio:.3f} of off")
+    c.write_json(
+        args.json,
+        {
+            "benchmark": "contracts",
+            "model": args.model,
+            "concurrency": args.concurrency,
+            "duration_s": args.duration,
+            "machine": c.machine(),
+            "cpu_ratio": cpu_ratio,
+            "rps_ratio": rps_ratio,
+            **summary,
+        },
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,166 @@
+"""Data contracts on the request path: count or refuse inputs outside a version's contract.
+
+The data plane calls :meth:`ContractGuard.check` on every request after validating it.
+
+A model's rollout policy says what its versions' contracts do (``[contract] mode``, see
+:class:`~gateway.governor.rollout.ContractPolicy`; the governor loop hands every policy's
+part to :meth:`ContractGuard.configure`):
+
+* ``off`` (the default): nothing is checked, and the request path pays one dict lookup;
+* ``count``: violations are counted per version and feature
+  (``onnxgate_contract_violations_total{model,version,feature}``); no answer changes;
+* ``flag``: counted as ``count`` (a response parameter naming them is not implemented yet);
+* ``reject``: a request with a violating value is refused with INVALID_ARGUMENT naming the
+  row, the feature and the value (and counted).
+
+A version's contract is derived from its registered reference profile
+(:class:`~gateway.monitoring.contracts.Contract`); the profile is read from the registry
+off the request path, by a thread of the guard's own, the first time the version is
+checked, and requests are not checked until it has been read. A version without a
+profile has no contract. Checking is one float64 stack of the request's monitored inputs
+and one broadcast comparison per rule.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from gateway.domain import Tensors
+from gateway.errors import InvalidArgument
+from gateway.monitoring.contracts import Contract
+from gateway.monitoring.layout import FeatureLayout
+from gateway.monitoring.reference import VersionProfiles
+from registry.signature import Signature
+
+__all__ = ["ContractCollector", "ContractGuard"]
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]
+
+
+class ContractPolicy(Protocol):
+    """A model's ``[contract]`` (:class:`gateway.governor.rollout.ContractPolicy`)."""
+
+    @property
+    def mode(self) -> str: ...
+
+    @property
+    def margin(self) -> float: ...
+
+
+ProfileLookup = Callable[[str, str], tuple[Mapping[str, Any], str] | None]
+
+
+class ContractGuard:
+    """Per-model contract modes and per-version contracts (see module docs)."""
+
+    def __init__(self, profile: ProfileLookup) -> None:
+        self._profile = profile
+        self._policies: dict[str, tuple[str, float]] = {}  # model -> (mode, margin)
+        # (model, version) -> (layout, contract or None: no profile, the margin it was
+        # derived with); absent: not read yet
+        self._contracts: dict[Key, tuple[FeatureLayout, Contract | None, float]] = {}
+        self._loading: set[Key] = set()
+        self._lock = threading.Lock()
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="contracts")
+        self.counts: dict[Key, tuple[tuple[str, ...], npt.NDArray[np.int64]]] = {}
+
+    def configure(self, policies: Mapping[str, ContractPolicy]) -> None:
+        """Every model's ``[contract]``; models left out are off. A changed margin
+        derives its versions' contracts again (on their next request)."""
+        self._policies = {m: (p.mode, p.margin) for m, p in policies.items() if p.mode != "off"}
+
+    def mode(self, model: str) -> str:
+        """The model's contract mode as last configured."""
+        return self._policies.get(model, ("off", 0.0))[0]
+
+    def ready(self, model: str, version: str) -> bool:
+        """Whether the version's contract (or its absence) has been read, with the margin
+        its model's policy now says."""
+        found = self._contracts.get((model, version))
+        policy = self._policies.get(model)
+        return found is not None and (policy is None or found[2] == policy[1])
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def check(self, model: str, version: str, signature: Signature, inputs: Tensors) -> None:
+        """Count the request's violations; raise INVALID_ARGUMENT in ``reject`` mode."""
+        policy = self._policies.get(model)
+        if policy is None:
+            return
+        key = (model, version)
+        found = self._contracts.get(key)
+        if found is None or found[2] != policy[1]:
+            self._load_later(key, signature, policy[1])
+            if found is None:
+                return
+        layout, contract, _ = found
+        if contract is None:
+            return
+        x = layout.stack([inputs])
+        if x.shape[1] != len(contract.feature_names):
+            return
+        violations = contract.check(x)
+        if not violations.total:
+            return
+        with self._lock:
+            names, counts = self.counts.get(key, (contract.feature_names, None))
+            total = violations.per_feature if counts is None else counts + violations.per_feature
+            self.counts[key] = (names, total)
+        if policy[0] == "reject" and violations.first is not None:
+            raise InvalidArgument(contract.describe(violations.first))
+
+    def _load_later(self, key: Key, signature: Signature, margin: float) -> None:
+        with self._lock:
+            if key in self._loading:
+                return
+            self._loading.add(key)
+        self._pool.submit(self._load, key, signature, margin)
+
+    def _load(self, key: Key, signature: Signature, margin: float) -> None:
+        layout = FeatureLayout.from_specs(signature.inputs)
+        contract = None
+        try:
+            stored = self._profile(*key)
+            if stored is not None:
+                inputs = VersionProfiles.from_doc(stored[0]).inputs
+                if inputs is not None and inputs.n_features == layout.n_features:
+                    contract = Contract.from_profile(inputs, margin)
+        except Exception as exc:  # noqa: BLE001 - retried on a later request
+            log.warning("no data contract for %s:%s yet (%s)", *key, exc)
+            with self._lock:
+                self._loading.discard(key)
+            return
+        with self._lock:
+            self._contracts[key] = (layout, contract, margin)
+            self._loading.discard(key)
+
+
+class ContractCollector(Collector):
+    """``onnxgate_contract_violations_total{model,version,feature}`` at scrape time."""
+
+    def __init__(self, guard: ContractGuard) -> None:
+        self._guard = guard
+
+    def collect(self) -> Iterable[Metric]:
+        family = CounterMetricFamily(
+            "onnxgate_contract_violations",
+            "Input values outside the version's data contract, per feature.",
+            labels=["model", "version", "feature"],
+        )
+        for (model, version), (names, counts) in sorted(dict(self._guard.counts).items()):
+            for name, n in zip(names, counts.tolist(), strict=True):
+                if n:
+                    family.add_metric([model, version, name], n)
+        yield family

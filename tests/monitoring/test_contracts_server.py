@@ -1,0 +1,73 @@
+"""Data contracts on a real gateway: ``[contract] mode = "reject"`` refuses an out-of-range
+row naming the feature (INVALID_ARGUMENT); ``count`` changes no answer and counts the
+violations per feature in Prometheus."""
+
+from __future__ import annotations
+
+import grpc
+import numpy as np
+import pytest
+from monitoring_support import infer_request, outputs_of, register_with_reference
+from prometheus_client import generate_latest
+from shared import admin_metadata, wait_for
+
+from gateway._proto import governor_pb2 as gpb
+from gateway._proto import governor_pb2_grpc
+from gateway.tools import modelzoo
+
+FEATURES = 4
+
+
+def set_contract(gw, mode: str) -> None:  # type: ignore[no-untyped-def]
+    stub = governor_pb2_grpc.GovernorServiceStub(gw.channel())
+    toml = f'[contract]\nmode = "{mode}"\n'
+    stub.SetPolicy(gpb.SetPolicyRequest(model="m", toml=toml), metadata=admin_metadata())
+
+
+def checked(gw, x: np.ndarray):  # type: ignore[no-untyped-def]
+    """Send ``x`` until the version's contract has been read (the first calls are not
+    checked while it loads); return the last answer."""
+    guard = gw.gateway.contracts
+    resp = gw.stub().ModelInfer(infer_request("m", x), timeout=10)
+    wait_for(lambda: guard.ready("m", "1"), timeout=10)
+    return resp
+
+
+def violations(gw) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    out = {}
+    for line in generate_latest(gw.gateway.metrics.registry).decode().splitlines():
+        if line.startswith("onnxgate_contract_violations_total{"):
+            feature = line.split('feature="')[1].split('"')[0]
+            out[feature] = float(line.split()[-1])
+    return out
+
+
+def test_reject_names_the_feature_and_count_changes_no_answer(registry, make_gateway) -> None:
+    data = modelzoo.mlp((FEATURES, 8, 2), seed=3)
+    reference = np.random.default_rng(1).uniform(-1, 1, (2000, FEATURES))
+    register_with_reference(registry, "m", data, reference)
+    gw = make_gateway(governor_interval_s=0.05)
+    inside = np.zeros((2, FEATURES))
+    outside = inside.copy()
+    outside[1, 2] = 50.0
+
+    set_contract(gw, "reject")
+    wait_for(lambda: gw.gateway.contracts.mode("m") == "reject", timeout=10)
+    checked(gw, inside)
+    with pytest.raises(grpc.RpcError) as err:
+        gw.stub().ModelInfer(infer_request("m", outside), timeout=10)
+    assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "row 1: feature 'x[2]' = 50 violates the data contract" in err.value.details()
+    assert violations(gw) == {"x[2]": 1.0}
+
+    set_contract(gw, "count")
+    wait_for(lambda: gw.gateway.contracts.mode("m") == "count", timeout=10)
+    checked(gw, inside)
+    counted = outputs_of(gw.stub().ModelInfer(infer_request("m", outside), timeout=10))
+    set_contract(gw, "off")
+    wait_for(lambda: gw.gateway.contracts.mode("m") == "off", timeout=10)
+    plain = outputs_of(gw.stub().ModelInfer(infer_request("m", outside), timeout=10))
+    assert counted.keys() == plain.keys()
+    for name in plain:
+        np.testing.assert_array_equal(counted[name], plain[name])
+    assert violations(gw) == {"x[2]": 2.0}
