@@ -10,7 +10,11 @@ from shared import wait_for
 from gateway.governor.lease import LeaseKeeper
 from registry import Registry
 
-TTL = 1.0
+# NOTE: the keeper renews every TTL / 4, so a renewal may be starved for up to 3/4 of the
+# TTL (2.25 s: a CPU hog, SQLite's write lock) before the lease could lapse. A 1 s TTL and a
+# contender polling in a busy loop (which itself held the GIL and the file) failed under a
+# CPU hog; the contender now polls as another member would.
+TTL = 3.0
 
 
 def _others_never_get_it(reg: Registry, seconds: float) -> bool:
@@ -18,6 +22,7 @@ def _others_never_get_it(reg: Registry, seconds: float) -> bool:
     while time.monotonic() < end:  # a stalled loop: nothing renews but the keeper
         if reg.governor.acquire("other", TTL):
             return False
+        time.sleep(0.1)
     return True
 
 
@@ -30,7 +35,7 @@ def test_the_lease_outlives_its_ttl_while_kept(registry: Registry) -> None:
     finally:
         keeper.stop()
     # Not renewed any more: the lease lapses and another holder takes it.
-    wait_for(lambda: registry.governor.acquire("other", TTL), timeout=10)
+    wait_for(lambda: registry.governor.acquire("other", TTL), timeout=30)
 
 
 def test_a_keeper_stops_once_the_lease_is_someone_elses(registry: Registry) -> None:
