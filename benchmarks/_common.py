@@ -14,6 +14,7 @@ import os
 import platform
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -315,6 +316,19 @@ def measure_onnxgate(
     served = result["requests"] * (duration + warmup) / duration
     measured["server_cpu_us_per_request"] = round(1e6 * cpu / max(served, 1.0), 1)
     return measured, text
+
+
+def medians(points: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One mode's rounds summed up: median req/s, p99 and server CPU per request, and the
+    rounds themselves (what the on/off benchmarks compare, as ratios of medians)."""
+    return {
+        "rps_median": statistics.median(pt["rps"] for pt in points),
+        "p99_ms_median": statistics.median(pt["p99_ms"] for pt in points),
+        "cpu_us_per_request_median": statistics.median(
+            pt["server_cpu_us_per_request"] for pt in points
+        ),
+        "runs": list(points),
+    }
 
 
 def write_json(path: Path, doc: Mapping[str, Any]) -> None:

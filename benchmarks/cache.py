@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import statistics
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -73,9 +72,8 @@ def main(argv: list[str] | None = None) -> int:
                 runs[mode].append(measure(mode, registry_url, artifacts, args, directory))
     rows, summary = [], {}
     for mode, points in runs.items():
-        rps = statistics.median(pt["rps"] for pt in points)
-        cpu = statistics.median(pt["server_cpu_us_per_request"] for pt in points)
-        summary[mode] = {"rps_median": rps, "cpu_us_per_request_median": cpu, "runs": points}
+        summary[mode] = c.medians(points)
+        rps, cpu = summary[mode]["rps_median"], summary[mode]["cpu_us_per_request_median"]
         last = points[-1]
         hits, misses = last["cache_hits"], last["cache_misses"]
         rate = f"{hits / (hits + misses):.3f}" if hits + misses else "-"

@@ -14,7 +14,6 @@ request (robust to other load on the machine). Rounds alternate so drift favours
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -87,9 +86,8 @@ def main(argv: list[str] | None = None) -> int:
                 runs[mode].append(point)
     rows, summary = [], {}
     for mode, points in runs.items():
-        rps = statistics.median(pt["rps"] for pt in points)
-        cpu = statistics.median(pt["server_cpu_us_per_request"] for pt in points)
-        summary[mode] = {"rps_median": rps, "cpu_us_per_request_median": cpu, "runs": points}
+        summary[mode] = c.medians(points)
+        rps, cpu = summary[mode]["rps_median"], summary[mode]["cpu_us_per_request_median"]
         last = points[-1]
         rows.append(
             (mode, f"{rps:.0f}", f"{cpu:.0f}", f"{last['p50_ms']:.2f}", f"{last['p99_ms']:.2f}",

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -78,9 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     summary: dict[str, Any] = {}
     for mode, points in runs.items():
-        rps = statistics.median(pt["rps"] for pt in points)
-        cpu = statistics.median(pt["server_cpu_us_per_request"] for pt in points)
-        summary[mode] = {"rps_median": rps, "cpu_us_per_request_median": cpu, "runs": points}
+        summary[mode] = c.medians(points)
+        rps, cpu = summary[mode]["rps_median"], summary[mode]["cpu_us_per_request_median"]
         last = points[-1]
         rows.append(
             (mode, f"{rps:.0f}", f"{cpu:.0f}", f"{last['p50_ms']:.2f}", f"{last['p99_ms']:.2f}",

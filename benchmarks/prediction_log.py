@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import statistics
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -82,11 +81,9 @@ def main(argv: list[str] | None = None) -> int:
                 runs[mode].append(measure(mode, n, registry, args, work))
     rows, summary = [], {}
     for mode, points in runs.items():
-        rps = statistics.median(pt["rps"] for pt in points)
-        p99 = statistics.median(pt["p99_ms"] for pt in points)
-        cpu = statistics.median(pt["server_cpu_us_per_request"] for pt in points)
-        summary[mode] = {"rps_median": rps, "p99_ms_median": p99,
-                         "cpu_us_per_request_median": cpu, "runs": points}  # fmt: skip
+        summary[mode] = c.medians(points)
+        rps, p99 = summary[mode]["rps_median"], summary[mode]["p99_ms_median"]
+        cpu = summary[mode]["cpu_us_per_request_median"]
         last = points[-1]
         rows.append(
             (mode, f"{rps:.0f}", f"{p99:.2f}", f"{cpu:.0f}", sum(last["errors"].values()),
