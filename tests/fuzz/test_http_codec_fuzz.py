@@ -13,19 +13,17 @@
 from __future__ import annotations
 
 import json
-import math
 import string
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, get_args
 
 import httpx
-import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from gateway.domain import InferResult
-from gateway.errors import InvalidArgument
+from gateway.errors import InvalidArgument, StatusName
 from gateway.tools import modelzoo
 from gateway.transport.http import codec
 
@@ -168,12 +166,15 @@ def test_hostile_neighbours_never_change_a_valid_answer(
         "onnxgate_requests_total",
         {"model": "lookup", "version": "1", "role": "champion", "code": "INTERNAL"},
     )
-    # Labels come from the catalog, never from what clients name: one model, one version.
-    series = {
-        tuple(sorted(s.labels.items()))
+    # Labels come from the catalog, never from what clients name: one model, one version,
+    # one role, and status names from the protocol's fixed set.
+    labels = [
+        s.labels
         for family in metrics.collect()
         for s in family.samples
         if s.name.startswith("onnxgate_requests")
-    }
-    assert len(series) <= 6 and math.isfinite(len(series))
-    assert np.all([dict(labels).get("model") == "lookup" for labels in series])
+    ]
+    assert {lb["model"] for lb in labels} == {"lookup"}
+    assert {lb["version"] for lb in labels} == {"1"}
+    assert {lb["role"] for lb in labels} == {"champion"}
+    assert {lb["code"] for lb in labels} <= {"OK", *get_args(StatusName)}

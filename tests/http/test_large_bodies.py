@@ -55,6 +55,8 @@ def test_a_large_json_body_parses_in_the_decode_process(gw) -> None:
     np.testing.assert_allclose(y, x @ modelzoo.linear_weights(4, 2, seed=3), rtol=1e-4)
     decode = _children() - before
     assert decode, "no decode process was started for a large body"
+    # The body parsed there and the 20,000-row answer was encoded there too.
+    assert gw.gateway.decoder.offloaded["process"] == 2
     # A refusal raised in the decode process arrives as the same 400 naming the field.
     body["inputs"][0]["data"][5] = [1, 2]  # type: ignore[index]
     response = httpx.post(f"{gw.http_url}/v2/models/lin/infer", json=body, timeout=60)
@@ -73,6 +75,8 @@ def test_a_large_bytes_request_decodes_on_a_thread(gw) -> None:
     response = gw.stub().ModelInfer(req, timeout=60)
     raw = response.raw_output_contents[0]
     assert raw == req.raw_input_contents[0]
+    # Decoded on a thread, and its 100,000-string answer encoded on one.
+    assert gw.gateway.decoder.offloaded == {"thread": 2, "process": 0}
     # Invalid UTF-8 deep in a large request: the same refusal as inline.
     items[-1] = b"\xff"
     bad = pb.ModelInferRequest()

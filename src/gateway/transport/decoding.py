@@ -59,6 +59,8 @@ class Decoder:
         self._threads = threads
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._process: concurrent.futures.ProcessPoolExecutor | None = None
+        # Decodes and encodes sent off the loop, by where (read on the loop; plain ints).
+        self.offloaded = {"thread": 0, "process": 0}
 
     def where(self, *, json_bytes: int = 0, other_bytes: int = 0) -> str:
         """``inline``, ``thread`` or ``process`` for a body with ``json_bytes`` of JSON to
@@ -74,6 +76,7 @@ class Decoder:
         (the process pickles them: every ``GatewayError`` takes its message as sole arg)."""
         if where == "inline":
             return fn(*args, **kwargs)
+        self.offloaded[where] += 1
         loop = asyncio.get_running_loop()
         call = functools.partial(fn, *args, **kwargs)
         if where == "process":
