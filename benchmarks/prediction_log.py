@@ -56,7 +56,7 @@ def measure(
         point["records_on_disk"] = records
         point["bytes_per_record"] = round(size / max(records, 1), 1)
         point["dropped"] = _total(text, "onnxgate_prediction_log_records_total", "dropped")
-        point["queue_dropped"] = _total(text, "onnxgate_prediction_log_queue_dropped_total")
+        point["queue_dropped"] = _total(text, "onnxgate_tap_dropped_total")
     return point
 
 

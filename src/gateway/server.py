@@ -38,7 +38,7 @@ from gateway.operations import (
     Observations,
     Operations,
 )
-from gateway.predictionlog.build import build_journal
+from gateway.predictionlog.build import build_prediction_log
 from gateway.registry_facade import AsyncRegistry
 from gateway.serving.cache import ResponseCache
 from gateway.serving.catalog import Catalog
@@ -135,11 +135,15 @@ class Gateway:
             lookup=labels.recorded_inputs,
         )
         watchers.update(self.explanations.taps())
+        # The prediction log (off unless set): a tap of every call, failures included.
+        self.prediction_log = build_prediction_log(settings, self.registry, self.metrics)
+        every_call = {} if self.prediction_log is None else {"prediction_log": self.prediction_log}
         self.taps = TapQueue(
-            {**watchers, **(taps or {})}, capacity=settings.tap_queue, metrics=self.metrics
+            {**watchers, **(taps or {})},
+            every_call=every_call,
+            capacity=settings.tap_queue,
+            metrics=self.metrics,
         )
-        # The prediction log (off unless set): its own tap queue, fed successes and failures.
-        self.prediction_log, self.journal = build_journal(settings, self.registry, self.metrics)
         self.plane = DataPlane(
             self.catalog,
             self.metrics,
@@ -147,7 +151,6 @@ class Gateway:
             max_inflight_per_model=settings.max_inflight_per_model,
             retry_after_s=settings.retry_after_ms / 1000,
             taps=self.taps,
-            journal=self.journal,
             cache=ResponseCache(settings.response_cache_sizes, self.metrics),
             contracts=self.contracts.check,
         )
@@ -289,7 +292,6 @@ class Gateway:
         for face in self.faces:
             await face.start()
         self.taps.start()
-        self.journal.start()
         if self.prediction_log is not None:
             self.prediction_log.start()
         self.explanations.start()
@@ -370,7 +372,6 @@ class Gateway:
         self.decoder.close()
         self.regions.close()
         self.taps.close()
-        self.journal.close()
         if self.prediction_log is not None:  # flushes and closes its files (SIGTERM too)
             await run_blocking(self._io_pool, self.prediction_log.close)
         self.shadow.close()

@@ -210,7 +210,7 @@ def test_the_log_off_builds_nothing_and_never_loads_pyarrow(registry, make_gatew
 
     registry.register_version("lin", modelzoo.linear(4, 2, seed=3), actor="test")
     gw = make_gateway()
-    assert gw.gateway.prediction_log is None and not gw.gateway.journal.enabled
+    assert gw.gateway.prediction_log is None and not gw.gateway.taps.every_call
     assert _infer(gw.http_url, "no-log").status_code == 200
     probe = "import sys, gateway.server, gateway.predictionlog; print('pyarrow' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)

@@ -101,3 +101,23 @@ def test_one_counter_set_feeds_prometheus_statistics_and_traffic() -> None:
     assert traffic.ok == 2 and dict(traffic.errors) == {"CANCELLED": 1, "INTERNAL": 1}
     assert sum(traffic.counts) == 2 and traffic.bounds[-1] == float("inf")
     assert set(metrics.versions_of("m")) == {"1"}
+
+
+def test_failed_calls_reach_only_the_every_call_taps() -> None:
+    """One queue carries every call: failures go to the taps that asked for every call (the
+    prediction log), never to the others (shadow, monitor, feedback)."""
+    seen: dict[str, list[str]] = {"monitor": [], "log": []}
+    queue = TapQueue(
+        {"monitor": lambda r: seen["monitor"].append(r.request_id)},
+        every_call={"log": lambda r: seen["log"].append(r.request_id)},
+    )
+    assert queue.enabled and queue.every_call
+    queue.start()
+    try:
+        queue.offer(_record("ok"))
+        queue.offer(_record("bad")._replace(status="INVALID_ARGUMENT"))
+        assert queue.flush(10)
+    finally:
+        queue.close()
+    assert seen == {"monitor": ["ok"], "log": ["ok", "bad"]}
+    assert not TapQueue({"monitor": lambda r: None}).every_call

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from gateway.lazy import lazy_attributes
 
 if TYPE_CHECKING:
-    from gateway.predictionlog.build import build_journal, build_prediction_log, parquet_dirs
+    from gateway.predictionlog.build import build_prediction_log, parquet_dirs
     from gateway.predictionlog.chain import Verification, audit_closer, recorded_segments, verify
     from gateway.predictionlog.cloudevents import CloudEventsSink
     from gateway.predictionlog.collector import PredictionLogCollector
@@ -41,7 +41,6 @@ __all__ = [
     "Sink",
     "Verification",
     "audit_closer",
-    "build_journal",
     "build_prediction_log",
     "decode_tensors",
     "encode_tensors",
@@ -66,7 +65,6 @@ _LAZY = {
     "Sink": "gateway.predictionlog.sink",
     "Verification": "gateway.predictionlog.chain",
     "audit_closer": "gateway.predictionlog.chain",
-    "build_journal": "gateway.predictionlog.build",
     "build_prediction_log": "gateway.predictionlog.build",
     "decode_tensors": "gateway.predictionlog.record",
     "encode_tensors": "gateway.predictionlog.record",

@@ -10,14 +10,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gateway.serving.taps import TapQueue
-
 if TYPE_CHECKING:
     from gateway.metrics import GatewayMetrics
     from gateway.predictionlog.journal import PredictionLog
     from gateway.predictionlog.sink import Sink
 
-__all__ = ["build_journal", "build_prediction_log", "parquet_dirs"]
+__all__ = ["build_prediction_log", "parquet_dirs"]
 
 
 def parquet_dirs(spec: Sequence[str]) -> list[Path]:
@@ -30,9 +28,12 @@ def parquet_dirs(spec: Sequence[str]) -> list[Path]:
     return dirs
 
 
-def build_prediction_log(settings: Any, registry: Any) -> PredictionLog | None:
-    """The log ``settings.prediction_log`` asks for (None when off); Parquet files are
-    chained into ``registry``'s audit log as they close."""
+def build_prediction_log(
+    settings: Any, registry: Any, metrics: GatewayMetrics | None = None
+) -> PredictionLog | None:
+    """The log ``settings.prediction_log`` asks for (None when off): a tap of every call
+    on the gateway's one tap queue. Parquet files are chained into ``registry``'s audit log
+    as they close; with ``metrics``, its counters are exported."""
     spec: Sequence[str] = settings.prediction_log
     if not spec:
         return None
@@ -60,24 +61,11 @@ def build_prediction_log(settings: Any, registry: Any) -> PredictionLog | None:
                 on_closed=audit_closer(registry),
             )
         )
-    return PredictionLog(
+    prediction_log = PredictionLog(
         sinks, sample=settings.prediction_log_sample, keep_inputs=settings.prediction_log_inputs
     )
-
-
-def build_journal(
-    settings: Any, registry: Any, metrics: GatewayMetrics
-) -> tuple[PredictionLog | None, TapQueue]:
-    """The log and its own tap queue (which the data plane feeds, successes and failures);
-    the queue has no tap, and the data plane skips it, when the log is off."""
-    prediction_log = build_prediction_log(settings, registry)
-    queue = TapQueue(
-        {} if prediction_log is None else {"prediction_log": prediction_log},
-        capacity=settings.tap_queue,
-        metrics=metrics,
-    )
-    if prediction_log is not None:
+    if metrics is not None:
         from gateway.predictionlog.collector import PredictionLogCollector
 
-        metrics.add_collector(PredictionLogCollector(prediction_log, queue))
-    return prediction_log, queue
+        metrics.add_collector(PredictionLogCollector(prediction_log))
+    return prediction_log

@@ -2,9 +2,10 @@
 
 * ``onnxgate_prediction_log_records_total{sink,outcome}`` (counter): records each sink
   kept (``written``) or gave up on (``dropped``: disk full, receiver down, buffer full).
-* ``onnxgate_prediction_log_queue_dropped_total`` (counter): records the data plane could
-  not even enqueue (the log's tap queue was full).
 * ``onnxgate_prediction_log_sampled_out_total`` (counter): records left out by sampling.
+
+Records the data plane could not even enqueue are the tap queue's drops, counted with every
+tap's in ``onnxgate_tap_dropped_total`` (the log shares that one queue).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from gateway.predictionlog.journal import PredictionLog
-    from gateway.serving.taps import TapQueue
 
 __all__ = ["PredictionLogCollector"]
 
@@ -25,9 +25,8 @@ __all__ = ["PredictionLogCollector"]
 class PredictionLogCollector(Collector):
     """See the module docstring."""
 
-    def __init__(self, log: PredictionLog, queue: TapQueue) -> None:
+    def __init__(self, log: PredictionLog) -> None:
         self._log = log
-        self._queue = queue
 
     def collect(self) -> Iterable[Metric]:
         records = CounterMetricFamily(
@@ -39,11 +38,6 @@ class PredictionLogCollector(Collector):
             records.add_metric([sink.name, "written"], sink.written)
             records.add_metric([sink.name, "dropped"], sink.dropped)
         yield records
-        yield CounterMetricFamily(
-            "onnxgate_prediction_log_queue_dropped",
-            "Prediction-log records dropped because the log's queue was full.",
-            value=self._queue.dropped,
-        )
         yield CounterMetricFamily(
             "onnxgate_prediction_log_sampled_out",
             "Requests left out of the prediction log by prediction_log_sample.",

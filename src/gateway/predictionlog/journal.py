@@ -1,8 +1,9 @@
 """The prediction log itself: a tap that turns records into rows and hands them to sinks.
 
 :class:`PredictionLog` is called with one :class:`~gateway.serving.taps.TapRecord` at a
-time on a tap worker thread (its own :class:`~gateway.serving.taps.TapQueue`, fed by the
-data plane for successes and failures alike), so the request path pays one enqueue.
+time on the tap worker thread: it is the gateway's one :class:`~gateway.serving.taps.TapQueue`'s
+``every_call`` tap, so it also gets calls that failed on a version, and the request path
+pays the same one enqueue as without it.
 It samples by a hash of the request id and keeps the record aside, by model and UTC day;
 every ``batch_rows`` records — or every ``flush_s``, from its own small timer thread, which
 also lets sinks roll files by age — each group becomes one Arrow table

@@ -21,8 +21,8 @@ One call, in order:
    (:mod:`gateway.serving.cache`); a hit goes on to steps 5 and 6 like any answer;
 5. account once, on the version's counter set (status, latency, rows);
 6. hand a :class:`~gateway.serving.taps.TapRecord` to the tap queue (one enqueue; what
-   the taps do never changes the result), and a fuller one to the prediction log's queue
-   (``journal``) — which also gets the failures of a version that was routed to.
+   the taps do never changes the result). While a tap wants every call (the prediction
+   log), the record carries every field and a failure on a routed version is offered too.
 
 A failure is accounted with its status name: a :class:`~gateway.errors.GatewayError` by
 its code; a cancelled call as ``CANCELLED`` (``DEADLINE_EXCEEDED`` when the caller's
@@ -71,7 +71,6 @@ class DataPlane:
         retry_after_s: float | None = None,
         taps: TapQueue | None = None,
         cache: ResponseCache | None = None,
-        journal: TapQueue | None = None,
         clock: Callable[[], float] = time.perf_counter,
         contracts: Callable[[str, str, Signature, Tensors], None] | None = None,
     ) -> None:
@@ -84,7 +83,9 @@ class DataPlane:
         self._taps = taps if taps is not None and taps.enabled else None
         self._clock = clock
         self._cache = cache if cache else None
-        self._journal = journal if journal is not None and journal.enabled else None
+        # The same queue, when a tap wants every call (the prediction log): full records,
+        # failures too, and an id for a call without one.
+        self._every_call = self._taps if self._taps is not None and self._taps.every_call else None
         self._inflight = 0
         # Calls in flight per model, only while the per-model bound is set; a model leaves
         # the dict at zero, so names of models gone from the catalog do not pile up.
@@ -135,7 +136,7 @@ class DataPlane:
         latency covers decoding too.
         """
         start = self._clock() if received is None else received
-        if self._journal is not None and not request.id:
+        if self._every_call is not None and not request.id:
             # The log keys records by id: a call without one gets one, returned with its answer.
             request.id = uuid.uuid4().hex
         if self._inflight >= self._max_inflight or self._draining:
@@ -198,9 +199,9 @@ class DataPlane:
         latency = self._clock() - start
         served.counters.succeeded(route.role, latency, rows)
         role = route.role
-        if self._journal is not None:
-            self._journal.offer(self._entry(request, served, route, "OK", latency, outputs))
-        if self._taps is not None:
+        if self._every_call is not None:
+            self._every_call.offer(self._entry(request, served, route, "OK", latency, outputs))
+        elif self._taps is not None:
             self._taps.offer(
                 TapRecord(
                     request.model,
@@ -286,8 +287,8 @@ class DataPlane:
             return
         latency = self._clock() - start
         served.counters.failed(route.role, code, latency)
-        if self._journal is not None:
-            self._journal.offer(self._entry(request, served, route, code, latency, {}))
+        if self._every_call is not None:
+            self._every_call.offer(self._entry(request, served, route, code, latency, {}))
 
     def _entry(
         self,

@@ -4,8 +4,10 @@ The data plane hands every successful request to :meth:`TapQueue.offer` as one
 :class:`TapRecord`: one ``len`` and one ``append`` on a bounded deque, nothing else on the
 event loop. One worker thread (a :class:`~gateway.sidework.SideWork`) drains the queue
 in bulk every ``poll_s`` and hands each record to every tap in turn (shadow scorer, drift
-monitor, feedback store). A full queue drops the record and counts it
-(``onnxgate_tap_dropped_total``); a tap that raises is counted
+monitor, feedback store). Taps registered as ``every_call`` (the prediction log) also get
+the records of calls that failed on a version (``status`` other than ``OK``), which the
+plane offers only while such a tap exists; the other taps never see those. A full queue
+drops the record and counts it (``onnxgate_tap_dropped_total``); a tap that raises is counted
 (``onnxgate_tap_errors_total{tap}``) and logged at most once per ``log_every_s`` per tap,
 without the record's tensors. Neither ever changes what the caller got.
 
@@ -74,15 +76,20 @@ class TapQueue:
         self,
         taps: Mapping[str, Tap],
         *,
+        every_call: Mapping[str, Tap] | None = None,
         capacity: int = 4096,
         metrics: GatewayMetrics | None = None,
         poll_s: float = 0.02,
         log_every_s: float = 10.0,
     ) -> None:
-        self._taps = tuple(taps.items())
+        every = dict(every_call or {})
+        self._taps = (*taps.items(), *every.items())
+        self._failure_taps = tuple(every.items())
         self._log_every_s = log_every_s
         self._error_counters = (
-            {} if metrics is None else {name: metrics.tap_errors.labels(name) for name in taps}
+            {}
+            if metrics is None
+            else {name: metrics.tap_errors.labels(name) for name, _ in self._taps}
         )
         # The event loop is the only producer: no lock on offer.
         self._work: SideWork[TapRecord] = SideWork(
@@ -103,6 +110,12 @@ class TapQueue:
     def enabled(self) -> bool:
         """False when there is no tap: the data plane then skips building records."""
         return bool(self._taps)
+
+    @property
+    def every_call(self) -> bool:
+        """Whether a tap wants every call, failures and full records included (the data
+        plane then builds :meth:`TapRecord` with every field and offers failures too)."""
+        return bool(self._failure_taps)
 
     @property
     def offered(self) -> int:
@@ -126,7 +139,7 @@ class TapQueue:
 
     def _handle(self, records: list[TapRecord]) -> None:
         for record in records:
-            for name, tap in self._taps:
+            for name, tap in self._taps if record.status == "OK" else self._failure_taps:
                 try:
                     tap(record)
                 except Exception:  # noqa: BLE001 - a tap never fails a caller
