@@ -82,3 +82,16 @@ def make_gateway(
     yield start
     for rg in running:
         rg.stop()
+
+
+@pytest.fixture
+def onnxgate(registry_url: str, tmp_path: Path) -> Callable[..., int]:
+    """Run ``onnxgate ...`` in process against the test registry; returns the exit code."""
+    from gateway import cli
+
+    flags = ["--registry", registry_url, "--artifact-dir", str(tmp_path / "artifacts")]
+
+    def run(*args: str) -> int:
+        return cli.main([*args, *flags])
+
+    return run

@@ -55,16 +55,3 @@ def xgboost_model(training: tuple[np.ndarray, np.ndarray]) -> Any:
     import xgboost
 
     return xgboost.XGBClassifier(n_estimators=15, max_depth=3, n_jobs=1).fit(*training)
-
-
-@pytest.fixture
-def onnxgate(registry_url: str, tmp_path: Path) -> Any:
-    """Run ``onnxgate ...`` against the test registry; returns the exit code."""
-    from gateway import cli
-
-    flags = ["--registry", registry_url, "--artifact-dir", str(tmp_path / "artifacts")]
-
-    def run(*args: str) -> int:
-        return cli.main([*args, *flags])
-
-    return run

@@ -140,16 +140,3 @@ def model_file(tmp_path: Path) -> Path:
     path = tmp_path / "model.onnx"
     path.write_bytes(linear_onnx().SerializeToString())
     return path
-
-
-@pytest.fixture
-def onnxgate(registry_url: str, tmp_path: Path) -> Any:
-    """Run ``onnxgate ...`` against the test registry; returns the exit code."""
-    from gateway import cli
-
-    flags = ["--registry", registry_url, "--artifact-dir", str(tmp_path / "artifacts")]
-
-    def run(*args: str) -> int:
-        return cli.main([*args, *flags])
-
-    return run
