@@ -8,6 +8,9 @@ writing a total rather than adding a delta makes a publish idempotent, so a retr
 late one (a process resumed after SIGSTOP) can never count anything twice, and the fleet's
 total is the sum of the rows. Rows of dead processes stay (what they served was served).
 
+Labels joined anywhere are claimed in one table keyed (model, request id, row): a label
+sent to two members joins on the first and is a duplicate on the second.
+
 Windows are the fleet totals a governor window starts from, keyed by (model, candidate,
 step), so a new leader continues the step in progress. Predictions are kept for the
 feedback TTL so that a label reaching any process joins the prediction any other made.
@@ -25,7 +28,14 @@ from sqlalchemy import Table, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from registry.models import FleetEvidence, FleetPrediction, FleetProcess, FleetWindow, utcnow
+from registry.models import (
+    FleetEvidence,
+    FleetLabel,
+    FleetPrediction,
+    FleetProcess,
+    FleetWindow,
+    utcnow,
+)
 
 __all__ = ["EvidenceRow", "FleetStore", "PredictionRow"]
 
@@ -192,10 +202,43 @@ class FleetStore:
         return out
 
     def expire_predictions(self, older_than_s: float) -> int:
-        """Forget predictions older than the feedback TTL; returns how many."""
+        """Forget predictions (and the labels joined to them) older than the feedback TTL;
+        returns how many predictions."""
         cutoff = utcnow() - timedelta(seconds=older_than_s)
         with self._writes() as session, session.begin():
+            session.execute(delete(FleetLabel).where(FleetLabel.labelled_at < cutoff))
             result = session.execute(
                 delete(FleetPrediction).where(FleetPrediction.recorded_at < cutoff)
             )
             return int(getattr(result, "rowcount", 0) or 0)
+
+    # -- labels ---------------------------------------------------------------------------------
+
+    def claim_labels(
+        self, process: str, model: str, keys: Sequence[tuple[str, int]]
+    ) -> set[tuple[str, int]]:
+        """Claim (request id, row) labels of ``model`` for ``process``; returns those claimed
+        now. The primary key refuses a label any member (this one included) already joined,
+        so the same label sent to two members joins once."""
+        wanted = sorted(set(keys))
+        if not wanted:
+            return set()
+        now = utcnow()
+        claimed: set[tuple[str, int]] = set()
+        with self._writes() as session, session.begin():
+            dialect = session.get_bind().dialect.name
+            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            for start in range(0, len(wanted), _BATCH):
+                values = [
+                    {"model": model, "request_id": rid, "row": row, "process": process,
+                     "labelled_at": now}
+                    for rid, row in wanted[start : start + _BATCH]
+                ]  # fmt: skip
+                stmt = (
+                    insert(FleetLabel)
+                    .values(values)
+                    .on_conflict_do_nothing()
+                    .returning(FleetLabel.request_id, FleetLabel.row)
+                )
+                claimed.update((rid, row) for rid, row in session.execute(stmt))
+        return claimed

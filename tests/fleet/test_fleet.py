@@ -26,6 +26,7 @@ from fleettools import GOVERNOR_LEASE_S, LEASE_S, Fleet, Member, start_fleet, st
 from governor.govtools import N_FEATURES, Load, fragile_model, normal_rows, threshold_model
 from pg_cluster import BACKENDS, wipe
 from shared import wait_for
+from sqlalchemy import create_engine, text
 
 from gateway.monitoring.reference import build_version_profiles, onnx_runner
 from registry.deployment import Role
@@ -135,6 +136,44 @@ def test_evidence_adds_up_and_labels_join_on_any_process(fleet: Fleet) -> None:
     wait_for(totals_match, timeout=30)
     quality = fleet.totals(model)["1"].quality
     assert quality is not None and quality.correct == quality.labelled
+
+
+def test_the_same_label_sent_to_two_members_joins_once(fleet: Fleet) -> None:
+    """A label joins once fleet-wide (the fleet's label table is keyed by model, request id
+    and row): sent again, to any member, it is answered as a duplicate, not an error."""
+    reg, rng, model = fleet.registry, np.random.default_rng(3), "once"
+    reg.register_version(model, threshold_model(1), version="1", actor="t")
+    reg.governor.set_policy(model, HOLD_POLICY, actor="t")
+    labelled = _prime(fleet, model, rng)  # one label joined per probe
+    requests = _serve(fleet.members, model, 12, "d", rng)
+    ids = [rid for rid, _, _ in requests]
+    wait_for(lambda: len(reg.fleet.predictions(model, ids)) == len(ids), timeout=30)
+    labels = [(rid, truth) for rid, truth, _ in requests]
+    first, second, third = fleet.members
+    answers = [m.feedback(model, labels) for m in (first, second, first, third)]
+    outcomes = [(a.joined, a.duplicate, a.unknown) for a in answers]
+    assert outcomes == [(12, 0, 0), (0, 12, 0), (0, 12, 0), (0, 12, 0)]
+    labelled += len(labels)
+
+    def counted_once() -> bool:
+        q = fleet.totals(model)["1"].quality
+        return q is not None and q.labelled == labelled
+
+    wait_for(counted_once, timeout=30)
+    assert {(rid, row) for rid, row in _claims(fleet, model, ids)} == {(i, 0) for i in ids}
+
+
+def _claims(fleet: Fleet, model: str, ids: list[str]) -> list[tuple[str, int]]:
+    """The fleet label table's rows for ``ids`` (one per label joined)."""
+    engine = create_engine(fleet.url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT request_id, row FROM fleet_label WHERE model = :m"), {"m": model}
+            )
+            return [(r[0], r[1]) for r in rows if r[0] in ids]
+    finally:
+        engine.dispose()
 
 
 def test_a_stopped_process_is_excluded_then_not_counted_twice(fleet: Fleet) -> None:

@@ -243,6 +243,12 @@ class FleetNode:
 
     # -- labels ---------------------------------------------------------------------------------
 
+    async def claim(self, model: str, keys: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
+        """Claim labels for this process fleet-wide; returns those claimed (the others were
+        joined by some member already)."""
+        return await run_blocking(self._thread, self._store.claim_labels, self.process, model,
+                                  list(keys))  # fmt: skip
+
     async def resolve(self, model: str, request_ids: Sequence[str]) -> None:
         """Fetch predictions other processes made for ids unknown here, so labels join.
 
