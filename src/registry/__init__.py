@@ -51,7 +51,7 @@ if TYPE_CHECKING:
         read_sample,
         register_model,
     )
-    from registry.fleet_store import PredictionRow
+    from registry.fleet_store import FOLDED, Folded, PredictionRow
     from registry.governance import ApprovalRecord
     from registry.governance_policy import GovernancePolicy
     from registry.governor_store import StateRecord
@@ -99,6 +99,8 @@ __all__ = [
     "NotFoundError",
     "PermissionRefused",
     "PolicyViolation",
+    "FOLDED",
+    "Folded",
     "PredictionRow",
     "Registry",
     "RegistryError",
@@ -151,6 +153,8 @@ _LAZY = {
     "Lineage": "registry.lineage",
     "MetricFilter": "registry.lineage",
     "ModelRecord": "registry.registry",
+    "FOLDED": "registry.fleet_store",
+    "Folded": "registry.fleet_store",
     "PredictionRow": "registry.fleet_store",
     "Registry": "registry.registry",
     "StateRecord": "registry.governor_store",

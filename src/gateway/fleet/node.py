@@ -23,19 +23,20 @@ import concurrent.futures
 import json
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from gateway.concurrency import run_blocking
-from gateway.fleet.payload import decode, encode, merge
+from gateway.fleet.payload import decode, encode, fold, less, merge
 from gateway.governor.evidence import Evidence
 from gateway.governor.feedback import FeedbackStore
 from gateway.governor.predictions import Prediction
 from gateway.governor.sources import EvidenceSource
 from gateway.metrics import GatewayMetrics
 from gateway.sidework import SideWork
-from registry import PredictionRow, Registry, utcnow
+from registry import Folded, PredictionRow, Registry, utcnow
 from registry.errors import RegistryUnavailable
 
 __all__ = ["FleetNode", "Outbox", "writable"]
@@ -43,6 +44,9 @@ __all__ = ["FleetNode", "Outbox", "writable"]
 log = logging.getLogger(__name__)
 
 _EXPIRE_EVERY = 30  # publishing cycles between two deletions of expired predictions
+# A process silent this many leases is gone: its rows are folded (see registry.fleet_store).
+# Far beyond a pause of the process; one resumed later is refused and rebased, not doubled.
+FOLD_AFTER_LEASES = 30
 
 
 Pending = tuple[str, str, str, list[Prediction], list[str], datetime]
@@ -145,6 +149,8 @@ class FleetNode:
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="onnxgate-fleet")
         self._lock = threading.Lock()
         self._published: dict[tuple[str, str], dict[str, Any]] = {}
+        # What this process had published when its rows were folded: subtracted from now on.
+        self._baseline: dict[tuple[str, str], Evidence] = {}
         self._totals: dict[str, dict[str, Evidence]] | None = None
         self.members: list[str] = []
         self.cycles = 0
@@ -190,19 +196,22 @@ class FleetNode:
                 for v, ev in source.evidence(model, versions).items():
                     if v in merged:
                         merged[v] = merged[v].merged(ev)
-            out.update({(model, v): encode(ev) for v, ev in merged.items()})
+            for v, ev in merged.items():
+                base = self._baseline.get((model, v))
+                out[(model, v)] = encode(ev if base is None else less(ev, base))
         return out
 
     def publish_once(self) -> None:
         """One publishing cycle (blocking; see the module docstring)."""
-        self._store.heartbeat(self.process, self.lease_s)
-        payloads = self._local_evidence()
-        changed = {k: p for k, p in payloads.items() if self._published.get(k) != p}
-        self._store.publish(self.process, changed)
-        self._published.update(changed)
+        try:
+            self._publish_evidence()
+        except Folded:
+            self._rebase()
+            self._publish_evidence()
         self.outbox.publish()
         if self.cycles % _EXPIRE_EVERY == 0:
             self._store.expire_predictions(self._ttl_s)
+            self._store.fold(FOLD_AFTER_LEASES * self.lease_s, fold)
         rows: dict[tuple[str, str], list[tuple[Evidence, bool]]] = {}
         for row in self._store.evidence():
             rows.setdefault((row.model, row.version), []).append((decode(row.payload), row.live))
@@ -213,6 +222,24 @@ class FleetNode:
         with self._lock:
             self._totals = totals
         self.cycles += 1
+
+    def _publish_evidence(self) -> None:
+        self._store.heartbeat(self.process, self.lease_s)
+        payloads = self._local_evidence()
+        changed = {k: p for k, p in payloads.items() if self._published.get(k) != p}
+        self._store.publish(self.process, changed)
+        self._published.update(changed)
+
+    def _rebase(self) -> None:
+        """This process was silent so long that its rows were folded (it was stopped): it
+        goes on under a new name, publishing only what it counts from now on."""
+        old = self.process
+        self.process = f"{old.rsplit(':', 1)[0]}:{uuid.uuid4().hex[:8]}"
+        for key, payload in self._published.items():
+            self._baseline[key] = decode(payload).merged(self._baseline.get(key, Evidence()))
+        self._published.clear()
+        log.warning("fleet: %s was silent too long and its rows were folded; publishing as %s",
+                    old, self.process)  # fmt: skip
 
     # -- the governor's evidence source and window store ---------------------------------------
 
