@@ -1,7 +1,8 @@
 """This process as a member of the fleet: it publishes its evidence and predictions, reads
 the fleet's merged evidence, and joins labels to predictions other processes made.
 
-Every ``fleet_publish_s``, on its own thread (never the request path), the node:
+Every ``fleet_publish_s``, on its own thread (never the request path), the node (and every
+:data:`SHARE_S` it shares the predictions waiting, step 3 alone):
 
 1. renews its heartbeat lease (``fleet_lease_s``);
 2. reads this process's cumulative evidence from the local sources (the very counters
@@ -23,6 +24,7 @@ import concurrent.futures
 import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
@@ -47,6 +49,10 @@ _EXPIRE_EVERY = 30  # publishing cycles between two deletions of expired predict
 # A process silent this many leases is gone: its rows are folded (see registry.fleet_store).
 # Far beyond a pause of the process; one resumed later is refused and rebased, not doubled.
 FOLD_AFTER_LEASES = 30
+# Predictions are shared at least this often, whatever ``fleet_publish_s``: a label sent to
+# another member waits for this, not for a whole publishing interval.
+SHARE_S = 0.25
+_RESOLVE_S = 4 * SHARE_S  # how long a label waits for predictions still being shared
 
 
 Pending = tuple[str, str, str, list[Prediction], list[str], datetime]
@@ -155,19 +161,24 @@ class FleetNode:
         self.members: list[str] = []
         self.cycles = 0
         self.failures = 0
+        self._failing = 0  # failed attempts in a row (one log line per run of them)
         self.adopted = 0  # predictions read back to join a label
 
     # -- publishing -----------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Publish every ``publish_s`` until ``stop``; then a last publish, and leave."""
+        """Publish every ``publish_s`` and share predictions every :data:`SHARE_S` until
+        ``stop``; then a last publish, and leave."""
         try:
             while not stop.is_set():
                 await self._cycle()
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=self.publish_s)
-                except TimeoutError:
-                    pass
+                due = time.monotonic() + self.publish_s
+                while not stop.is_set() and (left := due - time.monotonic()) > 0:
+                    try:
+                        await asyncio.wait_for(stop.wait(), timeout=min(left, SHARE_S))
+                    except TimeoutError:
+                        if not self._failing:  # (in an outage the outbox keeps them)
+                            await self._attempt(self.outbox.publish)
         finally:
             await self._cycle()
             try:
@@ -177,11 +188,27 @@ class FleetNode:
             self._thread.shutdown(wait=True)
 
     async def _cycle(self) -> None:
+        await self._attempt(self.publish_once)
+
+    async def _attempt(self, work: Callable[[], object]) -> None:
+        """Run ``work`` on the publisher's thread; a failure is retried by the next cycle
+        (serving goes on) and logged once per outage, with a count when it ends."""
         try:
-            await run_blocking(self._thread, self.publish_once)
-        except Exception:  # the next cycle retries; serving goes on
+            await run_blocking(self._thread, work)
+        except Exception as exc:  # see above
             self.failures += 1
-            log.exception("fleet: publishing failed")
+            self._failing += 1
+            if self._failing > 1:
+                return
+            if isinstance(exc, RegistryUnavailable):  # an outage: no traceback, one line
+                log.warning("fleet: publishing failed, retrying until it works: %s", exc)
+            else:  # not an outage: a bug worth its traceback, once per run of failures
+                log.exception("fleet: publishing failed, retrying until it works")
+        else:
+            if self._failing:
+                log.warning("fleet: publishing works again after %d failed attempts",
+                            self._failing)  # fmt: skip
+            self._failing = 0
 
     def _local_evidence(self) -> dict[tuple[str, str], dict[str, Any]]:
         wanted: dict[str, set[str]] = {}
@@ -279,18 +306,21 @@ class FleetNode:
     async def resolve(self, model: str, request_ids: Sequence[str]) -> None:
         """Fetch predictions other processes made for ids unknown here, so labels join.
 
-        A prediction made elsewhere moments ago may still sit in that process's outbox:
-        ids still unknown are looked up once more after one publishing interval.
+        A prediction made elsewhere moments ago may still sit in that process's outbox,
+        which is shared every :data:`SHARE_S`: ids still unknown are looked up again for
+        a few sharing intervals (never a whole publishing interval).
         """
-        for attempt in range(2):
+        deadline = time.monotonic() + _RESOLVE_S
+        while True:
             missing = self._feedback.missing(model, request_ids)
             if not missing:
                 return
-            if attempt:
-                await asyncio.sleep(self.publish_s)
             rows = await run_blocking(self._thread, self._store.predictions, model, missing)
             now = utcnow()
             for r in rows:
                 age = (now - r.recorded_at).total_seconds()
                 self._feedback.adopt(model, r.request_id, r.version, r.predictions, r.segments, age)
             self.adopted += len(rows)
+            if len(rows) == len(missing) or time.monotonic() >= deadline:
+                return
+            await asyncio.sleep(SHARE_S / 2)
