@@ -124,8 +124,8 @@ class Gateway:
         )
         watchers["feedback"] = self.feedback.observe
         # The label join, and the same settled lookup by request id for Explain.
-        labels = Labels(self.feedback, settle=self._settle_taps, resolve=self._resolve_fleet,
-                        in_fleet=lambda: self.fleet is not None)  # fmt: skip
+        # With a fleet, labels resolve predictions other members made and join once.
+        labels = Labels(self.feedback, settle=self._settle_taps, fleet=lambda: self.fleet)
         # Explanations: the Explain RPC's own executor, the global-importance sampler tap.
         self.explanations = build_explanations(
             settings.explain,
@@ -267,11 +267,6 @@ class Gateway:
 
     async def _settle_taps(self) -> bool:
         return await self.taps.settled()
-
-    async def _resolve_fleet(self, model: str, request_ids: list[str]) -> None:
-        # With a fleet: fetch predictions other processes made, so their labels join here.
-        if self.fleet is not None:
-            await self.fleet.resolve(model, request_ids)
 
     def _build_server(self) -> grpc.aio.Server:
         return build_grpc_server(

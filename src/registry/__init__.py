@@ -51,7 +51,7 @@ if TYPE_CHECKING:
         read_sample,
         register_model,
     )
-    from registry.fleet_store import PredictionRow
+    from registry.fleet_store import FOLDED, Folded, PredictionRow
     from registry.governance import ApprovalRecord
     from registry.governance_policy import GovernancePolicy
     from registry.governor_store import StateRecord
@@ -76,6 +76,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DATATYPES",
     "DATATYPE_TO_NUMPY",
+    "FOLDED",
     "ORT_TO_DATATYPE",
     "AlreadyExists",
     "ApprovalRecord",
@@ -87,6 +88,7 @@ __all__ = [
     "Datatype",
     "Deployment",
     "DeploymentRecord",
+    "Folded",
     "GovernancePolicy",
     "IncompatibleSignature",
     "InvalidArtifact",
@@ -151,6 +153,8 @@ _LAZY = {
     "Lineage": "registry.lineage",
     "MetricFilter": "registry.lineage",
     "ModelRecord": "registry.registry",
+    "FOLDED": "registry.fleet_store",
+    "Folded": "registry.fleet_store",
     "PredictionRow": "registry.fleet_store",
     "Registry": "registry.registry",
     "StateRecord": "registry.governor_store",

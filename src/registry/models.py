@@ -386,3 +386,15 @@ class FleetPrediction(Base):
     predictions: Mapped[list[Any]] = mapped_column(JSON, default=list)
     segments: Mapped[list[str]] = mapped_column(JSON, default=list)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class FleetLabel(Base):
+    """A label row joined by some member: unique, so one label joins once fleet-wide."""
+
+    __tablename__ = "fleet_label"
+
+    model: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    row: Mapped[int] = mapped_column(Integer, primary_key=True)
+    process: Mapped[str] = mapped_column(String(256))
+    labelled_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -63,9 +63,6 @@ def _gateway(url: str, artifacts: Path, reg: Registry) -> EmbeddedGateway:
         http_port=0,  # never the well-known port: another gateway may hold it
         poll_interval_s=0.1,
         admin_tokens={ADMIN_TOKEN: "test-operator"},
-        # One process; the fleet (on by default on PostgreSQL) is not what this test is about.
-        # NOTE: with it, the fleet node logs a traceback per failed publish during the outage.
-        fleet=False,
     )
     return EmbeddedGateway(Gateway(settings, registry=reg)).start()
 
@@ -97,6 +94,10 @@ def _set_weights(gw: EmbeddedGateway, weights: dict[str, float]) -> apb.Deployme
     return admin.SetWeights(request, metadata=admin_metadata(), timeout=30)
 
 
+def _lines(caplog: pytest.LogCaptureFixture, text: str) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if text in r.getMessage()]
+
+
 def test_postgres_stops_and_returns(cluster, tmp_path, caplog):
     artifacts = tmp_path / "artifacts"
     reg = Registry.open(cluster.url, artifacts)
@@ -121,11 +122,17 @@ def test_postgres_stops_and_returns(cluster, tmp_path, caplog):
 
             cluster.resume()
             assert wait_for(lambda: _health(gw, REGISTRY_HEALTH) == SERVING)
+            # The fleet (on by default on PostgreSQL) publishes again: one line for the
+            # outage, one when it ends (with a count), never a traceback per attempt.
+            assert wait_for(lambda: _lines(caplog, "publishing works again"), timeout=30)
         assert "Traceback" not in caplog.text
         assert not [r for r in caplog.records if r.exc_info]
-        outage = [r for r in caplog.records if "serving the last known routes" in r.getMessage()]
-        back = [r for r in caplog.records if "reachable again" in r.getMessage()]
+        outage = _lines(caplog, "serving the last known routes")
+        back = _lines(caplog, "reachable again")
         assert (len(outage), len(back)) == (1, 1), [r.getMessage() for r in caplog.records]
+        failed = _lines(caplog, "fleet: publishing failed")
+        again = _lines(caplog, "fleet: publishing works again after")
+        assert (len(failed), len(again)) == (1, 1), [r.getMessage() for r in caplog.records]
 
         # Everything works again: changes, registrations, and routes following them.
         assert _set_weights(gw, {"1": 1, "2": 1}).deployment.revision == 2

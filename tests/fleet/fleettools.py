@@ -12,7 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -136,10 +136,13 @@ class Fleet:
         return {int(p.split(":")[-2]) for p in self.registry.fleet.members()}
 
 
-def start_fleet(url: str, root: Path, n: int = 3) -> Fleet:
+def start_fleet(
+    url: str, root: Path, n: int = 3, settings: Mapping[str, str] | None = None
+) -> Fleet:
+    """``n`` members on ``url``; ``settings`` (ONNXGATE_* variables) override :data:`ENV`."""
     registry = Registry.open(url, root / "artifacts")
     fleet = Fleet(url, registry)
-    env = {**os.environ, **ENV}
+    env = {**os.environ, **ENV, **(settings or {})}
     for i in range(n):
         port = free_port()
         log = root / f"member{i}.log"

@@ -1,7 +1,8 @@
 """This process as a member of the fleet: it publishes its evidence and predictions, reads
 the fleet's merged evidence, and joins labels to predictions other processes made.
 
-Every ``fleet_publish_s``, on its own thread (never the request path), the node:
+Every ``fleet_publish_s``, on its own thread (never the request path), the node (and every
+:data:`SHARE_S` it shares the predictions waiting, step 3 alone):
 
 1. renews its heartbeat lease (``fleet_lease_s``);
 2. reads this process's cumulative evidence from the local sources (the very counters
@@ -23,19 +24,21 @@ import concurrent.futures
 import json
 import logging
 import threading
+import time
+import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from gateway.concurrency import run_blocking
-from gateway.fleet.payload import decode, encode, merge
+from gateway.fleet.payload import decode, encode, fold, less, merge
 from gateway.governor.evidence import Evidence
 from gateway.governor.feedback import FeedbackStore
 from gateway.governor.predictions import Prediction
 from gateway.governor.sources import EvidenceSource
 from gateway.metrics import GatewayMetrics
 from gateway.sidework import SideWork
-from registry import PredictionRow, Registry, utcnow
+from registry import Folded, PredictionRow, Registry, utcnow
 from registry.errors import RegistryUnavailable
 
 __all__ = ["FleetNode", "Outbox", "writable"]
@@ -43,6 +46,13 @@ __all__ = ["FleetNode", "Outbox", "writable"]
 log = logging.getLogger(__name__)
 
 _EXPIRE_EVERY = 30  # publishing cycles between two deletions of expired predictions
+# A process silent this many leases is gone: its rows are folded (see registry.fleet_store).
+# Far beyond a pause of the process; one resumed later is refused and rebased, not doubled.
+FOLD_AFTER_LEASES = 30
+# Predictions are shared at least this often, whatever ``fleet_publish_s``: a label sent to
+# another member waits for this, not for a whole publishing interval.
+SHARE_S = 0.25
+_RESOLVE_S = 4 * SHARE_S  # how long a label waits for predictions still being shared
 
 
 Pending = tuple[str, str, str, list[Prediction], list[str], datetime]
@@ -145,23 +155,30 @@ class FleetNode:
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="onnxgate-fleet")
         self._lock = threading.Lock()
         self._published: dict[tuple[str, str], dict[str, Any]] = {}
+        # What this process had published when its rows were folded: subtracted from now on.
+        self._baseline: dict[tuple[str, str], Evidence] = {}
         self._totals: dict[str, dict[str, Evidence]] | None = None
         self.members: list[str] = []
         self.cycles = 0
         self.failures = 0
+        self._failing = 0  # failed attempts in a row (one log line per run of them)
         self.adopted = 0  # predictions read back to join a label
 
     # -- publishing -----------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Publish every ``publish_s`` until ``stop``; then a last publish, and leave."""
+        """Publish every ``publish_s`` and share predictions every :data:`SHARE_S` until
+        ``stop``; then a last publish, and leave."""
         try:
             while not stop.is_set():
                 await self._cycle()
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=self.publish_s)
-                except TimeoutError:
-                    pass
+                due = time.monotonic() + self.publish_s
+                while not stop.is_set() and (left := due - time.monotonic()) > 0:
+                    try:
+                        await asyncio.wait_for(stop.wait(), timeout=min(left, SHARE_S))
+                    except TimeoutError:
+                        if not self._failing:  # (in an outage the outbox keeps them)
+                            await self._attempt(self.outbox.publish)
         finally:
             await self._cycle()
             try:
@@ -171,11 +188,27 @@ class FleetNode:
             self._thread.shutdown(wait=True)
 
     async def _cycle(self) -> None:
+        await self._attempt(self.publish_once)
+
+    async def _attempt(self, work: Callable[[], object]) -> None:
+        """Run ``work`` on the publisher's thread; a failure is retried by the next cycle
+        (serving goes on) and logged once per outage, with a count when it ends."""
         try:
-            await run_blocking(self._thread, self.publish_once)
-        except Exception:  # the next cycle retries; serving goes on
+            await run_blocking(self._thread, work)
+        except Exception as exc:  # see above
             self.failures += 1
-            log.exception("fleet: publishing failed")
+            self._failing += 1
+            if self._failing > 1:
+                return
+            if isinstance(exc, RegistryUnavailable):  # an outage: no traceback, one line
+                log.warning("fleet: publishing failed, retrying until it works: %s", exc)
+            else:  # not an outage: a bug worth its traceback, once per run of failures
+                log.exception("fleet: publishing failed, retrying until it works")
+        else:
+            if self._failing:
+                log.warning("fleet: publishing works again after %d failed attempts",
+                            self._failing)  # fmt: skip
+            self._failing = 0
 
     def _local_evidence(self) -> dict[tuple[str, str], dict[str, Any]]:
         wanted: dict[str, set[str]] = {}
@@ -190,19 +223,22 @@ class FleetNode:
                 for v, ev in source.evidence(model, versions).items():
                     if v in merged:
                         merged[v] = merged[v].merged(ev)
-            out.update({(model, v): encode(ev) for v, ev in merged.items()})
+            for v, ev in merged.items():
+                base = self._baseline.get((model, v))
+                out[(model, v)] = encode(ev if base is None else less(ev, base))
         return out
 
     def publish_once(self) -> None:
         """One publishing cycle (blocking; see the module docstring)."""
-        self._store.heartbeat(self.process, self.lease_s)
-        payloads = self._local_evidence()
-        changed = {k: p for k, p in payloads.items() if self._published.get(k) != p}
-        self._store.publish(self.process, changed)
-        self._published.update(changed)
+        try:
+            self._publish_evidence()
+        except Folded:
+            self._rebase()
+            self._publish_evidence()
         self.outbox.publish()
         if self.cycles % _EXPIRE_EVERY == 0:
             self._store.expire_predictions(self._ttl_s)
+            self._store.fold(FOLD_AFTER_LEASES * self.lease_s, fold)
         rows: dict[tuple[str, str], list[tuple[Evidence, bool]]] = {}
         for row in self._store.evidence():
             rows.setdefault((row.model, row.version), []).append((decode(row.payload), row.live))
@@ -213,6 +249,24 @@ class FleetNode:
         with self._lock:
             self._totals = totals
         self.cycles += 1
+
+    def _publish_evidence(self) -> None:
+        self._store.heartbeat(self.process, self.lease_s)
+        payloads = self._local_evidence()
+        changed = {k: p for k, p in payloads.items() if self._published.get(k) != p}
+        self._store.publish(self.process, changed)
+        self._published.update(changed)
+
+    def _rebase(self) -> None:
+        """This process was silent so long that its rows were folded (it was stopped): it
+        goes on under a new name, publishing only what it counts from now on."""
+        old = self.process
+        self.process = f"{old.rsplit(':', 1)[0]}:{uuid.uuid4().hex[:8]}"
+        for key, payload in self._published.items():
+            self._baseline[key] = decode(payload).merged(self._baseline.get(key, Evidence()))
+        self._published.clear()
+        log.warning("fleet: %s was silent too long and its rows were folded; publishing as %s",
+                    old, self.process)  # fmt: skip
 
     # -- the governor's evidence source and window store ---------------------------------------
 
@@ -243,21 +297,30 @@ class FleetNode:
 
     # -- labels ---------------------------------------------------------------------------------
 
+    async def claim(self, model: str, keys: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
+        """Claim labels for this process fleet-wide; returns those claimed (the others were
+        joined by some member already)."""
+        return await run_blocking(self._thread, self._store.claim_labels, self.process, model,
+                                  list(keys))  # fmt: skip
+
     async def resolve(self, model: str, request_ids: Sequence[str]) -> None:
         """Fetch predictions other processes made for ids unknown here, so labels join.
 
-        A prediction made elsewhere moments ago may still sit in that process's outbox:
-        ids still unknown are looked up once more after one publishing interval.
+        A prediction made elsewhere moments ago may still sit in that process's outbox,
+        which is shared every :data:`SHARE_S`: ids still unknown are looked up again for
+        a few sharing intervals (never a whole publishing interval).
         """
-        for attempt in range(2):
+        deadline = time.monotonic() + _RESOLVE_S
+        while True:
             missing = self._feedback.missing(model, request_ids)
             if not missing:
                 return
-            if attempt:
-                await asyncio.sleep(self.publish_s)
             rows = await run_blocking(self._thread, self._store.predictions, model, missing)
             now = utcnow()
             for r in rows:
                 age = (now - r.recorded_at).total_seconds()
                 self._feedback.adopt(model, r.request_id, r.version, r.predictions, r.segments, age)
             self.adopted += len(rows)
+            if len(rows) == len(missing) or time.monotonic() >= deadline:
+                return
+            await asyncio.sleep(SHARE_S / 2)

@@ -23,7 +23,7 @@ from typing import Any
 
 from gateway.governor.evidence import PARTS, Evidence, EvidencePart
 
-__all__ = ["decode", "encode", "merge"]
+__all__ = ["decode", "encode", "fold", "less", "merge"]
 
 Payload = dict[str, Any]
 
@@ -54,3 +54,19 @@ def merge(rows: Iterable[tuple[Evidence, bool]]) -> Evidence:
             have = total.get(kind.key)
             total[kind.key] = part if have is None else have.plus(part)
     return Evidence.of(total)
+
+
+def fold(payloads: Iterable[Mapping[str, Any]]) -> Payload:
+    """Payloads of processes that are gone, merged into one (for ``registry.FOLDED``): no
+    process is live, so the sum over the fleet is the same with the one or the many."""
+    return encode(merge((decode(p), False) for p in payloads))
+
+
+def less(ev: Evidence, base: Evidence) -> Evidence:
+    """``ev`` less ``base``, part by part (each part's own ``minus``)."""
+    out: dict[str, EvidencePart] = {}
+    for kind in PARTS:
+        part, was = ev.part(kind.key), base.part(kind.key)
+        if part is not None:
+            out[kind.key] = part if was is None else part.minus(was)
+    return Evidence.of(out)

@@ -305,6 +305,20 @@ class FeedbackStore:
 
     # -- labels -----------------------------------------------------------------------------
 
+    def joinable(
+        self, model: str, request_id: str, *, row: int, label: str | None, value: float | None
+    ) -> bool:
+        """Whether :meth:`add_label` would join this label now (a fleet claims it first)."""
+        with self._lock:
+            rec = self._records.get((model, request_id))
+            return (
+                rec is not None
+                and self._clock() - rec.at <= self._ttl
+                and 0 <= row < len(rec.predictions)
+                and not (label in (None, "") and value is None)
+                and row not in rec.labelled
+            )
+
     def add_label(
         self,
         model: str,
@@ -313,10 +327,15 @@ class FeedbackStore:
         row: int = 0,
         label: str | None = None,
         value: float | None = None,
+        elsewhere: bool = False,
     ) -> LabelOutcome:
-        """Join one row's true label (classification) or value (regression)."""
+        """Join one row's true label (classification) or value (regression);
+        ``elsewhere``: another fleet member joined it already (a duplicate, counted)."""
         with self._lock:
-            outcome = self._join(model, request_id, row, label, value)
+            if elsewhere:
+                outcome = LabelOutcome.DUPLICATE
+            else:
+                outcome = self._join(model, request_id, row, label, value)
             key = (model, outcome.value)
             self.outcomes[key] = self.outcomes.get(key, 0) + 1
             return outcome

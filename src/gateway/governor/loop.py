@@ -271,7 +271,13 @@ class Governor:
         approved = frozenset(record.approved) if record is not None else frozenset()
         snapshot = replace(snapshot, approved=approved)
         decision = decide(replace(policy, mode=mode), snapshot, state)
-        details = {"decision": decision.to_dict(), "policy_version": policy_version}
+        # ``holder`` names the lease holder that decided: the audit log shows which member
+        # made each decision, and the revision it was fenced on is ``decision.revision``.
+        details = {
+            "decision": decision.to_dict(),
+            "policy_version": policy_version,
+            "holder": self.holder,
+        }
         if mode is Mode.ENFORCE and decision.kind in _CHANGES:
             try:
                 await self._apply(dep, decision, details)

@@ -2,22 +2,25 @@
 
 Predictions reach the feedback store through the tap queue, so a label sent right after its
 prediction first waits, briefly, for the queue to settle; with a fleet, predictions other
-processes made are then fetched so their labels join here; then each label is joined and its
-outcome counted. An explanation by request id reads the request journal
-(:class:`gateway.governor.journal.RequestJournal`), whose lookup settles the taps the same way.
+processes made are then fetched so their labels join here; each label that would join is
+claimed in the fleet's label table (a label another member joined already is a duplicate);
+then each label is joined and its outcome counted. An explanation by request id reads the
+request journal (:class:`gateway.governor.journal.RequestJournal`), whose lookup settles the
+taps the same way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from gateway.domain import Tensors
 from gateway.errors import InvalidArgument
 from gateway.governor.feedback import FeedbackStore, LabelOutcome
 from gateway.operations.deployments import require
 
-__all__ = ["MAX_LABELS", "Label", "Labels"]
+__all__ = ["MAX_LABELS", "Label", "LabelFleet", "Labels"]
 
 MAX_LABELS = 10_000  # per call; the CLI sends files in batches of this size
 
@@ -32,6 +35,14 @@ class Label:
     value: float | None = None
 
 
+class LabelFleet(Protocol):
+    """What the label join needs of a fleet (:class:`gateway.fleet.node.FleetNode`)."""
+
+    async def resolve(self, model: str, request_ids: Sequence[str]) -> None: ...
+
+    async def claim(self, model: str, keys: Sequence[tuple[str, int]]) -> set[tuple[str, int]]: ...
+
+
 class Labels:
     """Joins labels to recorded predictions, and finds a recorded request's inputs."""
 
@@ -40,20 +51,16 @@ class Labels:
         feedback: FeedbackStore,
         *,
         settle: Callable[[], Awaitable[object]] | None = None,
-        resolve: Callable[[str, list[str]], Awaitable[object]] | None = None,
-        in_fleet: Callable[[], bool] | None = None,
+        fleet: Callable[[], LabelFleet | None] | None = None,
     ) -> None:
         self._feedback = feedback
         self._settle = settle
-        self._resolve = resolve
-        self._in_fleet = in_fleet
+        self._fleet = fleet or (lambda: None)
 
     @property
     def in_fleet(self) -> bool:
         """Whether labels are resolved across a fleet (unknown ids hint differently)."""
-        if self._in_fleet is not None:
-            return self._in_fleet()
-        return self._resolve is not None
+        return self._fleet() is not None
 
     async def join_labels(self, model: str, items: Sequence[Label]) -> Mapping[LabelOutcome, int]:
         """Settle the taps, resolve from the fleet, join each label; count the outcomes."""
@@ -62,15 +69,31 @@ class Labels:
             raise InvalidArgument(f"items: at most {MAX_LABELS} per call, got {len(items)}")
         if self._settle is not None:
             await self._settle()
-        if self._resolve is not None:
-            await self._resolve(model, [item.request_id for item in items])
+        fleet = self._fleet()
+        if fleet is not None:
+            await fleet.resolve(model, [item.request_id for item in items])
+        taken = set() if fleet is None else await self._taken_elsewhere(fleet, model, items)
         counts = dict.fromkeys(LabelOutcome, 0)
         for item in items:
             outcome = self._feedback.add_label(
-                model, item.request_id, row=item.row, label=item.label, value=item.value
-            )
+                model, item.request_id, row=item.row, label=item.label, value=item.value,
+                elsewhere=(item.request_id, item.row) in taken,
+            )  # fmt: skip
             counts[outcome] += 1
         return counts
+
+    async def _taken_elsewhere(
+        self, fleet: LabelFleet, model: str, items: Sequence[Label]
+    ) -> set[tuple[str, int]]:
+        """The labels another member joined already: each label that would join here is
+        claimed in the fleet's label table first, and a claim refused is a duplicate."""
+        keys = [
+            (i.request_id, i.row)
+            for i in items
+            if self._feedback.joinable(model, i.request_id, row=i.row, label=i.label,
+                                       value=i.value)
+        ]  # fmt: skip
+        return set(keys) - await fleet.claim(model, keys) if keys else set()
 
     async def recorded_inputs(self, model: str, request_id: str) -> tuple[str, Tensors] | None:
         """The version that served ``request_id`` and its inputs, from the request journal
