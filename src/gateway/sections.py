@@ -33,6 +33,7 @@ __all__ = [
     "MonitorSettings",
     "ServingSettings",
     "SettingsError",
+    "TracingSettings",
 ]
 
 
@@ -266,3 +267,18 @@ class ExplainSettings:
         )
         _positive(self, ("explain_deadline_s",))
         _at_least(self, 0, ("explain_processes", "explain_sample_rate"))
+
+
+@dataclass(frozen=True)
+class TracingSettings:
+    """OpenTelemetry tracing: where spans go (OTLP/HTTP), and the queue in front of it."""
+
+    otel_endpoint: str  # empty: no export (the OTEL_EXPORTER_OTLP_* variables fill it)
+    otel_queue: int
+
+    def __post_init__(self) -> None:
+        if self.otel_endpoint and not self.otel_endpoint.startswith(("http://", "https://")):
+            raise SettingsError(
+                f"otel_endpoint must be an http(s):// OTLP/HTTP URL, got {self.otel_endpoint!r}"
+            )
+        _at_least(self, 1, ("otel_queue",))

@@ -28,6 +28,7 @@ from gateway.sections import (
     MonitorSettings,
     ServingSettings,
     SettingsError,
+    TracingSettings,
 )
 
 __all__ = ["Settings", "SettingsError", "listen_error"]
@@ -36,7 +37,10 @@ ENV_PREFIX = "ONNXGATE_"
 _Section = TypeVar("_Section")
 # The properties below that build a section (gateway.sections), each validating its fields.
 _SECTIONS = ("listen", "access", "serving", "monitor", "governor_section", "fleet_section",
-             "explain")  # fmt: skip
+             "explain", "tracing")  # fmt: skip
+# The OpenTelemetry SDK's own variables, read when otel_endpoint is not set: the traces URL,
+# else the base URL (spans then go to BASE/v1/traces).
+OTEL_ENDPOINT_ENV = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,9 @@ class Settings:
     prediction_log_inputs: bool = True  # false: keep only outputs (privacy)
     prediction_log_roll_mb: int = 128  # a Parquet file closes past this size...
     prediction_log_roll_s: float = 3600.0  # ...or this age
+    # OpenTelemetry tracing (gateway.tracing, the otel extra): an OTLP/HTTP URL; empty: off.
+    otel_endpoint: str = ""
+    otel_queue: int = 4096  # finished traces waiting for export; beyond it they are dropped
 
     def __post_init__(self) -> None:
         # Each section checks its own fields; building them all refuses a bad value now.
@@ -179,6 +186,10 @@ class Settings:
     @cached_property
     def explain(self) -> ExplainSettings:
         return self._section(ExplainSettings)
+
+    @cached_property
+    def tracing(self) -> TracingSettings:
+        return self._section(TracingSettings)
 
     @property
     def response_cache_sizes(self) -> dict[str, int]:
@@ -250,6 +261,10 @@ class Settings:
                 raw["admin_roles"] = roles_in_token_spec(raw["admin_tokens"])
             except ValueError as exc:
                 raise SettingsError(f"setting admin_tokens: {exc}") from None
+        if "otel_endpoint" not in raw:
+            standard = next((env[name] for name in OTEL_ENDPOINT_ENV if env.get(name)), None)
+            if standard is not None:
+                raw["otel_endpoint"] = standard
         raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
         known = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(raw) - set(known))

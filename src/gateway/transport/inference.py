@@ -20,9 +20,11 @@ from gateway._proto import grpc_service_pb2_grpc as pb_grpc
 from gateway.serving.caller import caller
 from gateway.serving.dataplane import DataPlane
 from gateway.serving.reads import SERVER_NAME, ModelConfig, Reads
+from gateway.traces import RequestTrace
 from gateway.transport import converters, oip
 from gateway.transport.auth import principal
 from gateway.transport.decoding import Decoder
+from gateway.transport.status import status_for
 from registry.signature import TensorSpec
 
 __all__ = ["InferenceServicer"]
@@ -121,6 +123,26 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self, request: pb.ModelInferRequest, context: Context
     ) -> pb.ModelInferResponse:
         received = time.perf_counter()
+        tracing = self._plane.tracing
+        if tracing is None:  # tracing and the prediction log off: no trace at all
+            return await self._infer(request, context, received, None)
+        trace = tracing.begin("grpc", received, lambda name: _metadata_value(context, name))
+        status = "OK"
+        try:
+            return await self._infer(request, context, received, trace)
+        except BaseException as exc:
+            status = status_for(exc)[0].name
+            raise
+        finally:
+            tracing.end(trace, status)
+
+    async def _infer(
+        self,
+        request: pb.ModelInferRequest,
+        context: Context,
+        received: float,
+        trace: RequestTrace | None,
+    ) -> pb.ModelInferResponse:
         where = self._decoder.where(other_bytes=converters.python_work(request))
         if where == "inline":
             req = oip.decoded(self._plane, converters.decode_infer_request, request)
@@ -128,10 +150,13 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             req = await oip.decoded_off_loop(
                 self._plane, self._decoder, where, converters.decode_infer_request, request
             )
+        if trace is not None:
+            trace.decoded = time.perf_counter()
+            trace.model = req.model
         key = oip.routing_key(req, lambda name: _metadata_value(context, name))
         deadline = oip.deadline(context.time_remaining())
         caller.set(("grpc", principal.get()))  # this call's own task: no reset needed
-        result = await self._plane.infer(req, key, deadline, received=received)
+        result = await self._plane.infer(req, key, deadline, received=received, trace=trace)
         where = self._decoder.where(other_bytes=converters.output_work(result.outputs))
         return await self._decoder.run(
             where,
