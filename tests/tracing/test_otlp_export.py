@@ -8,8 +8,6 @@ client's trace; the prediction log keeps that trace id.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from otlp_receiver import OtlpReceiver
-from shared import admin_metadata
+from shared import admin_metadata, wait_for
 
 from gateway._proto import admin_pb2 as apb
 from gateway._proto import grpc_service_pb2 as pb
@@ -29,16 +27,6 @@ GRPC_PARENT = "00f067aa0ba902b7"
 HTTP_TRACE = "0af7651916cd43dd8448eb211c80319c"
 HTTP_PARENT = "b7ad6b7169203331"
 STEPS = {"decode", "route", "queue", "batch", "compute", "encode"}
-
-
-def _wait_for(condition: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture
@@ -53,6 +41,11 @@ def _request(request_id: str) -> pb.ModelInferRequest:
     request.inputs.add(name="x", datatype="FP32", shape=[2, 4])
     request.raw_input_contents.append(x.tobytes())
     return request
+
+
+def _complete(receiver: OtlpReceiver, trace_id: str, names: set[str]) -> list[Any] | None:
+    spans = receiver.of_trace(trace_id)
+    return spans if {s.name for s in spans} >= names else None
 
 
 def _check_trace(spans: list[Any], trace_id: str, parent: str, face: str) -> None:
@@ -102,12 +95,8 @@ def test_traced_grpc_and_http_calls_reach_the_receiver(
     gw.stub().ModelInfer(_request("g-2"), metadata=(("traceparent", unsampled),), timeout=30)
 
     wanted = STEPS | {"onnxgate.infer", "shadow"}
-    grpc_spans = _wait_for(
-        lambda: (s := receiver.of_trace(GRPC_TRACE)) and {x.name for x in s} >= wanted and s
-    )
-    http_spans = _wait_for(
-        lambda: (s := receiver.of_trace(HTTP_TRACE)) and {x.name for x in s} >= wanted and s
-    )
+    grpc_spans = wait_for(lambda: _complete(receiver, GRPC_TRACE, wanted), timeout=30)
+    http_spans = wait_for(lambda: _complete(receiver, HTTP_TRACE, wanted), timeout=30)
     _check_trace(grpc_spans, GRPC_TRACE, GRPC_PARENT, "grpc")
     _check_trace(http_spans, HTTP_TRACE, HTTP_PARENT, "http")
     root = next(s for s in grpc_spans if s.name == "onnxgate.infer")
