@@ -13,7 +13,8 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 class OtlpReceiver:
     """Listens on 127.0.0.1 (a free port); ``spans`` are every span received, flattened."""
 
-    def __init__(self) -> None:
+    def __init__(self, refuse_first: int = 0) -> None:
+        self.refuse_first = refuse_first  # answer this many requests 503 before accepting
         self.spans: list[Any] = []
         self.resources: list[Any] = []
         self.requests = 0
@@ -23,12 +24,19 @@ class OtlpReceiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                with receiver._lock:
+                    receiver.requests += 1
+                    refuse = receiver.requests <= receiver.refuse_first
+                if refuse:
+                    self.send_response(503)
+                    self.send_header("content-length", "0")
+                    self.end_headers()
+                    return
                 if self.headers.get("content-encoding") == "gzip":
                     body = gzip.decompress(body)
                 request = trace_service_pb2.ExportTraceServiceRequest()
                 request.ParseFromString(body)
                 with receiver._lock:
-                    receiver.requests += 1
                     for resource_spans in request.resource_spans:
                         receiver.resources.append(resource_spans.resource)
                         for scope_spans in resource_spans.scope_spans:

@@ -29,16 +29,14 @@ def build_tracing(
     # NOTE: imported here so that a gateway without tracing (and the otel extra) never
     # loads opentelemetry.
     try:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
         from gateway.tracing.export import TraceCollector, TraceExporter, traces_url
+        from gateway.tracing.spans import service_attributes
     except ImportError as exc:
         raise RuntimeError(
             f"otel_endpoint needs the otel extra (pip install 'onnxgate[otel]'): {exc}"
         ) from exc
     exporter = TraceExporter(
-        OTLPSpanExporter(endpoint=traces_url(section.otel_endpoint)),
-        capacity=section.otel_queue,
+        traces_url(section.otel_endpoint), service_attributes(), capacity=section.otel_queue
     )
     if metrics is not None:
         metrics.add_collector(TraceCollector(exporter))

@@ -3,14 +3,15 @@
 :meth:`TraceExporter.offer` is what :class:`gateway.traces.Tracing` calls when a call, a
 shadow run or a governor evaluation ends: one append on a bounded
 :class:`~gateway.sidework.SideWork` queue (a full queue drops and counts). Its worker
-thread wakes every ``poll_s``, makes the spans of everything queued
-(:class:`~gateway.tracing.spans.SpanMaker`) and sends them in one OTLP/HTTP request
-(``opentelemetry-exporter-otlp-proto-http``, which retries a refused request with backoff
-within its timeout). Spans are made here, not on the event loop: the request path pays the
-stamps and one enqueue.
+thread wakes every ``poll_s``, writes the spans of everything queued into one OTLP export
+request (:class:`~gateway.tracing.spans.SpanWriter`) and POSTs it as
+``application/x-protobuf`` to the collector's ``/v1/traces`` (OTLP/HTTP), retrying what the
+specification calls transient (429, 502, 503, 504, no connection) a few times with backoff.
+Spans are made here, not on the event loop: the request path pays the stamps and one
+enqueue.
 
 Counted for Prometheus (:class:`TraceCollector`): ``onnxgate_trace_spans_total{outcome}``
-(``exported`` / ``failed``: the receiver refused or was unreachable) and
+(``exported`` / ``failed``: the receiver refused or stayed unreachable) and
 ``onnxgate_trace_dropped_total`` (traces the full queue turned away).
 """
 
@@ -18,23 +19,26 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from gateway.sidework import SideWork
-from gateway.tracing.spans import SpanMaker, service_resource
+from gateway.tracing.spans import SpanWriter
 
 if TYPE_CHECKING:
     from gateway.traces import DecisionTrace, RequestTrace, ShadowRun
 
-__all__ = ["TraceCollector", "TraceExporter", "traces_url"]
+__all__ = ["TraceCollector", "TraceExporter", "post_otlp", "traces_url"]
 
 log = logging.getLogger(__name__)
+
+TRANSIENT = frozenset({429, 502, 503, 504})
+"""OTLP/HTTP: statuses after which the same request is retried."""
 
 
 def traces_url(endpoint: str) -> str:
@@ -44,19 +48,41 @@ def traces_url(endpoint: str) -> str:
     return endpoint if endpoint.endswith("/v1/traces") else endpoint + "/v1/traces"
 
 
+def post_otlp(url: str, body: bytes, timeout: float) -> int:
+    """POST one export request; the HTTP status (0: no connection)."""
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": "application/x-protobuf"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            response.read()
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except (urllib.error.URLError, OSError):
+        return 0
+
+
 class TraceExporter:
     """See the module docstring."""
 
     def __init__(
         self,
-        exporter: SpanExporter,
+        url: str,
+        resource: dict[str, str],
         *,
         capacity: int = 4096,
         poll_s: float = 0.5,
+        timeout_s: float = 10.0,
+        retries: int = 3,
+        post: Callable[[str, bytes, float], int] = post_otlp,
         log_every_s: float = 60.0,
     ) -> None:
-        self._exporter = exporter
-        self._maker = SpanMaker(service_resource())
+        self.url = url
+        self._writer = SpanWriter(resource)
+        self._post = post
+        self._timeout_s = timeout_s
+        self._retries = retries
         # Offered from the loop (faces, governor) and from shadow threads: locked offers.
         self._work: SideWork[RequestTrace | ShadowRun | DecisionTrace] = SideWork(
             "onnxgate-traces", self._handle, capacity=capacity, poll_s=poll_s, threadsafe=True
@@ -76,27 +102,33 @@ class TraceExporter:
         self._work.start()
 
     def close(self, timeout: float = 10.0) -> None:
-        """Send what is queued, then stop the worker and the exporter."""
+        """Send what is queued, then stop the worker."""
         self._work.close(timeout)
-        self._exporter.shutdown()
 
-    def _handle(self, items: Sequence[RequestTrace | ShadowRun | DecisionTrace]) -> None:
-        spans: list[ReadableSpan] = []
-        for item in items:
-            spans.extend(self._maker.spans(item))
-        try:
-            result = self._exporter.export(spans)
-        except Exception:
-            result = SpanExportResult.FAILURE
-            log.debug("trace export raised", exc_info=True)
-        if result is SpanExportResult.SUCCESS:
-            self.exported += len(spans)
+    def _handle(self, items: list[RequestTrace | ShadowRun | DecisionTrace]) -> None:
+        message, count = self._writer.request(items)
+        body = message.SerializeToString()
+        status = 0
+        for attempt in range(self._retries):
+            status = self._post(self.url, body, self._timeout_s)
+            if status not in TRANSIENT and status != 0:
+                break
+            if self._work.stopping or attempt == self._retries - 1:
+                break
+            time.sleep(0.5 * 2**attempt)
+        if 200 <= status < 300:
+            self.exported += count
             return
-        self.failed += len(spans)
+        self.failed += count
         now = time.monotonic()
         if now - self._last_log >= self._log_every_s:
             self._last_log = now
-            log.warning("OTLP trace export failed: %d spans lost so far", self.failed)
+            log.warning(
+                "OTLP trace export to %s failed (HTTP %s): %d spans lost so far",
+                self.url,
+                status or "no connection",
+                self.failed,
+            )
 
 
 class TraceCollector(Collector):

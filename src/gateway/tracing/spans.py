@@ -1,4 +1,4 @@
-"""Finished traces as OpenTelemetry spans, made on the exporter's thread.
+"""Finished traces as OTLP spans, written straight into one export request.
 
 One call is one server span (``onnxgate.infer``, a child of the caller's span when it sent
 a ``traceparent``) with a child per step it reached::
@@ -16,155 +16,166 @@ A batch serves many calls; each of their traces holds its own ``batch``/``comput
 with the same ``onnxgate.batch.id``, rather than one span linked from many traces, so one
 trace shows a call's whole path. A governor evaluation is a trace of its own
 (``onnxgate.governor.decision``), whose id its audit event carries.
+
+NOTE: the spans are protobuf messages of the OTLP wire format (``opentelemetry-proto``),
+filled here directly. Going through the SDK (``ReadableSpan`` objects, then the OTLP
+exporter's encoder) cost about 185 us of CPU per call of 7 spans, on the same interpreter
+(GIL) as the event loop; writing the messages costs about 20 us.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext, SpanKind, TraceFlags, TraceState
-from opentelemetry.trace.status import Status, StatusCode
 
 from gateway.traces import DecisionTrace, RequestTrace, ShadowRun, new_span_id
 
-__all__ = ["SpanMaker", "service_resource"]
+__all__ = ["SpanWriter", "service_attributes"]
 
-_SCOPE = InstrumentationScope("onnxgate")
-_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_SERVER = Span.SpanKind.SPAN_KIND_SERVER
+_INTERNAL = Span.SpanKind.SPAN_KIND_INTERNAL
+_ERROR = Status.StatusCode.STATUS_CODE_ERROR
+_OK = Status.StatusCode.STATUS_CODE_OK
+SCOPE = "onnxgate"
+Spans = RepeatedCompositeFieldContainer[Span]
 
 
-def service_resource() -> Resource:
+def service_attributes() -> dict[str, str]:
     """The resource of every span: ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES`` as
     the SDK reads them, ``service.name`` onnxgate when they name none."""
     resource = Resource.create()
-    name = str(resource.attributes.get("service.name", ""))
+    attributes = {key: str(value) for key, value in resource.attributes.items()}
+    name = attributes.get("service.name", "")
     if not name or name.startswith("unknown_service"):
-        resource = resource.merge(Resource({"service.name": "onnxgate"}))
-    return resource
+        attributes["service.name"] = "onnxgate"
+    return attributes
 
 
-class SpanMaker:
-    """Makes the spans of one finished trace (see the module docstring)."""
+def _text(key: str, value: str) -> KeyValue:
+    return KeyValue(key=key, value=AnyValue(string_value=value))
 
-    def __init__(self, resource: Resource) -> None:
-        self._resource = resource
 
-    def spans(self, item: RequestTrace | ShadowRun | DecisionTrace) -> list[ReadableSpan]:
-        if isinstance(item, RequestTrace):
-            return self._request(item)
-        if isinstance(item, ShadowRun):
-            return [self._shadow(item)]
-        return [self._decision(item)]
+def _int(key: str, value: int) -> KeyValue:
+    return KeyValue(key=key, value=AnyValue(int_value=value))
 
-    def _context(self, trace_id: str, span_id: str, state: str = "") -> SpanContext:
-        return SpanContext(
-            int(trace_id, 16),
-            int(span_id, 16),
-            is_remote=False,
-            trace_flags=_SAMPLED,
-            trace_state=TraceState.from_header([state]) if state else TraceState(),
+
+class SpanWriter:
+    """Writes finished traces as spans of one export request (see the module docstring)."""
+
+    def __init__(self, resource: dict[str, str]) -> None:
+        self._resource = [_text(key, value) for key, value in resource.items()]
+
+    def request(
+        self, items: list[RequestTrace | ShadowRun | DecisionTrace]
+    ) -> tuple[ExportTraceServiceRequest, int]:
+        """One export request holding the spans of ``items``, and how many spans it holds."""
+        message = ExportTraceServiceRequest()
+        resource_spans = message.resource_spans.add()
+        resource_spans.resource.attributes.extend(self._resource)
+        scope_spans = resource_spans.scope_spans.add()
+        scope_spans.scope.name = SCOPE
+        spans = scope_spans.spans
+        for item in items:
+            if isinstance(item, RequestTrace):
+                self._request(spans, item)
+            elif isinstance(item, ShadowRun):
+                self._shadow(spans, item)
+            else:
+                self._decision(spans, item)
+        return message, len(spans)
+
+    @staticmethod
+    def _child(
+        spans: Spans, t: RequestTrace, name: str, parent: bytes, start: float, end: float
+    ) -> Span:
+        span: Span = spans.add(
+            trace_id=bytes.fromhex(t.trace_id),
+            span_id=bytes.fromhex(new_span_id()),
+            parent_span_id=parent,
+            name=name,
+            kind=_INTERNAL,
+            start_time_unix_nano=t.ns(start),
+            end_time_unix_nano=t.ns(max(start, end)),
         )
+        if t.tracestate:
+            span.trace_state = t.tracestate
+        return span
 
-    def _span(
-        self,
-        name: str,
-        trace: RequestTrace,
-        parent: SpanContext,
-        start: float,
-        end: float,
-        attributes: dict[str, Any] | None = None,
-        status: Status | None = None,
-    ) -> ReadableSpan:
-        return ReadableSpan(
-            name,
-            self._context(trace.trace_id, new_span_id(), trace.tracestate),
-            parent,
-            self._resource,
-            attributes or {},
-            kind=SpanKind.INTERNAL,
-            status=status or Status(StatusCode.UNSET),
-            start_time=trace.ns(start),
-            end_time=trace.ns(max(start, end)),
-            instrumentation_scope=_SCOPE,
+    def _request(self, spans: Spans, t: RequestTrace) -> None:
+        root_id = bytes.fromhex(t.span_id)
+        root: Span = spans.add(
+            trace_id=bytes.fromhex(t.trace_id),
+            span_id=root_id,
+            parent_span_id=bytes.fromhex(t.parent_id) if t.parent_id else b"",
+            name="onnxgate.infer",
+            kind=_SERVER,
+            start_time_unix_nano=t.wall_ns,
+            end_time_unix_nano=t.ns(t.encoded),
+            trace_state=t.tracestate,
         )
-
-    def _request(self, t: RequestTrace) -> list[ReadableSpan]:
-        root = self._context(t.trace_id, t.span_id, t.tracestate)
-        caller = (
-            None
-            if not t.parent_id
-            else SpanContext(int(t.trace_id, 16), int(t.parent_id, 16), True, _SAMPLED)
+        root.attributes.extend(
+            [
+                _text("onnxgate.face", t.face),
+                _text("onnxgate.model", t.model),
+                _text("onnxgate.version", t.version),
+                _text("onnxgate.role", t.role),
+                _text("onnxgate.request_id", t.request_id),
+                _text("onnxgate.status", t.status),
+                _text("rpc.system", "grpc" if t.face == "grpc" else "http"),
+            ]
         )
-        attributes: dict[str, Any] = {
-            "onnxgate.face": t.face,
-            "onnxgate.model": t.model,
-            "onnxgate.version": t.version,
-            "onnxgate.role": t.role,
-            "onnxgate.request_id": t.request_id,
-            "onnxgate.status": t.status,
-            "rpc.system": "grpc" if t.face == "grpc" else "http",
-        }
         if t.cached:
-            attributes["onnxgate.cache_hit"] = True
-        ok = t.status == "OK"
-        spans = [
-            ReadableSpan(
-                "onnxgate.infer",
-                root,
-                caller,
-                self._resource,
-                attributes,
-                kind=SpanKind.SERVER,
-                status=Status(StatusCode.OK if ok else StatusCode.ERROR, None if ok else t.status),
-                start_time=t.wall_ns,
-                end_time=t.ns(t.encoded),
-                instrumentation_scope=_SCOPE,
-            )
-        ]
-        decoded = t.decoded or t.received
+            hit = KeyValue(key="onnxgate.cache_hit", value=AnyValue(bool_value=True))
+            root.attributes.append(hit)
+        root.status.code = _OK if t.status == "OK" else _ERROR
+        if t.status != "OK":
+            root.status.message = t.status
         if t.decoded:
-            spans.append(self._span("decode", t, root, t.received, t.decoded))
+            self._child(spans, t, "decode", root_id, t.received, t.decoded)
         if t.routed:
-            spans.append(self._span("route", t, root, decoded, t.routed))
+            self._child(spans, t, "route", root_id, t.decoded or t.received, t.routed)
         if t.formed:
-            spans.append(self._span("queue", t, root, t.queued, t.formed))
-            batch_end = t.answered or t.computed
-            batch = self._span("batch", t, root, t.formed, batch_end, {
-                "onnxgate.batch.id": t.batch_id,
-                "onnxgate.batch.requests": t.batch_requests,
-                "onnxgate.batch.rows": t.batch_rows,
-            })  # fmt: skip
-            spans.append(batch)
-            assert batch.context is not None
-            spans.append(self._span("compute", t, batch.context, t.computing,
-                                    t.computed, {"onnxgate.batch.id": t.batch_id}))  # fmt: skip
+            self._child(spans, t, "queue", root_id, t.queued, t.formed)
+            batch = self._child(spans, t, "batch", root_id, t.formed, t.answered or t.computed)
+            batch_id = _text("onnxgate.batch.id", t.batch_id)
+            batch.attributes.extend(
+                [
+                    batch_id,
+                    _int("onnxgate.batch.requests", t.batch_requests),
+                    _int("onnxgate.batch.rows", t.batch_rows),
+                ]
+            )
+            compute = self._child(spans, t, "compute", batch.span_id, t.computing, t.computed)
+            compute.attributes.append(batch_id)
         if t.answered:
-            spans.append(self._span("encode", t, root, t.answered, t.encoded))
-        return spans
+            self._child(spans, t, "encode", root_id, t.answered, t.encoded)
 
-    def _shadow(self, run: ShadowRun) -> ReadableSpan:
+    def _shadow(self, spans: Spans, run: ShadowRun) -> None:
         t = run.trace
-        parent = self._context(t.trace_id, t.span_id, t.tracestate)
-        attributes = {
-            "onnxgate.model": t.model,
-            "onnxgate.version": run.version,
-            "onnxgate.served_version": t.version,
-        }
-        failed = None if run.ok else Status(StatusCode.ERROR, "shadow run failed")
-        return self._span("shadow", t, parent, run.start, run.end, attributes, failed)
+        span = self._child(spans, t, "shadow", bytes.fromhex(t.span_id), run.start, run.end)
+        span.attributes.extend(
+            [
+                _text("onnxgate.model", t.model),
+                _text("onnxgate.version", run.version),
+                _text("onnxgate.served_version", t.version),
+            ]
+        )
+        if not run.ok:
+            span.status.code = _ERROR
+            span.status.message = "shadow run failed"
 
-    def _decision(self, d: DecisionTrace) -> ReadableSpan:
-        return ReadableSpan(
-            "onnxgate.governor.decision",
-            self._context(d.trace_id, d.span_id),
-            None,
-            self._resource,
-            {"onnxgate.model": d.model, "onnxgate.decision": d.kind},
-            kind=SpanKind.INTERNAL,
-            start_time=d.start_ns,
-            end_time=max(d.start_ns, d.end_ns),
-            instrumentation_scope=_SCOPE,
+    def _decision(self, spans: Spans, d: DecisionTrace) -> None:
+        span: Span = spans.add(
+            trace_id=bytes.fromhex(d.trace_id),
+            span_id=bytes.fromhex(d.span_id),
+            name="onnxgate.governor.decision",
+            kind=_INTERNAL,
+            start_time_unix_nano=d.start_ns,
+            end_time_unix_nano=max(d.start_ns, d.end_ns),
+        )
+        span.attributes.extend(
+            [_text("onnxgate.model", d.model), _text("onnxgate.decision", d.kind)]
         )
