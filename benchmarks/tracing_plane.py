@@ -14,7 +14,7 @@ Every run is its own process (rounds alternate the modes); prints calls/s and pr
 per call for each run, the medians, and writes them as JSON (``--json``).
 
     PYTHONPATH=src python benchmarks/tracing_plane.py [--rounds 4] [--requests 20000]
-        [--base /tmp/base/src] [--json out.json]
+        [--base /tmp/base/src] [--modes off,on,base] [--json out.json]
 """
 
 from __future__ import annotations
@@ -122,8 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requests", type=int, default=20_000, help="measured calls per run")
     p.add_argument("--base", help="src/ of the tree to compare 'off' with (mode base)")
     p.add_argument("--json", type=Path, help="write the figures here")
+    p.add_argument("--modes", default="off,on,base", help="comma-separated: off, on, base")
     args = p.parse_args(argv)
-    modes = ["off", "on"] + (["base"] if args.base else [])
+    modes = [m for m in args.modes.split(",") if m != "base" or args.base]
     results: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
     with tempfile.TemporaryDirectory(prefix="onnxgate-bench-tracing-") as tmp:
         directory = Path(tmp)

@@ -5,8 +5,8 @@ that has a :class:`Tracing` makes one :class:`RequestTrace` per call, from the c
 ``traceparent``/``tracestate`` (gRPC metadata or HTTP headers), and each step stamps a
 ``perf_counter`` reading on it — decoded, routed, queued, its batch formed, computed,
 answered, encoded. When the face is done it hands the trace to :meth:`Tracing.end`, which
-offers it to the exporter's bounded queue; the spans (OpenTelemetry ``ReadableSpan``) are
-made from the stamps on the exporter's thread. Nothing here imports opentelemetry.
+offers it to the exporter's bounded queue; the spans (OTLP protobuf messages) are made
+from the stamps on the exporter's thread. Nothing here imports opentelemetry.
 
 One trace per request, so a batch shared by many requests appears in each request's trace
 as its own ``batch`` span (with ``compute`` under it) carrying the batch's id, size and
@@ -200,7 +200,9 @@ class Tracing:
         """The trace of a call received at ``received``; ``header(name)`` reads its metadata."""
         parent = parse_traceparent(header(TRACEPARENT))
         if parent is None:
-            trace = RequestTrace(face, received, new_trace_id(), "", True)
+            # Nothing exported: no made-up id either (the log's trace_id stays empty).
+            trace_id = "" if self.export is None else new_trace_id()
+            trace = RequestTrace(face, received, trace_id, "", True)
         else:
             trace = RequestTrace(face, received, *parent)
             state = header(TRACESTATE)

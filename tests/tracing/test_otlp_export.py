@@ -112,3 +112,23 @@ def test_traced_grpc_and_http_calls_reach_the_receiver(
     metrics = gw.gateway.metrics.registry
     assert metrics.get_sample_value("onnxgate_trace_spans_total", {"outcome": "failed"}) == 0
     assert metrics.get_sample_value("onnxgate_trace_spans_total", {"outcome": "exported"}) >= 16
+
+
+def test_with_only_the_log_on_it_keeps_the_callers_trace_id(
+    registry, make_gateway, tmp_path: Path
+) -> None:
+    registry.register_version("lin", modelzoo.linear(4, 2, seed=3), actor="test")
+    log_dir = tmp_path / "log"
+    gw = make_gateway(prediction_log=(f"file:{log_dir}",))
+    assert gw.gateway.tracing is not None and gw.gateway.tracing.export is None
+    stub = gw.stub()
+    header = (("traceparent", f"00-{GRPC_TRACE}-{GRPC_PARENT}-01"),)
+    stub.ModelInfer(_request("header"), metadata=header, timeout=30)
+    stub.ModelInfer(_request("none"), timeout=30)
+    by_parameter = _request("parameter")
+    by_parameter.parameters["traceparent"].string_param = f"00-{HTTP_TRACE}-{HTTP_PARENT}-01"
+    stub.ModelInfer(by_parameter, timeout=30)
+    gw.stop()
+    rows = pq.read_table(log_dir, partitioning="hive").to_pylist()
+    traces = {r["request_id"]: r["trace_id"] for r in rows}
+    assert traces == {"header": GRPC_TRACE, "none": None, "parameter": HTTP_TRACE}

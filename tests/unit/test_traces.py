@@ -42,9 +42,11 @@ def test_a_valid_traceparent_is_read() -> None:
 def test_a_malformed_traceparent_starts_a_new_trace(value: str | None) -> None:
     assert parse_traceparent(value) is None
     headers = {"traceparent": value, "tracestate": "k=v"}
-    trace = Tracing(None).begin("http", time.perf_counter(), headers.get)
+    trace = Tracing(lambda _: None).begin("http", time.perf_counter(), headers.get)
     assert len(trace.trace_id) == 32 and trace.parent_id == "" and trace.sampled
     assert trace.tracestate == ""  # tracestate only travels with its traceparent
+    # With nothing exported (only the prediction log on) no id is made up.
+    assert Tracing(None).begin("http", time.perf_counter(), headers.get).trace_id == ""
 
 
 def test_begin_keeps_the_callers_context_and_stamps_convert_to_epoch_ns() -> None:

@@ -201,9 +201,7 @@ def table_of(
         "status": [r.status for r in records],
         "latency_us": [r.latency_us for r in records],
         "segment": [_segment(r.parameters, segment_param) for r in records],
-        "trace_id": [
-            _trace_id(r.parameters) if r.trace is None else r.trace.trace_id for r in records
-        ],
+        "trace_id": [(r.trace and r.trace.trace_id) or _trace_id(r.parameters) for r in records],
     }
     arrays = [pa.array(columns[f.name], type=f.type) for f in SCHEMA if f.name in columns]
     no_inputs: list[Mapping[str, npt.NDArray[Any]]] = [{}] * len(records)

@@ -216,19 +216,11 @@ class DataPlane:
                 self._entry(request, served, route, "OK", latency, outputs, trace)
             )
         elif self._taps is not None:
-            self._taps.offer(
-                TapRecord(
-                    request.model,
-                    route.version,
-                    role,
-                    request.id,
-                    request.parameters,
-                    request.inputs,
-                    outputs,
-                    loaded.signature,
-                    trace=trace,
-                )
-            )
+            fields = (request.model, route.version, role, request.id, request.parameters,
+                      request.inputs, outputs, loaded.signature)  # fmt: skip
+            # NOTE: the keyword only when traced: it costs a NamedTuple about 0.5 us.
+            record = TapRecord(*fields) if trace is None else TapRecord(*fields, trace=trace)
+            self._taps.offer(record)
         if wanted:
             outputs = {name: outputs[name] for name in wanted}
         return InferResult(request.model, route.version, role, request.id, outputs, rows)
