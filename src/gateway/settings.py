@@ -41,6 +41,7 @@ _SECTIONS = ("listen", "access", "serving", "monitor", "governor_section", "flee
 # The OpenTelemetry SDK's own variables, read when otel_endpoint is not set: the traces URL,
 # else the base URL (spans then go to BASE/v1/traces).
 OTEL_ENDPOINT_ENV = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+OTEL_HEADERS_ENV = ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS")
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,7 @@ class Settings:
     # OpenTelemetry tracing (gateway.tracing, the otel extra): an OTLP/HTTP URL; empty: off.
     otel_endpoint: str = ""
     otel_queue: int = 4096  # finished traces waiting for export; beyond it they are dropped
+    otel_headers: tuple[str, ...] = ()  # "name=value" sent with every export (may be secret)
 
     def __post_init__(self) -> None:
         # Each section checks its own fields; building them all refuses a bad value now.
@@ -261,10 +263,11 @@ class Settings:
                 raw["admin_roles"] = roles_in_token_spec(raw["admin_tokens"])
             except ValueError as exc:
                 raise SettingsError(f"setting admin_tokens: {exc}") from None
-        if "otel_endpoint" not in raw:
-            standard = next((env[name] for name in OTEL_ENDPOINT_ENV if env.get(name)), None)
-            if standard is not None:
-                raw["otel_endpoint"] = standard
+        standards = (("otel_endpoint", OTEL_ENDPOINT_ENV), ("otel_headers", OTEL_HEADERS_ENV))
+        for key, names in standards:
+            standard = next((env[name] for name in names if env.get(name)), None)
+            if key not in raw and standard is not None:
+                raw[key] = standard
         raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
         known = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(raw) - set(known))

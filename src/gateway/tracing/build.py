@@ -36,7 +36,10 @@ def build_tracing(
             f"otel_endpoint needs the otel extra (pip install 'onnxgate[otel]'): {exc}"
         ) from exc
     exporter = TraceExporter(
-        traces_url(section.otel_endpoint), service_attributes(), capacity=section.otel_queue
+        traces_url(section.otel_endpoint),
+        service_attributes(),
+        capacity=section.otel_queue,
+        headers=section.otel_header_map,
     )
     if metrics is not None:
         metrics.add_collector(TraceCollector(exporter))

@@ -21,7 +21,7 @@ import logging
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from prometheus_client.core import CounterMetricFamily, Metric
@@ -48,11 +48,12 @@ def traces_url(endpoint: str) -> str:
     return endpoint if endpoint.endswith("/v1/traces") else endpoint + "/v1/traces"
 
 
-def post_otlp(url: str, body: bytes, timeout: float) -> int:
+def post_otlp(url: str, body: bytes, timeout: float, headers: Mapping[str, str]) -> int:
     """POST one export request; the HTTP status (0: no connection)."""
     request = urllib.request.Request(
-        url, data=body, method="POST", headers={"Content-Type": "application/x-protobuf"}
-    )
+        url, data=body, method="POST",
+        headers={**headers, "Content-Type": "application/x-protobuf"},
+    )  # fmt: skip
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             response.read()
@@ -75,12 +76,14 @@ class TraceExporter:
         poll_s: float = 0.5,
         timeout_s: float = 10.0,
         retries: int = 3,
-        post: Callable[[str, bytes, float], int] = post_otlp,
+        headers: Mapping[str, str] | None = None,
+        post: Callable[[str, bytes, float, Mapping[str, str]], int] = post_otlp,
         log_every_s: float = 60.0,
     ) -> None:
         self.url = url
         self._writer = SpanWriter(resource)
         self._post = post
+        self._headers = dict(headers or {})  # NOTE: may hold credentials: never logged
         self._timeout_s = timeout_s
         self._retries = retries
         # Offered from the loop (faces, governor) and from shadow threads: locked offers.
@@ -110,7 +113,7 @@ class TraceExporter:
         body = message.SerializeToString()
         status = 0
         for attempt in range(self._retries):
-            status = self._post(self.url, body, self._timeout_s)
+            status = self._post(self.url, body, self._timeout_s, self._headers)
             if status not in TRANSIENT and status != 0:
                 break
             if self._work.stopping or attempt == self._retries - 1:
