@@ -18,6 +18,7 @@ name here on that package's section.
 from __future__ import annotations
 
 import os
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ __all__ = [
     "MonitorSettings",
     "ServingSettings",
     "SettingsError",
+    "TracingSettings",
 ]
 
 
@@ -266,3 +268,32 @@ class ExplainSettings:
         )
         _positive(self, ("explain_deadline_s",))
         _at_least(self, 0, ("explain_processes", "explain_sample_rate"))
+
+
+@dataclass(frozen=True)
+class TracingSettings:
+    """OpenTelemetry tracing: where spans go (OTLP/HTTP), and the queue in front of it."""
+
+    otel_endpoint: str  # empty: no export (the OTEL_EXPORTER_OTLP_* variables fill it)
+    otel_queue: int
+    otel_headers: tuple[str, ...]
+
+    @property
+    def otel_header_map(self) -> dict[str, str]:
+        """``otel_headers`` as a mapping (values URL-decoded, as the OTel variables are)."""
+        out: dict[str, str] = {}
+        for item in self.otel_headers:
+            name, _, value = item.partition("=")
+            out[name.strip()] = urllib.parse.unquote(value.strip())
+        return out
+
+    def __post_init__(self) -> None:
+        for item in self.otel_headers:
+            if "=" not in item or not item.partition("=")[0].strip():
+                # NOTE: the item is not echoed: a header value may be a credential.
+                raise SettingsError("otel_headers: each item must be NAME=VALUE")
+        if self.otel_endpoint and not self.otel_endpoint.startswith(("http://", "https://")):
+            raise SettingsError(
+                f"otel_endpoint must be an http(s):// OTLP/HTTP URL, got {self.otel_endpoint!r}"
+            )
+        _at_least(self, 1, ("otel_queue",))

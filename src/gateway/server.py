@@ -47,6 +47,7 @@ from gateway.serving.reads import Reads
 from gateway.serving.repository import RepositoryControl
 from gateway.serving.taps import Tap, TapQueue
 from gateway.settings import Settings
+from gateway.tracing.build import build_tracing
 from gateway.transport.admin import AdminServicer
 from gateway.transport.decoding import Decoder
 from gateway.transport.explain import ExplainServicer
@@ -106,8 +107,9 @@ class Gateway:
             io_executor=self._io_pool,
         )
         self.metrics.add_collector(DeploymentCollector(self.catalog.deployment_snapshot))
+        self.tracing = build_tracing(settings.tracing, bool(settings.prediction_log), self.metrics)
         # Drift monitor, shadow scorer, data contracts: taps that only enqueue (serving/taps.py).
-        watching = build_watching(settings, self.registry, self.catalog, self.metrics)
+        watching = build_watching(settings, self.registry, self.catalog, self.metrics, self.tracing)
         self.monitor, self.shadow = watching.monitor, watching.shadow
         self.contracts = watching.contracts
         watchers: dict[str, Tap] = {"shadow": self.shadow.observe}
@@ -153,6 +155,7 @@ class Gateway:
             taps=self.taps,
             cache=ResponseCache(settings.response_cache_sizes, self.metrics),
             contracts=self.contracts.check,
+            tracing=self.tracing,
         )
         governor_metrics = GovernorMetrics(self.metrics)
         drift = None if self.monitor is None else self.monitor.snapshot
@@ -176,6 +179,7 @@ class Gateway:
             tick_s=settings.governor_interval_s,
             on_decision=governor_metrics.on_decision,
             windows=self.fleet,
+            tracing=self.tracing,
         )
         governor_metrics.attach(self.governor, self.feedback)
         self.governor.on_contracts = self.contracts.configure
@@ -287,6 +291,8 @@ class Gateway:
         for face in self.faces:
             await face.start()
         self.taps.start()
+        if self.tracing is not None:
+            self.tracing.start()
         if self.prediction_log is not None:
             self.prediction_log.start()
         self.explanations.start()
@@ -370,6 +376,8 @@ class Gateway:
         if self.prediction_log is not None:  # flushes and closes its files (SIGTERM too)
             await run_blocking(self._io_pool, self.prediction_log.close)
         self.shadow.close()
+        if self.tracing is not None:  # after the shadow runs: their spans go too
+            await run_blocking(self._io_pool, self.tracing.close)
         self.contracts.close()
         self.explanations.close()
         if self.monitor is not None:

@@ -28,6 +28,7 @@ from gateway.sections import (
     MonitorSettings,
     ServingSettings,
     SettingsError,
+    TracingSettings,
 )
 
 __all__ = ["Settings", "SettingsError", "listen_error"]
@@ -36,7 +37,11 @@ ENV_PREFIX = "ONNXGATE_"
 _Section = TypeVar("_Section")
 # The properties below that build a section (gateway.sections), each validating its fields.
 _SECTIONS = ("listen", "access", "serving", "monitor", "governor_section", "fleet_section",
-             "explain")  # fmt: skip
+             "explain", "tracing")  # fmt: skip
+# The OpenTelemetry SDK's own variables, read when otel_endpoint is not set: the traces URL,
+# else the base URL (spans then go to BASE/v1/traces).
+OTEL_ENDPOINT_ENV = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+OTEL_HEADERS_ENV = ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS")
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,10 @@ class Settings:
     prediction_log_inputs: bool = True  # false: keep only outputs (privacy)
     prediction_log_roll_mb: int = 128  # a Parquet file closes past this size...
     prediction_log_roll_s: float = 3600.0  # ...or this age
+    # OpenTelemetry tracing (gateway.tracing, the otel extra): an OTLP/HTTP URL; empty: off.
+    otel_endpoint: str = ""
+    otel_queue: int = 4096  # finished traces waiting for export; beyond it they are dropped
+    otel_headers: tuple[str, ...] = ()  # "name=value" sent with every export (may be secret)
 
     def __post_init__(self) -> None:
         # Each section checks its own fields; building them all refuses a bad value now.
@@ -179,6 +188,10 @@ class Settings:
     @cached_property
     def explain(self) -> ExplainSettings:
         return self._section(ExplainSettings)
+
+    @cached_property
+    def tracing(self) -> TracingSettings:
+        return self._section(TracingSettings)
 
     @property
     def response_cache_sizes(self) -> dict[str, int]:
@@ -250,6 +263,11 @@ class Settings:
                 raw["admin_roles"] = roles_in_token_spec(raw["admin_tokens"])
             except ValueError as exc:
                 raise SettingsError(f"setting admin_tokens: {exc}") from None
+        standards = (("otel_endpoint", OTEL_ENDPOINT_ENV), ("otel_headers", OTEL_HEADERS_ENV))
+        for key, names in standards:
+            standard = next((env[name] for name in names if env.get(name)), None)
+            if key not in raw and standard is not None:
+                raw[key] = standard
         raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
         known = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(raw) - set(known))

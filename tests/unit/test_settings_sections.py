@@ -17,6 +17,7 @@ from gateway.sections import (
     ListenSettings,
     MonitorSettings,
     ServingSettings,
+    TracingSettings,
 )
 from gateway.settings import Settings, SettingsError
 
@@ -28,6 +29,7 @@ SECTIONS = {
     "governor_section": GovernorSettings,
     "fleet_section": FleetSettings,
     "explain": ExplainSettings,
+    "tracing": TracingSettings,
 }
 
 
@@ -69,6 +71,7 @@ def test_packages_read_their_section() -> None:
         ({"fleet_lease_s": 1.0}, "fleet_lease_s must be >= fleet_publish_s"),
         ({"explain_processes": -1}, "explain_processes must be >= 0, got -1"),
         ({"explain_deadline_s": 0.0}, "explain_deadline_s must be > 0, got 0.0"),
+        ({"otel_queue": 0}, "otel_queue must be >= 1, got 0"),
     ],
 )
 def test_each_section_refuses_its_own_bad_values_with_the_same_line(

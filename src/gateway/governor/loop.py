@@ -64,6 +64,7 @@ from gateway.governor.rollout import (
 from gateway.governor.sources import EvidenceSource
 from gateway.governor.starter import DeploymentChanges, start_by_policy
 from gateway.registry_facade import AsyncRegistry, Promote, SetArms, SetWeights
+from gateway.traces import DecisionTrace, Tracing
 from registry import utcnow
 from registry.deployment import Deployment, Role
 from registry.errors import NotFoundError, RegistryUnavailable
@@ -111,7 +112,9 @@ class Governor:
         clock: Callable[[], float] = time.monotonic,
         on_decision: Callable[[Decision], None] | None = None,
         windows: WindowStore | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
+        self._tracing = tracing  # each evaluation a trace; its id in the audit event
         self._registry = registry
         self._store = registry.governor
         self._changes = changes
@@ -256,6 +259,8 @@ class Governor:
         mode = Mode.PAUSED if record is not None and record.paused else policy.mode
         if mode is Mode.PAUSED:
             return None
+        # The evaluation's own trace (tracing on): its span covers evidence to saved state.
+        trace = None if self._tracing is None else self._tracing.decision(model)
         dep = await self._registry.get_deployment(model)
         evidence = self._collect(model, dep)
         if policy.start.on and mode is Mode.ENFORCE:  # rollout by policy: [start]
@@ -278,6 +283,8 @@ class Governor:
             "policy_version": policy_version,
             "holder": self.holder,
         }
+        if trace is not None:
+            details["trace_id"] = trace.trace_id
         if mode is Mode.ENFORCE and decision.kind in _CHANGES:
             try:
                 await self._apply(dep, decision, details)
@@ -286,6 +293,7 @@ class Governor:
                 # fails to load): decide again next interval from what is deployed then;
                 # the state is not advanced.
                 log.warning("governor: %s on %s not applied: %s", decision.kind, model, exc)
+                self._traced(trace, decision)
                 return decision
             if decision.kind is not DecisionKind.ADVANCE and self._stored is not None:
                 await run_blocking(self._io, self._stored.clear, model, cand or "")
@@ -315,7 +323,12 @@ class Governor:
         self.last[model] = decision
         if self._on_decision is not None:
             self._on_decision(decision)
+        self._traced(trace, decision)
         return decision
+
+    def _traced(self, trace: DecisionTrace | None, decision: Decision) -> None:
+        if trace is not None and self._tracing is not None:
+            self._tracing.decided(trace, decision.kind.value)
 
     async def _open_window(
         self, model: str, cand: str | None, step: int, evidence: dict[str, Evidence]

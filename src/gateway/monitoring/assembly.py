@@ -14,6 +14,7 @@ from gateway.monitoring.performance_metrics import PerformanceCollector
 from gateway.monitoring.shadow import ShadowScorer
 from gateway.serving.catalog import Catalog
 from gateway.settings import Settings
+from gateway.traces import Tracing
 from registry import Registry
 
 __all__ = ["Watching", "build_watching"]
@@ -27,7 +28,11 @@ class Watching:
 
 
 def build_watching(
-    settings: Settings, registry: Registry, catalog: Catalog, metrics: GatewayMetrics
+    settings: Settings,
+    registry: Registry,
+    catalog: Catalog,
+    metrics: GatewayMetrics,
+    tracing: Tracing | None = None,
 ) -> Watching:
     """The monitor, shadow scorer and contract guard, their collectors registered."""
     versions = catalog.loaded_versions
@@ -42,6 +47,7 @@ def build_watching(
         threads=settings.shadow_threads,
         feed=None if monitor is None else monitor.offer,
         versions=versions,
+        tracing=tracing,
     )
     metrics.add_collector(
         MonitoringCollector(

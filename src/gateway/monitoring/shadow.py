@@ -36,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway.domain import Tensors
+from gateway.traces import RequestTrace, Tracing
 from registry.signature import Signature
 
 if TYPE_CHECKING:
@@ -212,8 +213,11 @@ class ShadowScorer:
         feed: Feed | None = None,
         versions: Callable[[], Iterable[tuple[str, str]]] | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        tracing: Tracing | None = None,
     ) -> None:
         self._targets = targets
+        # Only with an exporter: a traced call's shadow runs become spans of its trace.
+        self._tracing = tracing if tracing is not None and tracing.export is not None else None
         self._queue_size = queue_size
         self._feed = feed
         self._versions = versions
@@ -238,8 +242,9 @@ class ShadowScorer:
                 continue
             try:
                 self._executor.submit(
-                    self._score, target, record.version, record.inputs, record.outputs
-                )
+                    self._score, target, record.version, record.inputs, record.outputs,
+                    None if self._tracing is None else record.trace,
+                )  # fmt: skip
             except RuntimeError:  # shutting down
                 self._drop(record.model)
                 continue
@@ -249,18 +254,28 @@ class ShadowScorer:
         self._dropped[model] = self._dropped.get(model, 0) + 1
 
     def _score(
-        self, loaded: ShadowVersion, served_version: str, inputs: Tensors, served: Tensors
+        self,
+        loaded: ShadowVersion,
+        served_version: str,
+        inputs: Tensors,
+        served: Tensors,
+        trace: RequestTrace | None = None,
     ) -> None:
         key = (loaded.model, loaded.version, served_version)
         try:
             start = self._clock()
+            began = time.perf_counter()
             try:
                 out = loaded.run(inputs)
             except Exception as exc:  # noqa: BLE001 - a failing shadow is data, not an outage
                 with self._lock:
                     self._tally(key, loaded).errors += 1
                 log.debug("shadow %s:%s failed: %s", loaded.model, loaded.version, exc)
+                if trace is not None and self._tracing is not None:
+                    self._tracing.shadow(trace, loaded.version, began, time.perf_counter(), False)
                 return
+            if trace is not None and self._tracing is not None:
+                self._tracing.shadow(trace, loaded.version, began, time.perf_counter(), True)
             latency = self._clock() - start
             comparison = compare_outputs(self._kinds_of(loaded), served, out)
             with self._lock:

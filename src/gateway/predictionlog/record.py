@@ -139,7 +139,8 @@ def in_sample(request_id: str, share: float) -> bool:
 
 
 def _trace_id(parameters: Mapping[str, Any]) -> str | None:
-    """The trace id of a W3C ``traceparent`` request parameter (version-traceid-span-flags)."""
+    """The trace id of a W3C ``traceparent`` request parameter (version-traceid-span-flags),
+    for a call without a trace context (one from the header or metadata wins)."""
     parent = parameters.get("traceparent")
     if isinstance(parent, str):
         parts = parent.split("-")
@@ -200,7 +201,7 @@ def table_of(
         "status": [r.status for r in records],
         "latency_us": [r.latency_us for r in records],
         "segment": [_segment(r.parameters, segment_param) for r in records],
-        "trace_id": [_trace_id(r.parameters) for r in records],
+        "trace_id": [(r.trace and r.trace.trace_id) or _trace_id(r.parameters) for r in records],
     }
     arrays = [pa.array(columns[f.name], type=f.type) for f in SCHEMA if f.name in columns]
     no_inputs: list[Mapping[str, npt.NDArray[Any]]] = [{}] * len(records)

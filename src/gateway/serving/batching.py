@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import itertools
 import logging
 import time
 from collections import deque
@@ -71,7 +72,8 @@ from gateway.serving.execution import (
     rows_of,
 )
 from gateway.serving.isolation import Isolation
-from gateway.serving.waiters import Waiter, abandon, deliver, drop_unwanted
+from gateway.serving.waiters import Waiter, abandon, deliver, drop_unwanted, stamp
+from gateway.traces import RequestTrace
 
 __all__ = [
     "BatchObserver",
@@ -128,6 +130,8 @@ class Batcher:
         self._arrival: asyncio.Future[bool] | None = None
         self._batches: set[asyncio.Task[None]] = set()
         self._direct: set[asyncio.Future[Tensors]] = set()
+        self._traced = False  # set by the first traced submit; until then batches never look
+        self._ids = itertools.count(1)  # batch ids, for traces
 
     @property
     def name(self) -> str:
@@ -143,7 +147,12 @@ class Batcher:
         return len(self._direct) if not self._policy.enabled else self._waiting
 
     async def submit(
-        self, inputs: Tensors, *, rows: int | None = None, deadline: float | None = None
+        self,
+        inputs: Tensors,
+        *,
+        rows: int | None = None,
+        deadline: float | None = None,
+        trace: RequestTrace | None = None,
     ) -> Tensors:
         """Run ``inputs`` (validated by the caller) as part of a batch and return its outputs.
 
@@ -151,17 +160,20 @@ class Batcher:
         when not given). ``deadline`` is absolute, in the clock's time base. Raises
         :class:`Unavailable` after :meth:`close`, :class:`ResourceExhausted` when full,
         :class:`DeadlineExceeded` when the deadline passes before the request runs and
-        :class:`InferenceFailed` when the model's run raises.
+        :class:`InferenceFailed` when the model's run raises; ``trace`` learns its batch.
         """
         if self._closing:
             raise Unavailable(f"model {self._name} is shutting down")
         loop = self._bind_loop()
         if rows is None:
             rows = rows_of(inputs)
+        if trace is not None:
+            self._traced = True
+            trace.queued = time.perf_counter()
         if not self._policy.enabled:
-            return await self._submit_direct(loop, inputs, rows, deadline)
+            return await self._submit_direct(loop, inputs, rows, deadline, trace)
         now = self._admit(self._waiting, "queued", deadline)
-        request = Waiter(inputs, rows, loop.create_future(), now, deadline)
+        request = Waiter(inputs, rows, loop.create_future(), now, deadline, trace=trace)
         self._pending.append(request)
         self._waiting += 1
         self._observer.on_queue_depth(self._waiting)
@@ -294,10 +306,13 @@ class Batcher:
             parts = [request.inputs for request in batch]
             outputs: Tensors | None = None
             error: Exception | None = None
+            started = time.perf_counter() if self._traced else 0.0
             try:
                 outputs = await self._runner.run(parts, rows)
             except Exception as exc:  # noqa: BLE001 - any failure of the run: blamed below
                 error = exc
+            if started:
+                stamp([r.trace for r in batch], f"{self._name}#{next(self._ids)}", rows, started)
             wait_s = formed - batch[0].enqueued
             self._observer.on_batch(rows, len(batch), wait_s, self._clock() - formed)
             if outputs is None:
@@ -336,9 +351,15 @@ class Batcher:
     # -- unbatched path -------------------------------------------------------------------
 
     async def _submit_direct(
-        self, loop: asyncio.AbstractEventLoop, inputs: Tensors, rows: int, deadline: float | None
+        self,
+        loop: asyncio.AbstractEventLoop,
+        inputs: Tensors,
+        rows: int,
+        deadline: float | None,
+        trace: RequestTrace | None,
     ) -> Tensors:
         start = self._admit(len(self._direct), "in flight", deadline)
+        started = 0.0 if trace is None else time.perf_counter()
         future: asyncio.Task[Tensors] | None = None
         try:
             if self._runner.inline(rows):
@@ -366,6 +387,8 @@ class Batcher:
         finally:
             if future is None or future.done():  # not when only the client was cancelled
                 self._observer.on_batch(rows, 1, 0.0, self._clock() - start)
+            if trace is not None:
+                stamp([trace], f"{self._name}#{next(self._ids)}", rows, started)
         self._isolation.known_good = inputs
         return outputs
 

@@ -31,6 +31,7 @@ from gateway.sidework import SideWork
 
 if TYPE_CHECKING:
     from gateway.metrics import GatewayMetrics
+    from gateway.traces import RequestTrace
     from registry.signature import Signature
 
 __all__ = ["Tap", "TapQueue", "TapRecord"]
@@ -63,6 +64,7 @@ class TapRecord(NamedTuple):
     sha256: str = ""  # the served artifact's
     face: str = ""  # grpc | http
     principal: str = ""
+    trace: RequestTrace | None = None  # tracing or the log on: the call's trace context
 
 
 Tap = Callable[[TapRecord], None]

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 
 from gateway.domain import Tensors
 from gateway.errors import DeadlineExceeded, InferenceFailed, Unavailable
 from gateway.serving.execution import BatchObserver, split_outputs
+from gateway.traces import RequestTrace
 
-__all__ = ["Waiter", "abandon", "deliver", "drop_unwanted", "fail"]
+__all__ = ["Waiter", "abandon", "deliver", "drop_unwanted", "fail", "stamp"]
 
 # The batcher's logger: a batch's failures are logged under one name wherever they arise.
 logger = logging.getLogger("gateway.serving.batching")
@@ -32,6 +34,7 @@ class Waiter:
     enqueued: float
     deadline: float | None
     queued: bool = field(default=True)
+    trace: RequestTrace | None = None  # tracing on: stamped with the batch it ran in
 
 
 def drop_unwanted(
@@ -77,3 +80,12 @@ def abandon(batch: list[Waiter], message: str) -> None:
     for request in batch:
         if not request.future.done():
             request.future.set_exception(Unavailable(message))
+
+
+def stamp(traces: list[RequestTrace | None], batch_id: str, rows: int, started: float) -> None:
+    """Each traced request of a batch learns the batch it ran in (its run began at
+    ``started``), before its future is settled, so its face finds the stamps."""
+    ended = time.perf_counter()
+    for trace in traces:
+        if trace is not None:
+            trace.batched(batch_id, len(traces), rows, started, started, ended)

@@ -39,11 +39,13 @@ from gateway.errors import (
 from gateway.serving.caller import caller
 from gateway.serving.dataplane import DataPlane
 from gateway.serving.reads import SERVER_NAME, Reads
+from gateway.traces import RequestTrace
 from gateway.transport import oip
 from gateway.transport.auth import authenticate
 from gateway.transport.decoding import Decoder
 from gateway.transport.http import codec
 from gateway.transport.http.status import error_response
+from gateway.transport.status import status_for
 from registry.signature import TensorSpec
 
 __all__ = ["InferenceRoutes", "bearer_principal"]
@@ -131,11 +133,22 @@ class InferenceRoutes:
 
     async def infer(self, request: Request) -> Response:
         received = time.perf_counter()
+        tracing = self._plane.tracing
+        if tracing is None:  # tracing and the prediction log off: no trace at all
+            return await self._infer(request, received, None)
+        trace = tracing.begin("http", received, request.headers.get)
+        response = await self._infer(request, received, trace)
+        tracing.end(trace, trace.status)
+        return response
+
+    async def _infer(
+        self, request: Request, received: float, trace: RequestTrace | None
+    ) -> Response:
         model, version = _names(request)
         try:
             who = bearer_principal(request, self._tokens) if self._tokens else "anonymous"
         except GatewayError as exc:
-            return error_response(exc)
+            return _refused(exc, trace)
         try:
             _check_content_type(request.headers.get("content-type"))
             body = await self._body(request)
@@ -148,19 +161,22 @@ class InferenceRoutes:
             deadline = _deadline(decoded.request.parameters, received)
         except GatewayError as exc:
             oip.refused(self._plane, exc)
-            return error_response(exc)
+            return _refused(exc, trace)
         req = decoded.request
+        if trace is not None:
+            trace.decoded = time.perf_counter()
+            trace.model = req.model
         key = oip.routing_key(req, request.headers.get)
         caller.set(("http", who))  # this call's own task: no reset needed
         try:
-            result = await self._plane.infer(req, key, deadline, received=received)
+            result = await self._plane.infer(req, key, deadline, received=received, trace=trace)
             work = codec.output_work(result, decoded)
             where = self._decoder.where(json_bytes=work, other_bytes=work)
             content, json_length = await self._decoder.run(
                 where, codec.encode_infer, result, decoded, {"role": result.role}
             )
         except Exception as exc:  # noqa: BLE001 - error_response logs the unexpected
-            return error_response(exc)
+            return _refused(exc, trace)
         if json_length is None:
             return Response(content, media_type="application/json")
         return Response(
@@ -222,6 +238,13 @@ def _deadline(parameters: Mapping[str, object], received: float) -> float | None
     if deadline <= time.monotonic():
         raise DeadlineExceeded("the request's timeout passed before it could run")
     return deadline
+
+
+def _refused(exc: BaseException, trace: RequestTrace | None) -> Response:
+    """The error response for ``exc``; a traced call keeps its status name."""
+    if trace is not None:
+        trace.status = status_for(exc)[0].name
+    return error_response(exc)
 
 
 def _int_or(text: str, default: int) -> int:
