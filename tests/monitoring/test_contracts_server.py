@@ -5,6 +5,7 @@ violations per feature in Prometheus."""
 from __future__ import annotations
 
 import grpc
+import httpx
 import numpy as np
 import pytest
 from monitoring_support import infer_request, outputs_of, register_with_reference
@@ -71,3 +72,49 @@ def test_reject_names_the_feature_and_count_changes_no_answer(registry, make_gat
     for name in plain:
         np.testing.assert_array_equal(counted[name], plain[name])
     assert violations(gw) == {"x[2]": 2.0}
+
+
+def test_flag_names_the_violated_features_on_both_faces_and_changes_no_answer(
+    registry, make_gateway
+) -> None:
+    data = modelzoo.mlp((FEATURES, 8, 2), seed=3)
+    reference = np.random.default_rng(1).uniform(-1, 1, (2000, FEATURES))
+    register_with_reference(registry, "m", data, reference)
+    gw = make_gateway(governor_interval_s=0.05)
+    inside = np.zeros((2, FEATURES), dtype=np.float32)
+    outside = inside.copy()
+    outside[1, 2] = 50.0
+    outside[0, 0] = np.nan  # never missing in the reference
+
+    set_contract(gw, "flag")
+    wait_for(lambda: gw.gateway.contracts.mode("m") == "flag", timeout=10)
+    clean = checked(gw, inside)
+    assert "contract_violations" not in clean.parameters
+    assert clean.parameters["role"].string_param == "champion"
+    flagged = gw.stub().ModelInfer(infer_request("m", outside), timeout=10)
+    assert flagged.parameters["contract_violations"].string_param == "x[0],x[2]"
+    assert "contract_violations_more" not in flagged.parameters
+
+    over_http = np.nan_to_num(outside, nan=-50.0)  # JSON data has no NaN: out of range
+    body = {
+        "inputs": [
+            {"name": "x", "datatype": "FP32", "shape": [2, FEATURES],
+             "data": over_http.ravel().tolist()}
+        ]
+    }  # fmt: skip
+    http = httpx.post(f"{gw.http_url}/v2/models/m/infer", json=body, timeout=10)
+    assert http.status_code == 200, http.text
+    assert http.json()["parameters"] == {"role": "champion", "contract_violations": "x[0],x[2]"}
+    body["inputs"][0]["data"] = [0.0] * (2 * FEATURES)
+    http = httpx.post(f"{gw.http_url}/v2/models/m/infer", json=body, timeout=10)
+    assert http.json()["parameters"] == {"role": "champion"}
+
+    set_contract(gw, "off")
+    wait_for(lambda: gw.gateway.contracts.mode("m") == "off", timeout=10)
+    plain = gw.stub().ModelInfer(infer_request("m", outside), timeout=10)
+    assert "contract_violations" not in plain.parameters
+    got, want = outputs_of(flagged), outputs_of(plain)
+    assert got.keys() == want.keys()
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name])
+    assert violations(gw) == {"x[0]": 2.0, "x[2]": 2.0}

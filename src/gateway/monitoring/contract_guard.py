@@ -9,7 +9,11 @@ part to :meth:`ContractGuard.configure`):
 * ``off`` (the default): nothing is checked, and the request path pays one dict lookup;
 * ``count``: violations are counted per version and feature
   (``onnxgate_contract_violations_total{model,version,feature}``); no answer changes;
-* ``flag``: counted as ``count`` (a response parameter naming them is not implemented yet);
+* ``flag``: counted as ``count``, and the answer carries the response parameter
+  ``contract_violations``: the violated features' names, comma-separated, in signature
+  order, at most 16 of them (``contract_violations_more`` says how many more were left
+  off; :func:`gateway.transport.oip.response_parameters`); the answer is otherwise
+  unchanged;
 * ``reject``: a request with a violating value is refused with INVALID_ARGUMENT naming the
   row, the feature and the value (and counted).
 
@@ -41,11 +45,14 @@ from gateway.monitoring.layout import FeatureLayout
 from gateway.monitoring.reference import VersionProfiles
 from registry.signature import Signature
 
-__all__ = ["ContractCollector", "ContractGuard"]
+__all__ = ["ContractCollector", "ContractGuard", "Tally"]
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]
+NOTHING: tuple[str, ...] = ()
+# (rows checked, rows with a violation, violations per feature name): one version's counts
+Tally = tuple[int, int, dict[str, int]]
 
 
 class ContractPolicy(Protocol):
@@ -74,6 +81,8 @@ class ContractGuard:
         self._lock = threading.Lock()
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="contracts")
         self.counts: dict[Key, tuple[tuple[str, ...], npt.NDArray[np.int64]]] = {}
+        # rows checked and rows with any violation; written on the event loop only
+        self.rows: dict[Key, tuple[int, int]] = {}
 
     def configure(self, policies: Mapping[str, ContractPolicy]) -> None:
         """Every model's ``[contract]``; models left out are off. A changed margin
@@ -94,32 +103,52 @@ class ContractGuard:
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def check(self, model: str, version: str, signature: Signature, inputs: Tensors) -> None:
-        """Count the request's violations; raise INVALID_ARGUMENT in ``reject`` mode."""
+    def tallies(self, model: str) -> dict[str, Tally]:
+        """Each checked version's cumulative counts (the governor's evidence)."""
+        out: dict[str, Tally] = {}
+        for (m, version), (rows, violating) in list(self.rows.items()):
+            if m != model:
+                continue
+            names, counts = self.counts.get((m, version), ((), None))
+            per = {} if counts is None else dict(zip(names, counts.tolist(), strict=True))
+            out[version] = (rows, violating, {k: n for k, n in per.items() if n})
+        return out
+
+    def check(
+        self, model: str, version: str, signature: Signature, inputs: Tensors
+    ) -> tuple[str, ...]:
+        """Count the request's violations; raise INVALID_ARGUMENT in ``reject`` mode; in
+        ``flag`` mode answer the violated features' names (else an empty tuple)."""
         policy = self._policies.get(model)
         if policy is None:
-            return
+            return NOTHING
         key = (model, version)
         found = self._contracts.get(key)
         if found is None or found[2] != policy[1]:
             self._load_later(key, signature, policy[1])
             if found is None:
-                return
+                return NOTHING
         layout, contract, _ = found
         if contract is None:
-            return
+            return NOTHING
         x = layout.stack([inputs])
         if x.shape[1] != len(contract.feature_names):
-            return
+            return NOTHING
         violations = contract.check(x)
+        rows, violating = self.rows.get(key, (0, 0))
+        self.rows[key] = (rows + x.shape[0], violating + violations.rows)
         if not violations.total:
-            return
+            return NOTHING
         with self._lock:
             names, counts = self.counts.get(key, (contract.feature_names, None))
             total = violations.per_feature if counts is None else counts + violations.per_feature
             self.counts[key] = (names, total)
         if policy[0] == "reject" and violations.first is not None:
             raise InvalidArgument(contract.describe(violations.first))
+        if policy[0] == "flag":
+            names = contract.feature_names
+            return tuple(names[i] for i in np.flatnonzero(violations.per_feature))
+        return NOTHING
 
     def _load_later(self, key: Key, signature: Signature, margin: float) -> None:
         with self._lock:

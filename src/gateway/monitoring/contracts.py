@@ -40,10 +40,12 @@ MODES = ("off", "count", "flag", "reject")
 
 @dataclass(frozen=True, eq=False)
 class Violations:
-    """One batch's violations: per feature, and the first violating cell (row-major)."""
+    """One batch's violations: per feature, the rows with any, and the first violating
+    cell (row-major)."""
 
     per_feature: IntArray
     first: tuple[int, int, float] | None  # (row, feature index, value)
+    rows: int = 0  # rows with at least one violation
 
     @property
     def total(self) -> int:
@@ -102,11 +104,12 @@ class Contract:
         bad &= ~missing
         bad |= missing & ~self.nan_allowed
         per_feature = bad.sum(axis=0).astype(np.int64)
-        first = None
+        first, rows = None, 0
         if per_feature.any():
             row, col = divmod(int(np.argmax(bad.reshape(-1))), x.shape[1])
             first = (row, col, float(x[row, col]))
-        return Violations(per_feature, first)
+            rows = int(bad.any(axis=1).sum())
+        return Violations(per_feature, first, rows)
 
     def describe(self, first: tuple[int, int, float]) -> str:
         """A reject's message: the row, the feature, its value and what was allowed."""
