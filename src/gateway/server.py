@@ -23,6 +23,7 @@ from gateway.governor.collector import GovernorMetrics
 from gateway.governor.feedback import FeedbackStore
 from gateway.governor.loop import Governor, default_holder
 from gateway.governor.sources import (
+    ContractEvidence,
     EvidenceSource,
     FeedbackEvidence,
     MetricsEvidence,
@@ -160,6 +161,7 @@ class Gateway:
             MetricsEvidence(self.metrics),
             FeedbackEvidence(self.feedback),
             MonitorEvidence(drift, self.shadow.snapshot),
+            ContractEvidence(self.contracts.tallies),
         ]
         holder = default_holder()
         # With a fleet the governor judges every process's published evidence (gateway.fleet).
