@@ -157,11 +157,12 @@ class Gateway:
         )
         governor_metrics = GovernorMetrics(self.metrics)
         drift = None if self.monitor is None else self.monitor.snapshot
+        contract_source = ContractEvidence(self.contracts.tallies)
         local: list[EvidenceSource] = [
             MetricsEvidence(self.metrics),
             FeedbackEvidence(self.feedback),
             MonitorEvidence(drift, self.shadow.snapshot),
-            ContractEvidence(self.contracts.tallies),
+            contract_source,
         ]
         holder = default_holder()
         # With a fleet the governor judges every process's published evidence (gateway.fleet).
@@ -194,6 +195,10 @@ class Gateway:
                 settle=self.taps.settled,
                 role_of=self._role_of,
                 quality=self.feedback.quality,
+                # contract counts beside drift: the fleet's sums, or this process's
+                contracts=(contract_source if self.fleet is None else self.fleet).evidence,
+                contract_mode=self.contracts.mode,
+                fleet=self.fleet is not None,
             ),
         )
         ops = self.operations
