@@ -88,13 +88,19 @@ class Contract:
             profile.levels.copy(),
         )
 
+    def fits(self, x: npt.NDArray[Any]) -> bool:
+        """Whether every value of a rows x features batch (any numeric dtype) is within its
+        feature's range: the request path's common case, one broadcast comparison pair and
+        one count. False (so :meth:`check` judges it) for a missing value (NaN compares
+        False), a value out of range, or any contract with categorical features."""
+        if self._any_categorical:
+            return False
+        return int(np.count_nonzero((x >= self.low) & (x <= self.high))) == x.size
+
     def check(self, x: FloatArray) -> Violations:
         """Violations of a rows x features batch (float64; non-finite values are missing)."""
-        if not self._any_categorical:
-            # NOTE: the common case first: every value in range (NaN compares False, so a
-            # missing value takes the full path below): two comparisons and one reduction.
-            if ((x >= self.low) & (x <= self.high)).all():
-                return Violations(self._none, None)
+        if self.fits(x):
+            return Violations(self._none, None)
         missing = ~np.isfinite(x)
         bad = (x < self.low) | (x > self.high)  # NaN compares False, without a warning
         if self.categorical.any():
