@@ -32,6 +32,7 @@ from gateway.governor.sources import (
 from gateway.metrics import DeploymentCollector, GatewayMetrics
 from gateway.monitoring.assembly import build_watching
 from gateway.operations import (
+    Contracts,
     Deployments,
     Governance,
     GovernorOps,
@@ -200,6 +201,7 @@ class Gateway:
                 contract_mode=self.contracts.mode,
                 fleet=self.fleet is not None,
             ),
+            contracts=Contracts(self.registry_io, self.contracts.margin),
         )
         ops = self.operations
         self.governor_api = GovernorServicer(ops.governor, ops.labels)
@@ -215,7 +217,7 @@ class Gateway:
             repository=self.repository, regions=self.regions)  # fmt: skip
         self.admin = AdminServicer(ops.deployments)
         self.monitoring = MonitoringServicer(ops.observations)
-        self.governance = GovernanceServicer(ops.governance)
+        self.governance = GovernanceServicer(ops.governance, ops.contracts)
         self.explain = ExplainServicer(
             self.explanations.explainer,
             default_timeout_s=settings.explain_deadline_s,

@@ -17,12 +17,16 @@ part to :meth:`ContractGuard.configure`):
 * ``reject``: a request with a violating value is refused with INVALID_ARGUMENT naming the
   row, the feature and the value (and counted).
 
-A version's contract is derived from its registered reference profile
-(:class:`~gateway.monitoring.contracts.Contract`); the profile is read from the registry
-off the request path, by a thread of the guard's own, the first time the version is
-checked, and requests are not checked until it has been read. A version without a
-profile has no contract. Checking is one float64 stack of the request's monitored inputs
-and one broadcast comparison per rule.
+A version's contract is the newest revision an operator stored in the registry
+(``onnxgate contracts set``), else the one derived from its registered reference profile
+(:class:`~gateway.monitoring.contracts.Contract`); it is read from the registry off the
+request path, by a thread of the guard's own, the first time the version is checked, and
+requests are not checked until it has been read. A version with neither has no contract.
+A new revision is picked up on that thread too: on each :meth:`ContractGuard.configure`
+(every governor tick) the guard checks, when the registry's change counter moved, whether
+a version it holds has a newer revision, and swaps its contract in one assignment.
+Checking a request whose values all fit is one comparison pair on its own input array;
+one that does not fit is stacked as float64 and judged rule by rule.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from prometheus_client.registry import Collector
 
 from gateway.domain import Tensors
 from gateway.errors import InvalidArgument
-from gateway.monitoring.contracts import Contract
+from gateway.monitoring.contracts import DEFAULT_MARGIN, Contract
 from gateway.monitoring.layout import FeatureLayout
 from gateway.monitoring.reference import VersionProfiles
 from registry.signature import Signature
@@ -68,14 +72,44 @@ class ContractPolicy(Protocol):
 ProfileLookup = Callable[[str, str], tuple[Mapping[str, Any], str] | None]
 
 
+class Revision(Protocol):
+    """An operator's contract revision (:class:`registry.ContractRecord`)."""
+
+    @property
+    def revision(self) -> int: ...
+
+    @property
+    def contract(self) -> Mapping[str, Any]: ...
+
+
+RevisionLookup = Callable[[str, str], Revision | None]
+
+
 class _Entry:
     """One version's contract as the request path uses it."""
 
-    __slots__ = ("contract", "layout", "margin", "single", "tally", "width")
+    __slots__ = (
+        "contract",
+        "layout",
+        "margin",
+        "revision",
+        "signature",
+        "single",
+        "tally",
+        "width",
+    )
 
     def __init__(
-        self, layout: FeatureLayout, contract: Contract | None, margin: float, tally: list[int]
+        self,
+        signature: Signature,
+        layout: FeatureLayout,
+        contract: Contract | None,
+        margin: float,
+        tally: list[int],
+        revision: int,
     ) -> None:
+        self.signature = signature
+        self.revision = revision  # the operator's revision in force (0: derived)
         self.layout = layout
         self.contract = contract  # None: the version has no profile, so no contract
         self.margin = margin  # the policy's margin it was derived with
@@ -89,8 +123,17 @@ class _Entry:
 class ContractGuard:
     """Per-model contract modes and per-version contracts (see module docs)."""
 
-    def __init__(self, profile: ProfileLookup) -> None:
+    def __init__(
+        self,
+        profile: ProfileLookup,
+        revision: RevisionLookup | None = None,
+        changes: Callable[[], int] | None = None,
+    ) -> None:
         self._profile = profile
+        self._revision = revision  # (model, version) -> the newest edited revision
+        self._changes = changes  # the registry's change counter (blocking)
+        self._seen_change = -1
+        self._refreshing = False
         self._policies: dict[str, tuple[str, float]] = {}  # model -> (mode, margin)
         self._contracts: dict[Key, _Entry] = {}  # absent: not read yet
         self._loading: set[Key] = set()
@@ -104,6 +147,29 @@ class ContractGuard:
         """Every model's ``[contract]``; models left out are off. A changed margin
         derives its versions' contracts again (on their next request)."""
         self._policies = {m: (p.mode, p.margin) for m, p in policies.items() if p.mode != "off"}
+        if self._revision is not None and self._contracts and not self._refreshing:
+            self._refreshing = True
+            self._pool.submit(self._refresh)
+
+    def margin(self, model: str) -> float:
+        """The margin the model's policy derives contracts with (the default when off)."""
+        return self._policies.get(model, ("off", DEFAULT_MARGIN))[1]
+
+    def _refresh(self) -> None:
+        """Reload the versions whose newest revision changed (the guard's thread)."""
+        try:
+            counter = self._changes() if self._changes is not None else self._seen_change + 1
+            if counter == self._seen_change or self._revision is None:
+                return
+            for key, entry in list(self._contracts.items()):
+                found = self._revision(*key)
+                if (found.revision if found is not None else 0) != entry.revision:
+                    self._load(key, entry.signature, entry.margin)
+            self._seen_change = counter
+        except Exception as exc:  # noqa: BLE001 - tried again on the next tick
+            log.warning("data contracts not refreshed (%s)", exc)
+        finally:
+            self._refreshing = False
 
     def mode(self, model: str) -> str:
         """The model's contract mode as last configured."""
@@ -115,6 +181,12 @@ class ContractGuard:
         found = self._contracts.get((model, version))
         policy = self._policies.get(model)
         return found is not None and (policy is None or found.margin == policy[1])
+
+    def revision(self, model: str, version: str) -> int | None:
+        """The revision of the version's contract in use (0: derived from its reference;
+        None: not read yet)."""
+        found = self._contracts.get((model, version))
+        return None if found is None else found.revision
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -183,10 +255,15 @@ class ContractGuard:
 
     def _load(self, key: Key, signature: Signature, margin: float) -> None:
         layout = FeatureLayout.from_specs(signature.inputs)
-        contract = None
+        contract, revision = None, 0
         try:
-            stored = self._profile(*key)
-            if stored is not None:
+            edited = None if self._revision is None else self._revision(*key)
+            stored = None if edited is not None else self._profile(*key)
+            if edited is not None:
+                contract, revision = Contract.from_dict(edited.contract), edited.revision
+                if contract.feature_names != layout.names:
+                    contract = None  # stored for another signature: no contract
+            elif stored is not None:
                 inputs = VersionProfiles.from_doc(stored[0]).inputs
                 if inputs is not None and inputs.n_features == layout.n_features:
                     contract = Contract.from_profile(inputs, margin)
@@ -197,7 +274,8 @@ class ContractGuard:
             return
         with self._lock:
             tally = self.rows.setdefault(key, [0, 0])
-            self._contracts[key] = _Entry(layout, contract, margin, tally)
+            entry = _Entry(signature, layout, contract, margin, tally, revision)
+            self._contracts[key] = entry
             self._loading.discard(key)
 
 

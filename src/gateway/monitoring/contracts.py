@@ -149,6 +149,41 @@ class Contract:
         }
 
     @classmethod
+    def parse(cls, d: Any) -> Contract:
+        """:meth:`from_dict` of an untrusted document (an operator's edit): ValueError
+        naming the field when it is malformed."""
+        if not isinstance(d, Mapping):
+            raise ValueError("a contract is a JSON object")
+        keys = ("features", "low", "high", "nan_allowed", "categories")
+        missing = [k for k in keys if not isinstance(d.get(k), list)]
+        if missing:
+            raise ValueError(f"{missing[0]}: expected a list (fields: {', '.join(keys)})")
+        n = len(d["features"])
+        for k in keys[1:]:
+            if len(d[k]) != n:
+                raise ValueError(f"{k}: {len(d[k])} entries for {n} features")
+        if not all(isinstance(f, str) and f for f in d["features"]):
+            raise ValueError("features: expected non-empty names")
+
+        def number(v: Any) -> bool:
+            return v is None or (isinstance(v, int | float) and not isinstance(v, bool))
+
+        for k in ("low", "high"):
+            bad = next((i for i, v in enumerate(d[k]) if not number(v)), None)
+            if bad is not None:
+                raise ValueError(f"{k}[{bad}]: expected a number or null, got {d[k][bad]!r}")
+        if not all(isinstance(v, bool) for v in d["nan_allowed"]):
+            raise ValueError("nan_allowed: expected true or false per feature")
+        for i, c in enumerate(d["categories"]):
+            if c is not None and not (isinstance(c, list) and c and all(map(number, c))):
+                raise ValueError(f"categories[{i}]: expected null or a list of numbers")
+        contract = cls.from_dict(d)
+        wrong = np.flatnonzero(contract.low > contract.high)
+        if wrong.size:
+            raise ValueError(f"feature {contract.feature_names[wrong[0]]!r}: low > high")
+        return contract
+
+    @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Contract:
         cats = d["categories"]
         width = max((len(c) for c in cats if c), default=0)
