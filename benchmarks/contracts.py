@@ -40,6 +40,43 @@ def prepare(registry_url: str, artifacts: Path, model: str) -> None:
         reg.close()
 
 
+def check_cost(model: str, calls: int = 20000) -> dict[str, float]:
+    """CPU microseconds (``time.process_time``, so other load on the machine does not count
+    as ours) of one request's contract check, in process: ``off`` and ``count`` on a valid
+    one-row request of the model's shape, as the data plane calls it."""
+    import time
+
+    from gateway.monitoring.contract_guard import ContractGuard
+    from gateway.monitoring.reference import build_version_profiles
+    from registry.signature import signature_from_bytes
+
+    signature = signature_from_bytes(c.model_bytes()[model])
+    width = c.MODELS[model][0]
+    rows = np.random.default_rng(0).standard_normal((5000, width))
+    doc = build_version_profiles(signature, rows).to_doc()
+    guard = ContractGuard(lambda m, v: (doc, "reference"))
+    x = {"x": np.zeros((1, width), dtype=np.float32)}
+    out: dict[str, float] = {}
+    try:
+        for mode in ("off", "count"):
+            guard.configure({"m": _Policy(mode)})
+            guard.check("m", "1", signature, x)
+            while mode != "off" and not guard.ready("m", "1"):
+                time.sleep(0.01)
+            start = time.process_time()
+            for _ in range(calls):
+                guard.check("m", "1", signature, x)
+            out[mode] = (time.process_time() - start) / calls * 1e6
+    finally:
+        guard.close()
+    return out
+
+
+class _Policy:
+    def __init__(self, mode: str) -> None:
+        self.mode, self.margin = mode, 0.1
+
+
 def set_mode(registry_url: str, artifacts: Path, model: str, mode: str) -> None:
     from registry.registry import Registry
 
@@ -117,6 +154,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{mode}: server CPU per request x{r['cpu_ratio']:.3f} of off, "
             f"throughput x{r['rps_ratio']:.3f} of off"
         )
+    check = check_cost(args.model)
+    share = (check["count"] - check["off"]) / max(off["cpu_us_per_request_median"], 1e-9)
+    print(
+        f"the check alone (in process, CPU time): off {check['off']:.2f} us, count "
+        f"{check['count']:.2f} us per request = {share:.2%} of off's server CPU per request"
+    )
     load_after = os.getloadavg()
     print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} (1 min)")
     c.write_json(
@@ -130,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
             "rounds": args.rounds,
             "load_average": {"before": load_before, "after": load_after},
             "ratios": ratios,
+            "check_cpu_us": check,
+            "check_share_of_off_cpu": share,
             **summary,
         },
     )
