@@ -103,6 +103,8 @@ METHOD_PERMISSIONS: Mapping[str, Permission] = {
     _GOV + "RetireVersion": _O,
     _GOV + "Approve": _A,
     _GOV + "SetPolicy": _X,
+    _GOV + "GetContract": _R,
+    _GOV + "SetContract": _O,
     _MON + "GetDrift": _R,
     _MON + "GetShadowReport": _R,
     _MON + "GetPerformance": _R,

@@ -31,7 +31,9 @@ class InferResult:
 
     ``version`` and ``role`` are the ones routing chose; ``outputs`` are filtered to the
     requested ones (all of them when none was named); ``rows`` is the row count validation
-    computed (1 for a model without a batch dimension).
+    computed (1 for a model without a batch dimension); ``flagged`` names the input
+    features outside the version's data contract when its model's contract mode is
+    ``flag`` (empty otherwise).
     """
 
     model: str
@@ -40,3 +42,4 @@ class InferResult:
     request_id: str
     outputs: Tensors
     rows: int
+    flagged: tuple[str, ...] = ()

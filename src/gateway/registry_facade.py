@@ -24,6 +24,7 @@ from gateway.concurrency import run_blocking
 from registry import (
     ApprovalRecord,
     AuditRecord,
+    ContractRecord,
     DeploymentRecord,
     GovernancePolicy,
     ModelRecord,
@@ -35,6 +36,7 @@ from registry import (
 from registry.deployment import Arm, Deployment, Role, Shadow
 
 __all__ = [
+    "AsyncContracts",
     "AsyncGovernance",
     "AsyncGovernorStore",
     "AsyncRegistry",
@@ -217,6 +219,24 @@ class AsyncSessions:
         return await run_blocking(self._io, self._store.revoke_principal, principal)
 
 
+class AsyncContracts:
+    """Revisions of versions' data contracts (registry.contracts_store), awaited."""
+
+    def __init__(self, registry: Registry, io: concurrent.futures.Executor) -> None:
+        self._store = registry.contracts
+        self._io = io
+
+    async def get(self, model: str, version: str, revision: int = 0) -> ContractRecord | None:
+        return await run_blocking(self._io, self._store.get, model, version, revision)
+
+    async def set(
+        self, model: str, version: str, contract: Mapping[str, Any], *, actor: str, reason: str
+    ) -> ContractRecord:
+        return await run_blocking(
+            self._io, self._store.set, model, version, contract, actor=actor, reason=reason
+        )
+
+
 class AsyncRegistry:
     """Every registry call async code makes, each run on the I/O executor."""
 
@@ -226,6 +246,7 @@ class AsyncRegistry:
         self.governor = AsyncGovernorStore(registry, io)
         self.governance = AsyncGovernance(registry, io)
         self.sessions = AsyncSessions(registry, io)
+        self.contracts = AsyncContracts(registry, io)
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -234,6 +255,9 @@ class AsyncRegistry:
 
     async def list_versions(self, model: str) -> list[VersionRecord]:
         return await run_blocking(self._io, self._reg.list_versions, model)
+
+    async def get_profile(self, model: str, version: str) -> tuple[dict[str, Any], str] | None:
+        return await run_blocking(self._io, self._reg.get_profile, model, version)
 
     async def get_version(self, model: str, version: str | None = None) -> VersionRecord:
         return await run_blocking(self._io, self._reg.get_version, model, version)

@@ -23,6 +23,7 @@ from gateway.governor.collector import GovernorMetrics
 from gateway.governor.feedback import FeedbackStore
 from gateway.governor.loop import Governor, default_holder
 from gateway.governor.sources import (
+    ContractEvidence,
     EvidenceSource,
     FeedbackEvidence,
     MetricsEvidence,
@@ -31,6 +32,7 @@ from gateway.governor.sources import (
 from gateway.metrics import DeploymentCollector, GatewayMetrics
 from gateway.monitoring.assembly import build_watching
 from gateway.operations import (
+    Contracts,
     Deployments,
     Governance,
     GovernorOps,
@@ -159,10 +161,12 @@ class Gateway:
         )
         governor_metrics = GovernorMetrics(self.metrics)
         drift = None if self.monitor is None else self.monitor.snapshot
+        contract_source = ContractEvidence(self.contracts.tallies)
         local: list[EvidenceSource] = [
             MetricsEvidence(self.metrics),
             FeedbackEvidence(self.feedback),
             MonitorEvidence(drift, self.shadow.snapshot),
+            contract_source,
         ]
         holder = default_holder()
         # With a fleet the governor judges every process's published evidence (gateway.fleet).
@@ -196,7 +200,12 @@ class Gateway:
                 settle=self.taps.settled,
                 role_of=self._role_of,
                 quality=self.feedback.quality,
+                # contract counts beside drift: the fleet's sums, or this process's
+                contracts=(contract_source if self.fleet is None else self.fleet).evidence,
+                contract_mode=self.contracts.mode,
+                fleet=self.fleet is not None,
             ),
+            contracts=Contracts(self.registry_io, self.contracts.margin),
         )
         ops = self.operations
         self.governor_api = GovernorServicer(ops.governor, ops.labels)
@@ -212,7 +221,7 @@ class Gateway:
             repository=self.repository, regions=self.regions)  # fmt: skip
         self.admin = AdminServicer(ops.deployments)
         self.monitoring = MonitoringServicer(ops.observations)
-        self.governance = GovernanceServicer(ops.governance)
+        self.governance = GovernanceServicer(ops.governance, ops.contracts)
         self.explain = ExplainServicer(
             self.explanations.explainer,
             default_timeout_s=settings.explain_deadline_s,

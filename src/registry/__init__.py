@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from registry.artifacts import open_store
     from registry.bom import build_bom
     from registry.cards import build_card
+    from registry.contracts_store import ContractRecord
     from registry.convert import (
         ConversionError,
         convert_file,
@@ -84,6 +85,7 @@ __all__ = [
     "ArtifactIntegrityError",
     "ArtifactStore",
     "AuditRecord",
+    "ContractRecord",
     "ConversionError",
     "Datatype",
     "Deployment",
@@ -145,6 +147,7 @@ _LAZY = {
     "signer_of": "registry.signing",
     "user_tags": "registry.lineage",
     "ApprovalRecord": "registry.governance",
+    "ContractRecord": "registry.contracts_store",
     "ArtifactStore": "registry.store",
     "AuditRecord": "registry.registry",
     "ConversionError": "registry.convert",

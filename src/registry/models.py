@@ -247,6 +247,23 @@ class VersionProfile(Base):
     created_by: Mapped[str] = mapped_column(String(256), default="")
 
 
+class VersionContract(Base):
+    """One revision of a version's data contract as an operator edited it (the gateway's
+    contract document, opaque here); the newest revision is in force, older ones are kept.
+    A version with no row has the contract derived from its reference profile."""
+
+    __tablename__ = "version_contract"
+    __table_args__ = (UniqueConstraint("version_id", "revision"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_version.id"), index=True)
+    revision: Mapped[int] = mapped_column(Integer)
+    contract: Mapped[dict[str, Any]] = mapped_column(JSON)
+    reason: Mapped[str] = mapped_column(String(1024), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(256), default="")
+
+
 class AuditEvent(Base):
     """An append-only, hash-chained record of one change.
 

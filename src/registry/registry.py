@@ -25,6 +25,7 @@ from registry import profiles_store
 from registry.artifacts import open_store
 from registry.audit import AuditLog, AuditRecord
 from registry.console_sessions import ConsoleSessions
+from registry.contracts_store import ContractStore
 from registry.deployment import Arm, Deployment, Role, Shadow, validate_deployment
 from registry.errors import ArtifactIntegrityError, PolicyViolation, RegistryError
 from registry.fleet_store import FleetStore
@@ -82,6 +83,8 @@ class Registry:
         """Heartbeats, shared evidence, windows and predictions of the fleet (gateway.fleet)."""
         self.sessions = ConsoleSessions(self._reads, writes)
         """Console sign-in sessions (server-side, expiring, revocable)."""
+        self.contracts = ContractStore(self._reads, self._audit)
+        """Operators' revisions of versions' data contracts (gateway.monitoring.contracts)."""
 
     @classmethod
     def open(

@@ -9,10 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from monitoring_support import send
-from shared import ADMIN_TOKEN, admin_metadata, clear_onnxgate_env
+from shared import ADMIN_TOKEN, admin_metadata, clear_onnxgate_env, wait_for
 
 from gateway import cli
 from gateway._proto import admin_pb2 as apb
+from gateway._proto import governor_pb2 as gpb
+from gateway._proto import governor_pb2_grpc
 from gateway.tools import modelzoo
 
 FEATURES = 8
@@ -134,3 +136,39 @@ def test_shadow_report_command(registry, make_gateway, capfd) -> None:
     assert cli.main(["shadow", "report", "m", "--json", "--target", gw.target]) == 0
     (c,) = json.loads(capfd.readouterr().out)["comparisons"]
     assert c["rows"] == 500 and 0.5 < c["agreement"] < 1.0
+
+
+def test_drift_shows_contract_violations(registry, register, make_gateway, tmp_path, capfd) -> None:
+    rng = np.random.default_rng(6)
+    reference = _csv(tmp_path / "ref.csv", rng.uniform(-1, 1, (2000, FEATURES)))
+    assert register("--reference", str(reference)) == 0
+    gw = make_gateway(governor_interval_s=0.05, monitor_min_rows=50, monitor_interval_s=60)
+    governor_pb2_grpc.GovernorServiceStub(gw.channel()).SetPolicy(
+        gpb.SetPolicyRequest(model="m", toml='[contract]\nmode = "count"\n'),
+        metadata=admin_metadata(),
+    )
+    guard = gw.gateway.contracts
+    wait_for(lambda: guard.mode("m") == "count", timeout=10)
+    inside = rng.uniform(-1, 1, (100, FEATURES))
+    send(gw, "m", inside[:1])  # read the contract (this call is not checked)
+    wait_for(lambda: guard.ready("m", "1"), timeout=10)
+    x = rng.uniform(-1, 1, (200, FEATURES))
+    x[:30, 5] = 40.0  # 30 rows outside on one feature
+    send(gw, "m", x)
+    wait_for(lambda: guard.tallies("m").get("1", (0, 0, {}))[0] == 200, timeout=10)
+    capfd.readouterr()
+
+    assert cli.main(["drift", "m", "--json", "--target", gw.target]) == 0
+    contract = json.loads(capfd.readouterr().out)["versions"][0]["contract"]
+    (feature,) = contract["features"]
+    assert contract == {
+        "mode": "count",
+        "rows": 200,
+        "violating_rows": 30,
+        "violation_rate": pytest.approx(30 / 200),
+        "features": {feature: 30},
+        "fleet": False,
+    }
+    assert cli.main(["drift", "m", "--target", gw.target]) == 0
+    out = capfd.readouterr().out
+    assert f"contract (count, this gateway): 30 of 200 rows violate (15.00%): {feature} 30" in out

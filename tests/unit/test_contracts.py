@@ -83,3 +83,18 @@ def test_guard_counts_rejects_and_follows_the_margin() -> None:
         assert guard.mode("m") == "off"
     finally:
         guard.close()
+
+
+def test_flagged_features_are_a_bounded_response_parameter() -> None:
+    from gateway.domain import InferResult
+    from gateway.transport.oip import MAX_FLAGGED, response_parameters
+
+    def params(flagged: tuple[str, ...]) -> dict[str, str]:
+        return response_parameters(InferResult("m", "1", "canary", "", {}, 1, flagged))
+
+    assert params(()) == {"role": "canary"}
+    assert params(("a", "b")) == {"role": "canary", "contract_violations": "a,b"}
+    many = tuple(f"f{i}" for i in range(MAX_FLAGGED + 5))
+    got = params(many)
+    assert got["contract_violations"].split(",") == list(many[:MAX_FLAGGED])
+    assert got["contract_violations_more"] == "5"

@@ -84,6 +84,16 @@ class GovernanceServiceStub:
                 request_serializer=governance__pb2.DeploymentAtRequest.SerializeToString,
                 response_deserializer=governance__pb2.DeploymentAtResponse.FromString,
                 _registered_method=True)
+        self.GetContract = channel.unary_unary(
+                '/onnxgate.governance.v1.GovernanceService/GetContract',
+                request_serializer=governance__pb2.GetContractRequest.SerializeToString,
+                response_deserializer=governance__pb2.DataContract.FromString,
+                _registered_method=True)
+        self.SetContract = channel.unary_unary(
+                '/onnxgate.governance.v1.GovernanceService/SetContract',
+                request_serializer=governance__pb2.SetContractRequest.SerializeToString,
+                response_deserializer=governance__pb2.DataContract.FromString,
+                _registered_method=True)
 
 
 class GovernanceServiceServicer:
@@ -149,6 +159,20 @@ class GovernanceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetContract(self, request, context):
+        """A version's data contract in force: the newest edited revision, else derived (0).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetContract(self, request, context):
+        """Store an edited contract as the version's next revision (operator); audited.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GovernanceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -201,6 +225,16 @@ def add_GovernanceServiceServicer_to_server(servicer, server):
                     servicer.DeploymentAt,
                     request_deserializer=governance__pb2.DeploymentAtRequest.FromString,
                     response_serializer=governance__pb2.DeploymentAtResponse.SerializeToString,
+            ),
+            'GetContract': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetContract,
+                    request_deserializer=governance__pb2.GetContractRequest.FromString,
+                    response_serializer=governance__pb2.DataContract.SerializeToString,
+            ),
+            'SetContract': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetContract,
+                    request_deserializer=governance__pb2.SetContractRequest.FromString,
+                    response_serializer=governance__pb2.DataContract.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -473,6 +507,60 @@ class GovernanceService:
             '/onnxgate.governance.v1.GovernanceService/DeploymentAt',
             governance__pb2.DeploymentAtRequest.SerializeToString,
             governance__pb2.DeploymentAtResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetContract(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/onnxgate.governance.v1.GovernanceService/GetContract',
+            governance__pb2.GetContractRequest.SerializeToString,
+            governance__pb2.DataContract.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetContract(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/onnxgate.governance.v1.GovernanceService/SetContract',
+            governance__pb2.SetContractRequest.SerializeToString,
+            governance__pb2.DataContract.FromString,
             options,
             channel_credentials,
             insecure,

@@ -45,6 +45,10 @@ class GovernanceServiceStub:
     ListAudit: _grpc.UnaryUnaryMultiCallable[_governance_pb2.ListAuditRequest, _governance_pb2.ListAuditResponse]
     VerifyAudit: _grpc.UnaryUnaryMultiCallable[_governance_pb2.VerifyAuditRequest, _governance_pb2.VerifyAuditResponse]
     DeploymentAt: _grpc.UnaryUnaryMultiCallable[_governance_pb2.DeploymentAtRequest, _governance_pb2.DeploymentAtResponse]
+    GetContract: _grpc.UnaryUnaryMultiCallable[_governance_pb2.GetContractRequest, _governance_pb2.DataContract]
+    """A version's data contract in force: the newest edited revision, else derived (0)."""
+    SetContract: _grpc.UnaryUnaryMultiCallable[_governance_pb2.SetContractRequest, _governance_pb2.DataContract]
+    """Store an edited contract as the version's next revision (operator); audited."""
 
 @_typing.type_check_only
 class GovernanceServiceAsyncStub(GovernanceServiceStub):
@@ -59,6 +63,10 @@ class GovernanceServiceAsyncStub(GovernanceServiceStub):
     ListAudit: _aio.UnaryUnaryMultiCallable[_governance_pb2.ListAuditRequest, _governance_pb2.ListAuditResponse]  # type: ignore[assignment]
     VerifyAudit: _aio.UnaryUnaryMultiCallable[_governance_pb2.VerifyAuditRequest, _governance_pb2.VerifyAuditResponse]  # type: ignore[assignment]
     DeploymentAt: _aio.UnaryUnaryMultiCallable[_governance_pb2.DeploymentAtRequest, _governance_pb2.DeploymentAtResponse]  # type: ignore[assignment]
+    GetContract: _aio.UnaryUnaryMultiCallable[_governance_pb2.GetContractRequest, _governance_pb2.DataContract]  # type: ignore[assignment]
+    """A version's data contract in force: the newest edited revision, else derived (0)."""
+    SetContract: _aio.UnaryUnaryMultiCallable[_governance_pb2.SetContractRequest, _governance_pb2.DataContract]  # type: ignore[assignment]
+    """Store an edited contract as the version's next revision (operator); audited."""
 
 class GovernanceServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -130,5 +138,21 @@ class GovernanceServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _governance_pb2.DeploymentAtRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_governance_pb2.DeploymentAtResponse, _abc.Awaitable[_governance_pb2.DeploymentAtResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetContract(
+        self,
+        request: _governance_pb2.GetContractRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_governance_pb2.DataContract, _abc.Awaitable[_governance_pb2.DataContract]]:
+        """A version's data contract in force: the newest edited revision, else derived (0)."""
+
+    @_abc_1.abstractmethod
+    def SetContract(
+        self,
+        request: _governance_pb2.SetContractRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_governance_pb2.DataContract, _abc.Awaitable[_governance_pb2.DataContract]]:
+        """Store an edited contract as the version's next revision (operator); audited."""
 
 def add_GovernanceServiceServicer_to_server(servicer: GovernanceServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

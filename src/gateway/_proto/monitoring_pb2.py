@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _pool.POOL.AddSerializedFile(b'\n\x10monitoring.proto\x12\x16onnxgate.monitoring.v1\"^\n\x0fGetDriftRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0f\n\x07refresh\x18\x03 \x01(\x08\x12\x1a\n\x12include_histograms\x18\x04 \x01(\x08\">\n\tHistogram\x12\r\n\x05\x65\x64ges\x18\x01 \x03(\x01\x12\x11\n\treference\x18\x02 \x03(\x03\x12\x0f\n\x07\x63urrent\x18\x03 \x03(\x03\"\xaf\x04\n\x0c\x46\x65\x61tureDrift\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61tegorical\x18\x02 \x01(\x08\x12\x0f\n\x07\x64rifted\x18\x03 \x01(\x08\x12\x0f\n\x07no_data\x18\x04 \x01(\x08\x12\x0b\n\x03psi\x18\x05 \x01(\x01\x12\x14\n\x0cks_statistic\x18\x06 \x01(\x01\x12\x11\n\tks_pvalue\x18\x07 \x01(\x01\x12\x13\n\x0bjs_distance\x18\x08 \x01(\x01\x12\x13\n\x0bwasserstein\x18\t \x01(\x01\x12\x1e\n\x16wasserstein_normalized\x18\n \x01(\x01\x12\x0c\n\x04\x63hi2\x18\x0b \x01(\x01\x12\x13\n\x0b\x63hi2_pvalue\x18\x0c \x01(\x01\x12\x12\n\nmean_shift\x18\r \x01(\x01\x12\x11\n\tstd_ratio\x18\x0e \x01(\x01\x12\x11\n\tnan_share\x18\x0f \x01(\x01\x12\x1a\n\x12out_of_range_share\x18\x10 \x01(\x01\x12\x0e\n\x06pvalue\x18\x11 \x01(\x01\x12\x17\n\x0fpvalue_adjusted\x18\x12 \x01(\x01\x12\x34\n\thistogram\x18\x13 \x01(\x0b\x32!.onnxgate.monitoring.v1.Histogram\x12\x14\n\x0cunseen_share\x18\x14 \x01(\x01\x12>\n\x05\x65xtra\x18\x15 \x03(\x0b\x32/.onnxgate.monitoring.v1.FeatureDrift.ExtraEntry\x1a,\n\nExtraEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xcc\x01\n\tSideDrift\x12\x0c\n\x04side\x18\x01 \x01(\t\x12\x0f\n\x07\x64rifted\x18\x02 \x01(\x08\x12\x18\n\x10\x64riving_features\x18\x03 \x03(\t\x12\r\n\x05\x61lpha\x18\x04 \x01(\x01\x12\x12\n\ncorrection\x18\x05 \x01(\t\x12\x13\n\x0bwindow_rows\x18\x06 \x01(\x03\x12\x16\n\x0ereference_rows\x18\x07 \x01(\x03\x12\x36\n\x08\x66\x65\x61tures\x18\x08 \x03(\x0b\x32$.onnxgate.monitoring.v1.FeatureDrift\"\xd7\x01\n\x0cVersionDrift\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x16\n\x0eprofile_source\x18\x03 \x01(\t\x12\x13\n\x0bwindow_rows\x18\x04 \x01(\x03\x12\x11\n\trows_seen\x18\x05 \x01(\x03\x12\x0f\n\x07\x64rifted\x18\x06 \x01(\x08\x12\x30\n\x05sides\x18\x07 \x03(\x0b\x32!.onnxgate.monitoring.v1.SideDrift\x12\x0f\n\x07skipped\x18\x08 \x03(\t\x12\x13\n\x0b\x63omputed_at\x18\t \x01(\x01\"}\n\x10GetDriftResponse\x12\x36\n\x08versions\x18\x01 \x03(\x0b\x32$.onnxgate.monitoring.v1.VersionDrift\x12\x18\n\x10monitor_enqueued\x18\x02 \x01(\x03\x12\x17\n\x0fmonitor_dropped\x18\x03 \x01(\x03\"\'\n\x16GetShadowReportRequest\x12\r\n\x05model\x18\x01 \x01(\t\"\xa0\x02\n\x10ShadowComparison\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x16\n\x0eserved_version\x18\x03 \x01(\t\x12\x10\n\x08requests\x18\x04 \x01(\x03\x12\x0c\n\x04rows\x18\x05 \x01(\x03\x12\x0e\n\x06\x65rrors\x18\x06 \x01(\x03\x12\x12\n\nclassifier\x18\x07 \x01(\x08\x12\x15\n\rcompared_rows\x18\x08 \x01(\x03\x12\x11\n\tagreement\x18\t \x01(\x01\x12\x15\n\rmean_abs_diff\x18\n \x01(\x01\x12\x14\n\x0cmax_abs_diff\x18\x0b \x01(\x01\x12\x1c\n\x14latency_mean_seconds\x18\x0c \x01(\x01\x12\x1b\n\x13latency_max_seconds\x18\r \x01(\x01\"z\n\x17GetShadowReportResponse\x12=\n\x0b\x63omparisons\x18\x01 \x03(\x0b\x32(.onnxgate.monitoring.v1.ShadowComparison\x12\x0f\n\x07\x64ropped\x18\x02 \x01(\x03\x12\x0f\n\x07pending\x18\x03 \x01(\x03\"7\n\x15GetPerformanceRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07refresh\x18\x02 \x01(\x08\"\x92\x01\n\x13PerformanceEstimate\x12\x0c\n\x04rows\x18\x01 \x01(\x03\x12\x10\n\x08\x61\x63\x63uracy\x18\x02 \x01(\x01\x12\x14\n\x0c\x61\x63\x63uracy_low\x18\x03 \x01(\x01\x12\x15\n\raccuracy_high\x18\x04 \x01(\x01\x12\x0f\n\x07roc_auc\x18\x05 \x01(\x01\x12\n\n\x02\x66\x31\x18\x06 \x01(\x01\x12\x11\n\tsums_json\x18\x07 \x01(\t\"7\n\x13RealisedPerformance\x12\x0e\n\x06labels\x18\x01 \x01(\x03\x12\x10\n\x08\x61\x63\x63uracy\x18\x02 \x01(\x01\"\xde\x01\n\x12VersionPerformance\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x0c\n\x04rows\x18\x03 \x01(\x03\x12\x0e\n\x06method\x18\x04 \x01(\t\x12\x0c\n\x04note\x18\x05 \x01(\t\x12>\n\testimated\x18\x06 \x01(\x0b\x32+.onnxgate.monitoring.v1.PerformanceEstimate\x12=\n\x08realised\x18\x07 \x01(\x0b\x32+.onnxgate.monitoring.v1.RealisedPerformance\"V\n\x16GetPerformanceResponse\x12<\n\x08versions\x18\x01 \x03(\x0b\x32*.onnxgate.monitoring.v1.VersionPerformance2\xdd\x02\n\x11MonitoringService\x12_\n\x08GetDrift\x12\'.onnxgate.monitoring.v1.GetDriftRequest\x1a(.onnxgate.monitoring.v1.GetDriftResponse\"\x00\x12t\n\x0fGetShadowReport\x12..onnxgate.monitoring.v1.GetShadowReportRequest\x1a/.onnxgate.monitoring.v1.GetShadowReportResponse\"\x00\x12q\n\x0eGetPerformance\x12-.onnxgate.monitoring.v1.GetPerformanceRequest\x1a..onnxgate.monitoring.v1.GetPerformanceResponse\"\x00\x62\x06proto3')
+DESCRIPTOR = _pool.POOL.AddSerializedFile(b'\n\x10monitoring.proto\x12\x16onnxgate.monitoring.v1\"^\n\x0fGetDriftRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0f\n\x07refresh\x18\x03 \x01(\x08\x12\x1a\n\x12include_histograms\x18\x04 \x01(\x08\">\n\tHistogram\x12\r\n\x05\x65\x64ges\x18\x01 \x03(\x01\x12\x11\n\treference\x18\x02 \x03(\x03\x12\x0f\n\x07\x63urrent\x18\x03 \x03(\x03\"\xaf\x04\n\x0c\x46\x65\x61tureDrift\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x61tegorical\x18\x02 \x01(\x08\x12\x0f\n\x07\x64rifted\x18\x03 \x01(\x08\x12\x0f\n\x07no_data\x18\x04 \x01(\x08\x12\x0b\n\x03psi\x18\x05 \x01(\x01\x12\x14\n\x0cks_statistic\x18\x06 \x01(\x01\x12\x11\n\tks_pvalue\x18\x07 \x01(\x01\x12\x13\n\x0bjs_distance\x18\x08 \x01(\x01\x12\x13\n\x0bwasserstein\x18\t \x01(\x01\x12\x1e\n\x16wasserstein_normalized\x18\n \x01(\x01\x12\x0c\n\x04\x63hi2\x18\x0b \x01(\x01\x12\x13\n\x0b\x63hi2_pvalue\x18\x0c \x01(\x01\x12\x12\n\nmean_shift\x18\r \x01(\x01\x12\x11\n\tstd_ratio\x18\x0e \x01(\x01\x12\x11\n\tnan_share\x18\x0f \x01(\x01\x12\x1a\n\x12out_of_range_share\x18\x10 \x01(\x01\x12\x0e\n\x06pvalue\x18\x11 \x01(\x01\x12\x17\n\x0fpvalue_adjusted\x18\x12 \x01(\x01\x12\x34\n\thistogram\x18\x13 \x01(\x0b\x32!.onnxgate.monitoring.v1.Histogram\x12\x14\n\x0cunseen_share\x18\x14 \x01(\x01\x12>\n\x05\x65xtra\x18\x15 \x03(\x0b\x32/.onnxgate.monitoring.v1.FeatureDrift.ExtraEntry\x1a,\n\nExtraEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xcc\x01\n\tSideDrift\x12\x0c\n\x04side\x18\x01 \x01(\t\x12\x0f\n\x07\x64rifted\x18\x02 \x01(\x08\x12\x18\n\x10\x64riving_features\x18\x03 \x03(\t\x12\r\n\x05\x61lpha\x18\x04 \x01(\x01\x12\x12\n\ncorrection\x18\x05 \x01(\t\x12\x13\n\x0bwindow_rows\x18\x06 \x01(\x03\x12\x16\n\x0ereference_rows\x18\x07 \x01(\x03\x12\x36\n\x08\x66\x65\x61tures\x18\x08 \x03(\x0b\x32$.onnxgate.monitoring.v1.FeatureDrift\"\xcc\x01\n\x0e\x43ontractCounts\x12\x0c\n\x04mode\x18\x01 \x01(\t\x12\x0c\n\x04rows\x18\x02 \x01(\x03\x12\x16\n\x0eviolating_rows\x18\x03 \x01(\x03\x12\x46\n\x08\x66\x65\x61tures\x18\x04 \x03(\x0b\x32\x34.onnxgate.monitoring.v1.ContractCounts.FeaturesEntry\x12\r\n\x05\x66leet\x18\x05 \x01(\x08\x1a/\n\rFeaturesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x91\x02\n\x0cVersionDrift\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x16\n\x0eprofile_source\x18\x03 \x01(\t\x12\x13\n\x0bwindow_rows\x18\x04 \x01(\x03\x12\x11\n\trows_seen\x18\x05 \x01(\x03\x12\x0f\n\x07\x64rifted\x18\x06 \x01(\x08\x12\x30\n\x05sides\x18\x07 \x03(\x0b\x32!.onnxgate.monitoring.v1.SideDrift\x12\x0f\n\x07skipped\x18\x08 \x03(\t\x12\x13\n\x0b\x63omputed_at\x18\t \x01(\x01\x12\x38\n\x08\x63ontract\x18\n \x01(\x0b\x32&.onnxgate.monitoring.v1.ContractCounts\"}\n\x10GetDriftResponse\x12\x36\n\x08versions\x18\x01 \x03(\x0b\x32$.onnxgate.monitoring.v1.VersionDrift\x12\x18\n\x10monitor_enqueued\x18\x02 \x01(\x03\x12\x17\n\x0fmonitor_dropped\x18\x03 \x01(\x03\"\'\n\x16GetShadowReportRequest\x12\r\n\x05model\x18\x01 \x01(\t\"\xa0\x02\n\x10ShadowComparison\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x16\n\x0eserved_version\x18\x03 \x01(\t\x12\x10\n\x08requests\x18\x04 \x01(\x03\x12\x0c\n\x04rows\x18\x05 \x01(\x03\x12\x0e\n\x06\x65rrors\x18\x06 \x01(\x03\x12\x12\n\nclassifier\x18\x07 \x01(\x08\x12\x15\n\rcompared_rows\x18\x08 \x01(\x03\x12\x11\n\tagreement\x18\t \x01(\x01\x12\x15\n\rmean_abs_diff\x18\n \x01(\x01\x12\x14\n\x0cmax_abs_diff\x18\x0b \x01(\x01\x12\x1c\n\x14latency_mean_seconds\x18\x0c \x01(\x01\x12\x1b\n\x13latency_max_seconds\x18\r \x01(\x01\"z\n\x17GetShadowReportResponse\x12=\n\x0b\x63omparisons\x18\x01 \x03(\x0b\x32(.onnxgate.monitoring.v1.ShadowComparison\x12\x0f\n\x07\x64ropped\x18\x02 \x01(\x03\x12\x0f\n\x07pending\x18\x03 \x01(\x03\"7\n\x15GetPerformanceRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07refresh\x18\x02 \x01(\x08\"\x92\x01\n\x13PerformanceEstimate\x12\x0c\n\x04rows\x18\x01 \x01(\x03\x12\x10\n\x08\x61\x63\x63uracy\x18\x02 \x01(\x01\x12\x14\n\x0c\x61\x63\x63uracy_low\x18\x03 \x01(\x01\x12\x15\n\raccuracy_high\x18\x04 \x01(\x01\x12\x0f\n\x07roc_auc\x18\x05 \x01(\x01\x12\n\n\x02\x66\x31\x18\x06 \x01(\x01\x12\x11\n\tsums_json\x18\x07 \x01(\t\"7\n\x13RealisedPerformance\x12\x0e\n\x06labels\x18\x01 \x01(\x03\x12\x10\n\x08\x61\x63\x63uracy\x18\x02 \x01(\x01\"\xde\x01\n\x12VersionPerformance\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x0c\n\x04rows\x18\x03 \x01(\x03\x12\x0e\n\x06method\x18\x04 \x01(\t\x12\x0c\n\x04note\x18\x05 \x01(\t\x12>\n\testimated\x18\x06 \x01(\x0b\x32+.onnxgate.monitoring.v1.PerformanceEstimate\x12=\n\x08realised\x18\x07 \x01(\x0b\x32+.onnxgate.monitoring.v1.RealisedPerformance\"V\n\x16GetPerformanceResponse\x12<\n\x08versions\x18\x01 \x03(\x0b\x32*.onnxgate.monitoring.v1.VersionPerformance2\xdd\x02\n\x11MonitoringService\x12_\n\x08GetDrift\x12\'.onnxgate.monitoring.v1.GetDriftRequest\x1a(.onnxgate.monitoring.v1.GetDriftResponse\"\x00\x12t\n\x0fGetShadowReport\x12..onnxgate.monitoring.v1.GetShadowReportRequest\x1a/.onnxgate.monitoring.v1.GetShadowReportResponse\"\x00\x12q\n\x0eGetPerformance\x12-.onnxgate.monitoring.v1.GetPerformanceRequest\x1a..onnxgate.monitoring.v1.GetPerformanceResponse\"\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,6 +33,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_FEATUREDRIFT_EXTRAENTRY']._loaded_options = None
   _globals['_FEATUREDRIFT_EXTRAENTRY']._serialized_options = b'8\001'
+  _globals['_CONTRACTCOUNTS_FEATURESENTRY']._loaded_options = None
+  _globals['_CONTRACTCOUNTS_FEATURESENTRY']._serialized_options = b'8\001'
   _globals['_GETDRIFTREQUEST']._serialized_start=44
   _globals['_GETDRIFTREQUEST']._serialized_end=138
   _globals['_HISTOGRAM']._serialized_start=140
@@ -43,26 +45,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FEATUREDRIFT_EXTRAENTRY']._serialized_end=764
   _globals['_SIDEDRIFT']._serialized_start=767
   _globals['_SIDEDRIFT']._serialized_end=971
-  _globals['_VERSIONDRIFT']._serialized_start=974
-  _globals['_VERSIONDRIFT']._serialized_end=1189
-  _globals['_GETDRIFTRESPONSE']._serialized_start=1191
-  _globals['_GETDRIFTRESPONSE']._serialized_end=1316
-  _globals['_GETSHADOWREPORTREQUEST']._serialized_start=1318
-  _globals['_GETSHADOWREPORTREQUEST']._serialized_end=1357
-  _globals['_SHADOWCOMPARISON']._serialized_start=1360
-  _globals['_SHADOWCOMPARISON']._serialized_end=1648
-  _globals['_GETSHADOWREPORTRESPONSE']._serialized_start=1650
-  _globals['_GETSHADOWREPORTRESPONSE']._serialized_end=1772
-  _globals['_GETPERFORMANCEREQUEST']._serialized_start=1774
-  _globals['_GETPERFORMANCEREQUEST']._serialized_end=1829
-  _globals['_PERFORMANCEESTIMATE']._serialized_start=1832
-  _globals['_PERFORMANCEESTIMATE']._serialized_end=1978
-  _globals['_REALISEDPERFORMANCE']._serialized_start=1980
-  _globals['_REALISEDPERFORMANCE']._serialized_end=2035
-  _globals['_VERSIONPERFORMANCE']._serialized_start=2038
-  _globals['_VERSIONPERFORMANCE']._serialized_end=2260
-  _globals['_GETPERFORMANCERESPONSE']._serialized_start=2262
-  _globals['_GETPERFORMANCERESPONSE']._serialized_end=2348
-  _globals['_MONITORINGSERVICE']._serialized_start=2351
-  _globals['_MONITORINGSERVICE']._serialized_end=2700
+  _globals['_CONTRACTCOUNTS']._serialized_start=974
+  _globals['_CONTRACTCOUNTS']._serialized_end=1178
+  _globals['_CONTRACTCOUNTS_FEATURESENTRY']._serialized_start=1131
+  _globals['_CONTRACTCOUNTS_FEATURESENTRY']._serialized_end=1178
+  _globals['_VERSIONDRIFT']._serialized_start=1181
+  _globals['_VERSIONDRIFT']._serialized_end=1454
+  _globals['_GETDRIFTRESPONSE']._serialized_start=1456
+  _globals['_GETDRIFTRESPONSE']._serialized_end=1581
+  _globals['_GETSHADOWREPORTREQUEST']._serialized_start=1583
+  _globals['_GETSHADOWREPORTREQUEST']._serialized_end=1622
+  _globals['_SHADOWCOMPARISON']._serialized_start=1625
+  _globals['_SHADOWCOMPARISON']._serialized_end=1913
+  _globals['_GETSHADOWREPORTRESPONSE']._serialized_start=1915
+  _globals['_GETSHADOWREPORTRESPONSE']._serialized_end=2037
+  _globals['_GETPERFORMANCEREQUEST']._serialized_start=2039
+  _globals['_GETPERFORMANCEREQUEST']._serialized_end=2094
+  _globals['_PERFORMANCEESTIMATE']._serialized_start=2097
+  _globals['_PERFORMANCEESTIMATE']._serialized_end=2243
+  _globals['_REALISEDPERFORMANCE']._serialized_start=2245
+  _globals['_REALISEDPERFORMANCE']._serialized_end=2300
+  _globals['_VERSIONPERFORMANCE']._serialized_start=2303
+  _globals['_VERSIONPERFORMANCE']._serialized_end=2525
+  _globals['_GETPERFORMANCERESPONSE']._serialized_start=2527
+  _globals['_GETPERFORMANCERESPONSE']._serialized_end=2613
+  _globals['_MONITORINGSERVICE']._serialized_start=2616
+  _globals['_MONITORINGSERVICE']._serialized_end=2965
 # @@protoc_insertion_point(module_scope)

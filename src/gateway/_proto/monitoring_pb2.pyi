@@ -246,6 +246,68 @@ class SideDrift(_message.Message):
 Global___SideDrift: _TypeAlias = SideDrift  # noqa: Y015
 
 @_typing.final
+class ContractCounts(_message.Message):
+    """Rows checked against a version's data contract (while its model's [contract] mode is not
+    off) since the process started; with a fleet, summed over its members.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class FeaturesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    MODE_FIELD_NUMBER: _builtins.int
+    ROWS_FIELD_NUMBER: _builtins.int
+    VIOLATING_ROWS_FIELD_NUMBER: _builtins.int
+    FEATURES_FIELD_NUMBER: _builtins.int
+    FLEET_FIELD_NUMBER: _builtins.int
+    mode: _builtins.str
+    """the model's [contract] mode on this gateway"""
+    rows: _builtins.int
+    """rows checked"""
+    violating_rows: _builtins.int
+    """rows with at least one value outside the contract"""
+    fleet: _builtins.bool
+    """summed over the fleet's members (as of its last cycle)"""
+    @_builtins.property
+    def features(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """violations per input feature"""
+
+    def __init__(
+        self,
+        *,
+        mode: _builtins.str = ...,
+        rows: _builtins.int = ...,
+        violating_rows: _builtins.int = ...,
+        features: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        fleet: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["features", b"features", "fleet", b"fleet", "mode", b"mode", "rows", b"rows", "violating_rows", b"violating_rows"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContractCounts: _TypeAlias = ContractCounts  # noqa: Y015
+
+@_typing.final
 class VersionDrift(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -258,6 +320,7 @@ class VersionDrift(_message.Message):
     SIDES_FIELD_NUMBER: _builtins.int
     SKIPPED_FIELD_NUMBER: _builtins.int
     COMPUTED_AT_FIELD_NUMBER: _builtins.int
+    CONTRACT_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     version: _builtins.str
     profile_source: _builtins.str
@@ -276,6 +339,10 @@ class VersionDrift(_message.Message):
     def skipped(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """tensors not monitored, and why"""
 
+    @_builtins.property
+    def contract(self) -> Global___ContractCounts:
+        """unset: no row checked against a contract yet"""
+
     def __init__(
         self,
         *,
@@ -288,10 +355,11 @@ class VersionDrift(_message.Message):
         sides: _abc.Iterable[Global___SideDrift] | None = ...,
         skipped: _abc.Iterable[_builtins.str] | None = ...,
         computed_at: _builtins.float = ...,
+        contract: Global___ContractCounts | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["contract", b"contract"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["computed_at", b"computed_at", "drifted", b"drifted", "model", b"model", "profile_source", b"profile_source", "rows_seen", b"rows_seen", "sides", b"sides", "skipped", b"skipped", "version", b"version", "window_rows", b"window_rows"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["computed_at", b"computed_at", "contract", b"contract", "drifted", b"drifted", "model", b"model", "profile_source", b"profile_source", "rows_seen", b"rows_seen", "sides", b"sides", "skipped", b"skipped", "version", b"version", "window_rows", b"window_rows"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

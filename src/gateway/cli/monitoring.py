@@ -135,6 +135,7 @@ def drift_payload(model: str, resp: Any) -> dict[str, Any]:
                 "skipped": list(v.skipped),
                 "computed_at": v.computed_at,
                 "sides": sides,
+                "contract": _contract(v),
             }
         )
     return {
@@ -142,6 +143,21 @@ def drift_payload(model: str, resp: Any) -> dict[str, Any]:
         "versions": versions,
         "monitor_enqueued": resp.monitor_enqueued,
         "monitor_dropped": resp.monitor_dropped,
+    }
+
+
+def _contract(v: Any) -> dict[str, Any] | None:
+    """A version's data-contract counts (None until a row was checked against one)."""
+    if not v.HasField("contract"):
+        return None
+    c = v.contract
+    return {
+        "mode": c.mode,
+        "rows": c.rows,
+        "violating_rows": c.violating_rows,
+        "violation_rate": c.violating_rows / c.rows if c.rows else None,
+        "features": dict(sorted(c.features.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "fleet": c.fleet,
     }
 
 
@@ -165,6 +181,14 @@ def _drift_table(payload: Mapping[str, Any], outputs: bool) -> None:
             f"{payload['model']}:{v['version']}  profile {v['profile_source'] or 'none yet'}  "
             f"window {v['window_rows']} rows  seen {v['rows_seen']}"
         )
+        c = v["contract"]
+        if c is not None:
+            worst = ", ".join(f"{k} {n}" for k, n in list(c["features"].items())[:5]) or "-"
+            where = "fleet" if c["fleet"] else "this gateway"
+            print(
+                f"contract ({c['mode']}, {where}): {c['violating_rows']} of {c['rows']} rows "
+                f"violate ({_fmt(c['violation_rate'], '.2%')}): {worst}"
+            )
         sides = [s for s in v["sides"] if outputs or s["side"] == "inputs"]
         if not sides:
             print("  no drift computed yet (no profile or too few rows)\n")

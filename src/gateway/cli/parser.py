@@ -19,6 +19,7 @@ from typing import Any
 
 from gateway.cli import (
     audit,
+    contracts,
     convert,
     explain,
     governance,
@@ -94,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_commands(sub)  # explain
     log.add_commands(sub)  # log verify|query|show
     performance.add_commands(sub)  # performance
+    contracts.add_commands(sub)  # contracts show|set
     return p
 
 

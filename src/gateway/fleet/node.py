@@ -287,7 +287,9 @@ class FleetNode:
     def save(
         self, model: str, candidate: str, step: int, base: Mapping[str, Evidence], replace: bool
     ) -> dict[str, Evidence]:
-        payload = {v: encode(Evidence(traffic=ev.traffic, quality=ev.quality))
+        # The cumulative parts a window subtracts (gateway.governor.evidence_windows).
+        payload = {v: encode(Evidence(traffic=ev.traffic, quality=ev.quality,
+                                      contracts=ev.contracts))
                    for v, ev in base.items()}  # fmt: skip
         kept = self._store.save_window(model, candidate, step, payload, replace=replace)
         return {v: decode(p) for v, p in kept.items()}

@@ -43,10 +43,14 @@ class Window:
 
 
 def windowed(now: Evidence, since_step: Evidence | None, since_cand: Evidence | None) -> Evidence:
-    """``now`` less its baselines: traffic since the step, quality since the candidate."""
-    traffic, quality = now.traffic, now.quality
+    """``now`` less its baselines: traffic since the step; quality and contract violations
+    since the candidate."""
+    traffic, quality, contracts = now.traffic, now.quality, now.contracts
     if traffic is not None and since_step is not None and since_step.traffic is not None:
         traffic = traffic.minus(since_step.traffic)
-    if quality is not None and since_cand is not None and since_cand.quality is not None:
-        quality = quality.minus(since_cand.quality)
-    return replace(now, traffic=traffic, quality=quality)
+    if since_cand is not None:
+        if quality is not None and since_cand.quality is not None:
+            quality = quality.minus(since_cand.quality)
+        if contracts is not None and since_cand.contracts is not None:
+            contracts = contracts.minus(since_cand.contracts)
+    return replace(now, traffic=traffic, quality=quality, contracts=contracts)

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, Protocol
 
 from gateway.governor.evidence import Evidence, VersionSnapshot
+from gateway.governor.gate_result import GateResult, GateStatus
 from gateway.governor.policy_checks import Param, RolloutPolicyError, count
 from gateway.governor.sequential import SequentialResult, compare
 
@@ -36,33 +36,6 @@ __all__ = [
     "disparate_impact",
     "evaluate_gates",
 ]
-
-
-class GateStatus(StrEnum):
-    PASS = "pass"
-    FAIL = "fail"
-    PENDING = "pending"
-
-
-@dataclass(frozen=True)
-class GateResult:
-    name: str
-    version: str
-    status: GateStatus
-    value: float | None
-    threshold: float
-    op: str  # "<=" or ">=": the relation that passes
-    hard: bool
-    detail: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**vars(self), "status": self.status.value}
-
-    def describe(self) -> str:
-        shown = "n/a" if self.value is None else f"{self.value:.4g}"
-        bad = {"<=": ">", ">=": "<"}[self.op] if self.status is GateStatus.FAIL else self.op
-        kind = "hard" if self.hard else "soft"
-        return f"{self.name} {shown} {bad} {self.threshold:.4g} ({kind}, {self.status.value})"
 
 
 @dataclass(frozen=True)
@@ -202,6 +175,14 @@ def _est_drop(i: GateInput, drop: float) -> tuple[float | None, float, str]:
     return value, -drop, detail
 
 
+def _contract(i: GateInput, limit: float) -> tuple[float | None, float, str]:
+    c = i.cand.contracts
+    if c is None or c.rows < i.gates.min_requests:
+        return None, limit, ""
+    worst = "".join(f", {k} {n}" for k, n in sorted(c.features.items(), key=lambda f: -f[1])[:3])
+    return c.violation_rate, limit, f"{c.violating} of {c.rows} rows outside the contract{worst}"
+
+
 GATES: tuple[Gate, ...] = (
     Gate("error_rate", Param("max_error_rate", 0.02, hi=1.0), "<=", _error_rate),
     Gate("error_rate_delta", Param("max_error_rate_delta", 0.01, hi=1.0), "<=", _error_rate_delta),
@@ -234,6 +215,13 @@ GATES: tuple[Gate, ...] = (
     # Label-free (CBPE) accuracy estimates (gateway.monitoring.performance); off.
     Gate("estimated_accuracy", Param("min_estimated_accuracy", None, hi=1.0), ">=", _est_accuracy),
     Gate("estimated_drop", Param("max_estimated_drop", None, hi=1.0), ">=", _est_drop),
+    # Share of rows outside the data contract since the candidate appeared; off.
+    Gate(
+        "contract_violation_rate",
+        Param("max_contract_violation_rate", None, hi=1.0),
+        "<=",
+        _contract,
+    ),
 )
 GATE_NAMES = tuple(g.name for g in GATES)
 

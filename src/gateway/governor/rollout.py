@@ -34,6 +34,7 @@ Example (every key optional; these are the defaults unless noted)::
     min_importance_correlation = false  # e.g. 0.5: rank correlation of feature importances
     min_estimated_accuracy = false  # e.g. 0.8: label-free estimate (its 95% upper bound)
     max_estimated_drop = false  # e.g. 0.03: estimated accuracy may trail the champion's
+    max_contract_violation_rate = false  # e.g. 0.01: rows outside the data contract
     min_requests = 20           # requests before rate/latency gates are judged
     min_labels = 30             # labels (each side) before quality gates are judged
     min_segment_count = 30      # predictions (labels for TPR) a segment needs to count

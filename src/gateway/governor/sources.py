@@ -14,6 +14,8 @@ them). Sources are called on the event loop, so they must only read in-memory st
 * :class:`MonitorEvidence` -- drift verdicts and shadow agreement from the drift monitor
   (:mod:`gateway.monitoring.monitor`) and the shadow scorer (:mod:`gateway.monitoring.shadow`)
   snapshots.
+* :class:`ContractEvidence` -- data-contract violation counts per version
+  (:class:`gateway.monitoring.contract_guard.ContractGuard`'s tallies).
 * :class:`DriftEvidence` -- drift verdicts from any lookup of
   :class:`~gateway.monitoring.drift.DriftReport`s per version (tests, other monitors).
 
@@ -27,7 +29,14 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Protocol
 
-from gateway.governor.evidence import Drift, Estimated, Evidence, ShadowAgreement, Traffic
+from gateway.governor.evidence import (
+    ContractCounts,
+    Drift,
+    Estimated,
+    Evidence,
+    ShadowAgreement,
+    Traffic,
+)
 from gateway.governor.feedback import FeedbackStore
 from gateway.metrics import GatewayMetrics
 
@@ -38,6 +47,7 @@ if TYPE_CHECKING:  # these pull in scipy and the catalog; only attributes are re
 
 __all__ = [
     "SERVER_ERROR_CODES",
+    "ContractEvidence",
     "DriftEvidence",
     "EvidenceSource",
     "FeedbackEvidence",
@@ -87,6 +97,24 @@ class FeedbackEvidence:
     def evidence(self, model: str, versions: Collection[str]) -> dict[str, Evidence]:
         quality = self._store.quality(model)
         return {v: Evidence(quality=quality[v]) for v in versions if v in quality}
+
+
+# model -> {version: (rows checked, rows violating, violations per feature)}
+TallyLookup = Callable[[str], Mapping[str, tuple[int, int, Mapping[str, int]]]]
+
+
+class ContractEvidence:
+    """Cumulative data-contract violation counts from a lookup of each model's tallies."""
+
+    def __init__(self, tallies: TallyLookup) -> None:
+        self._tallies = tallies
+
+    def evidence(self, model: str, versions: Collection[str]) -> dict[str, Evidence]:
+        return {
+            v: Evidence(contracts=ContractCounts(rows, bad, dict(features)))
+            for v, (rows, bad, features) in self._tallies(model).items()
+            if v in versions
+        }
 
 
 def drift_from_reports(inputs: DriftReport | None, outputs: DriftReport | None) -> Drift:

@@ -59,6 +59,6 @@ def build_watching(
     if monitor is not None:
         metrics.add_collector(PerformanceCollector(monitor.snapshot))
     # Data contracts: the profile is read on the guard's own thread, never on the loop.
-    contracts = ContractGuard(registry.get_profile)
+    contracts = ContractGuard(registry.get_profile, registry.contracts.get, registry.change_counter)
     metrics.add_collector(ContractCollector(contracts))
     return Watching(monitor, shadow, contracts)

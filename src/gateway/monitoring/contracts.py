@@ -40,10 +40,12 @@ MODES = ("off", "count", "flag", "reject")
 
 @dataclass(frozen=True, eq=False)
 class Violations:
-    """One batch's violations: per feature, and the first violating cell (row-major)."""
+    """One batch's violations: per feature, the rows with any, and the first violating
+    cell (row-major)."""
 
     per_feature: IntArray
     first: tuple[int, int, float] | None  # (row, feature index, value)
+    rows: int = 0  # rows with at least one violation
 
     @property
     def total(self) -> int:
@@ -86,13 +88,19 @@ class Contract:
             profile.levels.copy(),
         )
 
+    def fits(self, x: npt.NDArray[Any]) -> bool:
+        """Whether every value of a rows x features batch (any numeric dtype) is within its
+        feature's range: the request path's common case, one broadcast comparison pair and
+        one count. False (so :meth:`check` judges it) for a missing value (NaN compares
+        False), a value out of range, or any contract with categorical features."""
+        if self._any_categorical:
+            return False
+        return int(np.count_nonzero((x >= self.low) & (x <= self.high))) == x.size
+
     def check(self, x: FloatArray) -> Violations:
         """Violations of a rows x features batch (float64; non-finite values are missing)."""
-        if not self._any_categorical:
-            # NOTE: the common case first: every value in range (NaN compares False, so a
-            # missing value takes the full path below): two comparisons and one reduction.
-            if ((x >= self.low) & (x <= self.high)).all():
-                return Violations(self._none, None)
+        if self.fits(x):
+            return Violations(self._none, None)
         missing = ~np.isfinite(x)
         bad = (x < self.low) | (x > self.high)  # NaN compares False, without a warning
         if self.categorical.any():
@@ -102,11 +110,12 @@ class Contract:
         bad &= ~missing
         bad |= missing & ~self.nan_allowed
         per_feature = bad.sum(axis=0).astype(np.int64)
-        first = None
+        first, rows = None, 0
         if per_feature.any():
             row, col = divmod(int(np.argmax(bad.reshape(-1))), x.shape[1])
             first = (row, col, float(x[row, col]))
-        return Violations(per_feature, first)
+            rows = int(bad.any(axis=1).sum())
+        return Violations(per_feature, first, rows)
 
     def describe(self, first: tuple[int, int, float]) -> str:
         """A reject's message: the row, the feature, its value and what was allowed."""
@@ -138,6 +147,41 @@ class Contract:
                 for row, c in zip(self.levels, self.categorical, strict=True)
             ],
         }
+
+    @classmethod
+    def parse(cls, d: Any) -> Contract:
+        """:meth:`from_dict` of an untrusted document (an operator's edit): ValueError
+        naming the field when it is malformed."""
+        if not isinstance(d, Mapping):
+            raise ValueError("a contract is a JSON object")
+        keys = ("features", "low", "high", "nan_allowed", "categories")
+        missing = [k for k in keys if not isinstance(d.get(k), list)]
+        if missing:
+            raise ValueError(f"{missing[0]}: expected a list (fields: {', '.join(keys)})")
+        n = len(d["features"])
+        for k in keys[1:]:
+            if len(d[k]) != n:
+                raise ValueError(f"{k}: {len(d[k])} entries for {n} features")
+        if not all(isinstance(f, str) and f for f in d["features"]):
+            raise ValueError("features: expected non-empty names")
+
+        def number(v: Any) -> bool:
+            return v is None or (isinstance(v, int | float) and not isinstance(v, bool))
+
+        for k in ("low", "high"):
+            bad = next((i for i, v in enumerate(d[k]) if not number(v)), None)
+            if bad is not None:
+                raise ValueError(f"{k}[{bad}]: expected a number or null, got {d[k][bad]!r}")
+        if not all(isinstance(v, bool) for v in d["nan_allowed"]):
+            raise ValueError("nan_allowed: expected true or false per feature")
+        for i, c in enumerate(d["categories"]):
+            if c is not None and not (isinstance(c, list) and c and all(map(number, c))):
+                raise ValueError(f"categories[{i}]: expected null or a list of numbers")
+        contract = cls.from_dict(d)
+        wrong = np.flatnonzero(contract.low > contract.high)
+        if wrong.size:
+            raise ValueError(f"feature {contract.feature_names[wrong[0]]!r}: low > high")
+        return contract
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Contract:

@@ -11,6 +11,7 @@ themselves. Nothing here imports a transport (an import contract checks it).
 :class:`GovernorOps`   governor status, pause/resume, rollout approvals and policies
 :class:`Labels`        ``join_labels`` and the settled request-id lookup Explain uses
 :class:`Observations`  drift reports and shadow comparisons
+:class:`Contracts`     show and edit versions' data contracts (revisions, audited)
 ==================  ===============================================================
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.operations.contracts import Contracts, ContractView
 from gateway.operations.deployments import Deployments, DeploymentView
 from gateway.operations.governance import AuditCheck, Governance
 from gateway.operations.governor import GovernorOps, GovernorStatus, PolicyView
@@ -27,6 +29,8 @@ from gateway.operations.observations import DriftAnswer, Observations, ShadowAns
 __all__ = [
     "MAX_LABELS",
     "AuditCheck",
+    "ContractView",
+    "Contracts",
     "DeploymentView",
     "Deployments",
     "DriftAnswer",
@@ -51,3 +55,4 @@ class Operations:
     governor: GovernorOps
     labels: Labels
     observations: Observations
+    contracts: Contracts

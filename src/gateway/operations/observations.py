@@ -8,12 +8,12 @@ recomputation itself is blocking work and runs on the I/O executor.
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from gateway.concurrency import run_blocking
 from gateway.errors import FailedPrecondition, NotFound
-from gateway.governor.evidence import Quality
+from gateway.governor.evidence import ContractCounts, Evidence, Quality
 from gateway.monitoring.monitor import Monitor, MonitorSnapshot, VersionDrift
 from gateway.monitoring.shadow import ShadowReport, ShadowScorer
 from gateway.operations.deployments import require
@@ -26,6 +26,15 @@ class DriftAnswer:
     versions: Sequence[VersionDrift]
     enqueued: int
     dropped: int
+    # per version: rows checked against its data contract (fleet-summed when ``fleet``)
+    contracts: Mapping[str, ContractCounts] = field(default_factory=dict)
+    contract_mode: str = "off"
+    fleet: bool = False
+
+
+# (model, versions) -> evidence per version: where contract counts are read (the fleet's
+# merged evidence with a fleet, else this process's)
+EvidenceLookup = Callable[[str, Collection[str]], Mapping[str, Evidence]]
 
 
 @dataclass(frozen=True)
@@ -56,7 +65,13 @@ class Observations:
         settle: Callable[[], Awaitable[object]] | None = None,
         role_of: Callable[[str, str], str] | None = None,
         quality: Callable[[str], Mapping[str, Quality]] | None = None,
+        contracts: EvidenceLookup | None = None,
+        contract_mode: Callable[[str], str] | None = None,
+        fleet: bool = False,
     ) -> None:
+        self._contracts = contracts
+        self._contract_mode = contract_mode
+        self._fleet = fleet
         self._monitor = monitor
         self._role_of = role_of  # (model, version) -> its role in the routing table
         self._quality = quality  # model -> version -> delayed-label quality (feedback)
@@ -81,7 +96,12 @@ class Observations:
             if not versions:
                 raise NotFound(f"model '{model}' has no monitored traffic yet")
             chosen = [versions[v] for v in sorted(versions)]
-        return DriftAnswer(chosen, snap.enqueued, snap.dropped)
+        counts: dict[str, ContractCounts] = {}
+        if self._contracts is not None:
+            known = self._contracts(model, [v.version for v in chosen])
+            counts = {v: c for v, ev in known.items() if (c := ev.contracts) and c.rows}
+        mode = "off" if self._contract_mode is None else self._contract_mode(model)
+        return DriftAnswer(chosen, snap.enqueued, snap.dropped, counts, mode, self._fleet)
 
     async def performance(self, model: str, *, refresh: bool = False) -> list[VersionPerformance]:
         """Every served version's label-free estimate (sorted), beside realised quality."""

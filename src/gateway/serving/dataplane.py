@@ -73,12 +73,13 @@ class DataPlane:
         taps: TapQueue | None = None,
         cache: ResponseCache | None = None,
         clock: Callable[[], float] = time.perf_counter,
-        contracts: Callable[[str, str, Signature, Tensors], None] | None = None,
+        contracts: Callable[[str, str, Signature, Tensors], tuple[str, ...]] | None = None,
         tracing: Tracing | None = None,
     ) -> None:
         # Read by the faces: with it they make a RequestTrace per call (gateway.traces).
         self.tracing = tracing
-        self._contracts = contracts  # data contracts (count / reject), per model's policy
+        # data contracts (count / flag / reject, per model's policy): the flagged features
+        self._contracts = contracts
         self._catalog = catalog
         self._metrics = metrics
         self._max_inflight = max_inflight
@@ -158,6 +159,7 @@ class DataPlane:
         served: Served | None = None
         route: Route | None = None
         counted: str | None = None  # the model whose per-model slot this call holds
+        flagged: tuple[str, ...] = ()
         try:
             served, route = self._catalog.route(request.model, request.version, routing_key)
             if self._per_model:
@@ -170,7 +172,9 @@ class DataPlane:
             loaded = served.loaded
             rows = loaded.validate(request.inputs)
             if self._contracts is not None:
-                self._contracts(request.model, route.version, loaded.signature, request.inputs)
+                flagged = self._contracts(
+                    request.model, route.version, loaded.signature, request.inputs
+                )
             wanted = request.requested_outputs
             if wanted:
                 loaded.check_outputs(wanted)
@@ -223,7 +227,7 @@ class DataPlane:
             self._taps.offer(record)
         if wanted:
             outputs = {name: outputs[name] for name in wanted}
-        return InferResult(request.model, route.version, role, request.id, outputs, rows)
+        return InferResult(request.model, route.version, role, request.id, outputs, rows, flagged)
 
     @staticmethod
     def _traced(trace: RequestTrace, request: InferRequest, route: Route) -> None:

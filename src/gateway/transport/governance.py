@@ -17,7 +17,7 @@ import grpc
 from gateway._proto import governance_pb2 as pb
 from gateway._proto import governance_pb2_grpc as pb_grpc
 from gateway.errors import InvalidArgument
-from gateway.operations import Governance
+from gateway.operations import Contracts, ContractView, Governance
 from gateway.transport.auth import principal
 from gateway.transport.roles import principal_role
 from registry import ApprovalRecord, GovernancePolicy, ValidationReport, parse_instant
@@ -60,9 +60,40 @@ def _report(model: str, version: str, r: ValidationReport) -> pb.ValidationRepor
     )
 
 
+def _contract(v: ContractView) -> pb.DataContract:
+    return pb.DataContract(
+        model=v.model,
+        version=v.version,
+        revision=v.revision,
+        contract_json=json.dumps(v.contract, sort_keys=True),
+        source=v.source,
+        created_by=v.created_by,
+        created_at=v.created_at.isoformat() if v.created_at is not None else "",
+        reason=v.reason,
+    )
+
+
 class GovernanceServicer(pb_grpc.GovernanceServiceServicer):
-    def __init__(self, governance: Governance) -> None:
+    def __init__(self, governance: Governance, contracts: Contracts) -> None:
         self._gov = governance
+        self._contracts = contracts
+
+    async def GetContract(
+        self, request: pb.GetContractRequest, context: Context
+    ) -> pb.DataContract:
+        return _contract(await self._contracts.show(request.model, request.version))
+
+    async def SetContract(
+        self, request: pb.SetContractRequest, context: Context
+    ) -> pb.DataContract:
+        try:
+            doc = json.loads(request.contract_json or "null")
+        except ValueError as exc:
+            raise InvalidArgument(f"contract_json: {exc}") from None
+        view = await self._contracts.set(
+            request.model, request.version, doc, actor=principal.get(), reason=request.reason
+        )
+        return _contract(view)
 
     async def WhoAmI(self, request: pb.WhoAmIRequest, context: Context) -> pb.WhoAmIResponse:
         return pb.WhoAmIResponse(principal=principal.get(), role=principal_role.get().value)

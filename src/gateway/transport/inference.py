@@ -151,7 +151,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 version=result.version,
                 request_id=result.request_id,
                 outputs=result.outputs,
-                parameters={"role": result.role},
+                parameters=oip.response_parameters(result),
             )
         except BaseException as exc:
             if trace is not None:

@@ -104,13 +104,26 @@ class MonitoringServicer(pb_grpc.MonitoringServiceServicer):
 
     async def GetDrift(self, request: pb.GetDriftRequest, context: Context) -> pb.GetDriftResponse:
         answer = await self._ops.drift(request.model, request.version, refresh=request.refresh)
-        return pb.GetDriftResponse(
+        response = pb.GetDriftResponse(
             versions=[
                 version_to_proto(v, histograms=request.include_histograms) for v in answer.versions
             ],
             monitor_enqueued=answer.enqueued,
             monitor_dropped=answer.dropped,
         )
+        for out in response.versions:
+            c = answer.contracts.get(out.version)
+            if c is not None:
+                out.contract.CopyFrom(
+                    pb.ContractCounts(
+                        mode=answer.contract_mode,
+                        rows=c.rows,
+                        violating_rows=c.violating,
+                        features=dict(c.features),
+                        fleet=answer.fleet,
+                    )
+                )
+        return response
 
     async def GetShadowReport(
         self, request: pb.GetShadowReportRequest, context: Context

@@ -7,7 +7,9 @@ the same way as every other face lives here:
   parameter; else the ``x-routing-key`` header (gRPC metadata has the same name);
 * refusal counting: a request that fails to decode is counted by the plane under its
   status before the error leaves (:func:`decoded`, :func:`refused`);
-* the deadline: the caller's remaining time as a monotonic instant (:func:`deadline`).
+* the deadline: the caller's remaining time as a monotonic instant (:func:`deadline`);
+* the answer's parameters (:func:`response_parameters`): the serving role, and in
+  contract ``flag`` mode the violated features.
 
 The protocol's fixed facts (platform, server name) are the data plane's
 (:mod:`gateway.serving.reads`).
@@ -19,23 +21,45 @@ import time
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
-from gateway.domain import InferRequest
+from gateway.domain import InferRequest, InferResult
 from gateway.errors import GatewayError
 from gateway.serving.dataplane import DataPlane
 from gateway.transport.decoding import Decoder
 
 __all__ = [
+    "FLAGGED_MORE_PARAM",
+    "FLAGGED_PARAM",
+    "MAX_FLAGGED",
     "ROUTING_KEY_HEADER",
     "ROUTING_KEY_PARAM",
     "deadline",
     "decoded",
     "decoded_off_loop",
     "refused",
+    "response_parameters",
     "routing_key",
 ]
 
 ROUTING_KEY_PARAM = "routing_key"
 ROUTING_KEY_HEADER = "x-routing-key"
+FLAGGED_PARAM = "contract_violations"
+FLAGGED_MORE_PARAM = "contract_violations_more"
+MAX_FLAGGED = 16  # feature names one answer carries: a response parameter stays bounded
+
+
+def response_parameters(result: InferResult) -> dict[str, str]:
+    """The answer's parameters: ``role``; in contract ``flag`` mode, when a value broke the
+    version's contract, ``contract_violations`` (the features, comma-separated, signature
+    order, at most :data:`MAX_FLAGGED`) and ``contract_violations_more`` (how many were
+    left off, only when some were)."""
+    params = {"role": result.role}
+    flagged = result.flagged
+    if flagged:
+        params[FLAGGED_PARAM] = ",".join(flagged[:MAX_FLAGGED])
+        if len(flagged) > MAX_FLAGGED:
+            params[FLAGGED_MORE_PARAM] = str(len(flagged) - MAX_FLAGGED)
+    return params
+
 
 P = ParamSpec("P")
 T = TypeVar("T")

@@ -33,7 +33,7 @@ from gateway._proto import grpc_service_pb2 as pb
 from gateway.errors import GatewayError, Unavailable
 from gateway.messages import cap_message
 from gateway.serving.dataplane import DataPlane
-from gateway.transport import converters
+from gateway.transport import converters, oip
 from gateway.transport.status import INTERNAL_MESSAGE, status_for
 
 __all__ = ["STREAM_WINDOW", "StreamInference"]
@@ -113,7 +113,7 @@ class _Stream:
                 version=result.version,
                 request_id=result.request_id,
                 outputs=result.outputs,
-                parameters={"role": result.role},
+                parameters=oip.response_parameters(result),
             )
         )
 

@@ -173,7 +173,7 @@ class InferenceRoutes:
             work = codec.output_work(result, decoded)
             where = self._decoder.where(json_bytes=work, other_bytes=work)
             content, json_length = await self._decoder.run(
-                where, codec.encode_infer, result, decoded, {"role": result.role}
+                where, codec.encode_infer, result, decoded, oip.response_parameters(result)
             )
         except Exception as exc:  # noqa: BLE001 - error_response logs the unexpected
             return _refused(exc, trace)
