@@ -38,7 +38,7 @@ from gateway.operations import (
     Observations,
     Operations,
 )
-from gateway.predictionlog.build import build_prediction_log
+from gateway.predictionlog.build import build_prediction_log, log_history
 from gateway.registry_facade import AsyncRegistry
 from gateway.serving.cache import ResponseCache
 from gateway.serving.catalog import Catalog
@@ -123,9 +123,11 @@ class Gateway:
             settle=self._settle_taps,
         )
         watchers["feedback"] = self.feedback.observe
-        # The label join, and the same settled lookup by request id for Explain.
+        # The label join, and the same settled lookup by request id for Explain, falling
+        # back to the prediction log's files (any gateway of a fleet, after the join window).
         labels = Labels(self.feedback, settle=self._settle_taps, resolve=self._resolve_fleet,
-                        in_fleet=lambda: self.fleet is not None)  # fmt: skip
+                        in_fleet=lambda: self.fleet is not None,
+                        history=log_history(settings, self._io_pool))  # fmt: skip
         # Explanations: the Explain RPC's own executor, the global-importance sampler tap.
         self.explanations = build_explanations(
             settings.explain,

@@ -4,7 +4,9 @@ Predictions reach the feedback store through the tap queue, so a label sent righ
 prediction first waits, briefly, for the queue to settle; with a fleet, predictions other
 processes made are then fetched so their labels join here; then each label is joined and its
 outcome counted. An explanation by request id reads the request journal
-(:class:`gateway.governor.journal.RequestJournal`), whose lookup settles the taps the same way.
+(:class:`gateway.governor.journal.RequestJournal`), whose lookup settles the taps the same way,
+and, when the journal no longer has the id (another gateway served it, a restart, past the
+join window), the prediction log (``history``: :mod:`gateway.predictionlog.lookup`).
 """
 
 from __future__ import annotations
@@ -42,8 +44,10 @@ class Labels:
         settle: Callable[[], Awaitable[object]] | None = None,
         resolve: Callable[[str, list[str]], Awaitable[object]] | None = None,
         in_fleet: Callable[[], bool] | None = None,
+        history: Callable[[str, str], Awaitable[tuple[str, Tensors] | None]] | None = None,
     ) -> None:
         self._feedback = feedback
+        self._history = history
         self._settle = settle
         self._resolve = resolve
         self._in_fleet = in_fleet
@@ -73,7 +77,10 @@ class Labels:
         return counts
 
     async def recorded_inputs(self, model: str, request_id: str) -> tuple[str, Tensors] | None:
-        """The version that served ``request_id`` and its inputs, from the request journal
-        once the taps settled (None when inputs are not kept)."""
+        """The version that served ``request_id`` and its inputs: from the request journal
+        once the taps settled, else from the prediction log (None when neither keeps them)."""
         journal = self._feedback.journal
-        return None if journal is None else await journal.lookup(model, request_id)
+        found = None if journal is None else await journal.lookup(model, request_id)
+        if found is None and self._history is not None:
+            found = await self._history(model, request_id)
+        return found
