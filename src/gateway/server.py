@@ -106,8 +106,13 @@ class Gateway:
             io_executor=self._io_pool,
         )
         self.metrics.add_collector(DeploymentCollector(self.catalog.deployment_snapshot))
+        # The prediction log (off unless set): a tap of every call, failures included, and
+        # of every shadow answer (role shadow).
+        self.prediction_log = build_prediction_log(settings, self.registry, self.metrics)
         # Drift monitor, shadow scorer, data contracts: taps that only enqueue (serving/taps.py).
-        watching = build_watching(settings, self.registry, self.catalog, self.metrics)
+        watching = build_watching(
+            settings, self.registry, self.catalog, self.metrics, self.prediction_log
+        )
         self.monitor, self.shadow = watching.monitor, watching.shadow
         self.contracts = watching.contracts
         watchers: dict[str, Tap] = {"shadow": self.shadow.observe}
@@ -137,8 +142,6 @@ class Gateway:
             lookup=labels.recorded_inputs,
         )
         watchers.update(self.explanations.taps())
-        # The prediction log (off unless set): a tap of every call, failures included.
-        self.prediction_log = build_prediction_log(settings, self.registry, self.metrics)
         every_call = {} if self.prediction_log is None else {"prediction_log": self.prediction_log}
         self.taps = TapQueue(
             {**watchers, **(taps or {})},

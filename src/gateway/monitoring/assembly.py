@@ -11,7 +11,7 @@ from gateway.monitoring.collector import MonitoringCollector
 from gateway.monitoring.contract_guard import ContractCollector, ContractGuard
 from gateway.monitoring.monitor import Monitor, MonitorConfig
 from gateway.monitoring.performance_metrics import PerformanceCollector
-from gateway.monitoring.shadow import ShadowScorer
+from gateway.monitoring.shadow import Record, ShadowScorer
 from gateway.serving.catalog import Catalog
 from gateway.settings import Settings
 from registry import Registry
@@ -27,9 +27,14 @@ class Watching:
 
 
 def build_watching(
-    settings: Settings, registry: Registry, catalog: Catalog, metrics: GatewayMetrics
+    settings: Settings,
+    registry: Registry,
+    catalog: Catalog,
+    metrics: GatewayMetrics,
+    shadow_log: Record | None = None,
 ) -> Watching:
-    """The monitor, shadow scorer and contract guard, their collectors registered."""
+    """The monitor, shadow scorer and contract guard, their collectors registered;
+    ``shadow_log`` (the prediction log) gets each shadow answer as a record."""
     versions = catalog.loaded_versions
     monitor = (
         Monitor(MonitorConfig.from_settings(settings.monitor), registry, versions=versions)
@@ -41,6 +46,7 @@ def build_watching(
         queue_size=settings.shadow_queue,
         threads=settings.shadow_threads,
         feed=None if monitor is None else monitor.offer,
+        record=shadow_log,
         versions=versions,
     )
     metrics.add_collector(
