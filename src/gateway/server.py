@@ -40,7 +40,7 @@ from gateway.operations import (
     Observations,
     Operations,
 )
-from gateway.predictionlog.build import build_prediction_log
+from gateway.predictionlog.build import build_prediction_log, log_history
 from gateway.registry_facade import AsyncRegistry
 from gateway.serving.cache import ResponseCache
 from gateway.serving.catalog import Catalog
@@ -110,8 +110,13 @@ class Gateway:
         )
         self.metrics.add_collector(DeploymentCollector(self.catalog.deployment_snapshot))
         self.tracing = build_tracing(settings.tracing, bool(settings.prediction_log), self.metrics)
+        # The prediction log (off unless set): a tap of every call, failures included, and
+        # of every shadow answer (role shadow).
+        self.prediction_log = build_prediction_log(settings, self.registry, self.metrics)
         # Drift monitor, shadow scorer, data contracts: taps that only enqueue (serving/taps.py).
-        watching = build_watching(settings, self.registry, self.catalog, self.metrics, self.tracing)
+        watching = build_watching(
+            settings, self.registry, self.catalog, self.metrics, self.tracing, self.prediction_log
+        )
         self.monitor, self.shadow = watching.monitor, watching.shadow
         self.contracts = watching.contracts
         watchers: dict[str, Tap] = {"shadow": self.shadow.observe}
@@ -127,9 +132,11 @@ class Gateway:
             settle=self._settle_taps,
         )
         watchers["feedback"] = self.feedback.observe
-        # The label join, and the same settled lookup by request id for Explain.
+        # The label join, and the same settled lookup by request id for Explain, falling
+        # back to the prediction log's files (any gateway of a fleet, after the join window).
         # With a fleet, labels resolve predictions other members made and join once.
-        labels = Labels(self.feedback, settle=self._settle_taps, fleet=lambda: self.fleet)
+        labels = Labels(self.feedback, settle=self._settle_taps, fleet=lambda: self.fleet,
+                        history=log_history(settings, self._io_pool))  # fmt: skip
         # Explanations: the Explain RPC's own executor, the global-importance sampler tap.
         self.explanations = build_explanations(
             settings.explain,
@@ -139,8 +146,6 @@ class Gateway:
             lookup=labels.recorded_inputs,
         )
         watchers.update(self.explanations.taps())
-        # The prediction log (off unless set): a tap of every call, failures included.
-        self.prediction_log = build_prediction_log(settings, self.registry, self.metrics)
         every_call = {} if self.prediction_log is None else {"prediction_log": self.prediction_log}
         self.taps = TapQueue(
             {**watchers, **(taps or {})},

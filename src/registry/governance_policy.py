@@ -16,6 +16,7 @@ it as TOML (``onnxgate policy set FILE``)::
     unapproved_max_share = 0.05     # of traffic, for a version short of approvals
     retention_days = 90             # keep retired versions this long...
     retention_keep_last = 3         # ...and always the last 3 retired per model
+    prediction_log_days = 183       # prediction-log files are kept at least this long
     conversion_tolerance = 1e-4     # max |Δ| a converted/optimised version may differ by
     optimization_tolerance = 0.05   # max |Δ| a quantised/optimised child may differ by
     trust_pickle = false            # load pickled/joblib models (they run code) without a flag
@@ -83,6 +84,9 @@ class GovernancePolicy:
     unapproved_max_share: float = 1.0
     retention_days: float | None = None
     retention_keep_last: int | None = None
+    # The prediction log's floor: `retention apply` removes a log file only past it (and
+    # none while unset); gateway.predictionlog.retention.
+    prediction_log_days: float | None = None
     conversion_tolerance: float = 1e-4
     optimization_tolerance: float = 0.05
     trust_pickle: bool = False
@@ -109,6 +113,8 @@ class GovernancePolicy:
             raise ValueError("retention_days must be >= 0")
         if self.retention_keep_last is not None and self.retention_keep_last < 0:
             raise ValueError("retention_keep_last must be >= 0")
+        if self.prediction_log_days is not None and not self.prediction_log_days >= 0:
+            raise ValueError("prediction_log_days must be >= 0")
         for key in ("conversion_tolerance", "optimization_tolerance"):
             tol = getattr(self, key)
             if not (isinstance(tol, int | float) and math.isfinite(tol) and tol >= 0):
@@ -238,7 +244,7 @@ def _coerce(name: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise TypeError("expected true or false")
         return value
-    if value is None and name.startswith("retention_"):
+    if value is None and (name.startswith("retention_") or name == "prediction_log_days"):
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError("expected a number")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -161,13 +162,35 @@ def cmd_deployment_at(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _log_directory(args: argparse.Namespace) -> Path | None:
+    """The prediction log's directory retention looks after: ``--log-dir``, else the first
+    Parquet sink of ``prediction_log`` (None: no log here)."""
+    if args.log_dir:
+        return Path(args.log_dir)
+    from gateway.predictionlog.build import parquet_dirs
+
+    dirs = parquet_dirs(settings(args).prediction_log)
+    return dirs[0] if dirs and dirs[0].is_dir() else None
+
+
 def cmd_retention(args: argparse.Namespace) -> int:
+    from gateway.predictionlog.retention import remove_expired
+
+    directory = _log_directory(args)
     reg = open_registry(args)
     try:
         items = reg.governance.retention(apply=not args.dry_run, actor=actor())
+        logged = None
+        if directory is not None:
+            floor = reg.governance.policy().prediction_log_days
+            logged = remove_expired(directory, reg, floor_days=floor, actor=actor(),
+                                    now=datetime.now(UTC), dry_run=args.dry_run)  # fmt: skip
     finally:
         reg.close()
-    payload = {"dry_run": args.dry_run, "items": [i.to_dict() for i in items]}
+    payload: dict[str, Any] = {"dry_run": args.dry_run, "items": [i.to_dict() for i in items]}
+    if logged is not None:
+        payload["prediction_log"] = {"floor_days": logged.floor_days,
+                                     "removed": logged.removed, "kept": logged.kept}  # fmt: skip
 
     def table() -> None:
         deleting = sum(i.action == "delete" for i in items)
@@ -180,6 +203,13 @@ def cmd_retention(args: argparse.Namespace) -> int:
             for i in items
         ]  # fmt: skip
         print_table(rows, ("MODEL", "VERSION", "RETIRED", "ACTION", "ARTIFACT", "REASON"))
+        if logged is not None:
+            floor = ("no prediction_log_days floor set: every file kept"
+                     if logged.floor_days is None
+                     else f"floor {logged.floor_days:g} days")  # fmt: skip
+            verb = "would remove" if args.dry_run else "removed"
+            print(f"prediction log ({floor}): {verb} {len(logged.removed)} file(s), "
+                  f"kept {logged.kept}")  # fmt: skip
 
     emit(args, payload, table)
     return EXIT_OK
@@ -236,6 +266,7 @@ def add_commands(sub: Any) -> None:
     rsub = ret.add_subparsers(dest="retention_command", required=True)
     ra = rsub.add_parser("apply", help="apply the policy's retention (see --dry-run)")
     ra.add_argument("--dry-run", action="store_true", help="show what would go; change nothing")
+    ra.add_argument("--log-dir", help="prediction-log directory (default: prediction_log's)")
     registry_opts(ra)
     ra.set_defaults(func=cmd_retention)
 

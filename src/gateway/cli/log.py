@@ -4,7 +4,10 @@
 into the registry's audit log (exit 1, naming each missing, altered or added file);
 ``log query "SQL"`` runs DuckDB over the files (the table is ``log``); ``log show ID``
 prints one record with its tensors decoded; ``log erase --id ID | --segment KEY --reason
-WHY`` rewrites the files holding those records and records it in the audit chain. The
+WHY`` rewrites the files holding those records and records it in the audit chain; ``log
+replay NAME --version V [--since ISO] [--until ISO]`` runs a candidate version (the registry
+artifact, onnxruntime) over the logged inputs of a period and reports its agreement with
+what was served (:mod:`gateway.predictionlog.replay`). The
 directory is ``--dir``, else the first Parquet sink of the ``prediction_log`` setting.
 Needs the ``log`` extra (pyarrow, duckdb). Registered by
 :func:`gateway.cli.parser.build_parser`.
@@ -13,6 +16,7 @@ Needs the ``log`` extra (pyarrow, duckdb). Registered by
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +169,48 @@ def cmd_erase(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _when(text: str | None, flag: str) -> datetime | None:
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"{flag}: not an ISO 8601 time: {text!r}") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from gateway.predictionlog.replay import logged_batches, onnx_candidate, replay
+
+    directory = _directory(args)
+    since, until = _when(args.since, "--since"), _when(args.until, "--until")
+    reg = open_registry(args)
+    try:
+        artifact = reg.read_artifact(args.name, args.version)
+    finally:
+        reg.close()
+    candidate, kinds = onnx_candidate(artifact)
+    report = replay(logged_batches(directory, args.name, since, until), candidate, kinds)
+    payload = {"model": args.name, "candidate": args.version, **report.to_dict()}
+
+    def share(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.2f}%"
+
+    def table() -> None:
+        served = ", ".join(f"{v} ({n})" for v, n in sorted(report.served_versions.items()))
+        print(f"replayed {report.records} record(s) ({report.rows} rows) of {args.name} on "
+              f"version {args.version} in {report.seconds:.2f}s")  # fmt: skip
+        print(f"served by version(s): {served or '-'}")
+        print(f"exact match: {share(report.exact_share)}   label agreement: "
+              f"{share(report.label_agreement)}   failed: {report.failed}")  # fmt: skip
+        rows = [(name, o.compared, share(o.to_dict()["exact_share"]), f"{o.max_abs_diff:.6g}")
+                for name, o in sorted(report.outputs.items())]  # fmt: skip
+        print_table(rows, ("OUTPUT", "COMPARED", "EXACT", "MAX |DIFF|"))
+
+    emit(args, payload, table)
+    return EXIT_OK
+
+
 def _plain(array: Any) -> Any:
     if array.dtype.kind == "O":
         return [b.decode("utf-8", "replace") for b in array.reshape(-1)]
@@ -172,8 +218,10 @@ def _plain(array: Any) -> Any:
 
 
 def add_commands(sub: Any) -> None:
-    """Add ``log verify | query SQL | show ID | erase``."""
-    log = sub.add_parser("log", help="the prediction log: verify | query SQL | show ID | erase")
+    """Add ``log verify | query SQL | show ID | erase | replay``."""
+    log = sub.add_parser(
+        "log", help="the prediction log: verify | query SQL | show ID | erase | replay"
+    )
     lsub = log.add_subparsers(dest="log_command", required=True)
     commands = (
         ("verify", "check every file against the audit chain (exit 1 if not intact)", cmd_verify),
@@ -182,6 +230,8 @@ def add_commands(sub: Any) -> None:
         ("show", "one record by request id, tensors decoded", cmd_show),
         ("erase", "remove records by request id or segment (GDPR Art. 17), audited",
          cmd_erase),
+        ("replay", "run a candidate version over logged inputs; agreement with what served",
+         cmd_replay),
     )  # fmt: skip
     for name, helptext, func in commands:
         sp = lsub.add_parser(name, help=helptext)
@@ -189,6 +239,11 @@ def add_commands(sub: Any) -> None:
             sp.add_argument("sql")
         elif name == "show":
             sp.add_argument("id")
+        elif name == "replay":
+            sp.add_argument("name", help="the model")
+            sp.add_argument("--version", required=True, help="the candidate version to run")
+            sp.add_argument("--since", help="ISO 8601 time (inclusive; UTC unless given)")
+            sp.add_argument("--until", help="ISO 8601 time (exclusive)")
         elif name == "erase":
             sp.add_argument("--id", action="append", help="a request id to erase (repeatable)")
             sp.add_argument("--segment", help="erase every record of this segment")

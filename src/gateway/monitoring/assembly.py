@@ -11,7 +11,7 @@ from gateway.monitoring.collector import MonitoringCollector
 from gateway.monitoring.contract_guard import ContractCollector, ContractGuard
 from gateway.monitoring.monitor import Monitor, MonitorConfig
 from gateway.monitoring.performance_metrics import PerformanceCollector
-from gateway.monitoring.shadow import ShadowScorer
+from gateway.monitoring.shadow import Record, ShadowScorer
 from gateway.serving.catalog import Catalog
 from gateway.settings import Settings
 from gateway.traces import Tracing
@@ -33,8 +33,10 @@ def build_watching(
     catalog: Catalog,
     metrics: GatewayMetrics,
     tracing: Tracing | None = None,
+    shadow_log: Record | None = None,
 ) -> Watching:
-    """The monitor, shadow scorer and contract guard, their collectors registered."""
+    """The monitor, shadow scorer and contract guard, their collectors registered;
+    ``shadow_log`` (the prediction log) gets each shadow answer as a record."""
     versions = catalog.loaded_versions
     monitor = (
         Monitor(MonitorConfig.from_settings(settings.monitor), registry, versions=versions)
@@ -46,6 +48,7 @@ def build_watching(
         queue_size=settings.shadow_queue,
         threads=settings.shadow_threads,
         feed=None if monitor is None else monitor.offer,
+        record=shadow_log,
         versions=versions,
         tracing=tracing,
     )

@@ -10,7 +10,10 @@ copy is dropped and counted, so a slow shadow never slows, blocks or fails the c
 Executor thread: runs the shadow version's session directly (not through its batcher,
 which belongs to the event loop), compares outputs with the served ones
 (:func:`compare_outputs`), tallies per (model, shadow version, served version) and hands
-the shadow's outputs to the monitor so that they feed the shadow version's own windows.
+the shadow's outputs to the monitor so that they feed the shadow version's own windows,
+and, with the prediction log on (``record``), hands it the shadow's answer as a record of
+its own: role ``shadow``, the same request id, the shadow version, its outputs and latency
+(a failed shadow run is a record too, with its status and no outputs).
 
 Comparison: for classifiers, label agreement (an integer output named like ``label``, else
 the argmax of a 2-D float output named like ``prob``); for every model, the mean and max
@@ -73,6 +76,7 @@ class ShadowVersion(Protocol):
 
 
 Feed = Callable[[ShadowVersion, Tensors, Tensors], None]
+Record = Callable[["TapRecord"], None]
 
 
 @dataclass(frozen=True)
@@ -211,6 +215,7 @@ class ShadowScorer:
         queue_size: int,
         threads: int = 1,
         feed: Feed | None = None,
+        record: Record | None = None,
         versions: Callable[[], Iterable[tuple[str, str]]] | None = None,
         clock: Callable[[], float] = time.perf_counter,
         tracing: Tracing | None = None,
@@ -220,6 +225,7 @@ class ShadowScorer:
         self._tracing = tracing if tracing is not None and tracing.export is not None else None
         self._queue_size = queue_size
         self._feed = feed
+        self._record = record
         self._versions = versions
         self._clock = clock
         self._executor = concurrent.futures.ThreadPoolExecutor(
@@ -242,7 +248,7 @@ class ShadowScorer:
                 continue
             try:
                 self._executor.submit(
-                    self._score, target, record.version, record.inputs, record.outputs,
+                    self._score, target, record,
                     None if self._tracing is None else record.trace,
                 )  # fmt: skip
             except RuntimeError:  # shutting down
@@ -254,14 +260,10 @@ class ShadowScorer:
         self._dropped[model] = self._dropped.get(model, 0) + 1
 
     def _score(
-        self,
-        loaded: ShadowVersion,
-        served_version: str,
-        inputs: Tensors,
-        served: Tensors,
-        trace: RequestTrace | None = None,
+        self, loaded: ShadowVersion, served_record: TapRecord, trace: RequestTrace | None = None
     ) -> None:
-        key = (loaded.model, loaded.version, served_version)
+        inputs, served = served_record.inputs, served_record.outputs
+        key = (loaded.model, loaded.version, served_record.version)
         try:
             start = self._clock()
             began = time.perf_counter()
@@ -273,10 +275,13 @@ class ShadowScorer:
                 log.debug("shadow %s:%s failed: %s", loaded.model, loaded.version, exc)
                 if trace is not None and self._tracing is not None:
                     self._tracing.shadow(trace, loaded.version, began, time.perf_counter(), False)
+                status = str(getattr(exc, "code", "INTERNAL"))
+                self._log(loaded, served_record, {}, status, self._clock() - start)
                 return
             if trace is not None and self._tracing is not None:
                 self._tracing.shadow(trace, loaded.version, began, time.perf_counter(), True)
             latency = self._clock() - start
+            self._log(loaded, served_record, out, "OK", latency)
             comparison = compare_outputs(self._kinds_of(loaded), served, out)
             with self._lock:
                 self._tally(key, loaded).add(comparison, latency)
@@ -287,6 +292,26 @@ class ShadowScorer:
         finally:
             with self._lock:
                 self._finished += 1
+
+    def _log(
+        self, loaded: ShadowVersion, served: TapRecord, out: Tensors, status: str, latency: float
+    ) -> None:
+        if self._record is None:
+            return
+        shadow = served._replace(
+            version=loaded.version,
+            role="shadow",
+            outputs=out,
+            signature=loaded.signature,
+            status=status,
+            latency_us=int(latency * 1e6),
+            time_us=time.time_ns() // 1000,
+            sha256=getattr(loaded, "sha256", ""),  # a LoadedVersion's; stand-ins may lack it
+        )
+        try:
+            self._record(shadow)
+        except Exception:  # the log counts its own failures; scoring goes on
+            log.exception("prediction log of shadow %s:%s failed", loaded.model, loaded.version)
 
     def _kinds_of(self, loaded: ShadowVersion) -> OutputKinds:
         kinds = self._kinds.get(id(loaded.signature))

@@ -6,7 +6,9 @@ processes made are then fetched so their labels join here; each label that would
 claimed in the fleet's label table (a label another member joined already is a duplicate);
 then each label is joined and its outcome counted. An explanation by request id reads the
 request journal (:class:`gateway.governor.journal.RequestJournal`), whose lookup settles the
-taps the same way.
+taps the same way, and, when the journal no longer has the id (another gateway served it, a
+restart, past the join window), the prediction log (``history``:
+:mod:`gateway.predictionlog.lookup`).
 """
 
 from __future__ import annotations
@@ -52,8 +54,10 @@ class Labels:
         *,
         settle: Callable[[], Awaitable[object]] | None = None,
         fleet: Callable[[], LabelFleet | None] | None = None,
+        history: Callable[[str, str], Awaitable[tuple[str, Tensors] | None]] | None = None,
     ) -> None:
         self._feedback = feedback
+        self._history = history
         self._settle = settle
         self._fleet = fleet or (lambda: None)
 
@@ -96,7 +100,10 @@ class Labels:
         return set(keys) - await fleet.claim(model, keys) if keys else set()
 
     async def recorded_inputs(self, model: str, request_id: str) -> tuple[str, Tensors] | None:
-        """The version that served ``request_id`` and its inputs, from the request journal
-        once the taps settled (None when inputs are not kept)."""
+        """The version that served ``request_id`` and its inputs: from the request journal
+        once the taps settled, else from the prediction log (None when neither keeps them)."""
         journal = self._feedback.journal
-        return None if journal is None else await journal.lookup(model, request_id)
+        found = None if journal is None else await journal.lookup(model, request_id)
+        if found is None and self._history is not None:
+            found = await self._history(model, request_id)
+        return found

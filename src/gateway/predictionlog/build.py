@@ -6,16 +6,20 @@ Each item is a sink URL: ``file:DIR`` or a plain path for Parquet files, ``http:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gateway.concurrency import run_blocking
+
 if TYPE_CHECKING:
+    from gateway.domain import Tensors
     from gateway.metrics import GatewayMetrics
     from gateway.predictionlog.journal import PredictionLog
     from gateway.predictionlog.sink import Sink
 
-__all__ = ["build_prediction_log", "parquet_dirs"]
+__all__ = ["build_prediction_log", "log_history", "parquet_dirs"]
 
 
 def parquet_dirs(spec: Sequence[str]) -> list[Path]:
@@ -26,6 +30,25 @@ def parquet_dirs(spec: Sequence[str]) -> list[Path]:
             continue
         dirs.append(Path(item.removeprefix("file://").removeprefix("file:")))
     return dirs
+
+
+def log_history(
+    settings: Any, executor: Executor
+) -> Callable[[str, str], Awaitable[tuple[str, Tensors] | None]] | None:
+    """A lookup of a request's logged inputs in the first Parquet directory of
+    ``prediction_log`` (:func:`gateway.predictionlog.lookup.logged_inputs`), run on
+    ``executor``; None when the setting names no directory."""
+    dirs = parquet_dirs(settings.prediction_log)
+    if not dirs:
+        return None
+    directory = dirs[0]
+
+    async def lookup(model: str, request_id: str) -> tuple[str, Tensors] | None:
+        from gateway.predictionlog.lookup import logged_inputs
+
+        return await run_blocking(executor, logged_inputs, directory, model, request_id)
+
+    return lookup
 
 
 def build_prediction_log(

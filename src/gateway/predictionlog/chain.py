@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.predictionlog.parquet import ClosedFile, file_sha256
+from gateway.predictionlog.retention import RETENTION
 
 __all__ = ["ACTION", "Verification", "audit_closer", "recorded_segments", "verify"]
 
@@ -44,10 +45,11 @@ def audit_closer(registry: Any, actor: str = "gateway") -> Callable[[ClosedFile]
 
 def recorded_segments(events: Iterable[Any]) -> dict[str, str]:
     """path -> sha256 of the ``log.segment`` events among ``events``, and of the
-    ``log.erasure`` events that rewrote (or removed) a file since: the latest wins."""
+    ``log.erasure`` / ``log.retention`` events that rewrote (or removed) a file since: the
+    latest wins."""
     segments: dict[str, str] = {}
     for event in events:
-        if event.action not in (ACTION, ERASURE) or not isinstance(event.after, dict):
+        if event.action not in (ACTION, ERASURE, RETENTION) or not isinstance(event.after, dict):
             continue
         path = str(event.after["path"])
         if event.after.get("removed"):

@@ -61,13 +61,15 @@ class PredictionLog:
         self.errors = 0
 
     def __call__(self, record: TapRecord) -> None:
-        """The tap: keep ``record`` when it is in the sample."""
-        self.seen += 1
-        if not in_sample(record.request_id, self._sample):
-            self.sampled_out += 1
-            return
+        """The tap: keep ``record`` when it is in the sample. Called on the tap worker and,
+        for shadow answers, on the shadow scorer's threads: the counters move under the lock."""
+        kept = in_sample(record.request_id, self._sample)
         key = (record.model, record.time_us // _DAY_US)
         with self._lock:
+            self.seen += 1
+            if not kept:
+                self.sampled_out += 1
+                return
             group = self._pending.get(key)
             if group is None:
                 group = self._pending[key] = []
