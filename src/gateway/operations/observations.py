@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from gateway.concurrency import run_blocking
 from gateway.errors import FailedPrecondition, NotFound
 from gateway.governor.evidence import Quality
+from gateway.governor.realised import RealisedPoint
 from gateway.monitoring.monitor import Monitor, MonitorSnapshot, VersionDrift
 from gateway.monitoring.shadow import ShadowReport, ShadowScorer
 from gateway.operations.deployments import require
@@ -35,6 +36,7 @@ class VersionPerformance:
     drift: VersionDrift
     role: str
     quality: Quality | None
+    realised: Sequence[RealisedPoint] = ()  # realised accuracy by prediction time
 
 
 @dataclass(frozen=True)
@@ -56,10 +58,12 @@ class Observations:
         settle: Callable[[], Awaitable[object]] | None = None,
         role_of: Callable[[str, str], str] | None = None,
         quality: Callable[[str], Mapping[str, Quality]] | None = None,
+        realised: Callable[[str], Mapping[str, Sequence[RealisedPoint]]] | None = None,
     ) -> None:
         self._monitor = monitor
         self._role_of = role_of  # (model, version) -> its role in the routing table
         self._quality = quality  # model -> version -> delayed-label quality (feedback)
+        self._realised = realised  # model -> version -> realised accuracy over time
         self._shadow = shadow
         self._io = io_executor
         self._settle = settle
@@ -83,18 +87,27 @@ class Observations:
             chosen = [versions[v] for v in sorted(versions)]
         return DriftAnswer(chosen, snap.enqueued, snap.dropped)
 
-    async def performance(self, model: str, *, refresh: bool = False) -> list[VersionPerformance]:
-        """Every served version's label-free estimate (sorted), beside realised quality."""
+    async def performance(
+        self, model: str, *, refresh: bool = False, retired: bool = False
+    ) -> list[VersionPerformance]:
+        """Every served version's label-free estimate (sorted), beside realised quality;
+        with ``retired``, also versions no longer served (their last window)."""
         snap = await self._snapshot(model, refresh)
-        versions = snap.versions.get(model, {})
+        versions = dict(snap.versions.get(model, {}))
+        if retired:
+            for (m, version), vd in snap.retired.items():
+                if m == model:
+                    versions.setdefault(version, vd)
         if not versions:
             raise NotFound(f"model '{model}' has no monitored traffic yet")
         quality = {} if self._quality is None else self._quality(model)
+        realised = {} if self._realised is None else self._realised(model)
         return [
             VersionPerformance(
                 versions[name],
                 "" if self._role_of is None else self._role_of(model, name),
                 quality.get(name),
+                tuple(realised.get(name, ())),
             )
             for name in sorted(versions)
         ]
