@@ -121,6 +121,8 @@ def test_the_estimate_rolled_the_churn_canary_back_and_the_labels_confirm_it(dem
         assert failed == {"estimated_drop"}
         assert not any(f.get("labelled") for f in rollback["figures"].values())  # no labels
         assert registry.get_deployment("churn").arm("2") is None
+        report = (data / "drift-churn.html").read_text()
+        assert 'id="performance"' in report and "isotonic" in report
     finally:
         registry.close()
 

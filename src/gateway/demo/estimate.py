@@ -182,6 +182,10 @@ def chapter(ops: Ops, registry: Registry, data: Path, *, timeout_s: float) -> in
         ops("feedback", CHURN, "--file", str(sent))
         ops("performance", CHURN)
         _side_by_side(ops)
+        report = data / "drift-churn.html"
+        if ops("drift", CHURN, "--html", str(report), show=False):
+            event(f"HTML drift report, with the estimate beside the realised: {report.resolve()}")
+        event("the console's model page (/ui/models/churn) plots both over time")
         failed += show_split("churn, until the labels:", *traffic.take())
     failed += show_split("(in flight at the end)", *traffic.take())
     _audit_excerpt(registry)
