@@ -9,11 +9,14 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 ADMIN_TOKEN = "test-admin-token"
+# Console screenshots (git-ignored), for a person to look at.
+CONSOLE_ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "console"
 
 
 def admin_metadata(token: str = ADMIN_TOKEN) -> tuple[tuple[str, str], ...]:

@@ -22,6 +22,7 @@ from gateway.fleet.changes import ChangeWatcher
 from gateway.governor.collector import GovernorMetrics
 from gateway.governor.feedback import FeedbackStore
 from gateway.governor.loop import Governor, default_holder
+from gateway.governor.realised import RealisedHistory
 from gateway.governor.sources import (
     ContractEvidence,
     EvidenceSource,
@@ -130,6 +131,8 @@ class Gateway:
             ttl_s=settings.feedback_ttl_s,
             keep_inputs=settings.explain_keep_inputs,
             settle=self._settle_taps,
+            # Realised accuracy over time at the pace the monitor re-estimates it.
+            history=RealisedHistory(bucket_s=settings.monitor_interval_s),
         )
         watchers["feedback"] = self.feedback.observe
         # The label join, and the same settled lookup by request id for Explain, falling
@@ -209,6 +212,7 @@ class Gateway:
                 contracts=(contract_source if self.fleet is None else self.fleet).evidence,
                 contract_mode=self.contracts.mode,
                 fleet=self.fleet is not None,
+                realised=self.feedback.realised,
             ),
             contracts=Contracts(self.registry_io, self.contracts.margin),
         )

@@ -8,18 +8,13 @@ Screenshots are saved under ``tests/artifacts/console/`` (git-ignored).
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
-from shared import ADMIN_TOKEN, admin_metadata, wait_for
+from shared import ADMIN_TOKEN, CONSOLE_ARTIFACTS, admin_metadata, wait_for
 
 from gateway._proto import governor_pb2 as gpb
 from gateway._proto import governor_pb2_grpc
@@ -28,19 +23,6 @@ from gateway.monitoring.reference import build_version_profiles, onnx_runner
 from gateway.tools import modelzoo
 from registry.deployment import Arm, Role, Shadow
 
-playwright_api = pytest.importorskip("playwright.sync_api")
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "console"
 VIEWER_TOKEN = "viewer-token-for-the-console"
 FEATURES = 8
 SIZES = (FEATURES, 16, 3)
@@ -54,24 +36,6 @@ min_requests = 1000000  # never met: the canary holds at its first step for the 
 [gates]
 max_p99_ratio = false  # loopback latency on a loaded box is noise, not evidence
 """
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"chromium is not installed ({CHROMIUM}); .ci/run installs it")
-        pytest.skip("chromium is not installed")
-    profile = tempfile.mkdtemp(prefix="onnxgate-chromium-")
-    with playwright_api.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, args=ARGS, viewport={"width": 1280, "height": 900}
-        )
-        try:
-            yield context
-        finally:
-            context.close()
-    shutil.rmtree(profile, ignore_errors=True)
 
 
 def _register(registry, version_seed: int, reference: np.ndarray | None, **kw: Any) -> str:
@@ -130,9 +94,9 @@ def story(registry, make_gateway):
 
 def _shot(page: Any, name: str) -> None:
     """The whole page, and what fits the window (what a person sees first)."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}-top.png"))
+    CONSOLE_ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(CONSOLE_ARTIFACTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(CONSOLE_ARTIFACTS / f"{name}-top.png"))
 
 
 def test_a_viewer_sees_the_story(browser, story):

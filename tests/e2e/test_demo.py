@@ -1,10 +1,12 @@
 """``make demo`` end to end (issue 6's "Demo"): the demo runs in a fresh process with
 ``--fast`` in a temporary data dir, and the registry it leaves behind proves the story
 happened: governor advances, a promotion, a rollback on the drift gates, a challenger
-promoted on delayed labels, an intact audit chain, and no failed request."""
+promoted on delayed labels, a canary rolled back on its label-free estimate (confirmed by
+labels sent later), an intact audit chain, and no failed request."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,10 +24,10 @@ from registry.registry import Registry
 pytestmark = pytest.mark.slow
 
 
-def _decisions(registry: Registry) -> list[dict[str, Any]]:
+def _decisions(registry: Registry, model: str = "credit") -> list[dict[str, Any]]:
     """Governor decisions from the audit log, applied or recorded, oldest first."""
     out = []
-    for e in registry.audit_events(subject="credit"):
+    for e in registry.audit_events(subject=model):
         if e.actor != "governor":
             continue
         if e.action == "governor.decision":
@@ -42,7 +44,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Completed
         [sys.executable, "-m", "gateway.demo", "--fast", "--data-dir", str(data)],
         capture_output=True,
         text=True,
-        timeout=150,
+        timeout=240,
     )
     return proc, data
 
@@ -65,6 +67,12 @@ def test_demo_exits_cleanly_and_prints_the_story(demo: Any) -> None:
         "method kernel",
         "top 3 attributions",
         "audit hash chain: intact",
+        # 11: a canary rolled back on its label-free estimate, then confirmed by labels
+        "INPUTS SHIFT",
+        "governor ROLLBACK v2: hard gate failed: estimated_drop",
+        "(decided on a label-free estimate: the audit event says so)",
+        '"used_estimate": true',
+        "(REAL_ACC is empty: no label has arrived)",
     ):
         assert line in out, f"{line!r} not printed; the story around the first gap:\n" + out[-6000:]
     assert "did not happen within" not in out  # no bounded wait ran out
@@ -88,6 +96,35 @@ def test_the_story_is_plain_text_without_log_lines_in_it(demo: Any) -> None:
     # Tables list the champion first, whatever order a command named the versions in.
     assert "2        challenger  50.0%\n      3        champion" not in proc.stdout
     assert "quality (upper bound of candidate - champion accuracy)" in proc.stdout
+
+
+def test_the_estimate_rolled_the_churn_canary_back_and_the_labels_confirm_it(demo: Any) -> None:
+    proc, data = demo
+    assert proc.returncode == 0
+    side_by_side = re.findall(
+        r"v(\d): estimated ([\d.]+)% \(95% CI [\d.]+%-[\d.]+%\) before any label; "
+        r"realised ([\d.]+)% on (\d+) labels",
+        proc.stdout,
+    )
+    figures = {v: (float(est) / 100, float(real) / 100, int(n)) for v, est, real, n in side_by_side}
+    assert set(figures) == {"1", "2"}, proc.stdout[-4000:]
+    (est1, real1, n1), (est2, real2, n2) = figures["1"], figures["2"]
+    assert n1 > 0 and n2 > 0
+    assert real2 < real1 - 0.1 and est2 < est1 - 0.1  # the labels confirm what was estimated
+    registry = Registry.open(f"sqlite:///{data / 'registry.db'}", data / "artifacts")
+    try:
+        decisions = _decisions(registry, "churn")
+        rollback = next(d for d in decisions if d["kind"] != "hold")
+        assert (rollback["kind"], rollback["candidate"]) == ("rollback", "2")
+        assert rollback["used_estimate"] is True
+        failed = {g["name"] for g in rollback["gates"] if g["status"] == "fail"}
+        assert failed == {"estimated_drop"}
+        assert not any(f.get("labelled") for f in rollback["figures"].values())  # no labels
+        assert registry.get_deployment("churn").arm("2") is None
+        report = (data / "drift-churn.html").read_text()
+        assert 'id="performance"' in report and "isotonic" in report
+    finally:
+        registry.close()
 
 
 def test_registry_holds_the_governor_decisions_and_an_intact_chain(demo: Any) -> None:

@@ -143,3 +143,31 @@ def test_estimate_under_shift_matches_realised_accuracy(
     table = capfd.readouterr().out.splitlines()
     assert table[0].split()[:3] == ["VERSION", "ROLE", "ROWS"]
     assert table[2].split()[0] == "1"
+
+    # The drift HTML report carries the same figures in its performance section.
+    report = tmp_path / "drift.html"
+    assert cli.main(["drift", "m", "--html", str(report), *target]) == 0
+    section = report.read_text().split('<h2 id="performance">')[1].split("</table>")[0]
+    (row,) = [r for r in section.split("<tr>")[2:]]
+    cells = [c.split("</td>")[0] for c in row.split("<td")[1:]]
+    cells = [c.split(">", 1)[1] for c in cells]
+    est, real = after["estimated"], after["realised"]
+    assert cells[:3] == ["1", "champion", "4000"]
+    assert cells[3] == f"{100 * est['accuracy']:.1f}%"
+    low, high = est["accuracy_ci"]
+    assert cells[4] == f"{100 * low:.1f}% – {100 * high:.1f}%"
+    assert cells[5:7] == [f"{est['roc_auc']:.3g}", f"{est['f1']:.3g}"]
+    assert cells[7:9] == [f"{100 * real['accuracy']:.1f}%", "4000"]
+    assert cells[9] == after["note"] and ("isotonic" in cells[9] or "calibrated" in cells[9])
+
+
+def test_the_drift_report_has_no_performance_section_without_reference_labels() -> None:
+    from gateway.monitoring.report import render_html
+
+    page = render_html({"model": "m", "versions": []})
+    assert 'id="performance"' not in page
+    with_note = {"model": "m", "versions": [], "performance": [
+        {"version": "1", "role": "champion", "rows": 10, "estimated": None, "realised": None,
+         "note": "no class scores among the monitored outputs"}]}  # fmt: skip
+    page = render_html(with_note)
+    assert 'id="performance"' in page and "no class scores" in page

@@ -223,10 +223,15 @@ def cmd_drift(args: argparse.Namespace) -> int:
     payload = drift_payload(args.name, _call(args, "GetDrift", request))
     if args.html:
         from gateway.cli.explain import importance_payload
+        from gateway.cli.performance import performance_versions
 
         importance = importance_payload(args, args.name, args.version or "")
         if importance:
             payload = {**payload, "importance": importance}
+        # The drift just refreshed: the cached estimate is of the same windows.
+        performance = performance_versions(args, args.name, args.version or "")
+        if any(v["estimated"] or v["note"] for v in performance):
+            payload = {**payload, "performance": performance}
         path = Path(args.html)
         try:
             path.write_text(render_html(payload), encoding="utf-8")

@@ -15,7 +15,7 @@ from typing import Any
 from gateway.cli.common import call, client_opts
 from gateway.cli.output import EXIT_OK, emit, print_table
 
-__all__ = ["add_commands", "performance_payload"]
+__all__ = ["add_commands", "performance_payload", "performance_versions"]
 
 
 def _num(value: float) -> float | None:
@@ -50,6 +50,23 @@ def performance_payload(model: str, resp: Any) -> dict[str, Any]:
             }
         )
     return {"model": model, "versions": versions}
+
+
+def performance_versions(args: argparse.Namespace, model: str, version: str) -> list[Any]:
+    """The ``--json`` versions of ``GetPerformance`` (one version's, or all), for the drift
+    report; empty when the gateway cannot say (no monitored traffic, an older gateway)."""
+    import grpc
+
+    from gateway._proto import monitoring_pb2 as pb
+    from gateway._proto import monitoring_pb2_grpc
+
+    request = pb.GetPerformanceRequest(model=model, refresh=False)
+    try:
+        resp = call(args, monitoring_pb2_grpc.MonitoringServiceStub, "GetPerformance", request)
+    except grpc.RpcError:
+        return []
+    versions = performance_payload(model, resp)["versions"]
+    return [v for v in versions if not version or v["version"] == version]
 
 
 def _pct(value: float | None) -> str:

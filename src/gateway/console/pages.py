@@ -12,6 +12,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from gateway.console.accuracy import accuracy_section
 from gateway.console.charts import split_svg
 from gateway.console.layout import badge, esc, page, percent, table
 from gateway.monitoring.report import histogram_svg
@@ -107,7 +108,11 @@ def model_page(
     approvals: Sequence[Doc],
     history: Sequence[Doc],
     who: str,
+    performance: Sequence[Doc] | None = None,
+    performance_note: str = "",
 ) -> str:
+    """``performance``: :func:`gateway.console.views.performance_doc` (None: not known,
+    ``performance_note`` says why)."""
     arms = list(deployment.get("arms", []))
     total = sum(float(a.get("weight", 0.0)) for a in arms) or 1.0
     split_rows = [
@@ -159,6 +164,7 @@ def model_page(
         + table(("version", "role", "share"), split_rows)
         + "<h2>Shadows</h2>"
         + table(("version", "mirrored share"), shadows)
+        + accuracy_section(performance, performance_note)
         + "<h2>Versions</h2>"
         + table(
             ("version", "status", "card", "lineage", "validation", "approvals", "registered"),

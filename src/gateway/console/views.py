@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.monitoring.monitor import SideDrift, VersionDrift, feature_order
 from gateway.monitoring.shadow import ShadowReport
@@ -24,6 +24,7 @@ __all__ = [
     "drift_doc",
     "history_doc",
     "model_doc",
+    "performance_doc",
     "shadow_doc",
     "status_doc",
     "version_doc",
@@ -176,3 +177,46 @@ def shadow_doc(comparisons: Sequence[ShadowReport], dropped: int, pending: int) 
         for r in comparisons
     ]
     return {"comparisons": rows, "dropped": dropped, "pending": pending}
+
+
+class TimedAccuracy(Protocol):
+    """Realised accuracy of one time bucket (``gateway.governor.realised.RealisedPoint``)."""
+
+    @property
+    def at(self) -> float: ...
+
+    @property
+    def labelled(self) -> int: ...
+
+    @property
+    def accuracy(self) -> float: ...
+
+
+def performance_doc(
+    vd: VersionDrift, role: str, labelled: int, correct: int, realised: Sequence[TimedAccuracy]
+) -> Doc:
+    """One version's estimate now, its history, and realised accuracy (cumulative and over
+    time), as the model page's accuracy section reads them (``onnxgate performance --json``
+    names)."""
+    estimated = None if vd.performance is None else vd.performance.estimate().to_dict()
+    history = [
+        {
+            "at": p.at,
+            "accuracy": p.estimate.accuracy,
+            "low": p.estimate.accuracy_low,
+            "high": p.estimate.accuracy_high,
+            "rows": p.estimate.rows,
+        }  # fmt: skip
+        for p in vd.performance_history
+    ]
+    return {
+        "version": vd.version,
+        "role": role,
+        "note": vd.performance_note,
+        "estimated": estimated,
+        "realised": {"accuracy": correct / labelled, "labels": labelled} if labelled else None,
+        "history": history,
+        "realised_history": [
+            {"at": p.at, "accuracy": p.accuracy, "labels": p.labelled} for p in realised
+        ],
+    }

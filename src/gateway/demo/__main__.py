@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gateway.demo import convert, story
+from gateway.demo import convert, estimate, story
 from gateway.demo.parts import MODEL, LiveTraffic, cli, say, show_split, step, train_models
 from gateway.server import Gateway
 from gateway.settings import Settings
@@ -147,11 +147,15 @@ def main(argv: list[str] | None = None) -> int:
             timeout_s=30.0,
         ).run()
 
-        step("11. Deployment history and audit trail")
+        failed += estimate.chapter(  # 11. rolled back on a label-free estimate (issue 23)
+            story.Ops(target, common), registry, data, timeout_s=30.0
+        )
+
+        step("12. Deployment history and audit trail")
         say(cli("history", MODEL, "--target", target).rstrip())
         say("")
         story.print_audit_trail(registry)
-        failed += convert.chapter(  # 12. trained model -> canary (issue 16)
+        failed += convert.chapter(  # 13. trained model -> canary (issue 16)
             story.Ops(target, common), registry, models, data,
             min_requests=100 if args.fast else 200, timeout_s=30.0,
         )  # fmt: skip

@@ -11,14 +11,21 @@ from __future__ import annotations
 
 import pickle
 import shlex
-import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from gateway.demo.parts import LiveTraffic, StoryModels, run_cli, say, show_split, step
+from gateway.demo.parts import (
+    LiveTraffic,
+    StoryModels,
+    model_ready,
+    run_cli,
+    say,
+    show_split,
+    step,
+    wait_until,
+)
 from gateway.demo.story import Ops, event
 from registry import GovernancePolicy, Registry
 from registry.deployment import Role
@@ -49,31 +56,6 @@ min_requests = 50
 """
 
 
-def _wait(what: str, done: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if done():
-            return True
-        time.sleep(0.1)
-    event(f"!! {what} did not happen within {timeout_s:.0f} s; the demo goes on")
-    return False
-
-
-def _model_ready(target: str, model: str) -> bool:
-    """Whether the gateway at ``target`` serves ``model`` yet (it loads on its next poll)."""
-    import grpc
-
-    from gateway._proto import grpc_service_pb2 as pb
-    from gateway._proto import grpc_service_pb2_grpc as pb_grpc
-
-    with grpc.insecure_channel(target) as channel:
-        try:
-            stub = pb_grpc.GRPCInferenceServiceStub(channel)
-            return bool(stub.ModelReady(pb.ModelReadyRequest(name=model), timeout=5).ready)
-        except grpc.RpcError:
-            return False
-
-
 def chapter(
     ops: Ops,
     registry: Registry,
@@ -89,7 +71,7 @@ def chapter(
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    step("12. From a trained model to a canary: convert, optimise, approve, roll out by policy")
+    step("13. From a trained model to a canary: convert, optimise, approve, roll out by policy")
     half = len(models.x) // 2
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -122,7 +104,7 @@ def chapter(
     failed = 0
     # Traffic starts once the gateway serves the model: before its next registry poll it
     # does not know the name yet, and those requests would be NOT_FOUND, not the story.
-    _wait(f"the gateway to load {SCORER}", lambda: _model_ready(ops.target, SCORER), timeout_s)
+    wait_until(f"the gateway to load {SCORER}", lambda: model_ready(ops.target, SCORER), timeout_s)
     live = models.x[half:], models.y[half:]
     with LiveTraffic(ops.target, *live, model=SCORER, input_name="input", seed=100) as traffic:
         ops("approve", f"{SCORER}:2", "--reason", "parity and latency checked")  # 1 of 2
@@ -134,12 +116,12 @@ def chapter(
             arms = registry.get_deployment(SCORER).arms
             return any(a.version == "2" and a.role is Role.CANARY for a in arms)
 
-        if _wait("the automatic canary", canary, timeout_s):
+        if wait_until("the automatic canary", canary, timeout_s):
             start = [e for e in registry.audit_events(subject=SCORER) if e.actor == "governor"]
             if start:
                 event(f"governor: {start[0].reason}", start[0].at)
             ops("rollout", "status", SCORER, registry=True)
-        promoted = _wait(
+        promoted = wait_until(
             "the promotion",
             lambda: registry.get_deployment(SCORER).champion.version == "2",
             timeout_s,
@@ -147,7 +129,7 @@ def chapter(
         failed += show_split("scorer until the promotion:", *traffic.take())
         if promoted:
             event("governor promoted scorer:2 (the quantised child) to champion")
-            _wait("traffic on the new champion", lambda: traffic.count() >= 200, timeout_s)
+            wait_until("traffic on the new champion", lambda: traffic.count() >= 200, timeout_s)
             failed += show_split("scorer after the promotion:", *traffic.take())
     failed += show_split("(in flight at the end)", *traffic.take())
     return failed

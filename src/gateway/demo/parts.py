@@ -12,9 +12,10 @@ import secrets
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import redirect_stdout
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
@@ -25,11 +26,13 @@ __all__ = [
     "LiveTraffic",
     "StoryModels",
     "cli",
+    "model_ready",
     "run_cli",
     "say",
     "show_split",
     "step",
     "train_models",
+    "wait_until",
 ]
 
 MODEL = "credit"
@@ -93,7 +96,8 @@ class LiveTraffic:
 
         self._pb = pb
         self._model, self._input, self._seed = model, input_name, seed
-        self._target, self._x, self._y = target, x, y
+        self._target = target
+        self._pool = (x, y)  # replaced whole by population(): rows and labels go together
         self._prefix = secrets.token_hex(3)  # ids stay unique across instances
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -112,13 +116,14 @@ class LiveTraffic:
             for n in itertools.count():
                 if self._stop.is_set():
                     return
-                i = int(rng.integers(len(self._x)))
+                pool_x, pool_y = self._pool  # read once: a row and its label go together
+                i = int(rng.integers(len(pool_x)))
                 shift = self._shift  # read once: a row is shifted whole or not at all
-                row = self._x[i] if shift is None else self._x[i] + shift
+                row = pool_x[i] if shift is None else pool_x[i] + shift
                 req = self._pb.ModelInferRequest(
                     model_name=self._model, id=f"{self._prefix}-{client}-{n}"
                 )
-                req.inputs.add(name=self._input, datatype="FP32", shape=[1, N_FEATURES])
+                req.inputs.add(name=self._input, datatype="FP32", shape=[1, row.shape[0]])
                 req.raw_input_contents.append(row.astype(np.float32).tobytes())
                 try:
                     resp = stub.ModelInfer(req, timeout=10)
@@ -129,7 +134,7 @@ class LiveTraffic:
                 with self._lock:
                     self.served[resp.model_version] += 1
                     if self._labels is not None:
-                        self._labels.append((req.id, int(self._y[i])))
+                        self._labels.append((req.id, int(pool_y[i])))
 
     def start(self) -> LiveTraffic:
         for t in self._threads:
@@ -139,6 +144,11 @@ class LiveTraffic:
     def drift(self, shift: np.ndarray | None) -> None:
         """Add ``shift`` to every row from now on (None: stop)."""
         self._shift = shift
+
+    def population(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Draw every request from now on from ``x`` (true labels ``y``): a new population
+        (covariate shift), where :meth:`drift` moves the same one."""
+        self._pool = (x, y)
 
     def record_labels(self) -> None:
         with self._lock:
@@ -172,6 +182,32 @@ class LiveTraffic:
         """Requests served since the last :meth:`take`."""
         with self._lock:
             return sum(self.served.values())
+
+
+def wait_until(what: str, done: Callable[[], bool], timeout_s: float) -> bool:
+    """Poll ``done`` for at most ``timeout_s`` seconds; say so when it did not happen."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if done():
+            return True
+        time.sleep(0.1)
+    now = datetime.now(UTC).astimezone()
+    say(f"  {now:%H:%M:%S}.{now.microsecond // 100_000}  !! {what} did not happen within "
+        f"{timeout_s:.0f} s; the demo goes on")  # fmt: skip
+    return False
+
+
+def model_ready(target: str, model: str) -> bool:
+    """Whether the gateway at ``target`` serves ``model`` yet (it loads on its next poll)."""
+    from gateway._proto import grpc_service_pb2 as pb
+    from gateway._proto import grpc_service_pb2_grpc as pb_grpc
+
+    with grpc.insecure_channel(target) as channel:
+        try:
+            stub = pb_grpc.GRPCInferenceServiceStub(channel)
+            return bool(stub.ModelReady(pb.ModelReadyRequest(name=model), timeout=5).ready)
+        except grpc.RpcError:
+            return False
 
 
 def show_split(label: str, served: Counts, failed: Counts) -> int:

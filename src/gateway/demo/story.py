@@ -92,6 +92,8 @@ def gates_brief(d: Mapping[str, Any]) -> str:
             # NOTE: the gate compares the upper confidence bound of (candidate - champion)
             # accuracy with -max_quality_drop; printed bare it read like the difference itself.
             name = "quality (upper bound of candidate - champion accuracy)"
+        elif name == "estimated_drop":
+            name = "estimated_drop (upper bound of candidate - champion estimated accuracy)"
         out.append(
             f"{name} {value} {g['op']} {g['threshold']:.3g} "
             + (verdict if g["status"] == "fail" else g["status"])
@@ -106,6 +108,9 @@ def figures_brief(d: Mapping[str, Any]) -> str:
         text = f"v{version} {f.get('role')}: {f.get('requests', 0)} req {f.get('errors', 0)} err"
         if f.get("labelled"):
             text += f", accuracy {f['quality']:.3f} on {f['labelled']} labels"
+        if f.get("estimated_accuracy") is not None:
+            half = f.get("estimated_half_width") or 0.0
+            text += f", estimated accuracy {f['estimated_accuracy']:.3f} +- {half:.3f} (no labels)"
         if f.get("drifted_inputs"):
             text += f", drifted inputs {','.join(f['drifted_inputs'])}"
         if f.get("output_drifted"):
@@ -120,12 +125,13 @@ def figures_brief(d: Mapping[str, Any]) -> str:
 class Timeline:
     """Prints the governor's decisions from the audit log as they land; bounded waits."""
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, model: str = MODEL) -> None:
         self._registry = registry
+        self._model = model
         self._seen = max((e.seq for e in registry.audit_events(limit=1)), default=0)
 
     def poll(self) -> None:
-        for e in self._registry.audit_events(subject=MODEL, limit=50):
+        for e in self._registry.audit_events(subject=self._model, limit=50):
             if e.seq <= self._seen:
                 continue
             self._seen = e.seq
@@ -137,6 +143,8 @@ class Timeline:
             event(f"governor {d['kind'].upper():8} v{cand}{to}: {'; '.join(d['reasons'])}", e.at)
             if d["kind"] in ("rollback", "promote"):
                 say(f"{'':16}gates: {gates_brief(d)}\n{'':16}evidence: {figures_brief(d)}")
+                if d.get("used_estimate"):
+                    say(f"{'':16}(decided on a label-free estimate: the audit event says so)")
 
     def wait(
         self,
@@ -174,7 +182,7 @@ class Timeline:
 
     def traffic_now(self) -> str:
         """The deployment in force, in a few words: "v1 champion 90%, v3 canary 10%"."""
-        dep = self._registry.get_deployment(MODEL)
+        dep = self._registry.get_deployment(self._model)
         total = sum(a.weight for a in dep.arms) or 1.0
         arms = sorted(dep.arms, key=lambda a: (a.role.value != "champion", a.version))
         return ", ".join(f"v{a.version} {a.role.value} {100 * a.weight / total:.0f}%" for a in arms)

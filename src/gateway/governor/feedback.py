@@ -53,6 +53,7 @@ from gateway.governor.predictions import (
     predictions_of,
     segments_of,
 )
+from gateway.governor.realised import RealisedHistory, RealisedPoint
 from gateway.governor.rollout import FeedbackPolicy
 
 if TYPE_CHECKING:
@@ -151,6 +152,8 @@ class FeedbackStore:
         keep_inputs: bool = False,
         max_bytes: int = 256 * 1024 * 1024,
         settle: Callable[[], Awaitable[object]] | None = None,
+        history: RealisedHistory | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         if max_records < 1 or ttl_s <= 0 or max_bytes < 1:
             raise ValueError("max_records and max_bytes must be >= 1 and ttl_s > 0")
@@ -159,6 +162,9 @@ class FeedbackStore:
         self._bytes = 0  # estimated bytes of the kept predictions (the journal counts its own)
         self._ttl = ttl_s
         self._clock = clock
+        self._wall = wall
+        # Realised accuracy by prediction time (classification), for plots over time.
+        self.history = history or RealisedHistory()
         # The request journal (kept inputs by id), under this record's byte bound.
         self.journal: RequestJournal | None = (
             RequestJournal(
@@ -372,6 +378,8 @@ class FeedbackStore:
             truth_label = normalise_label(label if label not in (None, "") else value)
             correct = truth_label == pred
             actual_positive = truth_label == normalise_label(policy.positive)
+            made_at = self._wall() - (self._clock() - rec.at)  # the prediction's wall time
+            self.history.add(model, rec.version, made_at, correct)
         rec.labelled.add(row)
         counts.labelled += 1
         counts.correct += correct
@@ -384,6 +392,11 @@ class FeedbackStore:
         return LabelOutcome.JOINED
 
     # -- reading ----------------------------------------------------------------------------
+
+    def realised(self, model: str) -> dict[str, list[RealisedPoint]]:
+        """Each version's realised accuracy by prediction time (:mod:`.realised`)."""
+        with self._lock:
+            return self.history.series(model)
 
     def quality(self, model: str) -> dict[str, Quality]:
         """Cumulative quality of each version of ``model`` seen so far."""

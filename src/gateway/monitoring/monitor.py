@@ -342,10 +342,8 @@ class Monitor:
 
     def _report(self, st: VersionState) -> VersionDrift:
         windows = [s.window.count for s in st.sides() if s.window is not None]
-        performance = None
-        w = st.outputs.window
-        if st.estimator is not None and w is not None and w.count:
-            performance = st.estimator.sums(w.view())
+        now = time.time()
+        performance = st.performance(now)
         return VersionDrift(
             model=st.model,
             version=st.version,
@@ -355,24 +353,26 @@ class Monitor:
             inputs=self._side_report(st.inputs),
             outputs=self._side_report(st.outputs),
             skipped=st.skipped,
-            computed_at=time.time(),
+            computed_at=now,
             performance=performance,
             performance_note=st.estimator_note,
+            performance_history=tuple(st.estimates),
         )
 
 
 def _adopt_estimator(st: VersionState, doc: Mapping[str, object] | None) -> None:
     """The version's label-free performance estimator from its profile document, if any."""
-    st.estimator, st.estimator_note, st.performance_doc = None, "", doc
+    st.set_estimator(None)
+    st.estimator_note, st.performance_doc = "", doc
     if doc is None:
         return
     if "skipped" in doc:
         st.estimator_note = str(doc["skipped"])
         return
     try:
-        st.estimator = Estimator.from_doc(doc)
+        st.set_estimator(Estimator.from_doc(doc))
     except (ValueError, KeyError, TypeError) as exc:  # drift monitoring goes on without it
         log.error("performance estimator of %s:%s is unusable (%s)", st.model, st.version, exc)
         st.estimator_note = f"estimator unusable: {exc}"
         return
-    st.estimator_note = st.estimator.reason
+    st.estimator_note = st.estimator.reason if st.estimator is not None else ""

@@ -3,7 +3,10 @@ drift and, per feature, a histogram of the reference against the current window.
 
 Input is the plain-dict payload ``onnxgate drift --json`` prints (so this module knows
 nothing of protobuf or numpy), plus, when the gateway samples it, each version's global
-feature importance under ``"importance"`` (version -> rows, features, mean_abs).
+feature importance under ``"importance"`` (version -> rows, features, mean_abs), and,
+for versions registered with reference labels, the label-free performance estimate under
+``"performance"`` (the versions of ``onnxgate performance --json``: estimated accuracy with
+its interval, ROC AUC, F1, realised accuracy once labels joined, and how it was calibrated).
 Histograms are inline SVG: no scripts, no external files, no plotting library; the page
 opens anywhere and can be attached to a ticket. Bars show
 each bin's share of rows (reference vs current); hovering a bar shows the exact counts.
@@ -19,7 +22,7 @@ from typing import Any
 
 from gateway.monitoring.statistics import DRIFT_STATISTICS, DriftStatistic, wire_value
 
-__all__ = ["render_html"]
+__all__ = ["performance_html", "render_html"]
 
 MAX_HISTOGRAMS = 100  # per side: past this, the table still lists every feature
 REF_COLOUR, CUR_COLOUR = "#8da0cb", "#fc8d62"
@@ -37,6 +40,7 @@ tr.drift td{background:#fde0dd;font-weight:600}
 .card{border:1px solid #ddd;border-radius:.4em;padding:.5em}
 .card.drift{border-color:#d7301f}
 .meta{color:#666;font-size:.85em}
+td.note{text-align:left;color:#666;font-size:.9em}
 """
 
 
@@ -174,11 +178,44 @@ def _importance_html(imp: Mapping[str, Any], top: int = 20) -> str:
     )
 
 
+def _pct(value: Any) -> str:
+    return "-" if value is None or math.isnan(float(value)) else f"{100 * float(value):.1f}%"
+
+
+def performance_html(versions: Sequence[Mapping[str, Any]]) -> str:
+    """The performance section: per version, the label-free estimate beside realised."""
+    rows = []
+    for v in versions:
+        est, real = v.get("estimated") or {}, v.get("realised") or {}
+        low, high = est.get("accuracy_ci") or (None, None)
+        rows.append(
+            f"<tr><td>{html.escape(str(v.get('version', '')))}</td>"
+            f"<td>{html.escape(str(v.get('role') or '-'))}</td><td>{v.get('rows', 0)}</td>"
+            f"<td>{_pct(est.get('accuracy'))}</td>"
+            f"<td>{'-' if low is None else f'{_pct(low)} – {_pct(high)}'}</td>"
+            f"<td>{_num(est.get('roc_auc'), 3)}</td><td>{_num(est.get('f1'), 3)}</td>"
+            f"<td>{_pct(real.get('accuracy'))}</td><td>{real.get('labels', 0)}</td>"
+            f'<td class="note">{html.escape(str(v.get("note") or ""))}</td></tr>'
+        )
+    return (
+        '<h2 id="performance">Performance estimate (before labels)</h2>'
+        '<p class="meta">Label-free (CBPE): each output window\'s calibrated scores give the '
+        "expected accuracy with its 95% interval, ROC AUC and F1; the calibration was fitted "
+        "on the reference with its labels (the note says how, or why there is no estimate). "
+        "Realised: accuracy of the labels joined so far.</p>"
+        "<table><tr><th>version</th><th>role</th><th>window rows</th><th>estimated accuracy"
+        "</th><th>95% interval</th><th>ROC AUC</th><th>F1</th><th>realised accuracy</th>"
+        "<th>labels</th><th>calibration</th></tr>" + "".join(rows) + "</table>"
+    )
+
+
 def render_html(payload: Mapping[str, Any]) -> str:
     """The whole report for ``{"model": ..., "versions": [...]}`` (see module docstring)."""
     model = html.escape(str(payload.get("model", "")))
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     body = [f"<h1>Drift report: {model}</h1>", f'<p class="meta">generated {now}</p>']
+    if payload.get("performance"):
+        body.append(performance_html(payload["performance"]))
     for v in payload.get("versions", []):
         source = html.escape(str(v.get("profile_source") or "none yet"))
         body.append(f"<h2>version {html.escape(str(v.get('version', '')))}</h2>")

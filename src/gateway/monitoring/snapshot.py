@@ -11,11 +11,11 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway.monitoring.drift import DriftReport
-from gateway.monitoring.performance import PerformanceSums
+from gateway.monitoring.performance import Estimate, PerformanceSums
 from gateway.monitoring.profiles import Profile
 from gateway.monitoring.windows import BinnedCounts
 
-__all__ = ["MonitorSnapshot", "SideDrift", "VersionDrift", "feature_order"]
+__all__ = ["EstimatePoint", "MonitorSnapshot", "SideDrift", "VersionDrift", "feature_order"]
 
 IntArray = npt.NDArray[np.int64]
 
@@ -30,6 +30,15 @@ class SideDrift:
     profile: Profile
     current_counts: IntArray
     cumulative: BinnedCounts
+
+
+@dataclass(frozen=True)
+class EstimatePoint:
+    """The label-free estimate of a version's outputs window as it stood at ``at``
+    (wall-clock seconds): one point of its history."""
+
+    at: float
+    estimate: Estimate
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,6 +58,8 @@ class VersionDrift:
     # estimated, or why not (gateway.monitoring.performance).
     performance: PerformanceSums | None = None
     performance_note: str = ""
+    # The last estimates, oldest first (one per refresh that saw new rows; bounded).
+    performance_history: tuple[EstimatePoint, ...] = ()
 
     @property
     def drifted(self) -> bool:

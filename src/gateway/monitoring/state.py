@@ -3,6 +3,7 @@ per side. Touched by the monitor's worker thread only (under its lock)."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 from typing import Protocol
 
@@ -10,15 +11,16 @@ import numpy as np
 import numpy.typing as npt
 
 from gateway.monitoring.layout import FeatureLayout
-from gateway.monitoring.performance import Estimator
+from gateway.monitoring.performance import Estimator, PerformanceSums
 from gateway.monitoring.profiles import Profile
-from gateway.monitoring.snapshot import SideDrift
+from gateway.monitoring.snapshot import EstimatePoint, SideDrift
 from gateway.monitoring.windows import BinnedCounts, CountWindow
 from registry.signature import Signature
 
-__all__ = ["BIN_EVERY_ROWS", "MonitoredVersion", "SideState", "VersionState"]
+__all__ = ["BIN_EVERY_ROWS", "ESTIMATE_HISTORY", "MonitoredVersion", "SideState", "VersionState"]
 
 BIN_EVERY_ROWS = 4096
+ESTIMATE_HISTORY = 120  # estimates kept per version (the console's plot over time)
 
 
 class MonitoredVersion(Protocol):
@@ -89,6 +91,9 @@ class VersionState:
         self.estimator: Estimator | None = None  # label-free performance, from the profile
         self.estimator_note = ""  # how it calibrates, or why there is none
         self.performance_doc: Mapping[str, object] | None = None  # as stored, kept on rewrite
+        self.estimates: deque[EstimatePoint] = deque(maxlen=ESTIMATE_HISTORY)
+        self._performance: PerformanceSums | None = None
+        self._performance_seen = -1  # outputs.window.total_seen when it was computed
         self.skipped = tuple(
             f"{side} {name}: {why}"
             for side, layout in (("inputs", self.inputs.layout), ("outputs", self.outputs.layout))
@@ -97,3 +102,18 @@ class VersionState:
 
     def sides(self) -> tuple[SideState, SideState]:
         return self.inputs, self.outputs
+
+    def set_estimator(self, estimator: Estimator | None) -> None:
+        self.estimator, self._performance, self._performance_seen = estimator, None, -1
+
+    def performance(self, now: float) -> PerformanceSums | None:
+        """The outputs window's estimate sums; recomputed only when rows arrived since the
+        last time, and each recomputation is a point of :attr:`estimates` (at ``now``)."""
+        w = self.outputs.window
+        if self.estimator is None or w is None or not w.count:
+            return None
+        if self._performance_seen != w.total_seen:
+            self._performance = self.estimator.sums(w.view())
+            self._performance_seen = w.total_seen
+            self.estimates.append(EstimatePoint(now, self._performance.estimate()))
+        return self._performance

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from gateway.concurrency import run_blocking
 from gateway.errors import FailedPrecondition, NotFound
 from gateway.governor.evidence import ContractCounts, Evidence, Quality
+from gateway.governor.realised import RealisedPoint
 from gateway.monitoring.monitor import Monitor, MonitorSnapshot, VersionDrift
 from gateway.monitoring.shadow import ShadowReport, ShadowScorer
 from gateway.operations.deployments import require
@@ -44,6 +45,7 @@ class VersionPerformance:
     drift: VersionDrift
     role: str
     quality: Quality | None
+    realised: Sequence[RealisedPoint] = ()  # realised accuracy by prediction time
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class Observations:
         contracts: EvidenceLookup | None = None,
         contract_mode: Callable[[str], str] | None = None,
         fleet: bool = False,
+        realised: Callable[[str], Mapping[str, Sequence[RealisedPoint]]] | None = None,
     ) -> None:
         self._contracts = contracts
         self._contract_mode = contract_mode
@@ -75,6 +78,7 @@ class Observations:
         self._monitor = monitor
         self._role_of = role_of  # (model, version) -> its role in the routing table
         self._quality = quality  # model -> version -> delayed-label quality (feedback)
+        self._realised = realised  # model -> version -> realised accuracy over time
         self._shadow = shadow
         self._io = io_executor
         self._settle = settle
@@ -103,18 +107,27 @@ class Observations:
         mode = "off" if self._contract_mode is None else self._contract_mode(model)
         return DriftAnswer(chosen, snap.enqueued, snap.dropped, counts, mode, self._fleet)
 
-    async def performance(self, model: str, *, refresh: bool = False) -> list[VersionPerformance]:
-        """Every served version's label-free estimate (sorted), beside realised quality."""
+    async def performance(
+        self, model: str, *, refresh: bool = False, retired: bool = False
+    ) -> list[VersionPerformance]:
+        """Every served version's label-free estimate (sorted), beside realised quality;
+        with ``retired``, also versions no longer served (their last window)."""
         snap = await self._snapshot(model, refresh)
-        versions = snap.versions.get(model, {})
+        versions = dict(snap.versions.get(model, {}))
+        if retired:
+            for (m, version), vd in snap.retired.items():
+                if m == model:
+                    versions.setdefault(version, vd)
         if not versions:
             raise NotFound(f"model '{model}' has no monitored traffic yet")
         quality = {} if self._quality is None else self._quality(model)
+        realised = {} if self._realised is None else self._realised(model)
         return [
             VersionPerformance(
                 versions[name],
                 "" if self._role_of is None else self._role_of(model, name),
                 quality.get(name),
+                tuple(realised.get(name, ())),
             )
             for name in sorted(versions)
         ]

@@ -232,6 +232,23 @@ class ConsoleRoutes:
         history = await ops.deployments.history(model)
         approvals = await ops.governance.approvals(model)
         versions = await ops.deployments.versions(model)
+        performance, note = None, ""
+        try:
+            answer = await ops.observations.performance(model, retired=True)
+            performance = [
+                views.performance_doc(
+                    p.drift,
+                    p.role,
+                    p.quality.labelled if p.quality is not None else 0,
+                    p.quality.correct if p.quality is not None else 0,
+                    p.realised,
+                )
+                for p in answer
+            ]
+        except GatewayError as exc:  # monitoring off, or no traffic yet: the page says so
+            if exc.code not in ("NOT_FOUND", "FAILED_PRECONDITION"):
+                raise
+            note = exc.message
         return console.model_page(
             model,
             views.deployment_doc(view.deployment, view.loaded),
@@ -239,6 +256,8 @@ class ConsoleRoutes:
             [views.approval_doc(a) for a in approvals],
             [views.history_doc(h) for h in history],
             who,
+            performance,
+            note,
         )
 
     async def _gov(self, request: Request, who: str) -> str:
