@@ -125,7 +125,7 @@ def _audit_export(args: argparse.Namespace) -> int:
 
 def _audit_pack(args: argparse.Namespace) -> int:
     from gateway.auditpack import gather, write_pack
-    from gateway.predictionlog.build import parquet_dirs
+    from gateway.cli.log import log_directory, log_location
     from registry import NotFoundError, parse_instant, utcnow
 
     if not args.name or not args.out:
@@ -135,10 +135,11 @@ def _audit_pack(args: argparse.Namespace) -> int:
         until = parse_instant(args.until) if args.until else None
     except ValueError as exc:
         raise CliError(str(exc)) from exc
-    dirs = [Path(args.log_dir)] if args.log_dir else parquet_dirs(settings(args).prediction_log)
+    location = log_location(args, args.log_dir)
+    artifacts = Path(settings(args).artifact_dir)
+    log_dir = None if location is None else log_directory(location, artifacts, fresh=True)
     reg = open_registry(args)
     try:
-        log_dir = dirs[0] if dirs else None
         evidence = gather(
             reg, args.name, since=since, until=until, log_dir=log_dir, actor=actor(), now=utcnow()
         )
@@ -263,7 +264,10 @@ def add_commands(sub: Any) -> None:
     au.add_argument("--since", help="export, pack: ISO 8601 time (e.g. 2026-03-01T00:00Z)")
     au.add_argument("--until", help="export, pack: ISO 8601 time, exclusive")
     au.add_argument("--out", metavar="DIR", help="pack: the folder to write (new or empty)")
-    au.add_argument("--log-dir", help="pack: the prediction log (default: prediction_log's)")
+    au.add_argument(
+        "--log-dir",
+        help="pack: the prediction log's folder or s3://BUCKET/PREFIX (default: prediction_log's)",
+    )
     au.add_argument("--format", choices=["jsonl"], default="jsonl", help="export format")
     au.add_argument("--output", metavar="FILE", help="export: write here, not stdout")
     au.add_argument("--limit", type=int, default=0, help="NAME: most recent N events")
