@@ -15,6 +15,7 @@ from shared import wait_for
 
 from gateway.predictionlog.chain import recorded_segments
 from gateway.predictionlog.objectstore import ObjectStoreSink, parse_url
+from gateway.settings import Settings, SettingsError
 from gateway.tools import modelzoo
 
 
@@ -56,6 +57,19 @@ def test_closed_files_land_in_the_bucket_and_the_cli_reads_them(
     assert onnxgate("log", "query", sql, "--json", *where) == 0
     rows = json.loads(capsys.readouterr().out)
     assert rows == [{"request_id": i, "version": "1", "status": "OK"} for i in ids]
+
+    assert onnxgate("log", "show", "r-3", "--json", *where) == 0
+    assert json.loads(capsys.readouterr().out)[0]["request_id"] == "r-3"
+    # Erasure rewrites the objects holding the record; the bucket still verifies.
+    assert onnxgate("log", "erase", "--id", "r-3", "--reason", "art. 17 request", *where) == 0
+    capsys.readouterr()
+    assert onnxgate("log", "verify", *where) == 0
+    capsys.readouterr()
+    assert onnxgate("log", "query", "select request_id from log", "--json", *where) == 0
+    assert sorted(r["request_id"] for r in json.loads(capsys.readouterr().out)) == [
+        i for i in ids if i != "r-3"
+    ]
+    keys = _keys(s3_env, bucket, "preds/")
 
     # The pack reads the bucket too.
     out = tmp_path / "pack"
@@ -108,6 +122,9 @@ def test_an_upload_that_fails_waits_in_the_spool_and_is_retried(
 
 
 def test_the_url_names_a_bucket() -> None:
+    with pytest.raises(SettingsError, match="prediction_log 's3:///p'"):
+        Settings.load({"ONNXGATE_PREDICTION_LOG": "s3:///p"})
+    assert Settings.load({"ONNXGATE_PREDICTION_LOG": "s3://b/p"}).prediction_log == ("s3://b/p",)
     assert parse_url("s3://b/a/b/?spool=/tmp/x") == ("b", "a/b", Path("/tmp/x"))
     assert parse_url("s3://b") == ("b", "", None)
     with pytest.raises(ValueError, match="unknown option"):
