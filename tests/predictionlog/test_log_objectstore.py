@@ -10,10 +10,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry
 from s3_server import S3Server
 from shared import wait_for
 
 from gateway.predictionlog.chain import recorded_segments
+from gateway.predictionlog.collector import PredictionLogCollector
+from gateway.predictionlog.journal import PredictionLog
 from gateway.predictionlog.objectstore import ObjectStoreSink, parse_url
 from gateway.settings import Settings, SettingsError
 from gateway.tools import modelzoo
@@ -111,6 +114,12 @@ def test_an_upload_that_fails_waits_in_the_spool_and_is_retried(
         sink.tick(0.0)
         wait_for(lambda: sink.upload_failures >= 2)
         assert leftover.exists() and chained == []  # kept, not chained
+        metrics = CollectorRegistry()
+        metrics.register(PredictionLogCollector(PredictionLog([sink])))
+        labels = {"sink": f"s3://{bucket}/p"}
+        assert metrics.get_sample_value("onnxgate_prediction_log_upload_waiting", labels) == 1
+        failed = metrics.get_sample_value("onnxgate_prediction_log_upload_failures_total", labels)
+        assert failed is not None and failed >= 2
         s3_env.client().create_bucket(Bucket=bucket)
         wait_for(lambda: sink.waiting == 0)
     finally:
