@@ -127,11 +127,11 @@ class ObjectStoreSink:
             relative = path.relative_to(self.spool).as_posix()
             try:
                 rows = pq.ParquetFile(path).metadata.num_rows
-            except Exception:  # noqa: BLE001 - not a whole Parquet file: leave it be
+                sha, size = file_sha256(path), path.stat().st_size
+            except Exception:  # noqa: BLE001 - not whole, or gone (another worker's upload)
                 log.warning("prediction log: %s in the spool is unreadable; not uploaded", path)
                 continue
-            sha = file_sha256(path)
-            yield ClosedFile(relative, _model_of(relative), sha, rows, path.stat().st_size)
+            yield ClosedFile(relative, _model_of(relative), sha, rows, size)
 
     def _pending_append(self, closed: ClosedFile) -> None:
         with self._lock:
@@ -160,6 +160,13 @@ class ObjectStoreSink:
                     return
                 closed = self._pending[0]
             local = self.spool / closed.path
+            if not local.exists():
+                # NOTE: workers share a spool; one that started later may have taken a file
+                # another left waiting and uploaded it first. Nothing left to do for it.
+                with self._lock:
+                    self._pending.pop(0)
+                log.warning("prediction log: %s left the spool before its upload", closed.path)
+                continue
             try:
                 _client_of(self).upload_file(
                     str(local), self.bucket, _key(self.prefix, closed.path),
