@@ -7,6 +7,7 @@ to AWS S3 or MinIO, configured only through the standard AWS environment.
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
@@ -75,7 +76,9 @@ def s3_server() -> Iterator[S3Server]:
             try:
                 with urllib.request.urlopen(endpoint + "/moto-api/", timeout=2):
                     break
-            except OSError:
+            # NOTE: HTTPException too: another test's server briefly on the port answers
+            # with something that is not HTTP; wait for moto (or for it to exit).
+            except (OSError, http.client.HTTPException):
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"moto_server did not start (exit {proc.poll()})") from None
                 time.sleep(0.1)

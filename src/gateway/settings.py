@@ -211,6 +211,10 @@ class Settings:
             raise SettingsError(
                 f"prediction_log_roll_s must be > 0, got {self.prediction_log_roll_s}"
             )
+        for item in self.prediction_log:
+            bucket = item.removeprefix("s3://").split("/", 1)[0].split("?", 1)[0]
+            if item.startswith("s3://") and not bucket:
+                raise SettingsError(f"prediction_log {item!r}: expected s3://BUCKET/PREFIX")
 
     @property
     def effective_intra_op_threads(self) -> int:

@@ -68,6 +68,7 @@ if TYPE_CHECKING:
         Registry,
         VersionRecord,
     )
+    from registry.s3_store import s3_client
     from registry.schema import make_engine, upgrade_engine
     from registry.schema_check import open_registry, schema_status
     from registry.signing import signer_of
@@ -130,6 +131,7 @@ __all__ = [
     "parse_weights",
     "read_sample",
     "register_model",
+    "s3_client",
     "schema_status",
     "signature_from_bytes",
     "signature_from_session",
@@ -175,6 +177,7 @@ _LAZY = {
     "parse_key_value": "registry.lineage",
     "read_sample": "registry.convert",
     "register_model": "registry.convert",
+    "s3_client": "registry.s3_store",
     "schema_status": "registry.schema_check",
     "supports_notify": "registry.notify",
     "upgrade_engine": "registry.schema",

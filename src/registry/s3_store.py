@@ -29,7 +29,7 @@ from registry.errors import ArtifactIntegrityError, ArtifactStoreError
 from registry.schema import missing_extra
 from registry.store import ArtifactStore, FileArtifactStore, check_sha, verified
 
-__all__ = ["DEFAULT_CACHE_BYTES", "S3ArtifactStore"]
+__all__ = ["DEFAULT_CACHE_BYTES", "S3ArtifactStore", "s3_client"]
 
 DEFAULT_CACHE_BYTES = 2 << 30
 _MISSING = {"404", "NoSuchKey", "NotFound"}
@@ -48,6 +48,23 @@ def _error_code(exc: Exception) -> str:
     if isinstance(response, dict):
         return str(response.get("Error", {}).get("Code", ""))
     return ""
+
+
+def s3_client() -> Any:
+    """A boto3 S3 client from the standard AWS environment (see the module docstring):
+    the one configuration for every object-storage user (artifacts, the prediction log)."""
+    boto3 = _boto3()
+    from botocore.config import Config
+
+    custom = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 3},
+        s3={"addressing_style": "path" if custom else "auto"},
+        # Some S3-compatible servers reject the newer default checksum headers.
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    return boto3.session.Session().client("s3", config=config)
 
 
 class S3ArtifactStore(ArtifactStore):
@@ -97,18 +114,7 @@ class S3ArtifactStore(ArtifactStore):
             return self._client
 
     def _make_client(self) -> Any:
-        boto3 = _boto3()
-        from botocore.config import Config
-
-        custom = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-        config = Config(
-            retries={"mode": "standard", "max_attempts": 3},
-            s3={"addressing_style": "path" if custom else "auto"},
-            # Some S3-compatible servers reject the newer default checksum headers.
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-        )
-        return boto3.session.Session().client("s3", config=config)
+        return s3_client()
 
     def key(self, sha: str) -> str:
         """The object key of the artifact with this sha256."""

@@ -2,7 +2,9 @@
 
 ``audit verify`` (exit 1 and the problems when the hash chain is broken), ``audit export
 --since ... --format jsonl`` (hashes included, so the export can be re-verified offline),
-``audit NAME`` (a table for people), ``deployment at NAME TIME`` (what served then),
+``audit pack NAME --since ... --until ... --out DIR`` (the auditor's folder, mapped to AI
+Act Art. 11/12/19: :mod:`gateway.auditpack`), ``audit NAME`` (a table for people),
+``deployment at NAME TIME`` (what served then),
 ``retention apply [--dry-run]`` and ``db upgrade|status``. Registered by
 :func:`gateway.cli.parser.build_parser`.
 """
@@ -52,6 +54,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
         return _audit_verify(args)
     if args.target_name == "export":
         return _audit_export(args)
+    if args.target_name == "pack":
+        return _audit_pack(args)
     subject = args.target_name
     reg = open_registry(args)
     try:
@@ -118,6 +122,47 @@ def _audit_export(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(lines)
     return EXIT_OK
+
+
+def _audit_pack(args: argparse.Namespace) -> int:
+    from gateway.auditpack import gather, write_pack
+    from gateway.cli.log import log_directory, log_location
+    from registry import NotFoundError, parse_instant, utcnow
+
+    if not args.name or not args.out:
+        raise CliError("audit pack needs a model name and --out DIR")
+    try:
+        since = parse_instant(args.since) if args.since else None
+        until = parse_instant(args.until) if args.until else None
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    location = log_location(args, args.log_dir)
+    artifacts = Path(settings(args).artifact_dir)
+    log_dir = None if location is None else log_directory(location, artifacts, fresh=True)
+    reg = open_registry(args)
+    try:
+        evidence = gather(
+            reg, args.name, since=since, until=until, log_dir=log_dir, actor=actor(), now=utcnow()
+        )
+    except NotFoundError as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        reg.close()
+    try:
+        result = write_pack(evidence, Path(args.out))
+    except (OSError, FileExistsError) as exc:
+        raise CliError(f"cannot write the pack: {exc}") from exc
+    index = result.index
+    files = [{k: f[k] for k in ("path", "sha256", "articles")} for f in index["files"]]
+    payload = {"out": str(result.out), "verified": result.verified, "files": files}
+
+    def table() -> None:
+        state = "verified" if result.verified else "verification FAILED (see verification.json)"
+        print(f"audit pack of {args.name} written to {result.out}: {len(index['files'])} "
+              f"file(s), {state}; open index.html or index.md")  # fmt: skip
+
+    emit(args, payload, table)
+    return EXIT_OK if result.verified else EXIT_FAILED
 
 
 def cmd_deployment_at(args: argparse.Namespace) -> int:
@@ -243,10 +288,16 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any) -> None:
     """Add ``audit``, ``deployment at``, ``retention apply`` and ``db upgrade|status``."""
-    au = sub.add_parser("audit", help="audit trail: verify | export | NAME[:VERSION]")
-    au.add_argument("target_name", metavar="verify|export|NAME")
-    au.add_argument("--since", help="export: ISO 8601 time (e.g. 2026-03-01T00:00Z)")
-    au.add_argument("--until", help="export: ISO 8601 time, exclusive")
+    au = sub.add_parser("audit", help="audit trail: verify | export | pack NAME | NAME[:VERSION]")
+    au.add_argument("target_name", metavar="verify|export|pack|NAME")
+    au.add_argument("name", nargs="?", help="pack: the model")
+    au.add_argument("--since", help="export, pack: ISO 8601 time (e.g. 2026-03-01T00:00Z)")
+    au.add_argument("--until", help="export, pack: ISO 8601 time, exclusive")
+    au.add_argument("--out", metavar="DIR", help="pack: the folder to write (new or empty)")
+    au.add_argument(
+        "--log-dir",
+        help="pack: the prediction log's folder or s3://BUCKET/PREFIX (default: prediction_log's)",
+    )
     au.add_argument("--format", choices=["jsonl"], default="jsonl", help="export format")
     au.add_argument("--output", metavar="FILE", help="export: write here, not stdout")
     au.add_argument("--limit", type=int, default=0, help="NAME: most recent N events")

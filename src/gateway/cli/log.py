@@ -26,16 +26,37 @@ from gateway.cli.output import EXIT_FAILED, EXIT_OK, CliError, emit, print_table
 __all__ = ["add_commands"]
 
 
-def _directory(args: argparse.Namespace) -> Path:
+def log_location(args: argparse.Namespace, where: str | None) -> str | None:
+    """``where`` (a folder or ``s3://BUCKET/PREFIX``), else the first file or s3 sink of
+    ``prediction_log``; None when there is none."""
+    if where:
+        return where
+    spec = settings(args).prediction_log
+    return next((item for item in spec if not item.startswith(("http://", "https://"))), None)
+
+
+def log_directory(location: str, artifact_dir: Path, *, fresh: bool = False) -> Path:
+    """The local directory of the log at ``location``. A bucket is mirrored into a cache
+    beside ``artifact_dir`` first (``fresh``: every object downloaded again, for verify)."""
     from gateway.predictionlog.build import parquet_dirs
 
-    if args.dir:
-        directory = Path(args.dir)
-    else:
-        dirs = parquet_dirs(settings(args).prediction_log)
-        if not dirs:
-            raise CliError("no prediction-log directory: pass --dir or set prediction_log")
-        directory = dirs[0]
+    if not location.startswith("s3://"):
+        return parquet_dirs([location])[0]
+    from gateway.predictionlog.objectstore import mirror, parse_url
+
+    bucket, prefix, _ = parse_url(location)
+    cache = artifact_dir.parent / "prediction-log-cache" / bucket / prefix
+    try:
+        return mirror(location, cache, fresh=fresh)
+    except Exception as exc:
+        raise CliError(f"cannot read the prediction log in {location}: {exc}") from exc
+
+
+def _directory(args: argparse.Namespace, *, fresh: bool = False) -> Path:
+    location = log_location(args, args.dir)
+    if location is None:
+        raise CliError("no prediction-log directory: pass --dir or set prediction_log")
+    directory = log_directory(location, Path(settings(args).artifact_dir), fresh=fresh)
     if not directory.is_dir():
         raise CliError(f"prediction-log directory {directory} does not exist")
     return directory
@@ -70,7 +91,7 @@ def _run(
 def cmd_verify(args: argparse.Namespace) -> int:
     from gateway.predictionlog.chain import recorded_segments, verify
 
-    directory = _directory(args)
+    directory = _directory(args, fresh=True)
     reg = open_registry(args)
     try:
         segments = recorded_segments(reg.audit_events())
@@ -161,6 +182,13 @@ def cmd_erase(args: argparse.Namespace) -> int:
                      actor=actor(), reason=args.reason)  # fmt: skip
     finally:
         reg.close()
+    location = log_location(args, args.dir) or ""
+    if location.startswith("s3://"):
+        from gateway.predictionlog.objectstore import push_back
+
+        # NOTE: after the chain records the new digests: until this upload ends, `verify`
+        # reports the rewritten objects as altered (never the reverse).
+        push_back(location, directory, done.rewritten, done.removed)
     payload = {"erased": done.erased, "rewritten": done.rewritten, "removed": done.removed}
     emit(args, payload, lambda: print(
         f"erased {done.erased} record(s): {len(done.rewritten)} file(s) rewritten, "
@@ -248,6 +276,10 @@ def add_commands(sub: Any) -> None:
             sp.add_argument("--id", action="append", help="a request id to erase (repeatable)")
             sp.add_argument("--segment", help="erase every record of this segment")
             sp.add_argument("--reason", required=True, help="why (kept in the audit log)")
-        sp.add_argument("--dir", help="the log's directory (default: prediction_log's first)")
+        sp.add_argument(
+            "--dir",
+            help="the log's directory or s3://BUCKET/PREFIX "
+            "(default: prediction_log's first file or s3 sink)",
+        )
         registry_opts(sp)
         sp.set_defaults(func=func)

@@ -1,7 +1,8 @@
 """Build the prediction log from settings: ``prediction_log`` names its sinks.
 
-Each item is a sink URL: ``file:DIR`` or a plain path for Parquet files, ``http://…`` or
-``https://…`` for a CloudEvents receiver. Nothing is built when the setting is empty.
+Each item is a sink URL: ``file:DIR`` or a plain path for Parquet files, ``s3://BUCKET/PREFIX``
+for Parquet files in object storage (:mod:`.objectstore`), ``http://…`` or ``https://…`` for a
+CloudEvents receiver. Nothing is built when the setting is empty.
 """
 
 from __future__ import annotations
@@ -19,14 +20,28 @@ if TYPE_CHECKING:
     from gateway.predictionlog.journal import PredictionLog
     from gateway.predictionlog.sink import Sink
 
-__all__ = ["build_prediction_log", "log_history", "parquet_dirs"]
+__all__ = ["build_prediction_log", "log_history", "object_stores", "parquet_dirs", "spool_of"]
+
+
+def object_stores(spec: Sequence[str]) -> list[str]:
+    """The ``s3://`` sink URLs of ``spec``."""
+    return [item for item in spec if item.startswith("s3://")]
+
+
+def spool_of(url: str, artifact_dir: Path) -> Path:
+    """Where an ``s3://`` sink writes files before uploading them (``?spool=DIR``, else
+    ``prediction-log-spool/BUCKET/PREFIX`` beside ``artifact_dir``)."""
+    from gateway.predictionlog.objectstore import parse_url
+
+    bucket, prefix, spool = parse_url(url)
+    return spool or artifact_dir.parent / "prediction-log-spool" / bucket / prefix
 
 
 def parquet_dirs(spec: Sequence[str]) -> list[Path]:
     """The Parquet directories among the sink URLs of ``spec``."""
     dirs = []
     for item in spec:
-        if item.startswith(("http://", "https://")):
+        if item.startswith(("http://", "https://", "s3://")):
             continue
         dirs.append(Path(item.removeprefix("file://").removeprefix("file:")))
     return dirs
@@ -66,6 +81,7 @@ def build_prediction_log(
         from gateway.predictionlog.chain import audit_closer
         from gateway.predictionlog.cloudevents import CloudEventsSink
         from gateway.predictionlog.journal import PredictionLog
+        from gateway.predictionlog.objectstore import ObjectStoreSink
         from gateway.predictionlog.parquet import ParquetSink
     except ImportError as exc:
         raise RuntimeError(
@@ -82,6 +98,16 @@ def build_prediction_log(
                 roll_bytes=settings.prediction_log_roll_mb * 1024 * 1024,
                 roll_s=settings.prediction_log_roll_s,
                 on_closed=audit_closer(registry),
+            )
+        )
+    for url in object_stores(spec):
+        sinks.append(
+            ObjectStoreSink(
+                url,
+                spool_of(url, Path(settings.artifact_dir)),
+                roll_bytes=settings.prediction_log_roll_mb * 1024 * 1024,
+                roll_s=settings.prediction_log_roll_s,
+                on_uploaded=audit_closer(registry),
             )
         )
     prediction_log = PredictionLog(

@@ -3,6 +3,10 @@
 * ``onnxgate_prediction_log_records_total{sink,outcome}`` (counter): records each sink
   kept (``written``) or gave up on (``dropped``: disk full, receiver down, buffer full).
 * ``onnxgate_prediction_log_sampled_out_total`` (counter): records left out by sampling.
+* ``onnxgate_prediction_log_upload_waiting{sink}`` (gauge) and
+  ``onnxgate_prediction_log_upload_failures_total{sink}`` (counter), for ``s3://`` sinks:
+  closed files still in the spool, and uploads that failed (each retried): a bucket out of
+  reach shows here while the spool fills.
 
 Records the data plane could not even enqueue are the tap queue's drops, counted with every
 tap's in ``onnxgate_tap_dropped_total`` (the log shares that one queue).
@@ -13,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
@@ -43,3 +47,21 @@ class PredictionLogCollector(Collector):
             "Requests left out of the prediction log by prediction_log_sample.",
             value=self._log.sampled_out,
         )
+        uploading = [s for s in self._log.sinks if hasattr(s, "waiting")]
+        if not uploading:
+            return
+        waiting = GaugeMetricFamily(
+            "onnxgate_prediction_log_upload_waiting",
+            "Closed prediction-log files in the local spool, not uploaded yet.",
+            labels=["sink"],
+        )
+        failures = CounterMetricFamily(
+            "onnxgate_prediction_log_upload_failures",
+            "Prediction-log file uploads that failed (the file stays and is retried).",
+            labels=["sink"],
+        )
+        for sink in uploading:
+            waiting.add_metric([sink.name], getattr(sink, "waiting", 0))
+            failures.add_metric([sink.name], getattr(sink, "upload_failures", 0))
+        yield waiting
+        yield failures
