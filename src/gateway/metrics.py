@@ -98,6 +98,15 @@ class GatewayMetrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        # 0 while the registry's database cannot be read (routes are the last known ones);
+        # "livemin" under --workers: one worker that cannot reach it is enough to say so.
+        self.registry_reachable = Gauge(
+            "onnxgate_registry_reachable",
+            "1 while the registry's database answers the routing poll, else 0.",
+            registry=r,
+            multiprocess_mode="livemin",
+        )
+        self.registry_reachable.set(1)
         self.dropped = Counter(
             "onnxgate_batcher_dropped",
             "Requests the batcher dropped before running them, by reason.",

@@ -350,6 +350,7 @@ class Gateway:
     async def _registry_health(self, reachable: bool) -> None:
         # Inference keeps serving the last routes, so "" stays SERVING; this service name
         # tells readiness probes and operators that changes cannot be made just now.
+        self.metrics.registry_reachable.set(1 if reachable else 0)
         status = health_pb2.HealthCheckResponse
         await self.health.set(REGISTRY_HEALTH, status.SERVING if reachable else status.NOT_SERVING)
 

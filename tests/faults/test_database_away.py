@@ -107,9 +107,16 @@ def test_postgres_stops_and_returns(cluster, tmp_path, caplog):
     try:
         assert _infer(gw) == [1, 2, 3]
         assert _health(gw, REGISTRY_HEALTH) == SERVING
+        samples = gw.gateway.metrics.registry
+
+        def reachable() -> float | None:
+            return samples.get_sample_value("onnxgate_registry_reachable")
+
+        assert reachable() == 1  # what OnnxgateRegistryUnreachable alerts on
         with caplog.at_level(logging.INFO):
             cluster.pause()
             assert wait_for(lambda: _health(gw, REGISTRY_HEALTH) == NOT_SERVING)
+            assert reachable() == 0
             assert _health(gw, "") == SERVING
             for _ in range(20):
                 assert _infer(gw) == [1, 2, 3]  # the last routes
@@ -122,6 +129,7 @@ def test_postgres_stops_and_returns(cluster, tmp_path, caplog):
 
             cluster.resume()
             assert wait_for(lambda: _health(gw, REGISTRY_HEALTH) == SERVING)
+            assert reachable() == 1
             # The fleet (on by default on PostgreSQL) publishes again: one line for the
             # outage, one when it ends (with a count), never a traceback per attempt.
             assert wait_for(lambda: _lines(caplog, "publishing works again"), timeout=30)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from monitoring_support import get_drift, register_with_reference, send
 from prometheus_support import binary, get, query, running_prometheus, wait_for_series
 from shared import admin_metadata
@@ -87,6 +88,20 @@ def test_alert_rules_pass_promtool() -> None:
         check=False,
     )
     assert unit.returncode == 0, unit.stdout + unit.stderr
+
+
+def test_every_alert_has_a_unit_test_that_fires_it_and_one_that_does_not() -> None:
+    rules = yaml.safe_load((RULES / "alerts.yml").read_text())
+    alerts = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
+    cases = yaml.safe_load((RULES / "alerts_test.yml").read_text())
+    fired: set[str] = set()
+    quiet: set[str] = set()
+    for test in cases["tests"]:
+        for case in test.get("alert_rule_test", []):
+            (fired if case["exp_alerts"] else quiet).add(case["alertname"])
+    assert len(alerts) >= 14
+    assert not alerts - fired, f"never shown firing: {sorted(alerts - fired)}"
+    assert not alerts - quiet, f"never shown quiet: {sorted(alerts - quiet)}"
 
 
 def test_a_missing_prometheus_skip_names_the_test_and_how_to_get_it(monkeypatch) -> None:
