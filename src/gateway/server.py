@@ -201,7 +201,7 @@ class Gateway:
         self.decoder = Decoder(
             thread_bytes=settings.decode_thread_bytes, process_bytes=settings.decode_process_bytes
         )
-        self.streams = StreamInference(self.plane)
+        self.streams = StreamInference(self.plane, self.decoder)
         self.repository = RepositoryControl(self.registry_io, self.catalog)
         self.regions = SharedMemoryRegions()
         self.inference = TritonServicer(self.reads, self.plane, self.decoder, streams=self.streams,
