@@ -338,7 +338,7 @@ class Gateway:
         return http_server(
             self.settings, reads=self.reads, plane=self.plane, decoder=self.decoder,
             operations=self.operations, sessions=self.registry_io.sessions,
-            inference=self.inference,
+            inference=self.inference, regions=self.regions,
         )  # fmt: skip
 
     async def stop(self, grace: float | None = None) -> None:
