@@ -101,7 +101,8 @@ def main() -> None:
     args.duration = args.duration or (2.0 if args.quick else 5.0)
     repeat = args.repeat or (1 if args.quick else 2)
 
-    from compare import SERVERS, ensure_mlserver, start
+    from _mlserver import ensure_mlserver
+    from compare import SERVERS, start
 
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="onnxgate-http-")))
