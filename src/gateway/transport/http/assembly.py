@@ -69,6 +69,7 @@ def http_server(
             # Triton's extensions first: /v2/models/stats is not a model's metadata.
             [*triton.routes(), *routes.routes(), *console.routes()],
             max_body_bytes=s.max_message_bytes,
+            infer=routes.infer,
         ),
         s.host,
         s.http_port,
