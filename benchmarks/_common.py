@@ -115,6 +115,20 @@ def wait_ready(
     raise RuntimeError(f"server not ready after {timeout:.0f}s ({last})")
 
 
+def wait_http_ready(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """Poll ``GET url`` until it answers 200 or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with code {proc.returncode} before ready")
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(url, timeout=1) as answer:
+                if answer.status == 200:
+                    return
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} not ready after {timeout:.0f}s")
+
+
 def _stop(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
     if proc.poll() is not None:
         return
@@ -154,12 +168,14 @@ def server(
     log_dir: Path,
     timeout: float = 60.0,
     log_marker: tuple[str, int] | None = None,
+    ready_url: str | None = None,
 ) -> Iterator[str]:
     """Start ``argv`` as a server on ``port``, wait until ready, yield its target, stop it.
 
     ``log_marker=(text, n)`` also waits for ``text`` to appear ``n`` times in its output:
     with several workers on one port, one ready worker answers ServerReady while the others
-    still load, and connections made then would all land on the first.
+    still load, and connections made then would all land on the first. ``ready_url``: an
+    HTTP-only server, ready once a GET there answers 200.
     """
     log_path = log_dir / f"{name}.log"
     full_env = {**os.environ, **(env or {})}
@@ -171,7 +187,10 @@ def server(
     try:
         started = time.monotonic()
         try:
-            wait_ready(target, models, proc, timeout)
+            if ready_url is None:
+                wait_ready(target, models, proc, timeout)
+            else:
+                wait_http_ready(ready_url, proc, timeout)
             text, count = log_marker or ("", 0)
             while _read(log_path).count(text) < count:
                 if time.monotonic() - started > timeout or proc.poll() is not None:
@@ -260,6 +279,32 @@ def point(result: dict[str, Any]) -> dict[str, Any]:
         "requests": result["requests"],
         "client_cpu_cores": round(result["client_cpu_cores"], 2),
     }
+
+
+def process_cpu_seconds(marker: str) -> float:
+    """User + system CPU seconds of every process whose command line holds ``marker`` (a
+    server's ``--port\0N\0``, MLServer's repository path): what a server spent, robust to
+    other load on the machine, unlike requests/s."""
+    total, found = 0.0, False
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if marker not in (proc / "cmdline").read_text():
+                continue
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        found = True
+    if not found:
+        raise RuntimeError(f"no process with {marker!r} in its command line")
+    return total
+
+
+def port_marker(port: int) -> str:
+    """:func:`process_cpu_seconds`'s marker for a server started with ``--port N``."""
+    return f"--port\0{port}\0"
 
 
 def server_cpu_seconds(port: int) -> float:

@@ -4,6 +4,8 @@
 ``InferenceSession`` on the event loop (one call per request: no batching, routing,
 validation, metrics, monitoring or taps), and answers ``raw_output_contents``. It is what
 a minimal hand-written server does, so onnxgate / bare is what onnxgate's features cost.
+``ModelStreamInfer`` does the same per request read from a bidirectional stream, one at a
+time per stream (read, run, write): the bare streaming ceiling.
 
 Only the generated messages are imported from the gateway, here and in ``_floor.py`` (no
 converters, no settings; not even the ``_grpc`` stubs, which refuse a grpcio older than the
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import _floor as floor
@@ -79,6 +82,20 @@ class BareServicer(floor.HealthAnswers):
         if model is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, "unknown model")
         assert model is not None
+        return self._infer(model, request)
+
+    async def ModelStreamInfer(
+        self, requests: AsyncIterator[pb.ModelInferRequest], context: Context
+    ) -> AsyncIterator[pb.ModelStreamInferResponse]:
+        async for request in requests:
+            model = self._models.get(request.model_name)
+            if model is None:
+                yield pb.ModelStreamInferResponse(error_message="unknown model")
+                continue
+            yield pb.ModelStreamInferResponse(infer_response=self._infer(model, request))
+
+    @staticmethod
+    def _infer(model: BareModel, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
         feeds = {
             t.name: np.frombuffer(raw, dtype=_NUMPY[t.datatype]).reshape(tuple(t.shape))
             for t, raw in zip(request.inputs, request.raw_input_contents, strict=True)
@@ -102,6 +119,11 @@ async def serve(port: int, models: dict[str, BareModel]) -> None:
         )
         for name in ("ServerLive", "ServerReady", "ModelReady", "ModelMetadata", "ModelInfer")
     }
+    handlers["ModelStreamInfer"] = grpc.stream_stream_rpc_method_handler(
+        servicer.ModelStreamInfer,
+        request_deserializer=pb.ModelInferRequest.FromString,
+        response_serializer=pb.ModelStreamInferResponse.SerializeToString,
+    )
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler("inference.GRPCInferenceService", handlers),)
     )

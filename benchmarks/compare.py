@@ -4,6 +4,8 @@ Servers, each a subprocess on 127.0.0.1, all started and checked ready up front:
 
 * onnxgate with batching off and on, with 1 and 2 worker processes (SO_REUSEPORT);
 * the echo floor (``echo_server.py``: grpc.aio ModelInfer, no inference);
+* onnxgate and the bare server again, loaded over ``ModelStreamInfer`` (4 bidirectional
+  streams, the in-flight requests spread over them) instead of unary calls;
 * MLServer 1.7.1 serving the same ONNX files through ``mlserver_runtime.py``, installed
   into its own virtualenv ``.venv-mlserver`` at the repo root (skipped, with the reason,
   when it cannot be installed). It runs with ``MLSERVER_PARALLEL_WORKERS=0`` (its parallel
@@ -36,10 +38,9 @@ from pathlib import Path
 from typing import Any
 
 import _common as c
+from _mlserver import MLSERVER_VERSION, ensure_mlserver, mlserver_repo
 
 REFERENCE = "onnxgate-batch-1w"
-MLSERVER_VERSION = "1.7.1"
-MLSERVER_VENV = c.REPO / ".venv-mlserver"
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class ServerDef:
     workers: int = 1
     batching: bool = True
     env: dict[str, str] = field(default_factory=dict)
+    stream: bool = False  # loaded over ModelStreamInfer instead of unary ModelInfer
 
 
 SERVERS = (
@@ -75,6 +77,13 @@ SERVERS = (
     ServerDef("echo", "echo", "grpc.aio echo floor, no inference"),
     ServerDef("bare", "bare", "grpc.aio + onnxruntime per request, nothing else"),
     ServerDef(
+        "onnxgate-stream-1w",
+        "onnxgate",
+        "onnxgate, batching on, 1 worker, over ModelStreamInfer",
+        stream=True,
+    ),
+    ServerDef("bare-stream", "bare", "the bare server over ModelStreamInfer", stream=True),
+    ServerDef(
         "mlserver",
         "mlserver",
         f"MLServer {MLSERVER_VERSION}, MLSERVER_PARALLEL_WORKERS=0",
@@ -87,58 +96,17 @@ SERVERS = (
         env={"MLSERVER_PARALLEL_WORKERS": "2", "BENCH_INTRA_OP_THREADS": "1"},
     ),
 )
-QUICK_SERVERS = ("onnxgate-nobatch-1w", REFERENCE, "onnxgate-batch-2w", "echo", "bare")
-
-
-# -- MLServer -----------------------------------------------------------------------------------
-
-
-def ensure_mlserver(venv: Path = MLSERVER_VENV) -> Path:
-    """``mlserver`` from its own virtualenv, installing it the first time; RuntimeError
-    (with the reason) when that is not possible here."""
-    python, exe = venv / "bin" / "python", venv / "bin" / "mlserver"
-    check = [str(python), "-c", "import mlserver, onnxruntime; print(mlserver.__version__)"]
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        found = subprocess.run(check, capture_output=True, text=True, timeout=60, check=False)
-        if found.returncode == 0 and found.stdout.strip() == MLSERVER_VERSION:
-            return exe
-    c.log(f"installing MLServer {MLSERVER_VERSION} into {venv} (once; a few minutes)")
-    base = getattr(os.sys, "_base_executable", c.PYTHON)  # the interpreter behind .venv
-    steps = [
-        [base, "-m", "venv", str(venv)],
-        [str(python), "-m", "pip", "install", "--quiet", f"mlserver=={MLSERVER_VERSION}"]
-        + ["onnxruntime", "numpy"],
-    ]
-    for argv in steps:
-        try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=900, check=False)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise RuntimeError(f"{argv[0]} {argv[1]} ...: {exc}") from None
-        if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(argv[:4])} failed: {done.stderr.strip()[-500:]}")
-    return exe
-
-
-def mlserver_repo(directory: Path, model_paths: dict[str, Path], ports: dict[str, int]) -> Path:
-    """A model repository: settings.json plus one folder with model-settings.json a model."""
-    from registry.signature import signature_from_bytes
-
-    settings = {"debug": False, "host": "127.0.0.1", "parallel_workers": 0, **ports}
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "settings.json").write_text(json.dumps(settings))
-    for name, path in model_paths.items():
-        sig = signature_from_bytes(path.read_bytes()).to_dict()
-        folder = directory / name
-        folder.mkdir(exist_ok=True)
-        doc = {
-            "name": name,
-            "implementation": "mlserver_runtime.OnnxRuntimeModel",
-            "parameters": {"uri": str(path), "version": "1"},
-            "inputs": sig["inputs"],
-            "outputs": sig["outputs"],
-        }
-        (folder / "model-settings.json").write_text(json.dumps(doc))
-    return directory
+QUICK_SERVERS = (
+    "onnxgate-nobatch-1w",
+    REFERENCE,
+    "onnxgate-batch-2w",
+    "echo",
+    "bare",
+    "onnxgate-stream-1w",
+    "bare-stream",
+)
+STREAM_LOAD = ("--stream", "--connections", "4")
+"""Loadgen flags of a streamed point: 4 streams, the in-flight requests spread over them."""
 
 
 # -- one server ----------------------------------------------------------------------------------
@@ -187,30 +155,33 @@ def _find(results: list[dict[str, Any]], server: str, model: str, conc: int) -> 
 
 
 def targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The goals, reported against what was measured (None: a side did not run)."""
-
-    def ratio(a: str, b: str, model: str, key: str = "rps") -> float | None:
-        x, y = _find(results, a, model, 64), _find(results, b, model, 64)
-        if not x or not y or not y.get(key):
-            return None
-        return round(x[key] / y[key], 3)
-
+    """The goals, reported against what was measured (None: a side did not run), each with
+    the p99 of both sides."""
     gw, off, two = REFERENCE, "onnxgate-nobatch-1w", "onnxgate-batch-2w"
+    st, small, large = "onnxgate-stream-1w", "mlp_small", "mlp_large"
+    cpu = "server_cpu_us_per_request"
     rows = [
-        ("small MLP @64: onnxgate / MLServer RPS", ratio(gw, "mlserver", "mlp_small"), ">=", 2.0),
-        ("small MLP @64: onnxgate / echo floor RPS", ratio(gw, "echo", "mlp_small"), ">=", 0.8),
+        ("small MLP @64: onnxgate / MLServer RPS", gw, "mlserver", small, "rps", ">=", 2.0),
+        ("small MLP @64: onnxgate / echo floor RPS", gw, "echo", small, "rps", ">=", 0.8),
         # The feature overhead: what routing, validation, metrics and taps cost per call.
-        ("small MLP @64: onnxgate / bare RPS", ratio(gw, "bare", "mlp_small"), ">=", 0.9),
-        ("large MLP @64: onnxgate / MLServer RPS", ratio(gw, "mlserver", "mlp_large"), ">=", 2.0),
-        ("large MLP @64: batching on / off RPS", ratio(gw, off, "mlp_large"), ">=", 2.0),
-        ("large MLP @64: batching on / off p99", ratio(gw, off, "mlp_large", "p99_ms"), "<", 2.0),
-        ("small MLP @64: 2 workers / 1 worker RPS", ratio(two, gw, "mlp_small"), ">=", 1.0),
-        ("large MLP @64: 2 workers / 1 worker RPS", ratio(two, gw, "mlp_large"), ">=", 1.0),
+        ("small MLP @64: onnxgate / bare RPS", gw, "bare", small, "rps", ">=", 0.95),
+        ("small MLP @64: onnxgate / bare CPU per request", gw, "bare", small, cpu, "<", 1.053),
+        ("small MLP @64: stream / onnxgate unary RPS", st, gw, small, "rps", ">=", 1.5),
+        ("small MLP @64: stream / bare stream RPS", st, "bare-stream", small, "rps", ">=", 0.9),
+        ("large MLP @64: onnxgate / MLServer RPS", gw, "mlserver", large, "rps", ">=", 2.0),
+        ("large MLP @64: onnxgate / bare RPS", gw, "bare", large, "rps", ">=", 0.95),
+        ("large MLP @64: batching on / off RPS", gw, off, large, "rps", ">=", 2.0),
+        ("large MLP @64: batching on / off p99", gw, off, large, "p99_ms", "<", 2.0),
+        ("small MLP @64: 2 workers / 1 worker RPS", two, gw, small, "rps", ">=", 1.0),
+        ("large MLP @64: 2 workers / 1 worker RPS", two, gw, large, "rps", ">=", 1.0),
     ]
     out = []
-    for name, value, op, goal in rows:
+    for name, a, b, model, key, op, goal in rows:
+        x, y = _find(results, a, model, 64), _find(results, b, model, 64)
+        value = round(x[key] / y[key], 3) if x.get(key) is not None and y.get(key) else None
         met = None if value is None else (value >= goal if op == ">=" else value < goal)
-        out.append({"target": name, "value": value, "goal": f"{op} {goal}", "met": met})
+        p99 = " / ".join(f"{r['p99_ms']:.1f}" if r else "-" for r in (x, y))
+        out.append({"target": name, "value": value, "goal": f"{op} {goal}", "met": met, "p99": p99})
     return out
 
 
@@ -225,6 +196,7 @@ def print_report(doc: dict[str, Any]) -> None:
         rows.append(
             (r["model"], r["concurrency"], r["server"], f"{r['rps']:,.0f}", x_rps)
             + (f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", x_p99, errors, r["client_cpu_cores"])
+            + (r.get("server_cpu_us_per_request", "-"),)
         )
     st = doc["settings"]
     print(
@@ -232,14 +204,14 @@ def print_report(doc: dict[str, Any]) -> None:
         f"best of {st['rounds']} interleaved round(s)"
     )
     header = ("model", "c", "server", "req/s", "x ref", "p50 ms", "p99 ms", "x ref", "errors")
-    c.print_table(rows, (*header, "loadgen cores"))
+    c.print_table(rows, (*header, "loadgen cores", "server CPU us/req"))
     for name, s in doc["servers"].items():
         if s["status"] != "ok":
             print(f"{name}: {s['status']}: {s.get('reason', '')}")
     print()
     for t in doc["targets"]:
         verdict = {True: "met", False: "MISSED", None: "not measured"}[t["met"]]
-        print(f"{verdict:12} {t['target']}: {t['value']} (goal {t['goal']})")
+        print(f"{verdict:12} {t['target']}: {t['value']} (goal {t['goal']}); p99 ms {t['p99']}")
 
 
 def plot(doc: dict[str, Any], path: Path) -> None:
@@ -357,6 +329,7 @@ def main() -> None:
         models = c.write_models(tmp / "models")
         registry = c.make_registry(tmp / "registry")
         targets_up: dict[str, str] = {}
+        by_name = {sd.name: sd for sd in chosen}
         for sd in chosen:
             entry: dict[str, Any] = {"description": sd.description, "env": sd.env}
             doc["servers"][sd.name] = entry
@@ -377,16 +350,34 @@ def main() -> None:
             for model, conc in points:
                 for name, target in list(targets_up.items()):
                     c.log(f"round {rnd + 1}/{repeat}: {name} {model} c={conc} for {duration:g}s")
+                    sd = by_name[name]
+                    extra = STREAM_LOAD if sd.stream else ()
+                    # What the server process spent (the parent only, with several workers).
+                    marker = (
+                        str(tmp / sd.name) + "\0"
+                        if sd.kind == "mlserver"
+                        else c.port_marker(int(target.rsplit(":", 1)[1]))
+                    )
                     try:
+                        cpu = c.process_cpu_seconds(marker)
                         res = c.run_loadgen(
-                            target, model, concurrency=conc, duration=duration, warmup=warmup
+                            target,
+                            model,
+                            concurrency=conc,
+                            duration=duration,
+                            warmup=warmup,
+                            extra=extra,
                         )
+                        cpu = c.process_cpu_seconds(marker) - cpu
                     except (RuntimeError, subprocess.SubprocessError) as exc:
                         c.log(f"{name} failed under load: {exc}")
                         doc["servers"][name].update(status="failed", reason=str(exc)[-1500:])
                         del targets_up[name]
                         continue
-                    samples.setdefault((name, model, conc), []).append(c.point(res))
+                    pt = c.point(res)
+                    served = pt["requests"] * (duration + warmup) / duration
+                    pt["server_cpu_us_per_request"] = round(1e6 * cpu / max(served, 1.0), 1)
+                    samples.setdefault((name, model, conc), []).append(pt)
         for (name, model, conc), runs in samples.items():
             # Other work on the box only ever slows a server down, so the best round is the
             # closest to what it can do; every round's RPS stays in the JSON.

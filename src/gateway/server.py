@@ -223,7 +223,7 @@ class Gateway:
         self.decoder = Decoder(
             thread_bytes=settings.decode_thread_bytes, process_bytes=settings.decode_process_bytes
         )
-        self.streams = StreamInference(self.plane)
+        self.streams = StreamInference(self.plane, self.decoder)
         self.repository = RepositoryControl(self.registry_io, self.catalog)
         self.regions = SharedMemoryRegions()
         self.inference = TritonServicer(self.reads, self.plane, self.decoder, streams=self.streams,
@@ -358,7 +358,7 @@ class Gateway:
         return http_server(
             self.settings, reads=self.reads, plane=self.plane, decoder=self.decoder,
             operations=self.operations, sessions=self.registry_io.sessions,
-            inference=self.inference,
+            inference=self.inference, regions=self.regions,
         )  # fmt: skip
 
     async def stop(self, grace: float | None = None) -> None:

@@ -118,7 +118,7 @@ def test_ceiling_quick(tmp_path: Path) -> None:
 def test_compare_quick_writes_json_and_plot(tmp_path: Path) -> None:
     out = tmp_path / "compare.json"
     argv = [str(BENCH / "compare.py"), "--quick", "--duration", "1", "--concurrency", "8"]
-    only = "onnxgate-batch-1w,echo,bare,mlserver"
+    only = "onnxgate-batch-1w,echo,bare,mlserver,onnxgate-stream-1w,bare-stream"
     proc = _run([*argv, "--only", only, "--out", str(out)], 120)
     doc = _load(out)
     assert {"machine", "settings", "servers", "results", "targets", "reference"} <= doc.keys()
@@ -127,6 +127,8 @@ def test_compare_quick_writes_json_and_plot(tmp_path: Path) -> None:
     seen = {(r["server"], r["model"], r["concurrency"]) for r in doc["results"]}
     assert ("onnxgate-batch-1w", "mlp_small", 8) in seen and ("echo", "mlp_large", 64) in seen
     assert doc["servers"]["bare"]["status"] == "ok" and ("bare", "mlp_small", 8) in seen
+    assert {("onnxgate-stream-1w", "mlp_small", 8), ("bare-stream", "mlp_small", 8)} <= seen
+    assert all(r["server_cpu_us_per_request"] > 0 for r in doc["results"])
     assert all(r["rps"] > 0 and not r["errors"] for r in doc["results"])
     assert {t["met"] for t in doc["targets"]} <= {True, False, None}
     assert out.with_suffix(".png").stat().st_size > 0

@@ -203,8 +203,6 @@ def test_a_version_registered_elsewhere_is_served_with_every_family_on_both(
         assert {v for (name, _), v in members.items()} == {3.0}
 
 
-# NOTE: the unique key that refuses a label another member already joined is the fleet
-# side of issue 24, not on this branch; strict, so this fails (and the mark goes) once it is.
 def test_labels_sent_to_both_gateways_join_once(story: Story) -> None:
     one, two, labels = story.one, story.two, story.labels
     # Every label goes to both gateways: the first to take it joins it, the other finds

@@ -5,6 +5,7 @@ A real gateway on loopback; every answer is compared with onnxruntime run direct
 
 from __future__ import annotations
 
+import asyncio
 import json
 import queue
 import subprocess
@@ -212,3 +213,53 @@ def test_streams_need_the_predict_token_like_model_infer(registry, make_gateway)
     token = (("authorization", "Bearer app-token"),)
     (answer,) = gw.stub().ModelStreamInfer(iter([_request(1)]), metadata=token, timeout=10)
     assert answer.error_message == "" and answer.infer_response.id == "r1"
+
+
+def test_a_large_streamed_request_decodes_off_the_loop_while_the_stream_answers(
+    registry, make_gateway
+):
+    """A BYTES request over ``decode_thread_bytes`` goes to the decode threads like a unary
+    one. Both threads are held busy by the test first, so the large request provably waits
+    off the loop while small requests on the same stream are answered."""
+    registry.register_version("mlp", modelzoo.mlp(SIZES, seed=1), actor="test")
+    registry.register_version("text", modelzoo.identity("BYTES"), actor="test")
+    gw = make_gateway(metrics_port=-1)
+    decoder = gw.gateway.decoder
+    gate = threading.Event()
+    held = [
+        asyncio.run_coroutine_threadsafe(decoder.run("thread", gate.wait), gw.loop)
+        for _ in range(2)  # the decoder's two threads
+    ]
+    wait_for(lambda: decoder.offloaded["thread"] == 2, timeout=10)
+
+    count = 30_000  # 240 KB of Python work: over the 64 KiB thread threshold
+    big = pb.ModelInferRequest(model_name="text", id="big")
+    big.inputs.add(name="x", datatype="BYTES", shape=[count // 3, 3])
+    items = [f"w{i}".encode() for i in range(count)]
+    big.raw_input_contents.append(b"".join(len(b).to_bytes(4, "little") + b for b in items))
+    outbox: queue.Queue[pb.ModelInferRequest | None] = queue.Queue()
+    responses = gw.stub().ModelStreamInfer(iter(outbox.get, None), timeout=60)
+    try:
+        outbox.put(big)
+        wait_for(lambda: decoder.offloaded["thread"] == 3, timeout=30)
+        session = _session()
+        for i in range(20):
+            outbox.put(_request(i))
+            answer = next(responses)
+            assert answer.error_message == "" and answer.infer_response.id == f"r{i}"
+            want = session.run(["probabilities"], {"x": _x(i)})[0]
+            np.testing.assert_allclose(_probabilities(answer.infer_response), want, rtol=1e-6)
+        # Only the large request is still in flight, waiting for a decode thread.
+        wait_for(lambda: gw.gateway.streams.held == 1, timeout=10)
+        gate.set()
+        answer = next(responses)
+        assert answer.error_message == "" and answer.infer_response.id == "big"
+        assert answer.infer_response.raw_output_contents[0] == big.raw_input_contents[0]
+        # Its answer (30,000 strings) was encoded on a thread too.
+        assert decoder.offloaded == {"thread": 4, "process": 0}
+    finally:
+        gate.set()
+        outbox.put(None)
+    assert list(responses) == []
+    for future in held:
+        future.result(timeout=10)

@@ -24,6 +24,7 @@ from shared import ADMIN_TOKEN
 from tritonclient.utils import InferenceServerException
 
 from gateway.tools import modelzoo
+from gateway.transport.http.compression import MIN_COMPRESS_BYTES
 
 SIZES = (8, 16, 3)
 AUTH = {"authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -147,9 +148,9 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, Message,
 
 
 def test_http_compression_on_the_wire(gw):
-    x = _x(2)
+    x = _x(40)  # an answer over MIN_COMPRESS_BYTES
     doc = {
-        "inputs": [{"name": "x", "datatype": "FP32", "shape": [2, 8], "data": x.ravel().tolist()}]
+        "inputs": [{"name": "x", "datatype": "FP32", "shape": [40, 8], "data": x.ravel().tolist()}]
     }
     body = json.dumps(doc).encode()
     url = f"{gw.http_url}/v2/models/mlp/infer"
@@ -159,8 +160,14 @@ def test_http_compression_on_the_wire(gw):
     assert status == 200 and headers["Content-Encoding"] == "gzip"
     outputs = {o["name"]: o for o in json.loads(gzip.decompress(content))["outputs"]}
     np.testing.assert_allclose(
-        np.array(outputs["probabilities"]["data"]).reshape(2, 3), _want(x), rtol=1e-6
+        np.array(outputs["probabilities"]["data"]).reshape(40, 3), _want(x), rtol=1e-6
     )
+    # A small answer goes out as it is, whatever the client accepts.
+    row = {**doc["inputs"][0], "shape": [1, 8], "data": doc["inputs"][0]["data"][:8]}
+    small = json.dumps({"inputs": [row]}).encode()
+    status, headers, content = _post(url, small, {"Accept-Encoding": "gzip, deflate"})
+    assert status == 200 and headers.get("Content-Encoding") is None
+    assert len(content) < MIN_COMPRESS_BYTES and json.loads(content)["outputs"]
     # Raw deflate (no zlib header) is read too; an unknown encoding is 415.
     raw = zlib.compressobj(wbits=-15)
     status, headers, _ = _post(

@@ -10,19 +10,37 @@ Bounds: at most :data:`MAX_REGIONS_PER_PRINCIPAL` regions per principal (the pre
 token's, else ``anonymous``); a key is one file name directly under ``/dev/shm`` (no path
 may escape it); every access stays inside its region. Regions are unmapped on unregister
 and when the gateway stops.
+
+Both faces share one :class:`SharedMemoryRegions` (a region registered over gRPC is usable
+over HTTP, as in Triton): :mod:`.shm_wire` moves gRPC's tensors, the HTTP codec reads the
+same three parameters from JSON with :func:`window`.
 """
 
 from __future__ import annotations
 
 import mmap
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.errors import InvalidArgument, NotFound, ResourceExhausted
 from gateway.messages import quoted
 
-__all__ = ["MAX_REGIONS_PER_PRINCIPAL", "Region", "SharedMemoryRegions"]
+__all__ = [
+    "MAX_REGIONS_PER_PRINCIPAL",
+    "OFFSET",
+    "REGION",
+    "SIZE",
+    "Region",
+    "SharedMemoryRegions",
+    "Window",
+    "window",
+]
+
+REGION = "shared_memory_region"
+SIZE = "shared_memory_byte_size"
+OFFSET = "shared_memory_offset"
 
 SHM_DIR = Path("/dev/shm")
 MAX_REGIONS_PER_PRINCIPAL = 64
@@ -56,6 +74,34 @@ class Region:
         """Put ``data`` at ``offset`` within the region."""
         start = self._span(offset, len(data))
         self.map[start : start + len(data)] = data
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Where a tensor lives (input) or goes (output): ``size`` bytes at ``offset`` of a
+    registered region."""
+
+    region: str
+    size: int
+    offset: int
+
+
+def window(where: str, params: Mapping[str, object]) -> Window | None:
+    """The window a tensor's JSON parameters name, or None when they name no region."""
+    region = params.get(REGION)
+    if region is None:
+        return None
+    if not isinstance(region, str) or not region:
+        raise InvalidArgument(f"{where}: '{REGION}' must be a region name")
+    counts = []
+    for key, default in ((SIZE, None), (OFFSET, 0)):
+        value = params.get(key, default)
+        if value is None:
+            raise InvalidArgument(f"{where}: '{REGION}' given without '{SIZE}'")
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise InvalidArgument(f"{where}: '{key}' must be a byte count")
+        counts.append(value)
+    return Window(region, counts[0], counts[1])
 
 
 class SharedMemoryRegions:
@@ -103,6 +149,20 @@ class SharedMemoryRegions:
         if region is None:
             raise NotFound(f"shared memory region {quoted(name)} is not registered")
         return region
+
+    def read(self, at: Window) -> bytes:
+        """A copy of the bytes in the window (an input's tensor)."""
+        return self.get(at.region).read(at.offset, at.size)
+
+    def write(self, output: str, at: Window, data: bytes) -> None:
+        """Put an output's ``data`` in its window, refused when the window is too small."""
+        region = self.get(at.region)
+        if len(data) > at.size:
+            raise InvalidArgument(
+                f"output {quoted(output)} is {len(data)} bytes; its shared memory "
+                f"window holds {at.size}"
+            )
+        region.write(at.offset, data)
 
     def status(self, name: str = "") -> list[Region]:
         """Every region, or the one named (NotFound when it is not registered)."""

@@ -14,17 +14,14 @@ from google.protobuf.internal.containers import MessageMap
 from gateway._proto import grpc_service_pb2 as pb
 from gateway.errors import InvalidArgument
 from gateway.messages import quoted
-from gateway.transport.shm import SharedMemoryRegions
+from gateway.transport.shm import OFFSET, REGION, SIZE, SharedMemoryRegions, Window
 
 __all__ = ["OutputTargets", "inputs_from_regions", "outputs_to_regions", "uses_regions"]
 
-REGION = "shared_memory_region"
-SIZE = "shared_memory_byte_size"
-OFFSET = "shared_memory_offset"
 _KEYS = (REGION, SIZE, OFFSET)
 
-OutputTargets = dict[str, tuple[str, int, int]]
-"""output name -> (region, byte size, offset)."""
+OutputTargets = dict[str, Window]
+"""output name -> its window."""
 
 
 def uses_regions(request: pb.ModelInferRequest) -> bool:
@@ -40,13 +37,13 @@ def uses_regions(request: pb.ModelInferRequest) -> bool:
     return False
 
 
-def _where(params: MessageMap[str, pb.InferParameter], what: str) -> tuple[str, int, int]:
+def _where(params: MessageMap[str, pb.InferParameter], what: str) -> Window:
     region = params[REGION].string_param
     if SIZE not in params:
         raise InvalidArgument(f"{what}: '{REGION}' given without '{SIZE}'")
     size = int(params[SIZE].int64_param)
     offset = int(params[OFFSET].int64_param) if OFFSET in params else 0
-    return region, size, offset
+    return Window(region, size, offset)
 
 
 def inputs_from_regions(
@@ -62,8 +59,7 @@ def inputs_from_regions(
     for index, tensor in enumerate(request.inputs):
         params = tensor.parameters
         if REGION in params:
-            region, size, offset = _where(params, f"input {quoted(tensor.name)}")
-            contents.append(regions.get(region).read(offset, size))
+            contents.append(regions.read(_where(params, f"input {quoted(tensor.name)}")))
             for key in _KEYS:
                 params.pop(key, None)
         elif raw:
@@ -80,7 +76,7 @@ def inputs_from_regions(
         params = output.parameters
         if REGION in params:
             targets[output.name] = _where(params, f"output {quoted(output.name)}")
-            regions.get(targets[output.name][0])  # unknown region: refused before running
+            regions.get(targets[output.name].region)  # unknown region: refused before running
             for key in _KEYS:
                 params.pop(key, None)
     return targets
@@ -94,14 +90,8 @@ def outputs_to_regions(
         target = targets.get(output.name)
         if target is None:
             continue
-        region, size, offset = target
         data = response.raw_output_contents[index]
-        if len(data) > size:
-            raise InvalidArgument(
-                f"output {quoted(output.name)} is {len(data)} bytes; its shared memory "
-                f"window holds {size}"
-            )
-        regions.get(region).write(offset, data)
+        regions.write(output.name, target, data)
         response.raw_output_contents[index] = b""
-        output.parameters[REGION].string_param = region
+        output.parameters[REGION].string_param = target.region
         output.parameters[SIZE].int64_param = len(data)

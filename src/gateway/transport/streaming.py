@@ -13,6 +13,10 @@ back only once its response has been written. A client that sends without readin
 stops being read (gRPC flow control pushes back to it) instead of growing the server's
 memory.
 
+Bodies decode where unary ones do (:class:`~gateway.transport.decoding.Decoder`): a large
+BYTES or typed-``contents`` request, or a large answer, is converted on a thread, so the
+other requests of the stream (and of every other call) keep being answered meanwhile.
+
 The stream's lifetime: a client that cancels (or whose deadline passes) cancels its
 requests in flight; :meth:`StreamInference.drain` (SIGTERM) stops reading every stream,
 lets the requests already read finish and be answered, then ends each stream with
@@ -32,8 +36,11 @@ import grpc
 from gateway._proto import grpc_service_pb2 as pb
 from gateway.errors import GatewayError, Unavailable
 from gateway.messages import cap_message
+from gateway.serving.caller import caller
 from gateway.serving.dataplane import DataPlane
 from gateway.transport import converters, oip
+from gateway.transport.auth import principal
+from gateway.transport.decoding import Decoder
 from gateway.transport.status import INTERNAL_MESSAGE, status_for
 
 __all__ = ["STREAM_WINDOW", "StreamInference"]
@@ -45,14 +52,12 @@ Context = grpc.aio.ServicerContext[Any, Any]
 STREAM_WINDOW = 64
 """Requests of one stream in flight at once (read, not yet answered)."""
 
-ROUTING_KEY_PARAM = "routing_key"
-ROUTING_KEY_METADATA = "x-routing-key"
 DRAINING_MESSAGE = "gateway is shutting down; reconnect the stream to another replica"
 
 
 def _metadata_key(context: Context) -> str | None:
     for name, value in context.invocation_metadata() or ():
-        if name == ROUTING_KEY_METADATA:
+        if name == oip.ROUTING_KEY_HEADER:
             return value.decode() if isinstance(value, bytes) else value
     return None
 
@@ -61,10 +66,16 @@ class _Stream:
     """One open stream: its window, its write lock, its routing key and deadline."""
 
     def __init__(
-        self, owner: StreamInference, plane: DataPlane, context: Context, window: int
+        self,
+        owner: StreamInference,
+        plane: DataPlane,
+        decoder: Decoder,
+        context: Context,
+        window: int,
     ) -> None:
         self.owner = owner
         self.plane = plane
+        self.decoder = decoder
         self.context = context
         self.slots = asyncio.Semaphore(window)
         # grpc.aio allows one write at a time per call.
@@ -87,19 +98,26 @@ class _Stream:
 
     async def _answer(self, request: pb.ModelInferRequest) -> pb.ModelStreamInferResponse:
         received = time.perf_counter()
+        decoder = self.decoder
         try:
-            try:
-                req = converters.decode_infer_request(request)
-            except GatewayError as exc:
-                self.plane.refused(exc.code)
-                raise
-            key = self.key
-            if not req.version:
-                param = req.parameters.get(ROUTING_KEY_PARAM)
-                if param is not None and param != "":
-                    key = str(param)
-            result = await self.plane.infer(
-                req, None if req.version else key, self.deadline, received=received
+            where = decoder.where(other_bytes=converters.python_work(request))
+            if where == "inline":
+                req = oip.decoded(self.plane, converters.decode_infer_request, request)
+            else:
+                req = await oip.decoded_off_loop(
+                    self.plane, decoder, where, converters.decode_infer_request, request
+                )
+            key = oip.routing_key(req, lambda _: self.key)
+            result = await self.plane.infer(req, key, self.deadline, received=received)
+            where = decoder.where(other_bytes=converters.output_work(result.outputs))
+            response = await decoder.run(
+                where,
+                converters.encode_infer_response,
+                model=result.model,
+                version=result.version,
+                request_id=result.request_id,
+                outputs=result.outputs,
+                parameters=oip.response_parameters(result),
             )
         except GatewayError as exc:
             _, message = status_for(exc)
@@ -107,15 +125,7 @@ class _Stream:
         except Exception:
             log.exception("unhandled error serving a ModelStreamInfer request")
             return self._error(request, INTERNAL_MESSAGE)
-        return pb.ModelStreamInferResponse(
-            infer_response=converters.encode_infer_response(
-                model=result.model,
-                version=result.version,
-                request_id=result.request_id,
-                outputs=result.outputs,
-                parameters=oip.response_parameters(result),
-            )
-        )
+        return pb.ModelStreamInferResponse(infer_response=response)
 
     @staticmethod
     def _error(request: pb.ModelInferRequest, message: str) -> pb.ModelStreamInferResponse:
@@ -132,8 +142,11 @@ class _Stream:
 class StreamInference:
     """Serves ``ModelStreamInfer`` through the data plane; see the module docstring."""
 
-    def __init__(self, plane: DataPlane, *, window: int = STREAM_WINDOW) -> None:
+    def __init__(
+        self, plane: DataPlane, decoder: Decoder | None = None, *, window: int = STREAM_WINDOW
+    ) -> None:
         self._plane = plane
+        self._decoder = decoder or Decoder(thread_bytes=0, process_bytes=0)
         self._window = window
         self._readers: set[asyncio.Task[None]] = set()
         self._draining = False
@@ -155,7 +168,9 @@ class StreamInference:
         """The handler of one stream: read, serve each request concurrently, answer each."""
         if self._draining:
             raise _draining_error()
-        stream = _Stream(self, self._plane, context, self._window)
+        stream = _Stream(self, self._plane, self._decoder, context, self._window)
+        # Every request task copies this context: the prediction log sees who streamed.
+        caller.set(("grpc", principal.get()))
         try:
             async with asyncio.TaskGroup() as group:
                 reader = group.create_task(self._read(requests, stream, group))

@@ -24,6 +24,7 @@ from gateway.transport.http.inference import InferenceRoutes
 from gateway.transport.http.server import HttpServer
 from gateway.transport.http.triton_ext import TritonRoutes
 from gateway.transport.roles import RoleGuard
+from gateway.transport.shm import SharedMemoryRegions
 
 __all__ = ["http_server"]
 
@@ -37,6 +38,7 @@ def http_server(
     operations: Operations,
     sessions: AsyncSessions,
     inference: Any,
+    regions: SharedMemoryRegions,
 ) -> HttpServer:
     """OIP v2 over HTTP, on this loop, through the same data plane as gRPC."""
     routes = InferenceRoutes(
@@ -45,6 +47,7 @@ def http_server(
         predict_tokens=s.predict_tokens,
         max_body_bytes=s.max_message_bytes,
         decoder=decoder,
+        regions=regions,
     )
     # The console calls the operations core, authorised by the same decision as gRPC.
     console = ConsoleRoutes(
@@ -66,6 +69,7 @@ def http_server(
             # Triton's extensions first: /v2/models/stats is not a model's metadata.
             [*triton.routes(), *routes.routes(), *console.routes()],
             max_body_bytes=s.max_message_bytes,
+            infer=routes.infer,
         ),
         s.host,
         s.http_port,

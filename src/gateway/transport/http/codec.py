@@ -12,6 +12,9 @@ Outputs go back as JSON ``data`` unless the request asked for binary (per output
 ``parameters.binary_data``, or ``parameters.binary_data_output`` for all of them, which is
 what ``tritonclient.http`` sends when it names no outputs).
 
+A tensor may instead name a shared memory window (``shared_memory_region`` parameters): the
+codec records it, pure (it may run in the decode process), and :mod:`.regions` moves bytes.
+
 Every malformation is :class:`~gateway.errors.InvalidArgument` naming the field.
 """
 
@@ -21,8 +24,8 @@ import bisect
 import itertools
 import json
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -45,9 +48,17 @@ from gateway.transport.converters import (
     encode_bytes,
     numpy_to_datatype,
 )
+from gateway.transport.shm import Window, window
 from registry.datatypes import DATATYPE_TO_NUMPY
 
-__all__ = ["HEADER_LENGTH", "DecodedInfer", "decode_infer", "encode_infer", "output_work"]
+__all__ = [
+    "HEADER_LENGTH",
+    "DecodedInfer",
+    "decode_infer",
+    "encode_infer",
+    "output_work",
+    "raw_bytes",
+]
 
 HEADER_LENGTH = "inference-header-content-length"
 """The binary extension's header (HTTP header names are case-insensitive)."""
@@ -78,6 +89,9 @@ class DecodedInfer:
     request: InferRequest
     binary_outputs: frozenset[str]
     all_binary: bool
+    # Inputs to read from shared memory (name, datatype, shape, window); outputs to put there.
+    input_windows: tuple[tuple[str, str, tuple[int, ...], Window], ...] = ()
+    output_windows: Mapping[str, Window] = field(default_factory=dict)
 
 
 def _param(where: str, value: Any) -> ParamValue:
@@ -237,6 +251,11 @@ def _input(i: int, raw: Any, tail: memoryview, offset: int) -> tuple[str, Any, i
         raise InvalidArgument(datatype_problem(name, str(datatype)))
     shape = _shape(name, raw.get("shape"))
     params = _params(f"input {quoted(name)}: parameters", raw.get("parameters"))
+    at = window(f"input {quoted(name)}", params)
+    if at is not None:
+        if "data" in raw or "binary_data_size" in params:
+            raise InvalidArgument(f"input {quoted(name)}: data sent with a shared memory region")
+        return name, (name, datatype, shape, at), 0
     size = params.get("binary_data_size")
     if size is None:
         if "data" not in raw:
@@ -267,12 +286,16 @@ def decode_infer(model: str, version: str, body: bytes, header_length: str | Non
     if not isinstance(inputs, list) or not inputs:
         raise InvalidArgument("inputs: at least one input tensor is required")
     tensors: Tensors = {}
+    pending: list[tuple[str, str, tuple[int, ...], Window]] = []
     offset = 0
     for i, raw in enumerate(inputs):
         name, arr, used = _input(i, raw, tail, offset)
-        if name in tensors:
+        if name in tensors or any(p[0] == name for p in pending):
             raise InvalidArgument(f"input {quoted(name)} appears twice")
-        tensors[name] = arr
+        if isinstance(arr, tuple):
+            pending.append(arr)
+        else:
+            tensors[name] = arr
         offset += used
     if offset != len(tail):
         raise InvalidArgument(
@@ -280,7 +303,7 @@ def decode_infer(model: str, version: str, body: bytes, header_length: str | Non
         )
     params = _params("parameters", doc.get("parameters"))
     all_binary = params.get(BINARY_OUTPUT) is True
-    wanted, binary = _outputs(doc.get("outputs"))
+    wanted, binary, windows = _outputs(doc.get("outputs"))
     request_id = doc.get("id", "")
     if not isinstance(request_id, str):
         raise InvalidArgument("id must be a string")
@@ -293,16 +316,17 @@ def decode_infer(model: str, version: str, body: bytes, header_length: str | Non
         requested_outputs=wanted,
         parameters={k: v for k, v in params.items() if k not in _CODEC_PARAMS},
     )
-    return DecodedInfer(request, binary, all_binary)
+    return DecodedInfer(request, binary, all_binary, tuple(pending), windows)
 
 
-def _outputs(raw: Any) -> tuple[tuple[str, ...], frozenset[str]]:
+def _outputs(raw: Any) -> tuple[tuple[str, ...], frozenset[str], dict[str, Window]]:
     if raw is None:
-        return (), frozenset()
+        return (), frozenset(), {}
     if not isinstance(raw, list):
         raise InvalidArgument("outputs must be a JSON array")
     names: list[str] = []
     binary: set[str] = set()
+    windows: dict[str, Window] = {}
     for i, out in enumerate(raw):
         name = out.get("name") if isinstance(out, dict) else None
         if not isinstance(name, str) or not name:
@@ -311,8 +335,11 @@ def _outputs(raw: Any) -> tuple[tuple[str, ...], frozenset[str]]:
         params = _params(f"output {quoted(name)}: parameters", out.get("parameters"))
         if params.get("binary_data") is True:
             binary.add(name)
+        at = window(f"output {quoted(name)}", params)
+        if at is not None:
+            windows[name] = at
         names.append(name)
-    return tuple(names), frozenset(binary)
+    return tuple(names), frozenset(binary), windows
 
 
 NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
@@ -335,22 +362,37 @@ def output_work(result: InferResult, decoded: DecodedInfer) -> int:
     8 per element of every output that goes out as JSON ``data``, or as BYTES."""
     work = 0
     for name, arr in result.outputs.items():
+        if name in decoded.output_windows:
+            continue
         if not (decoded.all_binary or name in decoded.binary_outputs) or arr.dtype.kind in "OSU":
             work += 8 * arr.size
     return work
 
 
+def raw_bytes(arr: npt.NDArray[Any]) -> bytes:
+    """A tensor in the binary layout (gRPC's raw contents, binary extension, shared memory)."""
+    if numpy_to_datatype(arr.dtype) == "BYTES":
+        return encode_bytes(arr)
+    return np.ascontiguousarray(arr).tobytes()
+
+
 def encode_infer(
-    result: InferResult, decoded: DecodedInfer, parameters: Mapping[str, str]
+    result: InferResult,
+    decoded: DecodedInfer,
+    parameters: Mapping[str, str],
+    written: Mapping[str, Mapping[str, ParamValue]] | None = None,
 ) -> tuple[bytes, int | None]:
-    """The response body, and the JSON header's length when binary data follows it."""
+    """The body, and the JSON header's length when binary data follows it (``written``:
+    parameters of the outputs already put in shared memory)."""
     outputs: list[dict[str, Any]] = []
     blobs: list[bytes] = []
     for name, arr in result.outputs.items():
         datatype = numpy_to_datatype(arr.dtype)
         spec: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(arr.shape)}
-        if decoded.all_binary or name in decoded.binary_outputs:
-            blob = encode_bytes(arr) if datatype == "BYTES" else np.ascontiguousarray(arr).tobytes()
+        if written and name in written:
+            spec["parameters"] = dict(written[name])
+        elif decoded.all_binary or name in decoded.binary_outputs:
+            blob = raw_bytes(arr)
             spec["parameters"] = {"binary_data_size": len(blob)}
             blobs.append(blob)
         else:
@@ -369,7 +411,3 @@ def encode_infer(
     if not blobs:
         return header, None
     return b"".join((header, *blobs)), len(header)
-
-
-def json_body(doc: Mapping[str, Any] | Sequence[Any]) -> bytes:
-    return json.dumps(doc, separators=(",", ":")).encode()

@@ -5,20 +5,23 @@ gzip`` or ``deflate``) is inflated before any route reads it, bounded by the bod
 (a small body that inflates past ``max_body_bytes`` is refused 413, so a compression bomb
 costs one limit's worth of memory); an encoding we do not speak is 415. A response is
 compressed when the request's ``Accept-Encoding`` asks for gzip or deflate (what
-``response_compression_algorithm`` sets), and left alone otherwise, so uncompressed
-clients pay nothing. ``deflate`` is the zlib format, as HTTP defines it; a raw deflate
-stream (what some clients send instead) is accepted too.
+``response_compression_algorithm`` sets) and the body is at least :data:`MIN_COMPRESS_BYTES`,
+and left alone otherwise, so uncompressed clients pay nothing. (aiohttp, requests and
+browsers send ``Accept-Encoding: gzip, deflate`` on every call: compressing a 200-byte
+inference answer cost CPU on every call and saved no bytes.) ``deflate`` is the zlib format,
+as HTTP defines it; a raw deflate stream (what some clients send instead) is accepted too.
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import zlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-__all__ = ["CompressionMiddleware"]
+__all__ = ["MIN_COMPRESS_BYTES", "CompressionMiddleware"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -27,6 +30,8 @@ Send = Callable[[Message], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 ENCODINGS = ("gzip", "deflate")
+MIN_COMPRESS_BYTES = 1024
+"""Smaller response bodies go out as they are (gzip's own framing is 18 bytes)."""
 
 
 class _Refusal(Exception):
@@ -51,6 +56,9 @@ def _inflate(body: bytes, encoding: str, limit: int) -> bytes:
     raise _Refusal(400, f"the request body is not valid {encoding} data")
 
 
+# NOTE: clients send the same header on every call; the cache is bounded, so odd headers
+# from a hostile client only ever cost a parse each.
+@functools.lru_cache(maxsize=64)
 def _accepted(header: str) -> str | None:
     """The first of gzip/deflate that ``Accept-Encoding`` accepts (q > 0), or None."""
     wanted: dict[str, float] = {}
@@ -166,7 +174,12 @@ class _CompressingSend:
         self._chunks.append(message.get("body", b""))
         if message.get("more_body", False):
             return
-        body = _compress(b"".join(self._chunks), self._encoding)
+        body = b"".join(self._chunks)
+        if len(body) < MIN_COMPRESS_BYTES:
+            await self._send(self._start)
+            await self._send({"type": "http.response.body", "body": body, "more_body": False})
+            return
+        body = _compress(body, self._encoding)
         headers = [(n, v) for n, v in self._start["headers"] if n != b"content-length"]
         headers += [
             (b"content-encoding", self._encoding.encode()),

@@ -43,14 +43,21 @@ from gateway.traces import RequestTrace
 from gateway.transport import oip
 from gateway.transport.auth import authenticate
 from gateway.transport.decoding import Decoder
-from gateway.transport.http import codec
+from gateway.transport.http import codec, regions
 from gateway.transport.http.status import error_response
+from gateway.transport.shm import SharedMemoryRegions
 from gateway.transport.status import status_for
 from registry.signature import TensorSpec
 
 __all__ = ["InferenceRoutes", "bearer_principal"]
 
-EXTENSIONS = ("binary_tensor_data", "model_configuration", "statistics", "model_repository")
+EXTENSIONS = (
+    "binary_tensor_data",
+    "model_configuration",
+    "statistics",
+    "model_repository",
+    "system_shared_memory",
+)
 
 
 def bearer_principal(request: Request, tokens: Mapping[str, str]) -> str:
@@ -76,8 +83,10 @@ class InferenceRoutes:
         predict_tokens: Mapping[str, str],
         max_body_bytes: int,
         decoder: Decoder | None = None,
+        regions: SharedMemoryRegions | None = None,
     ) -> None:
         self._reads = reads
+        self._regions = regions or SharedMemoryRegions()
         self._plane = plane
         self._decoder = decoder or Decoder(thread_bytes=0, process_bytes=0)
         self._tokens = predict_tokens
@@ -158,6 +167,8 @@ class InferenceRoutes:
             decoded = await self._decoder.run(
                 where, codec.decode_infer, model, version, body, header_length
             )
+            if decoded.input_windows or decoded.output_windows:
+                decoded = regions.read_inputs(decoded, self._regions)
             deadline = _deadline(decoded.request.parameters, received)
         except GatewayError as exc:
             oip.refused(self._plane, exc)
@@ -170,10 +181,16 @@ class InferenceRoutes:
         caller.set(("http", who))  # this call's own task: no reset needed
         try:
             result = await self._plane.infer(req, key, deadline, received=received, trace=trace)
+            written = regions.write_outputs(result, decoded, self._regions)
             work = codec.output_work(result, decoded)
             where = self._decoder.where(json_bytes=work, other_bytes=work)
             content, json_length = await self._decoder.run(
-                where, codec.encode_infer, result, decoded, oip.response_parameters(result)
+                where,
+                codec.encode_infer,
+                result,
+                decoded,
+                oip.response_parameters(result),
+                written,
             )
         except Exception as exc:  # noqa: BLE001 - error_response logs the unexpected
             return _refused(exc, trace)

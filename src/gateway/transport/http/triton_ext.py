@@ -14,6 +14,9 @@ Routes::
     POST /v2/repository/index                           [{name, version, state, reason}]
     POST /v2/repository/models/{m}/load                 operator role: serve its deployment
     POST /v2/repository/models/{m}/unload               operator role: stop serving it here
+    GET  /v2/systemsharedmemory[/region/{r}]/status     [{name, key, offset, byte_size}]
+    POST /v2/systemsharedmemory/region/{r}/register     {key, offset, byte_size}
+    POST /v2/systemsharedmemory[/region/{r}]/unregister one region, or every one
     *    /v2/cudasharedmemory/...                       501, one line
 """
 
@@ -100,7 +103,13 @@ class TritonRoutes:
             Route("/v2/repository/models/{model}/load", self.load, methods=["POST"]),
             Route("/v2/repository/models/{model}/unload", self.unload, methods=["POST"]),
             Route("/v2/cudasharedmemory{rest:path}", self.cuda, methods=["GET", "POST"]),
+            Route(f"{_SHM}/region/{{region}}/register", self.shm_register, methods=["POST"]),
         ]
+        for prefix in (_SHM, f"{_SHM}/region/{{region}}"):
+            routes += [
+                Route(prefix + "/status", self.shm_status, methods=["GET"]),
+                Route(prefix + "/unregister", self.shm_unregister, methods=["POST"]),
+            ]
         for prefix in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}"):
             routes += [
                 Route(prefix + "/stats", self.statistics, methods=["GET"]),
@@ -168,8 +177,45 @@ class TritonRoutes:
         answer = await self._call(name, message, request)
         return answer if isinstance(answer, Response) else Response(status_code=200)
 
+    async def shm_status(self, request: Request) -> Response:
+        message = pb.SystemSharedMemoryStatusRequest(name=_region(request))
+        answer = await self._call("SystemSharedMemoryStatus", message, request)
+        if isinstance(answer, Response):
+            return answer
+        assert isinstance(answer, pb.SystemSharedMemoryStatusResponse)
+        return JSONResponse([plain(r) for r in answer.regions.values()])
+
+    async def shm_register(self, request: Request) -> Response:
+        body = await _json_body(request)
+        if isinstance(body, Response):
+            return body
+        key, offset, size = body.get("key"), body.get("offset", 0), body.get("byte_size", -1)
+        problem = "key must be a string" if not isinstance(key, str) else None
+        for field, value in (("offset", offset), ("byte_size", size)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                problem = problem or f"{field} must be a byte count"
+        if problem is not None:
+            return JSONResponse({"error": problem}, status_code=400)
+        message = pb.SystemSharedMemoryRegisterRequest(
+            name=_region(request), key=str(key), offset=int(offset), byte_size=int(size)
+        )
+        answer = await self._call("SystemSharedMemoryRegister", message, request)
+        return answer if isinstance(answer, Response) else Response(status_code=200)
+
+    async def shm_unregister(self, request: Request) -> Response:
+        message = pb.SystemSharedMemoryUnregisterRequest(name=_region(request))
+        answer = await self._call("SystemSharedMemoryUnregister", message, request)
+        return answer if isinstance(answer, Response) else Response(status_code=200)
+
     async def cuda(self, request: Request) -> Response:
         return JSONResponse({"error": CUDA_SHM_REFUSAL}, status_code=501)
+
+
+_SHM = "/v2/systemsharedmemory"
+
+
+def _region(request: Request) -> str:
+    return str(request.path_params.get("region", ""))
 
 
 def _names(request: Request) -> tuple[str, str]:
