@@ -137,6 +137,7 @@ class Settings:
     # "file:DIR" or a plain path: Parquet files; "http(s)://...": CloudEvents (KServe's format).
     prediction_log: tuple[str, ...] = ()
     prediction_log_sample: float = 1.0  # share of request ids logged (by a hash of the id)
+    prediction_log_sample_models: tuple[str, ...] = ()  # NAME=SHARE: that model's own share
     prediction_log_inputs: bool = True  # false: keep only outputs (privacy)
     prediction_log_roll_mb: int = 128  # a Parquet file closes past this size...
     prediction_log_roll_s: float = 3600.0  # ...or this age
@@ -203,6 +204,7 @@ class Settings:
             raise SettingsError(
                 f"prediction_log_sample must be in [0, 1], got {self.prediction_log_sample}"
             )
+        _ = self.prediction_log_shares  # validates the NAME=SHARE items, naming a bad one
         if self.prediction_log_roll_mb < 1:
             raise SettingsError(
                 f"prediction_log_roll_mb must be >= 1, got {self.prediction_log_roll_mb}"
@@ -215,6 +217,23 @@ class Settings:
             bucket = item.removeprefix("s3://").split("/", 1)[0].split("?", 1)[0]
             if item.startswith("s3://") and not bucket:
                 raise SettingsError(f"prediction_log {item!r}: expected s3://BUCKET/PREFIX")
+
+    @property
+    def prediction_log_shares(self) -> dict[str, float]:
+        """``prediction_log_sample_models`` as model -> share (SettingsError naming a bad item)."""
+        shares: dict[str, float] = {}
+        for item in self.prediction_log_sample_models:
+            name, sep, share = item.partition("=")
+            try:
+                value = float(share)
+            except ValueError:
+                value = -1.0
+            if not sep or not name.strip() or not 0.0 <= value <= 1.0:
+                raise SettingsError(
+                    f"prediction_log_sample_models {item!r}: expected NAME=SHARE, SHARE in [0, 1]"
+                )
+            shares[name.strip()] = value
+        return shares
 
     @property
     def effective_intra_op_threads(self) -> int:
@@ -303,6 +322,8 @@ def _coerce(name: str, annotation: Any, value: Any) -> Any:
         if kind.startswith("Path"):
             return None if value in (None, "") else Path(value)
         if kind.startswith("tuple"):
+            if isinstance(value, Mapping):  # a TOML table {name = value}: NAME=VALUE items
+                value = [f"{k}={v}" for k, v in value.items()]
             items = value if isinstance(value, list | tuple) else str(value).split(",")
             return tuple(str(i).strip() for i in items if str(i).strip())
         if kind.startswith("Mapping"):

@@ -19,6 +19,7 @@ import pytest
 
 from gateway.predictionlog import decode_tensors, encode_tensors, in_sample
 from gateway.predictionlog.cloudevents import REQUEST_TYPE, RESPONSE_TYPE
+from gateway.settings import Settings, SettingsError
 from gateway.tools import modelzoo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faults"))
@@ -158,6 +159,39 @@ def test_outputs_only_and_sampling_by_request_id(registry, make_gateway, tmp_pat
     assert sorted(r["request_id"] for r in rows) == sorted(i for i in ids if in_sample(i, 0.5))
     assert 0 < len(rows) < len(ids)
     assert all(r["inputs"] == [] and len(r["outputs"]) == 1 for r in rows)
+
+
+def test_each_model_can_have_its_own_share(registry, make_gateway, tmp_path) -> None:
+    # Default share 0 (nothing logged), "keep" logged whole: the per-model share wins, and
+    # a model without one falls back to prediction_log_sample.
+    for name in ("lin", "keep"):
+        registry.register_version(name, modelzoo.linear(4, 2, seed=3), actor="test")
+    log_dir = tmp_path / "log"
+    gw = make_gateway(
+        prediction_log=(f"file:{log_dir}",),
+        prediction_log_sample=0.0,
+        prediction_log_sample_models=("keep=1.0",),
+    )
+    for i in range(10):
+        for name in ("lin", "keep"):
+            body = {"id": f"{name}-{i}", "inputs": [
+                {"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [0.1, 0.2, 0.3, 0.4]}
+            ]}  # fmt: skip
+            assert httpx.post(f"{gw.http_url}/v2/models/{name}/infer", json=body).status_code == 200
+    gw.stop()
+    rows = pq.read_table(log_dir, partitioning="hive").to_pylist()
+    assert sorted(r["request_id"] for r in rows) == sorted(f"keep-{i}" for i in range(10))
+
+
+def test_per_model_shares_are_read_from_env_and_toml_and_checked(tmp_path: Path) -> None:
+    env = {"ONNXGATE_PREDICTION_LOG_SAMPLE_MODELS": "fraud=1.0, churn=0.1"}
+    assert Settings.load(env).prediction_log_shares == {"fraud": 1.0, "churn": 0.1}
+    toml = tmp_path / "onnxgate.toml"
+    toml.write_text("[gateway]\nprediction_log_sample_models = { fraud = 0.5 }\n")
+    assert Settings.load({}, toml).prediction_log_shares == {"fraud": 0.5}
+    for bad in ("fraud", "fraud=2", "=0.5", "fraud=x"):
+        with pytest.raises(SettingsError, match=f"prediction_log_sample_models '{bad}'"):
+            Settings.load({"ONNXGATE_PREDICTION_LOG_SAMPLE_MODELS": bad})
 
 
 def test_tensors_round_trip_bytes_and_numbers() -> None:

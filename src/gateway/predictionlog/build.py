@@ -111,7 +111,10 @@ def build_prediction_log(
             )
         )
     prediction_log = PredictionLog(
-        sinks, sample=settings.prediction_log_sample, keep_inputs=settings.prediction_log_inputs
+        sinks,
+        sample=settings.prediction_log_sample,
+        samples=settings.prediction_log_shares,
+        keep_inputs=settings.prediction_log_inputs,
     )
     if metrics is not None:
         from gateway.predictionlog.collector import PredictionLogCollector

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from gateway.predictionlog.record import in_sample, table_of
@@ -38,6 +38,7 @@ class PredictionLog:
         sinks: Sequence[Sink],
         *,
         sample: float = 1.0,
+        samples: Mapping[str, float] | None = None,
         keep_inputs: bool = True,
         segment_param: str = "segment",
         batch_rows: int = 512,
@@ -45,6 +46,7 @@ class PredictionLog:
     ) -> None:
         self.sinks = tuple(sinks)
         self._sample = sample
+        self._samples = dict(samples or {})  # per-model shares over ``sample``
         self._keep_inputs = keep_inputs
         self._segment_param = segment_param
         self._batch_rows = batch_rows
@@ -63,7 +65,7 @@ class PredictionLog:
     def __call__(self, record: TapRecord) -> None:
         """The tap: keep ``record`` when it is in the sample. Called on the tap worker and,
         for shadow answers, on the shadow scorer's threads: the counters move under the lock."""
-        kept = in_sample(record.request_id, self._sample)
+        kept = in_sample(record.request_id, self._samples.get(record.model, self._sample))
         key = (record.model, record.time_us // _DAY_US)
         with self._lock:
             self.seen += 1
