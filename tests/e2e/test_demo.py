@@ -73,6 +73,11 @@ def test_demo_exits_cleanly_and_prints_the_story(demo: Any) -> None:
         "(decided on a label-free estimate: the audit event says so)",
         '"used_estimate": true',
         "(REAL_ACC is empty: no label has arrived)",
+        # 14: what was served, kept: the prediction log verified and queried
+        "14. What was served: the prediction log",
+        "prediction log intact:",
+        "model   version  role        status  requests  p99_ms",
+        "       request_id why-1",
     ):
         assert line in out, f"{line!r} not printed; the story around the first gap:\n" + out[-6000:]
     assert "did not happen within" not in out  # no bounded wait ran out

@@ -25,6 +25,13 @@ from gateway.settings import Settings
 from gateway.tools.embedded import EmbeddedGateway
 from registry import Registry
 
+# What an analyst asks first: what each version answered, and how fast (model is a partition).
+_LOG_QUERY = (
+    "select model, version, role, status, count(*) as requests,"
+    " round(quantile_cont(latency_us, 0.99) / 1000, 2) as p99_ms"
+    " from log group by all order by model, version, role, status"
+)
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -40,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     data.mkdir(parents=True)
     url = f"sqlite:///{data / 'registry.db'}"
     artifacts = data / "artifacts"
+    log_dir = data / "prediction-log"
 
     # The story goes to stdout; the gateway's and libraries' own log lines (e.g. the
     # batcher choosing the executor for slow runs) go to a file, not between its lines.
@@ -90,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         monitor_interval_s=0.25,
         monitor_alpha=1e-6,
         governor_interval_s=0.1,  # the loop's tick; the policy evaluates every 0.5 s
+        # Every served prediction kept (chapter 14): Parquet files, chained into the audit log.
+        prediction_log=(f"file:{log_dir}",),
     )
     registry = Registry.open(url, artifacts)
     failed = 0
@@ -159,6 +169,13 @@ def main(argv: list[str] | None = None) -> int:
             story.Ops(target, common), registry, models, data,
             min_requests=100 if args.fast else 200, timeout_s=30.0,
         )  # fmt: skip
+    # The gateway has stopped: every log file is closed, its sha256 in the audit chain.
+    step("14. What was served: the prediction log (Parquet, queried with DuckDB)")
+    logged = ("--dir", str(log_dir), *common)
+    say(cli("log", "verify", *logged).rstrip())
+    say(cli("log", "query", _LOG_QUERY, *logged).rstrip())
+    say("  the request explained in 4b, as it was served (inputs and outputs bit for bit):")
+    say(cli("log", "show", "why-1", *logged).rstrip())
     registry.close()
     say(f"\nfailed requests in the whole demo: {failed}")
     step(f"Done in {time.monotonic() - started:.0f} s. Data left in {data}")
