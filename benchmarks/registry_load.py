@@ -186,6 +186,8 @@ def summarise(points: list[dict[str, Any]], members: int, db_cores: float) -> di
     idle, loaded = points[0], points[1:]
     lo, hi = loaded[0], loaded[-1]
     span = hi["rps"] - lo["rps"]
+    if span <= 0 or hi["rps"] <= 0:
+        raise SystemExit(f"no slope: the rates served were {lo['rps']} and {hi['rps']} req/s")
     keys = ("xact_commit_per_s", "rows_written_per_s", "tup_inserted_per_s", "wal_bytes_per_s")
     serving = sum(pt["xact_commit_per_s"] for pt in loaded) / len(loaded)
     out: dict[str, Any] = {
