@@ -158,3 +158,24 @@ def test_soak_short_writes_json_and_plot(tmp_path: Path) -> None:
     assert doc["samples"] and all(s["rss_mib"] > 0 and s["fds"] > 0 for s in doc["samples"])
     assert doc["deployment_changes"] >= 1 and not doc["deployment_change_failures"]
     assert out.with_suffix(".png").stat().st_size > 0
+
+
+@pytest.mark.postgres
+def test_registry_load_short_writes_json(tmp_path: Path) -> None:
+    from pg_cluster import locate_binaries
+
+    locate_binaries()  # skips (or fails with CI=true) without PostgreSQL's binaries
+    out = tmp_path / "registry_load.json"
+    argv = [str(BENCH / "registry_load.py"), "--rates", "20,40", "--duration", "1"]
+    proc = _run([*argv, "--out", str(out)], timeout=180)
+    doc = json.loads(out.read_text())
+    assert [pt["point"] for pt in doc["points"]] == [
+        "idle (2 members)", "20 req/s offered", "40 req/s offered",
+    ]  # fmt: skip
+    for pt in doc["points"]:
+        assert {"xact_commit_per_s", "rows_written_per_s", "wal_bytes_per_s"} <= pt.keys()
+        assert pt["connections"] >= 2  # both members hold a connection
+    for pt in doc["points"][1:]:
+        assert pt["errors"] == [] and pt["rps"] > 0
+    assert {"fixed_per_member_idle", "per_1000_rps", "pg_limit_rps"} <= doc["summary"].keys()
+    assert "per 1,000 req/s" in proc.stdout
