@@ -17,19 +17,10 @@ from grpc_health.v1 import health, health_pb2
 
 from gateway.concurrency import run_blocking
 from gateway.explain.assembly import build_explanations
-from gateway.fleet import FleetCollector, FleetNode
 from gateway.fleet.changes import ChangeWatcher
-from gateway.governor.collector import GovernorMetrics
+from gateway.governing import build_governing
 from gateway.governor.feedback import FeedbackStore
-from gateway.governor.loop import Governor, default_holder
 from gateway.governor.realised import RealisedHistory
-from gateway.governor.sources import (
-    ContractEvidence,
-    EvidenceSource,
-    FeedbackEvidence,
-    MetricsEvidence,
-    MonitorEvidence,
-)
 from gateway.metrics import DeploymentCollector, GatewayMetrics
 from gateway.monitoring.assembly import build_watching
 from gateway.operations import (
@@ -167,34 +158,22 @@ class Gateway:
             contracts=self.contracts.check,
             tracing=self.tracing,
         )
-        governor_metrics = GovernorMetrics(self.metrics)
-        drift = None if self.monitor is None else self.monitor.snapshot
-        contract_source = ContractEvidence(self.contracts.tallies)
-        local: list[EvidenceSource] = [
-            MetricsEvidence(self.metrics),
-            FeedbackEvidence(self.feedback),
-            MonitorEvidence(drift, self.shadow.snapshot),
-            contract_source,
-        ]
-        holder = default_holder()
-        # With a fleet the governor judges every process's published evidence (gateway.fleet).
-        self.fleet = self._fleet(holder, local) if settings.fleet_on else None
         deployments = Deployments(self.registry_io, self.catalog)
-        self.governor = Governor(
+        # The governor: evidence sources, with a fleet the fleet node (gateway.fleet), the loop.
+        governing = build_governing(
+            settings,
+            self.registry,
             self.registry_io,
-            deployments,
-            self.feedback,
-            # Importance drift is judged on this process's own sample, fleet or not.
-            [*(local if self.fleet is None else [self.fleet]), *self.explanations.evidence()],
+            self.metrics,
+            deployments=deployments,
+            feedback=self.feedback,
+            watching=watching,
+            explanations=self.explanations,
             io_executor=self._io_pool,
-            holder=holder,
-            tick_s=settings.governor_interval_s,
-            on_decision=governor_metrics.on_decision,
-            windows=self.fleet,
             tracing=self.tracing,
         )
-        governor_metrics.attach(self.governor, self.feedback)
-        self.governor.on_contracts = self.contracts.configure
+        self.governor, self.fleet = governing.governor, governing.fleet
+        contract_source = governing.contract_source
         # Every operator and governor use case, once; servicers and the console call these.
         self.operations = Operations(
             deployments=deployments,
@@ -257,14 +236,6 @@ class Gateway:
     def _role_of(self, model: str, version: str) -> str:
         entry = self.catalog.entry(model)
         return "" if entry is None else entry.table.role_of(version)
-
-    def _fleet(self, holder: str, local: list[EvidenceSource]) -> FleetNode:
-        s = self.settings
-        node = FleetNode(self.registry, local, self.feedback, self.metrics, process=holder,
-                         publish_s=s.fleet_publish_s, lease_s=s.fleet_lease_s,
-                         outbox=s.fleet_outbox, ttl_s=s.feedback_ttl_s)  # fmt: skip
-        self.metrics.add_collector(FleetCollector(node))
-        return node
 
     @property
     def port(self) -> int:

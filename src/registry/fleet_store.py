@@ -30,14 +30,14 @@ from sqlalchemy import Table, delete, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from registry.models import (
+from registry.fleet_tables import (
     FleetEvidence,
     FleetLabel,
     FleetPrediction,
     FleetProcess,
     FleetWindow,
-    utcnow,
 )
+from registry.models import utcnow
 
 __all__ = ["FOLDED", "EvidenceRow", "FleetStore", "Folded", "PredictionRow"]
 

@@ -1,7 +1,9 @@
 """SQLAlchemy 2.0 tables of the registry; the Alembic migrations create exactly these.
 
 Portable across SQLite and PostgreSQL: generic types only, JSON for structured fields,
-timestamps stored as UTC and always handed back timezone-aware.
+timestamps stored as UTC and always handed back timezone-aware. Two concerns keep their
+tables beside their store on this base: the fleet's (:mod:`registry.fleet_tables`) and the
+console's sign-in sessions (:mod:`registry.console_sessions`).
 """
 
 from __future__ import annotations
@@ -32,10 +34,6 @@ __all__ = [
     "AuditEvent",
     "Base",
     "DeploymentRevision",
-    "FleetEvidence",
-    "FleetPrediction",
-    "FleetProcess",
-    "FleetWindow",
     "GovernancePolicyRow",
     "GovernorPolicyRow",
     "GovernorStateRow",
@@ -355,63 +353,3 @@ class GovernorStateRow(Base):
     holder: Mapped[str] = mapped_column(String(256), default="")
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class FleetProcess(Base):
-    """One gateway process of the fleet and its heartbeat lease (registry.fleet_store)."""
-
-    __tablename__ = "fleet_process"
-
-    process: Mapped[str] = mapped_column(String(256), primary_key=True)
-    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    lease_expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-
-
-class FleetEvidence(Base):
-    """A process's cumulative evidence about one version (opaque JSON to the registry)."""
-
-    __tablename__ = "fleet_evidence"
-
-    process: Mapped[str] = mapped_column(String(256), primary_key=True)
-    model: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
-    version: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class FleetWindow(Base):
-    """The fleet evidence a governor window starts from, keyed (model, candidate, step)."""
-
-    __tablename__ = "fleet_window"
-
-    model: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
-    candidate: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
-    step: Mapped[int] = mapped_column(Integer, primary_key=True)
-    baseline: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class FleetPrediction(Base):
-    """A served prediction kept (for the feedback TTL) so any process can join its label."""
-
-    __tablename__ = "fleet_prediction"
-
-    model: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
-    request_id: Mapped[str] = mapped_column(String(256), primary_key=True)
-    version: Mapped[str] = mapped_column(String(NAME_LENGTH))
-    predictions: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    segments: Mapped[list[str]] = mapped_column(JSON, default=list)
-    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-
-
-class FleetLabel(Base):
-    """A label row joined by some member: unique, so one label joins once fleet-wide."""
-
-    __tablename__ = "fleet_label"
-
-    model: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
-    request_id: Mapped[str] = mapped_column(String(256), primary_key=True)
-    row: Mapped[int] = mapped_column(Integer, primary_key=True)
-    process: Mapped[str] = mapped_column(String(256))
-    labelled_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

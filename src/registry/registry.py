@@ -7,13 +7,13 @@ a change and its audit record are written together or not at all.
 
 This class is the face; the two big writes live next to it: registering a version in
 :mod:`registry.registration`, writing a deployment revision in :mod:`registry.revisions`
-(governance in :mod:`registry.governance`, the governor's state in
-:mod:`registry.governor_store`).
+(the deployment operations in :mod:`registry.deployment_ops`, governance in
+:mod:`registry.governance`, the governor's state in :mod:`registry.governor_store`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
@@ -26,7 +26,7 @@ from registry.artifacts import open_store
 from registry.audit import AuditLog, AuditRecord
 from registry.console_sessions import ConsoleSessions
 from registry.contracts_store import ContractStore
-from registry.deployment import Arm, Deployment, Role, Shadow, validate_deployment
+from registry.deployment_ops import DeploymentOperations
 from registry.errors import ArtifactIntegrityError, PolicyViolation, RegistryError
 from registry.fleet_store import FleetStore
 from registry.governance import Governance
@@ -44,7 +44,6 @@ from registry.records import (
     version_record,
 )
 from registry.registration import Trust, register_version
-from registry.revisions import deployment_history, previous_revision, write_revision
 from registry.schema import (
     WRITE_OPTION,
     install_error_events,
@@ -59,7 +58,7 @@ from registry.store import ArtifactStore
 __all__ = ["AuditRecord", "DeploymentRecord", "ModelRecord", "Registry", "VersionRecord"]
 
 
-class Registry:
+class Registry(DeploymentOperations):
     """Versions, deployments and audit log over one database and one artifact store.
 
     Safe to share between threads; several processes may open the same database.
@@ -223,120 +222,6 @@ class Registry:
             except PolicyViolation as exc:
                 raise ArtifactIntegrityError(f"{model}:{version} at load: {exc}") from None
         return self._store.read(record.sha256)
-
-    # -- deployments ----------------------------------------------------------------
-
-    def get_deployment(self, model: str) -> Deployment:
-        """The current (highest) revision of ``model``'s deployment."""
-        with self._reading() as session:
-            return current_deployment(session, find_model(session, model))
-
-    def deployments(self) -> dict[str, Deployment]:
-        """Every model's current deployment, in one read."""
-        with self._reading() as session:
-            return current_deployments(session)
-
-    def set_deployment(
-        self,
-        model: str,
-        arms: Sequence[Arm],
-        shadows: Sequence[Shadow] = (),
-        *,
-        actor: str,
-        reason: str = "",
-        expected_revision: int | None = None,
-        details: Mapping[str, Any] | None = None,
-    ) -> Deployment:
-        """Replace ``model``'s arms and shadows with a new revision.
-
-        With ``expected_revision``, refuse (:class:`StaleRevision`) if the deployment is no
-        longer at that revision, so concurrent read-modify-write callers cannot both win.
-        """
-        validate_deployment(arms, shadows)
-
-        def build(_s: Session, _m: Model, current: Deployment) -> Deployment:
-            return Deployment(model, current.revision + 1, tuple(arms), tuple(shadows))
-
-        return write_revision(
-            self._reads,
-            self._audit,
-            model,
-            build,
-            action="deployment.set",
-            actor=actor,
-            reason=reason,
-            expected_revision=expected_revision,
-            details=details,
-        )
-
-    def set_weights(
-        self,
-        model: str,
-        weights: Mapping[str, float],
-        roles: Mapping[str, Role] | None = None,
-        *,
-        actor: str,
-        reason: str = "",
-        expected_revision: int | None = None,
-        details: Mapping[str, Any] | None = None,
-    ) -> Deployment:
-        """Serve exactly the versions in ``weights`` (see :meth:`Deployment.reweighted`)."""
-        return write_revision(
-            self._reads,
-            self._audit,
-            model,
-            lambda _s, _m, current: current.reweighted(weights, roles),
-            action="deployment.set",
-            actor=actor,
-            reason=reason,
-            expected_revision=expected_revision,
-            details=details,
-        )
-
-    def promote(
-        self,
-        model: str,
-        version: str,
-        *,
-        actor: str,
-        reason: str = "",
-        keep_old: bool = False,
-        expected_revision: int | None = None,
-        details: Mapping[str, Any] | None = None,
-    ) -> Deployment:
-        """Make ``version`` champion (see :meth:`Deployment.promoted`); with
-        ``expected_revision``, only if the deployment is still at that revision."""
-        return write_revision(
-            self._reads,
-            self._audit,
-            model,
-            lambda _s, _m, current: current.promoted(version, keep_old=keep_old),
-            action="deployment.promote",
-            actor=actor,
-            reason=reason,
-            expected_revision=expected_revision,
-            details=details,
-        )
-
-    def rollback(self, model: str, *, actor: str, reason: str = "") -> Deployment:
-        """Write a new revision restoring the arms and shadows of the previous revision.
-
-        Rolling back twice therefore returns to where the first rollback started.
-        """
-        return write_revision(
-            self._reads,
-            self._audit,
-            model,
-            previous_revision(model),
-            action="deployment.rollback",
-            actor=actor,
-            reason=reason,
-        )
-
-    def history(self, model: str) -> list[DeploymentRecord]:
-        """Every deployment revision of ``model``, oldest first."""
-        with self._reading() as session:
-            return deployment_history(session, model)
 
     # -- reference profiles (drift monitoring) --------------------------------------
 

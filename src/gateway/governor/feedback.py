@@ -15,7 +15,8 @@ cumulative and survive eviction. Per segment it counts predictions, positive pre
 and, with labels, correct ones and true positives: enough for disparate impact (ratio of positive-
 prediction rates) and equal opportunity (ratio of true-positive rates).
 
-What a prediction, a label and a segment are is :mod:`gateway.governor.predictions`.
+What a prediction, a label and a segment are is :mod:`gateway.governor.predictions`; what
+a label's join comes to, :mod:`gateway.governor.label_outcomes`.
 
 With ``keep_inputs`` (the gateway's ``explain_keep_inputs``), every request with an id is
 also written to a :class:`gateway.governor.journal.RequestJournal` (``FeedbackStore.journal``:
@@ -37,7 +38,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -46,6 +46,7 @@ from gateway.domain import Tensors
 from gateway.governor.evidence import Quality, SegmentCounts
 from gateway.governor.gates import disparate_impact
 from gateway.governor.journal import RequestJournal
+from gateway.governor.label_outcomes import LabelOutcome, unknown_hint
 from gateway.governor.predictions import (
     Prediction,
     is_positive,
@@ -62,31 +63,6 @@ if TYPE_CHECKING:
 __all__ = ["FeedbackStore", "LabelOutcome", "disparate_impact", "unknown_hint"]
 
 MAX_ROWS_KEPT = 1024  # rows per request whose predictions are kept for joining labels
-
-
-class LabelOutcome(StrEnum):
-    JOINED = "joined"
-    UNKNOWN = "unknown"
-    EXPIRED = "expired"
-    DUPLICATE = "duplicate"
-    INVALID = "invalid"
-
-
-def unknown_hint(unknown: int, *, fleet: bool) -> str:
-    """Where to look for the predictions of ``unknown`` ids a label named ("" for none)."""
-    if not unknown:
-        return ""
-    if not fleet:
-        return (
-            "unknown ids were never served by this gateway, which is not in a fleet: send "
-            "labels to the gateway that served them, or run the gateways as a fleet "
-            "(fleet = true, one shared registry) so any member joins them"
-        )
-    return (
-        "unknown ids are unknown to every member of this fleet: evicted "
-        "(feedback_records), served more than feedback_ttl_s ago, never served with that id, "
-        "or served by a gateway on another registry"
-    )
 
 
 @dataclass(slots=True)

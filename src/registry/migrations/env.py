@@ -10,6 +10,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine, pool
 
+import registry.fleet_tables  # noqa: F401  (declares the fleet's tables on Base.metadata)
 from registry.models import Base
 
 config = context.config

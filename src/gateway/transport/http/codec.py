@@ -15,15 +15,14 @@ what ``tritonclient.http`` sends when it names no outputs).
 A tensor may instead name a shared memory window (``shared_memory_region`` parameters): the
 codec records it, pure (it may run in the decode process), and :mod:`.regions` moves bytes.
 
+A tensor's JSON ``data`` is read and written by :mod:`.json_data`.
+
 Every malformation is :class:`~gateway.errors.InvalidArgument` naming the field.
 """
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,7 +37,6 @@ from gateway.limits import (
     MAX_NAME_BYTES,
     check_parameters,
     check_text,
-    unencodable,
 )
 from gateway.messages import quoted
 from gateway.transport.converters import (
@@ -48,6 +46,7 @@ from gateway.transport.converters import (
     encode_bytes,
     numpy_to_datatype,
 )
+from gateway.transport.http.json_data import from_json, json_data
 from gateway.transport.shm import Window, window
 from registry.datatypes import DATATYPE_TO_NUMPY
 
@@ -66,20 +65,6 @@ HEADER_LENGTH = "inference-header-content-length"
 BINARY_OUTPUT = "binary_data_output"
 # Parameters that steer this codec; they are not passed on to the data plane.
 _CODEC_PARAMS = frozenset({BINARY_OUTPUT})
-
-# numpy kinds a JSON array may decode to, per datatype family: JSON true/false only for
-# BOOL, integers for the integer types, any number for the float types, strings for BYTES.
-_ALLOWED_KINDS = {"BOOL": "b", "BYTES": "U"}
-_ALLOWED_KINDS.update({dt: "iu" for dt in DATATYPE_TO_NUMPY if dt[0] in "IU"})
-_ALLOWED_KINDS.update({dt: "iuf" for dt in ("FP16", "FP32", "FP64")})
-_KIND_WORDS = {"b": "booleans", "i": "integers", "u": "integers", "f": "numbers", "U": "strings"}
-# The Python types of JSON scalars each family accepts (bool is an int subclass: listed apart).
-_PYTHON_KINDS: dict[str, frozenset[type]] = {
-    "b": frozenset({bool}),
-    "U": frozenset({str}),
-    "iu": frozenset({int}),
-    "iuf": frozenset({int, float}),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,94 +133,6 @@ def _shape(name: str, raw: Any) -> tuple[int, ...]:
     return check_shape(name, raw)
 
 
-def _leaves(name: str, data: list[Any]) -> list[Any]:
-    """The scalars of ``data``, nested or flat, in row-major order (C-level passes only).
-
-    NOTE: ``np.asarray`` is not asked to discover the kinds: one string among a million
-    numbers would make it build a fixed-width Unicode array as wide as the longest string
-    for every element (a few MB of JSON asking for gigabytes).
-    """
-    level = data
-    while level:
-        kinds = set(map(type, level))
-        if list not in kinds:
-            return level
-        if kinds != {list} or len(set(map(len, level))) != 1:
-            raise InvalidArgument(
-                f"input {quoted(name)}: data is ragged or holds values of mixed kinds"
-            )
-        level = list(itertools.chain.from_iterable(level))
-    return level
-
-
-def _from_json(
-    name: str, datatype: str, shape: tuple[int, ...], data: Any
-) -> npt.NDArray[np.generic]:
-    """``data`` (flat or nested, row-major) as an array of ``datatype`` and ``shape``."""
-    if not isinstance(data, list):
-        raise InvalidArgument(f"input {quoted(name)}: data must be a JSON array")
-    count = math.prod(shape)
-    dtype = DATATYPE_TO_NUMPY[datatype]
-    leaves = _leaves(name, data)
-    if len(leaves) != count:
-        raise InvalidArgument(
-            f"input {quoted(name)}: data has {len(leaves)} values, shape {list(shape)} "
-            f"needs {count}"
-        )
-    if count == 0:
-        return np.empty(shape, dtype=dtype)
-    kinds = set(map(type, leaves))
-    allowed = _ALLOWED_KINDS[datatype]
-    if not kinds <= _PYTHON_KINDS[allowed]:
-        raise InvalidArgument(
-            f"input {quoted(name)}: {datatype} data must hold {_KIND_WORDS[allowed[-1]]}"
-        )
-    if datatype == "BYTES":
-        return _strings(name, leaves).reshape(shape)
-    arr = np.asarray(leaves)
-    if dtype.kind in "iu" and arr.dtype.kind in "fO":
-        # NOTE: numpy reads integers beyond int64 next to smaller ones as float64 (or
-        # object), losing UINT64 precision; this rare case is re-read as Python ints.
-        arr = _big_integers(name, datatype, arr, leaves)
-    if arr.dtype.kind not in allowed:
-        raise InvalidArgument(
-            f"input {quoted(name)}: {datatype} data must hold {_KIND_WORDS[allowed[-1]]}"
-        )
-    if arr.dtype.kind in "iu" and dtype.kind in "iu":
-        info = np.iinfo(dtype)
-        if arr.min() < info.min or arr.max() > info.max:
-            raise InvalidArgument(f"input {quoted(name)}: a value does not fit {datatype}")
-    return arr.astype(dtype).reshape(shape)
-
-
-def _strings(name: str, leaves: list[str]) -> npt.NDArray[np.object_]:
-    """A BYTES tensor's strings, refused when one holds a lone UTF-16 surrogate (JSON can
-    spell ``"\\ud800"``; no UTF-8 encoder, onnxruntime's included, accepts it)."""
-    joined = "".join(leaves)
-    bad = unencodable(joined)
-    if bad is not None:
-        ends = list(itertools.accumulate(map(len, leaves)))
-        index = bisect.bisect_right(ends, bad)
-        raise InvalidArgument(
-            f"input {quoted(name)}: BYTES element {index} holds a lone UTF-16 surrogate, "
-            "not valid Unicode text"
-        )
-    out = np.empty(len(leaves), dtype=np.object_)
-    out[:] = leaves
-    return out
-
-
-def _big_integers(
-    name: str, datatype: str, arr: npt.NDArray[Any], leaves: list[Any]
-) -> npt.NDArray[Any]:
-    if not all(type(v) is int for v in leaves):
-        return arr  # floats or other values: refused by the caller, as for any kind
-    try:
-        return np.array(leaves, dtype=DATATYPE_TO_NUMPY[datatype])
-    except OverflowError:
-        raise InvalidArgument(f"input {quoted(name)}: a value does not fit {datatype}") from None
-
-
 def _input(i: int, raw: Any, tail: memoryview, offset: int) -> tuple[str, Any, int]:
     """One input tensor: (name, array, bytes of the binary tail it used)."""
     if not isinstance(raw, dict):
@@ -262,7 +159,7 @@ def _input(i: int, raw: Any, tail: memoryview, offset: int) -> tuple[str, Any, i
             raise InvalidArgument(
                 f"input {quoted(name)}: needs data, or parameters.binary_data_size"
             )
-        return name, _from_json(name, datatype, shape, raw["data"]), 0
+        return name, from_json(name, datatype, shape, raw["data"]), 0
     if "data" in raw:
         raise InvalidArgument(
             f"input {quoted(name)}: data must not be set with parameters.binary_data_size"
@@ -342,21 +239,6 @@ def _outputs(raw: Any) -> tuple[tuple[str, ...], frozenset[str], dict[str, Windo
     return tuple(names), frozenset(binary), windows
 
 
-NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
-"""How non-finite floats go out in JSON ``data``: strict JSON has no NaN or Infinity, so they
-are the strings proto3's JSON mapping uses (the binary extension carries them as IEEE bits)."""
-
-
-def _json_data(arr: npt.NDArray[np.generic]) -> list[Any]:
-    flat = arr.reshape(-1)
-    values: list[Any] = flat.tolist()
-    if flat.dtype.kind in "OS":
-        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values]
-    if flat.dtype.kind == "f" and not np.isfinite(flat).all():
-        return [v if math.isfinite(v) else NON_FINITE[str(v)] for v in values]
-    return values
-
-
 def output_work(result: InferResult, decoded: DecodedInfer) -> int:
     """Bytes of Python-level encoding work for this answer (gateway.transport.decoding):
     8 per element of every output that goes out as JSON ``data``, or as BYTES."""
@@ -396,7 +278,7 @@ def encode_infer(
             spec["parameters"] = {"binary_data_size": len(blob)}
             blobs.append(blob)
         else:
-            spec["data"] = _json_data(arr)
+            spec["data"] = json_data(arr)
         outputs.append(spec)
     doc: dict[str, Any] = {
         "model_name": result.model,
