@@ -196,13 +196,15 @@ class Tracing:
 
     def begin(
         self, face: str, received: float, header: Callable[[str], str | None]
-    ) -> RequestTrace:
-        """The trace of a call received at ``received``; ``header(name)`` reads its metadata."""
+    ) -> RequestTrace | None:
+        """The trace of a call received at ``received``; ``header(name)`` reads its metadata.
+        None when nothing exports and the caller sent no trace context: the prediction log
+        alone needs only a client's trace id, and the stamps would cost every call."""
         parent = parse_traceparent(header(TRACEPARENT))
         if parent is None:
-            # Nothing exported: no made-up id either (the log's trace_id stays empty).
-            trace_id = "" if self.export is None else new_trace_id()
-            trace = RequestTrace(face, received, trace_id, "", True)
+            if self.export is None:
+                return None
+            trace = RequestTrace(face, received, new_trace_id(), "", True)
         else:
             trace = RequestTrace(face, received, *parent)
             state = header(TRACESTATE)

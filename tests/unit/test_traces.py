@@ -43,10 +43,12 @@ def test_a_malformed_traceparent_starts_a_new_trace(value: str | None) -> None:
     assert parse_traceparent(value) is None
     headers = {"traceparent": value, "tracestate": "k=v"}
     trace = Tracing(lambda _: None).begin("http", time.perf_counter(), headers.get)
+    assert trace is not None
     assert len(trace.trace_id) == 32 and trace.parent_id == "" and trace.sampled
     assert trace.tracestate == ""  # tracestate only travels with its traceparent
-    # With nothing exported (only the prediction log on) no id is made up.
-    assert Tracing(None).begin("http", time.perf_counter(), headers.get).trace_id == ""
+    # With nothing exported (only the prediction log on) no id is made up, and no trace is
+    # kept at all: its stamps would cost every call for nothing.
+    assert Tracing(None).begin("http", time.perf_counter(), headers.get) is None
 
 
 def test_begin_keeps_the_callers_context_and_stamps_convert_to_epoch_ns() -> None:
@@ -54,6 +56,7 @@ def test_begin_keeps_the_callers_context_and_stamps_convert_to_epoch_ns() -> Non
     headers = {"traceparent": f"00-{TRACE}-{SPAN}-01", "tracestate": "a=1,b=2"}
     before = time.time_ns()
     trace = Tracing(None).begin("grpc", received, headers.get)
+    assert trace is not None
     assert (trace.trace_id, trace.parent_id, trace.tracestate) == (TRACE, SPAN, "a=1,b=2")
     assert len(trace.span_id) == 16 and trace.span_id != SPAN
     assert abs(trace.wall_ns - before) < 50_000_000

@@ -147,7 +147,8 @@ class InferenceRoutes:
             return await self._infer(request, received, None)
         trace = tracing.begin("http", received, request.headers.get)
         response = await self._infer(request, received, trace)
-        tracing.end(trace, trace.status)
+        if trace is not None:
+            tracing.end(trace, trace.status)
         return response
 
     async def _infer(
