@@ -6,6 +6,7 @@ the tree, ``import conftest`` can resolve to the wrong one.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
@@ -50,3 +51,16 @@ def clear_onnxgate_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith("ONNXGATE_"):
             monkeypatch.delenv(key)
+
+
+GRAFANA_DASHBOARD = Path(__file__).resolve().parents[1] / "deploy" / "grafana" / "onnxgate.json"
+
+
+def dashboard_queries() -> list[tuple[str, str]]:
+    """(panel title, PromQL) for every target of the shipped dashboard, ``$model`` matching all."""
+    doc = json.loads(GRAFANA_DASHBOARD.read_text())
+    return [
+        (panel["title"], target["expr"].replace("$model", ".+"))
+        for panel in doc["panels"]
+        for target in panel["targets"]
+    ]

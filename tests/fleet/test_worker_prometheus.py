@@ -11,7 +11,6 @@ up over the workers: requests counted by Prometheus = requests sent.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -26,7 +25,7 @@ import pytest
 from fleettools import ENV, free_port
 from monitoring.monitoring_support import infer_request, register_with_reference
 from monitoring.prometheus_support import binary, query, running_prometheus, wait_for_series
-from shared import wait_for
+from shared import dashboard_queries, wait_for
 
 from gateway._proto import governor_pb2 as gpb
 from gateway._proto import governor_pb2_grpc
@@ -37,7 +36,6 @@ from registry.deployment import Arm, Role, Shadow
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 
-DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "onnxgate.json"
 FEATURES = 8
 POLICY = """
 [canary]
@@ -48,15 +46,6 @@ min_requests = 1000000  # the canary holds at its first step: decisions without 
 [gates]
 max_p99_ratio = false
 """
-
-
-def _panel_queries() -> list[tuple[str, str]]:
-    doc = json.loads(DASHBOARD.read_text())
-    return [
-        (panel["title"], target["expr"].replace("$model", ".+"))
-        for panel in doc["panels"]
-        for target in panel["targets"]
-    ]
 
 
 def _call(target: str, request: object) -> None:
@@ -198,7 +187,7 @@ def test_every_panel_query_returns_series_under_two_workers(tmp_path: Path) -> N
 
         empty = []
         with _canary_trickle(target, rng):
-            for title, expr in _panel_queries():
+            for title, expr in dashboard_queries():
                 try:
                     wait_for_series(base, expr, 1, timeout=60)  # query() asserts it is valid
                 except AssertionError:

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from monitoring_support import infer_request, register_with_reference
 from prometheus_support import binary, running_prometheus, wait_for_series
-from shared import admin_metadata
+from shared import admin_metadata, dashboard_queries
 
 from gateway._proto import admin_pb2 as apb
 from gateway._proto import governor_pb2 as gpb
@@ -43,12 +43,7 @@ max_p99_ratio = false
 
 
 def _expressions() -> list[tuple[str, str]]:
-    doc = json.loads(DASHBOARD.read_text())
-    found = [
-        (panel["title"], target["expr"].replace("$model", ".+"))
-        for panel in doc["panels"]
-        for target in panel["targets"]
-    ]
+    found = dashboard_queries()
     assert len(found) >= 13
     return found
 
