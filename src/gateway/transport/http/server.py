@@ -20,7 +20,33 @@ from typing import Any
 import uvicorn
 from starlette.types import ASGIApp
 
-__all__ = ["HttpServer"]
+__all__ = ["HttpServer", "tcp_listener"]
+
+
+def tcp_listener(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+    """A listening TCP socket whose accepted connections get ``TCP_NODELAY``.
+
+    ``socket.create_server`` makes its socket with protocol 0, and asyncio turns Nagle off
+    only on transports whose socket says ``IPPROTO_TCP``; uvicorn writes a response's
+    headers and its body in two writes, so with Nagle on, every keep-alive response after
+    the first waited for the client's delayed ACK (about 40 ms on Linux): 64 callers got
+    1,300 req/s.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    address = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by accept()
+        sock.bind(address[0][4])
+        sock.listen(2048)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class _Server(uvicorn.Server):
@@ -55,10 +81,7 @@ class HttpServer:
 
     async def start(self) -> int:
         """Bind, start serving, and return the bound port."""
-        sock = socket.create_server(
-            (self._host, self._port), reuse_port=self._reuse_port, backlog=2048
-        )
-        sock.setblocking(False)
+        sock = tcp_listener(self._host, self._port, reuse_port=self._reuse_port)
         config = uvicorn.Config(
             self._app,
             lifespan="off",
