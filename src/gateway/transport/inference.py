@@ -10,7 +10,7 @@ parameters or metadata, refusal counting, deadline),
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
@@ -20,6 +20,7 @@ from gateway._proto import grpc_service_pb2_grpc as pb_grpc
 from gateway.serving.caller import caller
 from gateway.serving.dataplane import DataPlane
 from gateway.serving.reads import SERVER_NAME, ModelConfig, Reads
+from gateway.traces import RequestTrace
 from gateway.transport import converters, oip
 from gateway.transport.auth import principal
 from gateway.transport.decoding import Decoder
@@ -128,30 +129,16 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             if tracing is None
             else tracing.begin("grpc", received, lambda name: _metadata_value(context, name))
         )
+        caller.set(("grpc", principal.get()))  # this call's own task: no reset needed
         try:
-            where = self._decoder.where(other_bytes=converters.python_work(request))
-            if where == "inline":
-                req = oip.decoded(self._plane, converters.decode_infer_request, request)
-            else:
-                req = await oip.decoded_off_loop(
-                    self._plane, self._decoder, where, converters.decode_infer_request, request
-                )
-            if trace is not None:
-                trace.decoded = time.perf_counter()
-                trace.model = req.model
-            key = oip.routing_key(req, lambda name: _metadata_value(context, name))
-            deadline = oip.deadline(context.time_remaining())
-            caller.set(("grpc", principal.get()))  # this call's own task: no reset needed
-            result = await self._plane.infer(req, key, deadline, received=received, trace=trace)
-            where = self._decoder.where(other_bytes=converters.output_work(result.outputs))
-            return await self._decoder.run(
-                where,
-                converters.encode_infer_response,
-                model=result.model,
-                version=result.version,
-                request_id=result.request_id,
-                outputs=result.outputs,
-                parameters=oip.response_parameters(result),
+            return await answer(
+                self._plane,
+                self._decoder,
+                request,
+                lambda name: _metadata_value(context, name),
+                oip.deadline(context.time_remaining()),
+                received=received,
+                trace=trace,
             )
         except BaseException as exc:
             if trace is not None:
@@ -162,6 +149,43 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             # two tests only.
             if trace is not None and tracing is not None:
                 tracing.end(trace, trace.status)
+
+
+async def answer(
+    plane: DataPlane,
+    decoder: Decoder,
+    request: pb.ModelInferRequest,
+    header: Callable[[str], str | None],
+    deadline: float | None,
+    *,
+    received: float,
+    trace: RequestTrace | None = None,
+) -> pb.ModelInferResponse:
+    """One ``ModelInferRequest`` through the plane: decode (refusals counted), routing key
+    (``header`` reads the call's metadata), infer, encode; unary and streamed calls alike.
+    Decoding and encoding run where ``decoder`` says (inline, a thread or its process)."""
+    where = decoder.where(other_bytes=converters.python_work(request))
+    if where == "inline":
+        req = oip.decoded(plane, converters.decode_infer_request, request)
+    else:
+        req = await oip.decoded_off_loop(
+            plane, decoder, where, converters.decode_infer_request, request
+        )
+    if trace is not None:
+        trace.decoded = time.perf_counter()
+        trace.model = req.model
+    key = oip.routing_key(req, header)
+    result = await plane.infer(req, key, deadline, received=received, trace=trace)
+    where = decoder.where(other_bytes=converters.output_work(result.outputs))
+    return await decoder.run(
+        where,
+        converters.encode_infer_response,
+        model=result.model,
+        version=result.version,
+        request_id=result.request_id,
+        outputs=result.outputs,
+        parameters=oip.response_parameters(result),
+    )
 
 
 def _metadata_value(context: Context, name: str) -> str | None:

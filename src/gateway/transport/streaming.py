@@ -38,9 +38,10 @@ from gateway.errors import GatewayError, Unavailable
 from gateway.messages import cap_message
 from gateway.serving.caller import caller
 from gateway.serving.dataplane import DataPlane
-from gateway.transport import converters, oip
+from gateway.transport import oip
 from gateway.transport.auth import principal
 from gateway.transport.decoding import Decoder
+from gateway.transport.inference import answer
 from gateway.transport.status import INTERNAL_MESSAGE, status_for
 
 __all__ = ["STREAM_WINDOW", "StreamInference"]
@@ -98,26 +99,10 @@ class _Stream:
 
     async def _answer(self, request: pb.ModelInferRequest) -> pb.ModelStreamInferResponse:
         received = time.perf_counter()
-        decoder = self.decoder
         try:
-            where = decoder.where(other_bytes=converters.python_work(request))
-            if where == "inline":
-                req = oip.decoded(self.plane, converters.decode_infer_request, request)
-            else:
-                req = await oip.decoded_off_loop(
-                    self.plane, decoder, where, converters.decode_infer_request, request
-                )
-            key = oip.routing_key(req, lambda _: self.key)
-            result = await self.plane.infer(req, key, self.deadline, received=received)
-            where = decoder.where(other_bytes=converters.output_work(result.outputs))
-            response = await decoder.run(
-                where,
-                converters.encode_infer_response,
-                model=result.model,
-                version=result.version,
-                request_id=result.request_id,
-                outputs=result.outputs,
-                parameters=oip.response_parameters(result),
+            response = await answer(
+                self.plane, self.decoder, request, lambda _: self.key, self.deadline,
+                received=received,
             )
         except GatewayError as exc:
             _, message = status_for(exc)
