@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import math
 import string
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, get_args
@@ -99,6 +100,48 @@ def test_any_body_decodes_or_is_refused_as_invalid(body: tuple[bytes, str | None
 
 def _no(constant: str) -> None:
     raise AssertionError(f"non-strict JSON constant {constant}")
+
+
+def _outcome(decode: Any) -> Any:
+    try:
+        d = decode()
+    except InvalidArgument as exc:
+        return ("refused", exc.message)
+    r = d.request
+    inputs = {
+        k: (v.dtype.str, v.shape, v.tolist() if v.dtype.kind in "OU" else v.tobytes())
+        for k, v in r.inputs.items()
+    }
+    params = {k: (type(v), v) for k, v in r.parameters.items()}
+    return ("ok", r.id, inputs, params, r.requested_outputs, d.binary_outputs, d.all_binary)
+
+
+BIG_INTEGER_BODY = (
+    b'{"inputs":[{"name":"x","datatype":"UINT64","shape":[1],"data":[18446744073709551616]}]}'
+)
+# Floats an FP32 tensor holds (a larger one overflows its cast, refused elsewhere), the
+# non-finite ones, and integers beyond 64 bits (orjson reads those as floats).
+numbers = st.one_of(
+    st.floats(-1e30, 1e30),
+    st.sampled_from([math.nan, math.inf, -math.inf]),
+    st.integers(-(2**80), 2**80),
+)
+
+
+@given(bodies(), st.lists(numbers, max_size=6))
+@example((BIG_INTEGER_BODY, None), [])
+@example((b'{"inputs":[{"name":"x","datatype":"FP32","shape":[0],"data":[]}]}', None), [2**64])
+def test_the_fast_reading_equals_the_standard_one(body: tuple[bytes, str | None], extra):
+    """orjson first (codec.decode_infer) reads and refuses every body as ``json`` alone
+    does: same tensors, same parameters with the same types, same refusal messages."""
+    content, header = body
+    for datatype in ("FP32", "INT64", "UINT64"):
+        tensor = {"name": "x", "datatype": datatype, "shape": [len(extra)], "data": extra}
+        doc = {"inputs": [tensor], "parameters": {"p": extra[0] if extra else 0}}
+        for raw, length in ((content, header), (json.dumps(doc).encode(), None)):
+            fast = _outcome(lambda: codec.decode_infer("m", "", raw, length))  # noqa: B023
+            slow = _outcome(lambda: codec._decode_infer("m", "", raw, length, json.loads))  # noqa: B023
+            assert fast == slow
 
 
 # -- across requests: hostile ones never change a valid one's answer ----------------------------

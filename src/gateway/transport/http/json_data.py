@@ -21,7 +21,7 @@ from gateway.limits import unencodable
 from gateway.messages import quoted
 from registry.datatypes import DATATYPE_TO_NUMPY
 
-__all__ = ["NON_FINITE", "from_json", "json_data"]
+__all__ = ["NON_FINITE", "from_json", "json_data", "spell_non_finite"]
 
 # numpy kinds a JSON array may decode to, per datatype family: JSON true/false only for
 # BOOL, integers for the integer types, any number for the float types, strings for BYTES.
@@ -132,11 +132,17 @@ are the strings proto3's JSON mapping uses (the binary extension carries them as
 
 
 def json_data(arr: npt.NDArray[np.generic]) -> list[Any]:
-    """``arr``'s elements, row-major, as a flat JSON ``data`` list."""
+    """``arr``'s elements, row-major, as a flat JSON ``data`` list; non-finite floats are
+    left as they are (the encoder spells them, see :func:`spell_non_finite`)."""
     flat = arr.reshape(-1)
     values: list[Any] = flat.tolist()
     if flat.dtype.kind in "OS":
         return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values]
-    if flat.dtype.kind == "f" and not np.isfinite(flat).all():
-        return [v if math.isfinite(v) else NON_FINITE[str(v)] for v in values]
     return values
+
+
+def spell_non_finite(values: list[Any]) -> list[Any]:
+    """``values`` with each non-finite float as its :data:`NON_FINITE` string."""
+    return [
+        NON_FINITE[str(v)] if isinstance(v, float) and not math.isfinite(v) else v for v in values
+    ]
