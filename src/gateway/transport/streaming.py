@@ -101,7 +101,11 @@ class _Stream:
         received = time.perf_counter()
         try:
             response = await answer(
-                self.plane, self.decoder, request, lambda _: self.key, self.deadline,
+                self.plane,
+                self.decoder,
+                request,
+                lambda _: self.key,
+                self.deadline,
                 received=received,
             )
         except GatewayError as exc:

@@ -95,20 +95,20 @@ def _params(where: str, raw: Any) -> dict[str, ParamValue]:
     return {str(k): _param(f"{where}.{quoted(str(k))}", v) for k, v in raw.items()}
 
 
+class _Reread(Exception):
+    """The fast reading may differ from the standard one: decode again with ``json``."""
+
+
 def _orjson_loads(data: bytes) -> Any:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
-        # NaN, 1e400, lone surrogates, a BOM, UTF-16: the standard module reads these.
-        return json.loads(data)
+        # NaN, 1e400, lone surrogates, a BOM, UTF-16 (json reads these) or not JSON at all.
+        raise _Reread from None
 
 
 _BEYOND_64_BITS = 2.0**63
 """orjson reads an integer literal beyond 64 bits as a float of at least this size."""
-
-
-class _Reread(Exception):
-    """The fast reading may differ from the standard one: decode again with ``json``."""
 
 
 def _dumps(doc: dict[str, Any], outputs: list[dict[str, Any]]) -> bytes:
