@@ -111,9 +111,9 @@ def test_one_registry_for_both_faces_and_bytes_tensors(gw, client, regions) -> N
     assert written == size
     echoed = shm.get_contents_as_numpy(outputs, np.object_, [1, 3])
     assert echoed.tolist() == words.tolist()
-    held = gw.gateway.regions.status()
+    held = gw.gateway.regions.status(owner="anonymous")
     gw.stop()
-    assert gw.gateway.regions.status() == [] and all(r.map.closed for r in held)
+    assert gw.gateway.regions.status(owner="anonymous") == [] and all(r.map.closed for r in held)
 
 
 def test_refusals_name_the_field(gw, client, regions) -> None:
@@ -171,3 +171,53 @@ def test_shared_memory_routes_need_the_predict_token(registry, make_gateway) -> 
     assert httpx.get(url).status_code == 401
     ok = httpx.get(url, headers={"authorization": "Bearer app-token"})
     assert ok.status_code == 200 and ok.json() == []
+
+
+def test_each_principal_sees_and_uses_only_its_own_regions(registry, make_gateway, regions):
+    """Regions live in the registering principal's namespace: another predict token can
+    neither list, read from, write to nor unregister them, and may register the same name
+    for a region of its own (two copies of Triton's example would otherwise collide)."""
+    registry.register_version("mlp", modelzoo.mlp(SIZES, seed=1), actor="test")
+    tokens = {"alice-token": "alice", "bob-token": "bob"}
+    gw = make_gateway(metrics_port=-1, predict_tokens=tokens)
+    host = gw.http_url.removeprefix("http://")
+    alice = {"authorization": "Bearer alice-token"}
+    bob = {"authorization": "Bearer bob-token"}
+    mine, theirs = regions("alice-in", X.nbytes), regions("bob-in", X.nbytes)
+    shm.set_shared_memory_region(mine, [X])
+    shm.set_shared_memory_region(theirs, [2 * X])
+    http = thttp.InferenceServerClient(host)
+    grpc_client = tgrpc.InferenceServerClient(gw.target)
+    try:
+        http.register_system_shared_memory("in", "/onnxgate-test-alice-in", X.nbytes, headers=alice)
+        assert http.get_system_shared_memory_status(headers=bob) == []
+        assert [r["name"] for r in http.get_system_shared_memory_status(headers=alice)] == ["in"]
+        status = grpc_client.get_system_shared_memory_status(headers=bob, as_json=True)
+        assert status.get("regions", {}) == {}
+
+        def infer_http(headers: dict[str, str]) -> np.ndarray:
+            inp = thttp.InferInput("x", list(X.shape), "FP32")
+            inp.set_shared_memory("in", X.nbytes)
+            return http.infer("mlp", [inp], headers=headers).as_numpy("probabilities")
+
+        def infer_grpc(headers: dict[str, str]) -> np.ndarray:
+            inp = tgrpc.InferInput("x", list(X.shape), "FP32")
+            inp.set_shared_memory("in", X.nbytes)
+            return grpc_client.infer("mlp", [inp], headers=headers).as_numpy("probabilities")
+
+        for infer in (infer_http, infer_grpc):
+            with pytest.raises(InferenceServerException, match="'in' is not registered"):
+                infer(bob)
+        # Bob's "unregister every region" leaves Alice's; Bob's own "in" is another region.
+        http.unregister_system_shared_memory(headers=bob)
+        grpc_client.register_system_shared_memory(
+            "in", "/onnxgate-test-bob-in", X.nbytes, headers=bob
+        )
+        for infer in (infer_http, infer_grpc):
+            np.testing.assert_allclose(infer(alice), _want(X), rtol=1e-6)
+            np.testing.assert_allclose(infer(bob), _want(2 * X), rtol=1e-6)
+        grpc_client.unregister_system_shared_memory("in", headers=bob)
+        assert [r["name"] for r in http.get_system_shared_memory_status(headers=alice)] == ["in"]
+    finally:
+        http.close()
+        grpc_client.close()

@@ -6,14 +6,16 @@ parameters — ``shared_memory_region``, ``shared_memory_offset`` (within the re
 ``shared_memory_byte_size`` — instead of sending the bytes. The gateway maps the window
 once at registration; inputs are read from it and outputs written into it.
 
-Bounds: at most :data:`MAX_REGIONS_PER_PRINCIPAL` regions per principal (the predict
-token's, else ``anonymous``); a key is one file name directly under ``/dev/shm`` (no path
-may escape it); every access stays inside its region. Regions are unmapped on unregister
-and when the gateway stops.
+Each principal (the predict token's, else ``anonymous``) has its own namespace of region
+names: another principal can neither see, use nor unregister its regions, and two clients
+that both register Triton's example names (``input_data``...) do not collide. Bounds: at
+most :data:`MAX_REGIONS_PER_PRINCIPAL` regions per principal; a key is one file name
+directly under ``/dev/shm`` (no path may escape it); every access stays inside its region.
+Regions are unmapped on unregister and when the gateway stops.
 
 Both faces share one :class:`SharedMemoryRegions` (a region registered over gRPC is usable
-over HTTP, as in Triton): :mod:`.shm_wire` moves gRPC's tensors, the HTTP codec reads the
-same three parameters from JSON with :func:`window`.
+over HTTP by the same principal, as in Triton): :mod:`.shm_wire` moves gRPC's tensors, the
+HTTP codec reads the same three parameters from JSON with :func:`window`.
 """
 
 from __future__ import annotations
@@ -105,18 +107,19 @@ def window(where: str, params: Mapping[str, object]) -> Window | None:
 
 
 class SharedMemoryRegions:
-    """The registered regions of one gateway process."""
+    """The registered regions of one gateway process, by owner then name."""
 
     def __init__(self, *, max_per_principal: int = MAX_REGIONS_PER_PRINCIPAL) -> None:
-        self._regions: dict[str, Region] = {}
+        self._regions: dict[str, dict[str, Region]] = {}
         self._max = max_per_principal
 
     def register(self, name: str, key: str, offset: int, byte_size: int, *, owner: str) -> None:
         if not name:
             raise InvalidArgument("a shared memory region needs a name")
-        if name in self._regions:
+        own = self._regions.get(owner, {})
+        if name in own:
             raise InvalidArgument(f"shared memory region {quoted(name)} is already registered")
-        held = sum(1 for r in self._regions.values() if r.owner == owner)
+        held = len(own)
         if held >= self._max:
             raise ResourceExhausted(
                 f"principal {quoted(owner)} holds {held} shared memory regions (the most "
@@ -142,21 +145,24 @@ class SharedMemoryRegions:
             mapped = mmap.mmap(fd, offset + byte_size)
         finally:
             os.close(fd)
-        self._regions[name] = Region(name, key, offset, byte_size, owner, mapped)
+        self._regions.setdefault(owner, {})[name] = Region(
+            name, key, offset, byte_size, owner, mapped
+        )
 
-    def get(self, name: str) -> Region:
-        region = self._regions.get(name)
+    def get(self, name: str, *, owner: str) -> Region:
+        """``owner``'s region ``name``; NotFound for any other principal's."""
+        region = self._regions.get(owner, {}).get(name)
         if region is None:
             raise NotFound(f"shared memory region {quoted(name)} is not registered")
         return region
 
-    def read(self, at: Window) -> bytes:
+    def read(self, at: Window, *, owner: str) -> bytes:
         """A copy of the bytes in the window (an input's tensor)."""
-        return self.get(at.region).read(at.offset, at.size)
+        return self.get(at.region, owner=owner).read(at.offset, at.size)
 
-    def write(self, output: str, at: Window, data: bytes) -> None:
+    def write(self, output: str, at: Window, data: bytes, *, owner: str) -> None:
         """Put an output's ``data`` in its window, refused when the window is too small."""
-        region = self.get(at.region)
+        region = self.get(at.region, owner=owner)
         if len(data) > at.size:
             raise InvalidArgument(
                 f"output {quoted(output)} is {len(data)} bytes; its shared memory "
@@ -164,20 +170,27 @@ class SharedMemoryRegions:
             )
         region.write(at.offset, data)
 
-    def status(self, name: str = "") -> list[Region]:
-        """Every region, or the one named (NotFound when it is not registered)."""
-        return [self.get(name)] if name else list(self._regions.values())
+    def status(self, name: str = "", *, owner: str) -> list[Region]:
+        """``owner``'s regions, or the one named (NotFound when it is not registered)."""
+        if name:
+            return [self.get(name, owner=owner)]
+        return list(self._regions.get(owner, {}).values())
 
-    def unregister(self, name: str = "") -> None:
-        """Unregister ``name``, or every region when ``name`` is empty."""
-        names = [name] if name else list(self._regions)
-        for each in names:
-            region = self._regions.pop(each, None)
+    def unregister(self, name: str = "", *, owner: str) -> None:
+        """Unregister ``owner``'s region ``name``, or all of ``owner``'s when ``name`` is
+        empty (Triton's meaning, within the caller's own namespace)."""
+        own = self._regions.get(owner, {})
+        for each in [name] if name else list(own):
+            region = own.pop(each, None)
             if region is not None:
                 _close(region)
+        if not own:
+            self._regions.pop(owner, None)
 
     def close(self) -> None:
-        self.unregister()
+        """Unmap every principal's regions (the gateway is stopping)."""
+        for owner in list(self._regions):
+            self.unregister(owner=owner)
 
 
 def _path(key: str) -> Path:

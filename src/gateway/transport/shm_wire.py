@@ -47,7 +47,7 @@ def _where(params: MessageMap[str, pb.InferParameter], what: str) -> Window:
 
 
 def inputs_from_regions(
-    request: pb.ModelInferRequest, regions: SharedMemoryRegions
+    request: pb.ModelInferRequest, regions: SharedMemoryRegions, *, owner: str
 ) -> OutputTargets:
     """Rewrite ``request`` in place (see the module docstring); the outputs' targets."""
     raw = list(request.raw_input_contents)
@@ -59,7 +59,8 @@ def inputs_from_regions(
     for index, tensor in enumerate(request.inputs):
         params = tensor.parameters
         if REGION in params:
-            contents.append(regions.read(_where(params, f"input {quoted(tensor.name)}")))
+            at = _where(params, f"input {quoted(tensor.name)}")
+            contents.append(regions.read(at, owner=owner))
             for key in _KEYS:
                 params.pop(key, None)
         elif raw:
@@ -76,14 +77,19 @@ def inputs_from_regions(
         params = output.parameters
         if REGION in params:
             targets[output.name] = _where(params, f"output {quoted(output.name)}")
-            regions.get(targets[output.name].region)  # unknown region: refused before running
+            # An unknown region is refused before the model runs.
+            regions.get(targets[output.name].region, owner=owner)
             for key in _KEYS:
                 params.pop(key, None)
     return targets
 
 
 def outputs_to_regions(
-    response: pb.ModelInferResponse, targets: OutputTargets, regions: SharedMemoryRegions
+    response: pb.ModelInferResponse,
+    targets: OutputTargets,
+    regions: SharedMemoryRegions,
+    *,
+    owner: str,
 ) -> None:
     """Write the targeted outputs into their regions (see the module docstring)."""
     for index, output in enumerate(response.outputs):
@@ -91,7 +97,7 @@ def outputs_to_regions(
         if target is None:
             continue
         data = response.raw_output_contents[index]
-        regions.write(output.name, target, data)
+        regions.write(output.name, target, data, owner=owner)
         response.raw_output_contents[index] = b""
         output.parameters[REGION].string_param = target.region
         output.parameters[SIZE].int64_param = len(data)

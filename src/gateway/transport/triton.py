@@ -87,16 +87,17 @@ class TritonServicer(InferenceServicer):
     ) -> pb.ModelInferResponse:
         if not shm_wire.uses_regions(request):
             return await super().ModelInfer(request, context)
-        targets = shm_wire.inputs_from_regions(request, self._regions)
+        owner = principal.get()
+        targets = shm_wire.inputs_from_regions(request, self._regions, owner=owner)
         response = await super().ModelInfer(request, context)
-        shm_wire.outputs_to_regions(response, targets, self._regions)
+        shm_wire.outputs_to_regions(response, targets, self._regions, owner=owner)
         return response
 
     async def SystemSharedMemoryStatus(
         self, request: pb.SystemSharedMemoryStatusRequest, context: Context
     ) -> pb.SystemSharedMemoryStatusResponse:
         response = pb.SystemSharedMemoryStatusResponse()
-        for region in self._regions.status(request.name):
+        for region in self._regions.status(request.name, owner=principal.get()):
             status = response.regions[region.name]
             status.name, status.key = region.name, region.key
             status.offset, status.byte_size = region.offset, region.byte_size
@@ -113,7 +114,7 @@ class TritonServicer(InferenceServicer):
     async def SystemSharedMemoryUnregister(
         self, request: pb.SystemSharedMemoryUnregisterRequest, context: Context
     ) -> pb.SystemSharedMemoryUnregisterResponse:
-        self._regions.unregister(request.name)
+        self._regions.unregister(request.name, owner=principal.get())
         return pb.SystemSharedMemoryUnregisterResponse()
 
     async def ServerMetadata(

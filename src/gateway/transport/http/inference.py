@@ -169,7 +169,7 @@ class InferenceRoutes:
                 where, codec.decode_infer, model, version, body, header_length
             )
             if decoded.input_windows or decoded.output_windows:
-                decoded = regions.read_inputs(decoded, self._regions)
+                decoded = regions.read_inputs(decoded, self._regions, owner=who)
             deadline = _deadline(decoded.request.parameters, received)
         except GatewayError as exc:
             oip.refused(self._plane, exc)
@@ -182,7 +182,7 @@ class InferenceRoutes:
         caller.set(("http", who))  # this call's own task: no reset needed
         try:
             result = await self._plane.infer(req, key, deadline, received=received, trace=trace)
-            written = regions.write_outputs(result, decoded, self._regions)
+            written = regions.write_outputs(result, decoded, self._regions, owner=who)
             work = codec.output_work(result, decoded)
             where = self._decoder.where(json_bytes=work, other_bytes=work)
             content, json_length = await self._decoder.run(
