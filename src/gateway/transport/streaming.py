@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -64,7 +65,7 @@ def _metadata_key(context: Context) -> str | None:
 
 
 class _Stream:
-    """One open stream: its window, its write lock, its routing key and deadline."""
+    """One open stream: its window, its outbox, its routing key and deadline."""
 
     def __init__(
         self,
@@ -79,23 +80,47 @@ class _Stream:
         self.decoder = decoder
         self.context = context
         self.slots = asyncio.Semaphore(window)
-        # grpc.aio allows one write at a time per call.
-        self.writing = asyncio.Lock()
+        # grpc.aio allows one write at a time per call: answers wait in the outbox, and the
+        # task that finds no writer at work writes them all (no lock to queue on; answers of
+        # one batch finish together).
+        self.outbox: deque[pb.ModelStreamInferResponse] = deque()
+        self.writing = False
         self.key = _metadata_key(context)
         remaining = context.time_remaining()
         self.deadline = None if remaining is None else time.monotonic() + remaining
 
     async def serve(self, request: pb.ModelInferRequest) -> None:
-        """Answer one request on the stream, then give its slot back."""
+        """Answer one request on the stream; its slot is given back once it is written."""
         # Counted here, not when read: a task cancelled before it starts never runs this.
         self.owner.held += 1
         try:
             response = await self._answer(request)
-            async with self.writing:
-                await self.context.write(response)
+        except BaseException:
+            self._written()
+            raise
+        self.outbox.append(response)
+        if not self.writing:
+            await self._write_all()
+
+    async def _write_all(self) -> None:
+        self.writing = True
+        try:
+            while self.outbox:
+                try:
+                    await self.context.write(self.outbox[0])
+                finally:
+                    self.outbox.popleft()
+                    self._written()
         finally:
-            self.owner.held -= 1
-            self.slots.release()
+            self.writing = False
+            # The stream is failing or cancelled: what is left will not be written.
+            while self.outbox:
+                self.outbox.popleft()
+                self._written()
+
+    def _written(self) -> None:
+        self.owner.held -= 1
+        self.slots.release()
 
     async def _answer(self, request: pb.ModelInferRequest) -> pb.ModelStreamInferResponse:
         received = time.perf_counter()
