@@ -161,6 +161,28 @@ def test_a_client_that_never_reads_is_not_read_without_bound(registry, make_gate
     assert gw.gateway.streams.held == 0
 
 
+def test_cancelling_a_stream_whose_answers_wait_unwritten_frees_its_window(registry, make_gateway):
+    """A client that stops reading, then cancels: the answers waiting in the stream's outbox
+    (behind a write the transport blocks) are given up, and the window is free again."""
+    width = 65536
+    registry.register_version("wide", modelzoo.identity("FP32", width), actor="test")
+    gw = make_gateway(metrics_port=-1)
+
+    def requests():
+        for i in range(300):
+            req = pb.ModelInferRequest(model_name="wide", id=f"w{i}")
+            req.inputs.add(name="x", datatype="FP32", shape=[1, width])
+            req.raw_input_contents.append(np.zeros((1, width), np.float32).tobytes())
+            yield req
+
+    responses = gw.stub().ModelStreamInfer(requests(), timeout=120)
+    wait_for(lambda: gw.gateway.streams.held == STREAM_WINDOW, timeout=60)
+    responses.cancel()
+    wait_for(lambda: gw.gateway.streams.open_streams == 0, timeout=30)
+    wait_for(lambda: gw.gateway.streams.held == 0, timeout=30)
+    assert gw.gateway.streams.held == 0 and gw.gateway.plane.inflight == 0
+
+
 def test_cancelling_a_stream_cancels_its_requests_and_frees_the_gateway(served):
     responses = served.stub().ModelStreamInfer(iter([_request(1)] * 10), timeout=30)
     next(responses)
