@@ -268,7 +268,8 @@ def main() -> None:
         default=[],
         metavar="LABEL=DIR",
         help="also run onnxgate (default configuration) from another source tree, e.g. an "
-        "older commit's src/ (git archive), as server onnxgate-LABEL: before/after in one run",
+        "older commit's src/ (git archive), as servers onnxgate-LABEL and (streamed) "
+        "onnxgate-stream-LABEL: before/after in one run",
     )
     p.add_argument("--out", type=Path, default=c.RESULTS / "compare.json")
     args = p.parse_args()
@@ -282,11 +283,14 @@ def main() -> None:
         )
     for item in args.onnxgate_src:
         label, _, src = item.partition("=")
+        env = {"PYTHONPATH": src}
+        extra.append(ServerDef(f"onnxgate-{label}", "onnxgate", f"onnxgate from {src}", env=env))
         extra.append(
             ServerDef(
-                f"onnxgate-{label}", "onnxgate", f"onnxgate from {src}", env={"PYTHONPATH": src}
+                f"onnxgate-stream-{label}", "onnxgate", f"onnxgate from {src}, streamed",
+                env=env, stream=True,
             )
-        )
+        )  # fmt: skip
     servers = (*SERVERS, *extra)
     duration = args.duration or (1.5 if args.quick else 5.0)
     warmup = args.warmup if args.warmup is not None else (0.3 if args.quick else 1.0)
