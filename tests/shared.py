@@ -20,6 +20,19 @@ ADMIN_TOKEN = "test-admin-token"
 CONSOLE_ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "console"
 
 
+HOLDING_POLICY = """
+[canary]
+steps = [20, 50]
+interval_s = 0.2
+min_requests = 1000000  # never met: the canary holds at its first step for the whole test
+
+[gates]
+max_p99_ratio = false  # loopback latency on a loaded box is noise, not evidence
+"""
+"""A governor policy that decides every 0.2 s and never moves the canary: decisions (and
+their metrics) without traffic changes."""
+
+
 def admin_metadata(token: str = ADMIN_TOKEN) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),)
 

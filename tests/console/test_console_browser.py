@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from shared import ADMIN_TOKEN, CONSOLE_ARTIFACTS, admin_metadata, wait_for
+from shared import ADMIN_TOKEN, CONSOLE_ARTIFACTS, HOLDING_POLICY, admin_metadata, wait_for
 
 from gateway._proto import governor_pb2 as gpb
 from gateway._proto import governor_pb2_grpc
@@ -26,16 +26,6 @@ from registry.deployment import Arm, Role, Shadow
 VIEWER_TOKEN = "viewer-token-for-the-console"
 FEATURES = 8
 SIZES = (FEATURES, 16, 3)
-
-POLICY = """
-[canary]
-steps = [20, 50]
-interval_s = 0.2
-min_requests = 1000000  # never met: the canary holds at its first step for the whole test
-
-[gates]
-max_p99_ratio = false  # loopback latency on a loaded box is noise, not evidence
-"""
 
 
 def _register(registry, version_seed: int, reference: np.ndarray | None, **kw: Any) -> str:
@@ -82,7 +72,8 @@ def story(registry, make_gateway):
         governor_interval_s=0.05,
     )
     stub = governor_pb2_grpc.GovernorServiceStub(gw.channel())
-    stub.SetPolicy(gpb.SetPolicyRequest(model="credit", toml=POLICY), metadata=admin_metadata())
+    policy = gpb.SetPolicyRequest(model="credit", toml=HOLDING_POLICY)
+    stub.SetPolicy(policy, metadata=admin_metadata())
     shifted = rng.standard_normal((600, FEATURES))
     shifted[:, 0] += 4.0  # the champion's first feature drifts
     _send(gw, shifted, version="1")

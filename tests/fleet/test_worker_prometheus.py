@@ -25,7 +25,7 @@ import pytest
 from fleettools import ENV, free_port
 from monitoring.monitoring_support import infer_request, register_with_reference
 from monitoring.prometheus_support import binary, query, running_prometheus, wait_for_series
-from shared import dashboard_queries, wait_for
+from shared import HOLDING_POLICY, dashboard_queries, wait_for
 
 from gateway._proto import governor_pb2 as gpb
 from gateway._proto import governor_pb2_grpc
@@ -37,15 +37,6 @@ from registry.deployment import Arm, Role, Shadow
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 
 FEATURES = 8
-POLICY = """
-[canary]
-steps = [20, 50]
-interval_s = 0.2
-min_requests = 1000000  # the canary holds at its first step: decisions without moves
-
-[gates]
-max_p99_ratio = false
-"""
 
 
 def _call(target: str, request: object) -> None:
@@ -64,7 +55,7 @@ def _register(url: str, root: Path) -> None:
         registry.register_version("m", modelzoo.mlp((FEATURES, 16, 2), seed=1, bias_shift=1.0))
         arms = [Arm("1", Role.CHAMPION, 80), Arm("2", Role.CANARY, 20)]
         registry.set_deployment("m", arms, [Shadow("3", 1.0)], actor="t", reason="story")
-        registry.governor.set_policy("m", POLICY, actor="t")
+        registry.governor.set_policy("m", HOLDING_POLICY, actor="t")
     finally:
         registry.close()
 

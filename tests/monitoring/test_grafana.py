@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from monitoring_support import infer_request, register_with_reference
 from prometheus_support import binary, running_prometheus, wait_for_series
-from shared import admin_metadata, dashboard_queries
+from shared import HOLDING_POLICY, admin_metadata, dashboard_queries
 
 from gateway._proto import admin_pb2 as apb
 from gateway._proto import governor_pb2 as gpb
@@ -31,15 +31,6 @@ pytestmark = pytest.mark.prometheus
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "onnxgate.json"
 FEATURES = 8
-POLICY = """
-[canary]
-steps = [20, 50]
-interval_s = 0.2
-min_requests = 1000000  # the canary holds at its first step: decisions without moves
-
-[gates]
-max_p99_ratio = false
-"""
 
 
 def _expressions() -> list[tuple[str, str]]:
@@ -80,7 +71,8 @@ def _story(registry, make_gateway):
         timeout=30,
     )
     governor = governor_pb2_grpc.GovernorServiceStub(gw.channel())
-    governor.SetPolicy(gpb.SetPolicyRequest(model="m", toml=POLICY), metadata=admin_metadata())
+    policy = gpb.SetPolicyRequest(model="m", toml=HOLDING_POLICY)
+    governor.SetPolicy(policy, metadata=admin_metadata())
     return gw, governor, rng
 
 
