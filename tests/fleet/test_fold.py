@@ -105,6 +105,14 @@ def test_a_member_resumed_after_its_rows_were_folded_counts_nothing_twice(
     node.publish_once()
     assert _total(registry) == 17
     assert {FOLDED, node.process, other.process} == _processes(registry)
+    # Paused and folded a second time: the new baseline is both folds together.
+    second = node.process
+    _fold_until_gone(registry, [other], LEASE_S, second)
+    assert _total(registry) == 17
+    _serve(metrics, 4)
+    node.publish_once()
+    assert node.process not in (old, second)
+    assert _total(registry) == 21
 
 
 def test_the_fold_limit_is_far_beyond_a_lease() -> None:

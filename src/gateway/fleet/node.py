@@ -263,7 +263,10 @@ class FleetNode:
         old = self.process
         self.process = f"{old.rsplit(':', 1)[0]}:{uuid.uuid4().hex[:8]}"
         for key, payload in self._published.items():
-            self._baseline[key] = decode(payload).merged(self._baseline.get(key, Evidence()))
+            # The baseline grows by what this name published (summed, not overlaid: a
+            # process folded twice must subtract both folds).
+            base = self._baseline.get(key, Evidence())
+            self._baseline[key] = merge([(base, True), (decode(payload), True)])
         self._published.clear()
         log.warning("fleet: %s was silent too long and its rows were folded; publishing as %s",
                     old, self.process)  # fmt: skip
