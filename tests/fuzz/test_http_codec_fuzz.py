@@ -130,6 +130,7 @@ numbers = st.one_of(
 
 @given(bodies(), st.lists(numbers, max_size=6))
 @example((BIG_INTEGER_BODY, None), [])
+@example((BIG_INTEGER_BODY, None), [0.0, -(2**70), 1])  # a float tensor, a small parameter
 @example((b'{"inputs":[{"name":"x","datatype":"FP32","shape":[0],"data":[]}]}', None), [2**64])
 def test_the_fast_reading_equals_the_standard_one(body: tuple[bytes, str | None], extra):
     """orjson first (codec.decode_infer) reads and refuses every body as ``json`` alone
@@ -137,7 +138,7 @@ def test_the_fast_reading_equals_the_standard_one(body: tuple[bytes, str | None]
     content, header = body
     for datatype in ("FP32", "INT64", "UINT64"):
         tensor = {"name": "x", "datatype": datatype, "shape": [len(extra)], "data": extra}
-        doc = {"inputs": [tensor], "parameters": {"p": extra[0] if extra else 0}}
+        doc = {"inputs": [tensor], "parameters": {"p": extra[-1] if len(extra) > 1 else 0}}
         for raw, length in ((content, header), (json.dumps(doc).encode(), None)):
             fast = _outcome(lambda: codec.decode_infer("m", "", raw, length))  # noqa: B023
             slow = _outcome(lambda: codec._decode_infer("m", "", raw, length, json.loads))  # noqa: B023
