@@ -114,7 +114,8 @@ _BEYOND_64_BITS = 2.0**63
 def _beyond_64_bits(arr: npt.NDArray[Any]) -> bool:
     """Whether a float tensor read from JSON holds a value orjson may have made of a long
     integer (one vectorised pass; the rare hit is decoded again by ``json``)."""
-    return arr.dtype.kind == "f" and arr.size > 0 and bool(np.abs(arr).max() >= _BEYOND_64_BITS)
+    # NOTE: the maximum compared as a Python float: 2**63 cast to FP16 would overflow.
+    return arr.dtype.kind == "f" and arr.size > 0 and float(np.abs(arr).max()) >= _BEYOND_64_BITS
 
 
 def _split_body(
