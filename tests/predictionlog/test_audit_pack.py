@@ -158,3 +158,18 @@ def test_the_index_is_a_function_of_the_evidence() -> None:
     broken = build_parts(_evidence(chain_problems=["seq 3: hash mismatch"]))
     report = json.loads(next(p for p in broken if p.path == "verification.json").data)
     assert not report["ok"]
+
+
+def test_the_segments_part_lists_every_chained_log_action() -> None:
+    """Closes, erasures and retention removals all chain log files: the pack lists each, and
+    the spelled names are the ones the log writes."""
+    from gateway.auditpack.parts import LOG_ACTIONS, _segments
+    from gateway.predictionlog.chain import ACTION, ERASURE
+    from gateway.predictionlog.retention import RETENTION
+
+    assert {ACTION, ERASURE, RETENTION} == LOG_ACTIONS
+    events = [
+        {"seq": i, "at": "t", "action": a, "after": {"path": f"p{i}"}, "hash": "h"}
+        for i, a in enumerate([ACTION, ERASURE, RETENTION, "deployment.set"])
+    ]
+    assert [s["action"] for s in _segments(events)] == [ACTION, ERASURE, RETENTION]

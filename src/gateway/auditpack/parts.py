@@ -145,12 +145,18 @@ def _drift(ev: Evidence, decisions: Sequence[Mapping[str, Any]]) -> dict[str, An
     }
 
 
+# The audit actions that chain prediction-log files (gateway.predictionlog.chain.ACTION and
+# ERASURE, gateway.predictionlog.retention.RETENTION), spelled here so that building a pack
+# imports no Parquet library.
+LOG_ACTIONS = frozenset({"log.segment", "log.erasure", "log.retention"})
+
+
 def _segments(events: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return [
         {"seq": e["seq"], "at": e["at"], "action": e["action"], **dict(e["after"] or {}),
          "hash": e["hash"]}
         for e in events
-        if e["action"] in ("log.segment", "log.erasure")
+        if e["action"] in LOG_ACTIONS
     ]  # fmt: skip
 
 
@@ -202,7 +208,8 @@ def build_parts(ev: Evidence) -> list[Part]:
              "decision and drift events: the post-market monitoring record.", None),
         Part("prediction-log-segments.json", _json(segments), "Prediction-log segment digests",
              ("Art. 12", "Art. 19"), "The sha256 of every prediction-log file closed (or "
-             "rewritten by an erasure) in the period, as chained into the audit log.",
+             "rewritten by an erasure, or removed by retention) in the period, as chained into "
+             "the audit log.",
              len(segments)),
         Part("audit-events.jsonl", _jsonl(ev.events), "Audit events (hash chain)",
              ("Art. 12", "Art. 19"), "The model's audit events in the period with prev_hash "
