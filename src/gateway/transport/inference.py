@@ -27,7 +27,7 @@ from gateway.transport.decoding import Decoder
 from gateway.transport.status import status_for
 from registry.signature import TensorSpec
 
-__all__ = ["InferenceServicer"]
+__all__ = ["InferenceServicer", "answer", "metadata_value"]
 
 Context = grpc.aio.ServicerContext[Any, Any]
 EXTENSIONS = ("model_configuration", "statistics")
@@ -127,7 +127,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         trace = (
             None
             if tracing is None
-            else tracing.begin("grpc", received, lambda name: _metadata_value(context, name))
+            else tracing.begin("grpc", received, lambda name: metadata_value(context, name))
         )
         caller.set(("grpc", principal.get()))  # this call's own task: no reset needed
         try:
@@ -135,7 +135,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 self._plane,
                 self._decoder,
                 request,
-                lambda name: _metadata_value(context, name),
+                lambda name: metadata_value(context, name),
                 oip.deadline(context.time_remaining()),
                 received=received,
                 trace=trace,
@@ -188,7 +188,8 @@ async def answer(
     )
 
 
-def _metadata_value(context: Context, name: str) -> str | None:
+def metadata_value(context: Context, name: str) -> str | None:
+    """The call's metadata value for ``name`` (the first), or None."""
     for key, value in context.invocation_metadata() or ():
         if key == name:
             return value.decode() if isinstance(value, bytes) else value

@@ -42,7 +42,7 @@ from gateway.serving.dataplane import DataPlane
 from gateway.transport import oip
 from gateway.transport.auth import principal
 from gateway.transport.decoding import Decoder
-from gateway.transport.inference import answer
+from gateway.transport.inference import answer, metadata_value
 from gateway.transport.status import INTERNAL_MESSAGE, status_for
 
 __all__ = ["STREAM_WINDOW", "StreamInference"]
@@ -55,13 +55,6 @@ STREAM_WINDOW = 64
 """Requests of one stream in flight at once (read, not yet answered)."""
 
 DRAINING_MESSAGE = "gateway is shutting down; reconnect the stream to another replica"
-
-
-def _metadata_key(context: Context) -> str | None:
-    for name, value in context.invocation_metadata() or ():
-        if name == oip.ROUTING_KEY_HEADER:
-            return value.decode() if isinstance(value, bytes) else value
-    return None
 
 
 class _Stream:
@@ -85,7 +78,7 @@ class _Stream:
         # one batch finish together).
         self.outbox: deque[pb.ModelStreamInferResponse] = deque()
         self.writing = False
-        self.key = _metadata_key(context)
+        self.key = metadata_value(context, oip.ROUTING_KEY_HEADER)
         remaining = context.time_remaining()
         self.deadline = None if remaining is None else time.monotonic() + remaining
 
