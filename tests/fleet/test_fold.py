@@ -21,6 +21,7 @@ from gateway.governor.evidence import Evidence
 from gateway.governor.feedback import FeedbackStore
 from gateway.governor.sources import MetricsEvidence
 from gateway.metrics import GatewayMetrics
+from gateway.settings import Settings
 from registry import FOLDED, Registry
 
 LEASE_S = 0.2
@@ -116,5 +117,9 @@ def test_a_member_resumed_after_its_rows_were_folded_counts_nothing_twice(
 
 
 def test_the_fold_limit_is_far_beyond_a_lease() -> None:
-    assert FOLD_AFTER_LEASES * 10.0 >= 300  # at the default 10 s lease: five minutes silent
+    # At the default lease a member is folded only after five minutes of silence.
+    assert FOLD_AFTER_LEASES * Settings.fleet_lease_s >= 300
+
+
+def test_folding_nothing_is_no_evidence() -> None:
     assert decode(fold([])) == Evidence()

@@ -13,13 +13,12 @@ import contextlib
 import json
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
 from monitoring_support import infer_request, register_with_reference
 from prometheus_support import binary, running_prometheus, wait_for_series
-from shared import HOLDING_POLICY, admin_metadata, dashboard_queries
+from shared import GRAFANA_DASHBOARD, HOLDING_POLICY, admin_metadata, dashboard_queries
 
 from gateway._proto import admin_pb2 as apb
 from gateway._proto import governor_pb2 as gpb
@@ -29,7 +28,6 @@ from registry.deployment import Role
 
 pytestmark = pytest.mark.prometheus
 
-DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "onnxgate.json"
 FEATURES = 8
 
 
@@ -40,7 +38,7 @@ def _expressions() -> list[tuple[str, str]]:
 
 
 def test_dashboard_is_valid_grafana_json() -> None:
-    doc = json.loads(DASHBOARD.read_text())
+    doc = json.loads(GRAFANA_DASHBOARD.read_text())
     assert doc["uid"] == "onnxgate" and doc["schemaVersion"] >= 36
     ids = [p["id"] for p in doc["panels"]]
     assert len(ids) == len(set(ids))
