@@ -126,6 +126,10 @@ def test_postgres_stops_and_returns(cluster, tmp_path, caplog):
             assert "registry database is unavailable" in (info.value.details() or "")
             with pytest.raises(RegistryUnavailable):
                 reg.register_version("other", modelzoo.identity("FP32"), actor="test")
+            # The fleet's publisher may be mid-attempt when the database stops: wait for its
+            # failure before the database returns (else an outage shorter than one attempt
+            # leaves nothing to report "works again" about).
+            assert wait_for(lambda: _lines(caplog, "fleet: publishing failed"), timeout=30)
 
             cluster.resume()
             assert wait_for(lambda: _health(gw, REGISTRY_HEALTH) == SERVING)
